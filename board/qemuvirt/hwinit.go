@@ -1,0 +1,212 @@
+//go:build tamago
+
+package qemuvirt
+
+import (
+	"runtime/goos"
+	"unsafe"
+
+	"github.com/bulkhead-hv/bulkhead/board/fdt"
+	"github.com/bulkhead-hv/bulkhead/cpu"
+	"github.com/bulkhead-hv/bulkhead/mmu"
+)
+
+// Runtime memory, read by cpuinit before any Go code runs.
+var (
+	//go:linkname ramStart runtime/goos.RamStart
+	ramStart uint = RAMBase
+	//go:linkname ramSize runtime/goos.RamSize
+	ramSize uint = HypRAMSize
+	//go:linkname ramStackOffset runtime/goos.RamStackOffset
+	ramStackOffset uint = StackOffset
+)
+
+var (
+	bootX0      uint64 // x0 at entry
+	bootCounter uint64 // CNTPCT_EL0 at entry
+
+	// The EL2 stage 1 tables and the pool they come from.
+	hypTables mmu.Tables
+	pool      tablePool
+
+	machine *Machine
+	bootErr error
+)
+
+func imageSymbols() (text, etext, noptrdata, end uint64)
+
+// Image returns where the linker placed the hypervisor's sections.
+func CurrentImage() Image {
+	text, etext, noptrdata, end := imageSymbols()
+	return Image{Text: text, EText: etext, NoPtrData: noptrdata, End: end}
+}
+
+// hwinit0 runs before the Go heap exists: it must not allocate. With the
+// MMU off every data access is Device-nGnRnE, which faults on unaligned
+// access, so the MMU goes on here, as early as possible.
+//
+//go:linkname hwinit0 runtime/goos.Hwinit0
+func hwinit0() {
+	goos.Exit = exit
+	timerFreq = cpu.ReadCNTFRQ()
+	pool.init()
+
+	parange := cpu.ReadIDAA64MMFR0() & 0xf
+	if parange > 5 {
+		parange = 5 // 52-bit output needs FEAT_LPA2 descriptors
+	}
+	bits := [...]int{32, 36, 40, 42, 44, 48}[parange]
+	if err := hypTables.Init(&pool, bits); err != nil {
+		earlyFatal(err)
+	}
+	if err := MapHypervisor(&hypTables, CurrentImage()); err != nil {
+		earlyFatal(err)
+	}
+	if !cpu.InstallVectors(RAMBase + HypRAMSize) {
+		earlyFatal(errVectorAlign)
+	}
+	cpu.EnableMMU(mmu.MAIR, mmu.TCREL2(bits, parange), hypTables.Root())
+}
+
+// earlyFatal stops a boot that cannot build its own memory map: a build
+// defect that host tests of the layout exist to catch. No console is known
+// yet, so the message waits in the early buffer and the machine powers off.
+func earlyFatal(err error) {
+	// LayoutError.Error concatenates, which needs the heap; its text does not.
+	msg := ""
+	if le, ok := err.(*LayoutError); ok {
+		msg = le.What
+	} else {
+		msg = err.Error() // the mmu package's errors are static strings
+	}
+	print("bulkhead: fatal: building the EL2 map: ", msg, "\n")
+	exit(3)
+}
+
+var errVectorAlign = &LayoutError{"exception vector table is not 2 KiB aligned"}
+
+// hwinit1 runs once the heap works: it reads the device tree, maps the
+// devices it names and starts the console.
+//
+//go:linkname hwinit1 runtime/goos.Hwinit1
+func hwinit1() {
+	blob, err := findDeviceTree()
+	if err == nil {
+		machine, err = ParseMachine(blob)
+	}
+	if err == nil {
+		err = checkMachine(machine)
+	}
+	if err != nil {
+		bootErr = err
+		// Without a usable tree there is no console to say so: fall back to
+		// the virt board's PL011 for this one report.
+		if machine == nil || machine.UART.Size == 0 {
+			machine = &Machine{UART: fdt.Range{Addr: fallbackUART, Size: mmu.PageSize}}
+		}
+	}
+	if err := MapDevice(&hypTables, machine.UART.Addr, machine.UART.Size); err != nil {
+		bootErr = err
+	}
+	cpu.InvalidateTLB()
+	startConsole(machine.UART.Addr)
+	if bootErr != nil {
+		return
+	}
+	for _, r := range append([]fdt.Range{machine.GICD}, machine.GICR...) {
+		if err := MapDevice(&hypTables, r.Addr, r.Size); err != nil {
+			bootErr = err
+			return
+		}
+	}
+	cpu.InvalidateTLB()
+	semihosting = BootArgs(machine.Bootargs)["exit"] == "semihosting"
+}
+
+// fallbackUART is QEMU virt's PL011, used only to report a device tree
+// that names no console.
+const fallbackUART = 0x09000000
+
+func findDeviceTree() ([]byte, error) {
+	for _, addr := range []uint64{bootX0, RAMBase} {
+		if addr < RAMBase || addr+64 > TextBase || addr%8 != 0 {
+			continue
+		}
+		hdr := unsafe.Slice((*byte)(unsafe.Pointer(uintptr(addr))), 64)
+		h, err := fdt.ReadHeader(hdr)
+		if err != nil && h.Magic != fdt.Magic {
+			continue
+		}
+		if addr+uint64(h.TotalSize) > TextBase {
+			return nil, &LayoutError{"device tree at " + hex(addr) + " extends into the hypervisor image"}
+		}
+		return unsafe.Slice((*byte)(unsafe.Pointer(uintptr(addr))), h.TotalSize), nil
+	}
+	return nil, fdt.ErrNotFDT
+}
+
+// checkMachine rejects a machine the hypervisor cannot run on.
+func checkMachine(m *Machine) error {
+	if !m.Contains(RAMBase, RAMBase+HypRAMSize) {
+		return &LayoutError{"the device tree's RAM does not contain the hypervisor's " + hex(RAMBase) + "+" + hex(HypRAMSize)}
+	}
+	if m.PSCI != "smc" {
+		return &LayoutError{"PSCI conduit is " + m.PSCI + ": at EL2 only smc reaches the firmware"}
+	}
+	return nil
+}
+
+// Boot returns the machine the device tree describes, or why it cannot be
+// used.
+func Boot() (*Machine, error) { return machine, bootErr }
+
+// BootCounter is CNTPCT_EL0 when the image started.
+func BootCounter() uint64 { return bootCounter }
+
+// DeviceTreeAddr is where the device tree was found.
+func HypTables() *mmu.Tables { return &hypTables }
+
+func hex(v uint64) string {
+	const digits = "0123456789abcdef"
+	var b [18]byte
+	b[0], b[1] = '0', 'x'
+	for i := 0; i < 16; i++ {
+		b[17-i] = digits[v&0xf]
+		v >>= 4
+	}
+	return string(b[:])
+}
+
+// tablePool hands out table pages from a fixed array in the image's bss,
+// which the loader zeroed. Pages are never returned: the EL2 map only grows.
+type tablePool struct{ next, end uint64 }
+
+const poolTables = 96
+
+var poolMem [(poolTables + 1) * mmu.PageSize]byte
+
+func (p *tablePool) init() {
+	base := uint64(uintptr(unsafe.Pointer(&poolMem[0])))
+	p.next = (base + mmu.PageSize - 1) &^ (mmu.PageSize - 1)
+	p.end = p.next + poolTables*mmu.PageSize
+}
+
+func (p *tablePool) AllocTable() (uint64, bool) {
+	if p.next >= p.end {
+		return 0, false
+	}
+	pa := p.next
+	p.next += mmu.PageSize
+	return pa, true
+}
+
+func (p *tablePool) Table(pa uint64) *[mmu.Entries]uint64 {
+	return (*[mmu.Entries]uint64)(unsafe.Pointer(uintptr(pa)))
+}
+
+// TablePages reports the pool's use: pages taken and capacity.
+func TablePages() (used, total int) {
+	base := uint64(uintptr(unsafe.Pointer(&poolMem[0])))
+	first := (base + mmu.PageSize - 1) &^ (mmu.PageSize - 1)
+	return int((pool.next - first) / mmu.PageSize), poolTables
+}

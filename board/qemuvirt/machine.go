@@ -1,0 +1,162 @@
+package qemuvirt
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/bulkhead-hv/bulkhead/board/fdt"
+)
+
+// Machine is what the device tree says about the hardware.
+type Machine struct {
+	Model    string
+	RAM      []fdt.Range // sorted by address
+	CPUs     []uint64    // MPIDR affinity of each CPU node, in tree order
+	UART     fdt.Range   // the PL011 that /chosen/stdout-path names
+	GICD     fdt.Range   // GICv3 distributor
+	GICR     []fdt.Range // GICv3 redistributor regions
+	PSCI     string      // PSCI conduit: "smc" or "hvc"
+	Bootargs string
+}
+
+// RAMSize is the total of all memory ranges.
+func (m *Machine) RAMSize() uint64 {
+	var s uint64
+	for _, r := range m.RAM {
+		s += r.Size
+	}
+	return s
+}
+
+// ParseMachine interprets a QEMU virt device tree. Errors name the node or
+// property at fault.
+func ParseMachine(blob []byte) (*Machine, error) {
+	t, err := fdt.Parse(blob)
+	if err != nil {
+		return nil, err
+	}
+	m := &Machine{}
+	m.Model, _ = t.Root.String("model")
+
+	for _, n := range t.Root.Children {
+		dt, _ := n.String("device_type")
+		if dt != "memory" {
+			continue
+		}
+		regs, err := n.Reg()
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range regs {
+			if r.Size != 0 {
+				m.RAM = append(m.RAM, r)
+			}
+		}
+	}
+	if len(m.RAM) == 0 {
+		return nil, fmt.Errorf("device tree: no memory node with a non-empty reg")
+	}
+	sort.Slice(m.RAM, func(i, j int) bool { return m.RAM[i].Addr < m.RAM[j].Addr })
+
+	cpus := t.Find("/cpus")
+	if cpus == nil {
+		return nil, fmt.Errorf("device tree: no /cpus node")
+	}
+	for _, c := range cpus.Children {
+		if dt, _ := c.String("device_type"); dt != "cpu" {
+			continue
+		}
+		regs, err := c.Reg()
+		if err != nil {
+			return nil, err
+		}
+		m.CPUs = append(m.CPUs, regs[0].Addr)
+	}
+	if len(m.CPUs) == 0 {
+		return nil, fmt.Errorf("device tree: /cpus lists no cpu node")
+	}
+
+	if m.UART, err = findUART(t); err != nil {
+		return nil, err
+	}
+
+	gics := t.FindCompatible("arm,gic-v3")
+	if len(gics) == 0 {
+		return nil, fmt.Errorf("device tree: no \"arm,gic-v3\" interrupt controller (boot QEMU with gic-version=3)")
+	}
+	regs, err := gics[0].Reg()
+	if err != nil {
+		return nil, err
+	}
+	nr := uint32(1)
+	if _, ok := gics[0].Prop("#redistributor-regions"); ok {
+		if nr, err = gics[0].U32("#redistributor-regions"); err != nil {
+			return nil, err
+		}
+	}
+	if nr == 0 || len(regs) < 1+int(nr) {
+		return nil, fmt.Errorf("device tree: %s: reg has %d ranges, want the distributor and %d redistributor region(s)",
+			gics[0].Path(), len(regs), nr)
+	}
+	m.GICD, m.GICR = regs[0], regs[1:1+nr]
+
+	psci := t.Find("/psci")
+	if psci == nil {
+		return nil, fmt.Errorf("device tree: no /psci node: cannot power off or start CPUs")
+	}
+	if m.PSCI, err = psci.String("method"); err != nil {
+		return nil, err
+	}
+	if m.PSCI != "smc" && m.PSCI != "hvc" {
+		return nil, fmt.Errorf("device tree: /psci: unknown method %q (want smc or hvc)", m.PSCI)
+	}
+
+	if chosen := t.Find("/chosen"); chosen != nil {
+		if _, ok := chosen.Prop("bootargs"); ok {
+			if m.Bootargs, err = chosen.String("bootargs"); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+// findUART resolves /chosen/stdout-path, falling back to the first PL011.
+func findUART(t *fdt.Tree) (fdt.Range, error) {
+	var n *fdt.Node
+	if chosen := t.Find("/chosen"); chosen != nil {
+		if path, err := chosen.String("stdout-path"); err == nil {
+			path, _, _ = strings.Cut(path, ":") // drop ":115200n8" options
+			if n = t.Find(path); n == nil {
+				return fdt.Range{}, fmt.Errorf("device tree: /chosen/stdout-path %q names no node", path)
+			}
+		}
+	}
+	if n == nil {
+		if l := t.FindCompatible("arm,pl011"); len(l) > 0 {
+			n = l[0]
+		}
+	}
+	if n == nil {
+		return fdt.Range{}, fmt.Errorf("device tree: no console: neither /chosen/stdout-path nor an \"arm,pl011\" node")
+	}
+	if !n.Compatible("arm,pl011") {
+		return fdt.Range{}, fmt.Errorf("device tree: console %s is not an \"arm,pl011\" UART", n.Path())
+	}
+	regs, err := n.Reg()
+	if err != nil {
+		return fdt.Range{}, err
+	}
+	return regs[0], nil
+}
+
+// Contains reports whether [start, end) lies inside one RAM range.
+func (m *Machine) Contains(start, end uint64) bool {
+	for _, r := range m.RAM {
+		if start >= r.Addr && end <= r.End() {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/bulkhead-hv/bulkhead/board/qemuvirt"
+	"github.com/bulkhead-hv/bulkhead/cpu"
+)
+
+func printBanner(w io.Writer, m *qemuvirt.Machine) {
+	id := cpu.IDRegs{
+		MIDR: cpu.ReadMIDR(), MPIDR: cpu.ReadMPIDR(),
+		PFR0: cpu.ReadIDAA64PFR0(), ISAR0: cpu.ReadIDAA64ISAR0(),
+		MMFR0: cpu.ReadIDAA64MMFR0(), MMFR1: cpu.ReadIDAA64MMFR1(),
+		CurrentEL: cpu.ReadCurrentEL(),
+	}
+	f := cpu.Decode(id)
+	freq := qemuvirt.TimerFrequency()
+
+	fmt.Fprintf(w, "\nBulkhead %s: EL2 hypervisor\n", version)
+	fmt.Fprintf(w, "CurrentEL: EL%d\n", f.EL)
+	fmt.Fprintf(w, "CPU: %s, %d CPU(s) in the device tree\n", cpu.MIDR(id.MIDR), len(m.CPUs))
+	fmt.Fprintf(w, "features: %s\n", f)
+	if !qemuvirt.HardwareEntropy() {
+		fmt.Fprintf(w, "WARNING: ********************************************************************\n")
+		fmt.Fprintf(w, "WARNING: no hardware entropy source (FEAT_RNG absent): random numbers come\n")
+		fmt.Fprintf(w, "WARNING: from timer jitter and are NOT fit for keys or secrets.\n")
+		fmt.Fprintf(w, "WARNING: ********************************************************************\n")
+	}
+	if m.Model != "" {
+		fmt.Fprintf(w, "machine: %s\n", m.Model)
+	}
+	fmt.Fprintf(w, "RAM: %d MiB", m.RAMSize()>>20)
+	for _, r := range m.RAM {
+		fmt.Fprintf(w, " %s", r)
+	}
+	fmt.Fprintf(w, "\n")
+	fmt.Fprintf(w, "devices: PL011 UART %s, GICv3 distributor %s, redistributors", m.UART, m.GICD)
+	for _, r := range m.GICR {
+		fmt.Fprintf(w, " %s", r)
+	}
+	fmt.Fprintf(w, ", PSCI via %s\n", m.PSCI)
+
+	fmt.Fprintf(w, "memory map (EL2 stage 1, identity):\n")
+	regs, err := qemuvirt.Layout(qemuvirt.CurrentImage())
+	if err != nil {
+		fmt.Fprintf(w, "  %v\n", err)
+	}
+	for _, r := range regs {
+		fmt.Fprintf(w, "  %s\n", r)
+	}
+	used, total := qemuvirt.TablePages()
+	fmt.Fprintf(w, "  page tables: %d of %d pages, root at %#x\n", used, total, qemuvirt.HypTables().Root())
+	fmt.Fprintf(w, "  RAM outside %#x-%#x is not the hypervisor's and is not mapped\n",
+		uint64(qemuvirt.RAMBase), uint64(qemuvirt.RAMBase+qemuvirt.HypRAMSize))
+
+	now := cpu.ReadCNTPCT()
+	start := qemuvirt.BootCounter()
+	fmt.Fprintf(w, "boot time: %s since reset, %s since image entry (counter at %d Hz)\n",
+		ticks(now, freq), ticks(now-start, freq), freq)
+}
+
+func ticks(t, freq uint64) string {
+	if freq == 0 {
+		return "unknown"
+	}
+	us := t * 1000000 / freq
+	return fmt.Sprintf("%d.%03d ms", us/1000, us%1000)
+}

@@ -1,0 +1,62 @@
+//go:build crashtest
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"unsafe"
+)
+
+// Faults on purpose, so tests can check the crash report. Only images built
+// with the crashtest tag contain this.
+
+var sink uint64
+
+// nullAddr is a variable so the compiler cannot see the address is nil.
+var nullAddr uintptr
+
+//go:noinline
+func crashNullRead() {
+	sink = *(*uint64)(unsafe.Pointer(nullAddr))
+}
+
+//go:noinline
+func crashTextWrite() {
+	pc := textAddr()
+	*(*uint32)(unsafe.Pointer(pc)) = 0xd4200000 // brk #0
+}
+
+//go:noinline
+func crashRodataWrite() {
+	p := unsafe.StringData(rodataString)
+	*(*byte)(unsafe.Pointer(p)) = 'X'
+}
+
+const rodataString = "this string lives in read-only data"
+
+func textAddr() uintptr {
+	f := crashTextWrite
+	return **(**uintptr)(unsafe.Pointer(&f))
+}
+
+var crashTests = map[string]func(){
+	"null-read":    crashNullRead,
+	"text-write":   crashTextWrite,
+	"rodata-write": crashRodataWrite,
+	"brk":          func() { brk() },
+}
+
+func crashTest(name string) {
+	fn, ok := crashTests[name]
+	if !ok {
+		fmt.Printf("bulkhead: unknown crashtest %q\n", name)
+		os.Exit(2)
+	}
+	fmt.Printf("bulkhead: crashtest %s\n", name)
+	fn()
+	fmt.Printf("bulkhead: crashtest %s did not fault\n", name)
+	os.Exit(2)
+}
+
+func brk()

@@ -1,0 +1,8 @@
+//go:build crashtest
+
+#include "textflag.h"
+
+// func brk()
+TEXT ·brk(SB),NOSPLIT,$0-0
+	WORD	$0xd4200000	// brk #0
+	RET

@@ -1,0 +1,60 @@
+// Command hyp is Bulkhead's EL2 kernel for QEMU's virt machine.
+//
+// Build it with `make` and boot it with `make run`. The kernel stays at EL2
+// for its whole life; it learns the machine from the device tree QEMU
+// passes and reports any exception it cannot handle, then powers off.
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/bulkhead-hv/bulkhead/board/qemuvirt"
+	_ "github.com/bulkhead-hv/bulkhead/hyp/crash"
+)
+
+// version is set by the Makefile from git describe.
+var version = "unknown"
+
+// Boot arguments the kernel understands, with what they do.
+var knownArgs = map[string]string{
+	"exit":      "exit=semihosting: end QEMU with the kernel's exit status (needs -semihosting-config enable=on)",
+	"crashtest": "crashtest=NAME: fault on purpose after the banner (images built with the crashtest tag only)",
+}
+
+func main() {
+	m, err := qemuvirt.Boot()
+	if err != nil {
+		fmt.Printf("bulkhead: cannot boot: %v\n", err)
+		os.Exit(1)
+	}
+	printBanner(os.Stdout, m)
+
+	args := qemuvirt.BootArgs(m.Bootargs)
+	keys := make([]string, 0, len(args))
+	for k := range args {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if _, ok := knownArgs[k]; !ok {
+			fmt.Printf("bulkhead: warning: ignoring unknown boot argument %q (known: %s)\n", k, strings.Join(sortedKeys(knownArgs), ", "))
+		}
+	}
+	if name, ok := args["crashtest"]; ok {
+		crashTest(name)
+	}
+
+	fmt.Println("bulkhead: no guests to run yet; powering off")
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,120 @@
+package cpu
+
+import "fmt"
+
+// SysReg identifies a system register by its MRS/MSR encoding
+// (Arm ARM C5.3, "A64 System instructions for system register access").
+type SysReg struct {
+	Op0, Op1, CRn, CRm, Op2 uint8
+}
+
+// String returns the architectural name when known, else the generic
+// S<op0>_<op1>_C<n>_C<m>_<op2> form that assemblers accept.
+func (r SysReg) String() string {
+	if n, ok := sysRegNames[r]; ok {
+		return n
+	}
+	return fmt.Sprintf("S%d_%d_C%d_C%d_%d", r.Op0, r.Op1, r.CRn, r.CRm, r.Op2)
+}
+
+// Encode returns the MRS (read) or MSR (write) instruction word for the
+// register with Xt as the transfer register.
+func (r SysReg) Encode(write bool, xt uint8) uint32 {
+	base := uint32(0xd5300000) // MRS
+	if write {
+		base = 0xd5100000 // MSR (register)
+	}
+	return base | uint32(r.Op0&1)<<19 | uint32(r.Op1&7)<<16 |
+		uint32(r.CRn&15)<<12 | uint32(r.CRm&15)<<8 | uint32(r.Op2&7)<<5 | uint32(xt&31)
+}
+
+// DecodeSysRegAccess splits an MRS/MSR (register) instruction word. ok is
+// false when the word is neither.
+func DecodeSysRegAccess(insn uint32) (r SysReg, write bool, xt uint8, ok bool) {
+	switch insn & 0xfff00000 {
+	case 0xd5300000:
+	case 0xd5100000:
+		write = true
+	default:
+		return SysReg{}, false, 0, false
+	}
+	r = SysReg{
+		Op0: uint8(2 + (insn>>19)&1),
+		Op1: uint8((insn >> 16) & 7),
+		CRn: uint8((insn >> 12) & 15),
+		CRm: uint8((insn >> 8) & 15),
+		Op2: uint8((insn >> 5) & 7),
+	}
+	return r, write, uint8(insn & 31), true
+}
+
+// LookupSysReg finds a register by its architectural name (case-insensitive
+// for the suffix letters, as assemblers accept both).
+func LookupSysReg(name string) (SysReg, bool) {
+	for r, n := range sysRegNames {
+		if equalFold(n, name) {
+			return r, true
+		}
+	}
+	return SysReg{}, false
+}
+
+func equalFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// The registers Bulkhead reads or writes, with the Arm ARM section that
+// defines each (DDI 0487, chapter D19 "AArch64 System Register Descriptions").
+var sysRegNames = map[SysReg]string{
+	{3, 0, 0, 0, 0}:   "MIDR_EL1",
+	{3, 0, 0, 0, 5}:   "MPIDR_EL1",
+	{3, 0, 0, 4, 0}:   "ID_AA64PFR0_EL1",
+	{3, 0, 0, 4, 1}:   "ID_AA64PFR1_EL1",
+	{3, 0, 0, 6, 0}:   "ID_AA64ISAR0_EL1",
+	{3, 0, 0, 6, 1}:   "ID_AA64ISAR1_EL1",
+	{3, 0, 0, 7, 0}:   "ID_AA64MMFR0_EL1",
+	{3, 0, 0, 7, 1}:   "ID_AA64MMFR1_EL1",
+	{3, 0, 0, 7, 2}:   "ID_AA64MMFR2_EL1",
+	{3, 0, 1, 0, 0}:   "SCTLR_EL1",
+	{3, 0, 4, 1, 0}:   "SP_EL0",
+	{3, 3, 2, 4, 0}:   "RNDR", // FEAT_RNG
+	{3, 3, 14, 0, 0}:  "CNTFRQ_EL0",
+	{3, 3, 14, 0, 1}:  "CNTPCT_EL0",
+	{3, 3, 14, 0, 2}:  "CNTVCT_EL0",
+	{3, 4, 1, 0, 0}:   "SCTLR_EL2",
+	{3, 4, 1, 1, 0}:   "HCR_EL2",
+	{3, 4, 1, 1, 1}:   "MDCR_EL2",
+	{3, 4, 1, 1, 2}:   "CPTR_EL2",
+	{3, 4, 1, 1, 3}:   "HSTR_EL2",
+	{3, 4, 2, 0, 0}:   "TTBR0_EL2",
+	{3, 4, 2, 0, 2}:   "TCR_EL2",
+	{3, 4, 2, 1, 0}:   "VTTBR_EL2",
+	{3, 4, 2, 1, 2}:   "VTCR_EL2",
+	{3, 4, 4, 0, 0}:   "SPSR_EL2",
+	{3, 4, 4, 0, 1}:   "ELR_EL2",
+	{3, 4, 4, 1, 0}:   "SP_EL1",
+	{3, 4, 5, 2, 0}:   "ESR_EL2",
+	{3, 4, 6, 0, 0}:   "FAR_EL2",
+	{3, 4, 6, 0, 4}:   "HPFAR_EL2",
+	{3, 4, 10, 2, 0}:  "MAIR_EL2",
+	{3, 4, 12, 0, 0}:  "VBAR_EL2",
+	{3, 4, 13, 0, 2}:  "TPIDR_EL2",
+	{3, 4, 14, 0, 3}:  "CNTVOFF_EL2",
+	{3, 4, 14, 1, 0}:  "CNTHCTL_EL2",
+	{3, 4, 12, 12, 5}: "ICC_SRE_EL2",
+}

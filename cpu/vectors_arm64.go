@@ -1,0 +1,55 @@
+//go:build tamago
+
+package cpu
+
+import "unsafe"
+
+var (
+	// excStackTop is loaded into SP_EL2 when a fault nests inside the
+	// handler, so that a corrupted handler stack cannot recurse forever.
+	excStackTop uint64
+	// nested is set on the first nested fault; a second one halts.
+	nested uint32
+
+	// FatalHandler reports an exception that EL2 cannot handle and stops
+	// the machine. It runs on the exception stack and must not return.
+	FatalHandler func(f *Frame)
+)
+
+// InstallVectors points VBAR_EL2 at Bulkhead's vector table. stackTop is the
+// top of the exception stack that cpuinit loaded into SP_EL2.
+//
+//go:nosplit
+func InstallVectors(stackTop uint64) bool {
+	excStackTop = stackTop
+	addr := vectorTableAddr()
+	// VBAR_EL2 bits [10:0] are RES0: the table must be 2 KiB aligned.
+	if addr&0x7ff != 0 {
+		return false
+	}
+	setVBAR(addr)
+	return true
+}
+
+// trap is called by vectors_arm64.s on the exception stack.
+func trap(f *Frame) {
+	if FatalHandler == nil {
+		print("bulkhead: exception ", VectorName(f.Vector), " ESR=", hex(f.ESR), " ELR=", hex(f.ELR), " before the handler was installed\n")
+		Halt()
+	}
+	FatalHandler(f)
+	Halt()
+}
+
+func hex(v uint64) string {
+	const digits = "0123456789abcdef"
+	var b [18]byte
+	b[0], b[1] = '0', 'x'
+	for i := 0; i < 16; i++ {
+		b[17-i] = digits[v&0xf]
+		v >>= 4
+	}
+	return string(b[:])
+}
+
+var _ = unsafe.Sizeof(Frame{}) // layout checked by TestFrameLayout

@@ -1,0 +1,130 @@
+//go:build tamago
+
+#include "textflag.h"
+
+// Frame offsets, mirrored by cpu.Frame.
+#define FRAME_SIZE 320
+#define FRAME_SP 248
+#define FRAME_ELR 256
+#define FRAME_SPSR 264
+#define FRAME_ESR 272
+#define FRAME_FAR 280
+#define FRAME_HPFAR 288
+#define FRAME_VECTOR 296
+
+// SP adjustments are encoded with WORD: the linker's nosplit stack check
+// would otherwise charge the exception stack to the interrupted Go stack.
+
+// Entry for exceptions taken while Go ran on SP_EL0, or from a lower EL: the
+// CPU has switched to SP_EL2, the dedicated exception stack, so a Go stack
+// overflow still gets a report.
+#define ENTRY(n) \
+	PCALIGN	$128 \
+	WORD	$0xd10503ff /* sub sp, sp, #FRAME_SIZE */ \
+	STP	(R0, R1), 0(RSP) \
+	MOVD	$n, R0 \
+	B	·excCommon(SB)
+
+// Entry for exceptions taken on SP_EL2, i.e. a fault inside the handler. It
+// restarts the exception stack from its top; a second such fault halts. Only
+// R18_PLATFORM, the platform register Go never uses, is clobbered.
+#define NESTED(n) \
+	PCALIGN	$128 \
+	MOVD	$·nested(SB), R18_PLATFORM \
+	MOVWU	(R18_PLATFORM), R18_PLATFORM \
+	CBNZ	R18_PLATFORM, vhalt \
+	MOVD	$·nested(SB), R18_PLATFORM \
+	MOVW	R18_PLATFORM, (R18_PLATFORM) \
+	MOVD	$·excStackTop(SB), R18_PLATFORM \
+	MOVD	(R18_PLATFORM), R18_PLATFORM \
+	MOVD	R18_PLATFORM, RSP \
+	WORD	$0xd10503ff /* sub sp, sp, #FRAME_SIZE */ \
+	STP	(R0, R1), 0(RSP) \
+	MOVD	$n, R0 \
+	B	·excCommon(SB)
+
+// The EL2 vector table (Arm ARM D1.10.2): 16 entries of 0x80 bytes, 2 KiB
+// aligned for VBAR_EL2.
+TEXT ·vectors(SB),NOSPLIT|NOFRAME,$0
+	PCALIGN	$2048
+	ENTRY(0)	// current EL, SP_EL0: synchronous
+	ENTRY(1)	// IRQ
+	ENTRY(2)	// FIQ
+	ENTRY(3)	// SError
+	NESTED(4)	// current EL, SP_EL2: synchronous
+	NESTED(5)	// IRQ
+	NESTED(6)	// FIQ
+	NESTED(7)	// SError
+	ENTRY(8)	// lower EL, AArch64: synchronous
+	ENTRY(9)	// IRQ
+	ENTRY(10)	// FIQ
+	ENTRY(11)	// SError
+	ENTRY(12)	// lower EL, AArch32: synchronous
+	ENTRY(13)	// IRQ
+	ENTRY(14)	// FIQ
+	ENTRY(15)	// SError
+vhalt:
+	MSR	$0xf, DAIFSet
+	WFI
+	B	vhalt
+
+// excCommon completes the frame and calls trap(frame) in Go.
+TEXT ·excCommon(SB),NOSPLIT|NOFRAME,$0
+	STP	(R2, R3), 16(RSP)
+	STP	(R4, R5), 32(RSP)
+	STP	(R6, R7), 48(RSP)
+	STP	(R8, R9), 64(RSP)
+	STP	(R10, R11), 80(RSP)
+	STP	(R12, R13), 96(RSP)
+	STP	(R14, R15), 112(RSP)
+	STP	(R16, R17), 128(RSP)
+	STP	(R18_PLATFORM, R19), 144(RSP)
+	STP	(R20, R21), 160(RSP)
+	STP	(R22, R23), 176(RSP)
+	STP	(R24, R25), 192(RSP)
+	STP	(R26, R27), 208(RSP)
+	STP	(g, R29), 224(RSP)
+	MOVD	R30, 240(RSP)
+	MOVD	R0, FRAME_VECTOR(RSP)
+
+	// The interrupted SP: SP_EL0 unless the fault nested on SP_EL2.
+	MRS	SP_EL0, R1
+	AND	$~3, R0, R2
+	CMP	$4, R2
+	BNE	sp_saved
+	ADD	$FRAME_SIZE, RSP, R1
+sp_saved:
+	MOVD	R1, FRAME_SP(RSP)
+
+	WORD	$0xd53c4021	// mrs x1, elr_el2
+	MOVD	R1, FRAME_ELR(RSP)
+	WORD	$0xd53c4001	// mrs x1, spsr_el2
+	MOVD	R1, FRAME_SPSR(RSP)
+	WORD	$0xd53c5201	// mrs x1, esr_el2
+	MOVD	R1, FRAME_ESR(RSP)
+	WORD	$0xd53c6001	// mrs x1, far_el2
+	MOVD	R1, FRAME_FAR(RSP)
+	WORD	$0xd53c6081	// mrs x1, hpfar_el2
+	MOVD	R1, FRAME_HPFAR(RSP)
+
+	// The handler runs on the interrupted goroutine's g but on a stack
+	// above every Go stack; clearing g.stackguard0 (offset 16, after
+	// g.stack) keeps a pending preemption request from sending it into
+	// morestack. The handler never returns to that goroutine.
+	MOVD	RSP, R1
+	CBZ	g, no_g
+	MOVD	ZR, 16(g)
+no_g:
+	// End frame-pointer and link-register chains for the unwinder.
+	MOVD	ZR, R29
+	MOVD	ZR, R30
+	WORD	$0xd10043ff	// sub sp, sp, #16
+	MOVD	R1, 8(RSP)
+	BL	·trap(SB)
+	B	·excHalt(SB)
+
+TEXT ·excHalt(SB),NOSPLIT|NOFRAME,$0
+	MSR	$0xf, DAIFSet
+halt:
+	WFI
+	B	halt
