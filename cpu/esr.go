@@ -195,7 +195,7 @@ func (e ESR) Access() (size int, reg int, ok bool) {
 
 // String is a one-line summary for reports.
 func (e ESR) String() string {
-	s := fmt.Sprintf("ESR %#010x EC %#04x (%s)", uint64(e), e.EC(), e.ClassName())
+	s := fmt.Sprintf("ESR  0x%08x EC 0x%02x (%s)", uint64(e), e.EC(), e.ClassName())
 	if e.IsAbort() {
 		name, lvl := e.FaultStatus()
 		if lvl >= 0 {

@@ -106,13 +106,13 @@ var armParts = map[uint16]string{
 func (m MIDR) String() string {
 	impl, ok := implementers[m.Implementer()]
 	if !ok {
-		impl = fmt.Sprintf("implementer %#02x", m.Implementer())
+		impl = fmt.Sprintf("implementer 0x%02x", m.Implementer())
 	}
-	part := fmt.Sprintf("part %#03x", m.PartNum())
+	part := fmt.Sprintf("part 0x%03x", m.PartNum())
 	if m.Implementer() == 0x41 {
 		if p, ok := armParts[m.PartNum()]; ok {
 			part = p
 		}
 	}
-	return fmt.Sprintf("%s %s r%dp%d (MIDR %#010x)", impl, part, m.Variant(), m.Revision(), uint64(m))
+	return fmt.Sprintf("%s %s r%dp%d (MIDR 0x%08x)", impl, part, m.Variant(), m.Revision(), uint64(m))
 }

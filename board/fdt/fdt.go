@@ -51,7 +51,7 @@ func ReadHeader(b []byte) (Header, error) {
 		SizeStrings: be.Uint32(b[32:]), SizeStruct: be.Uint32(b[36:]),
 	}
 	if h.Magic != Magic {
-		return h, fmt.Errorf("%w (found %#08x, want %#08x)", ErrNotFDT, h.Magic, uint32(Magic))
+		return h, fmt.Errorf("%w (found 0x%08x, want 0x%08x)", ErrNotFDT, h.Magic, uint32(Magic))
 	}
 	if h.TotalSize < headerSize || uint64(h.TotalSize) > uint64(len(b)) {
 		return h, fmt.Errorf("fdt: header totalsize %d does not fit the %d bytes available", h.TotalSize, len(b))

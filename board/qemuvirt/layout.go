@@ -62,7 +62,7 @@ func (r Region) String() string {
 	case r.Device:
 		kind = "device"
 	}
-	return fmt.Sprintf("%#012x-%#012x %-4s %-8s %s", r.Start, r.End, r.Perm, kind, r.Name)
+	return fmt.Sprintf("0x%012x-0x%012x %-4s %-8s %s", r.Start, r.End, r.Perm, kind, r.Name)
 }
 
 func pageUp(v uint64) uint64   { return (v + mmu.PageSize - 1) &^ (mmu.PageSize - 1) }

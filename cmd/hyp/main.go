@@ -1,3 +1,5 @@
+//go:build tamago
+
 // Command hyp is Bulkhead's EL2 kernel for QEMU's virt machine.
 //
 // Build it with `make` and boot it with `make run`. The kernel stays at EL2

@@ -1,4 +1,4 @@
-//go:build !crashtest
+//go:build tamago && !crashtest
 
 package main
 

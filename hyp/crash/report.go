@@ -45,31 +45,36 @@ func Write(w io.Writer, f *cpu.Frame, m Machine) {
 	if f.Synchronous() {
 		fmt.Fprintf(w, "%s\n", esr)
 	} else {
-		fmt.Fprintf(w, "ESR  %#010x (not a synchronous exception: the syndrome is not meaningful)\n", f.ESR)
+		fmt.Fprintf(w, "ESR  0x%08x (not a synchronous exception: the syndrome is not meaningful)\n", f.ESR)
 	}
 	far := "valid"
 	if !f.Synchronous() || !esr.FARValid() || !(esr.IsAbort() || esr.EC() == cpu.EC_PC_ALIGN || esr.EC() == cpu.EC_WATCHPT_CUR) {
 		far = "not valid for this exception"
 	}
-	fmt.Fprintf(w, "FAR  %#018x (%s)\n", f.FAR, far)
-	fmt.Fprintf(w, "ELR  %#018x %s\n", f.ELR, where(m, f.ELR))
-	fmt.Fprintf(w, "SPSR %#018x (%s, DAIF=%04b, NZCV=%04b)\n", f.SPSR, cpu.SPSRMode(f.SPSR), (f.SPSR>>6)&0xf, (f.SPSR>>28)&0xf)
+	fmt.Fprintf(w, "FAR  0x%016x (%s)\n", f.FAR, far)
+	fmt.Fprintf(w, "ELR  0x%016x %s\n", f.ELR, where(m, f.ELR))
+	fmt.Fprintf(w, "SPSR 0x%016x (%s, DAIF=%04b, NZCV=%04b)\n", f.SPSR, cpu.SPSRMode(f.SPSR), (f.SPSR>>6)&0xf, (f.SPSR>>28)&0xf)
 	if f.Vector >= 8 {
-		fmt.Fprintf(w, "HPFAR %#018x (IPA page %#x)\n", f.HPFAR, (f.HPFAR>>4)<<12)
+		fmt.Fprintf(w, "HPFAR 0x%016x (IPA page %#x)\n", f.HPFAR, (f.HPFAR>>4)<<12)
 	}
 	fmt.Fprintf(w, "instruction: %s\n", Disassemble(m, f.ELR))
 	fmt.Fprintf(w, "registers:\n")
 	for i := 0; i < 31; i += 2 {
 		if i == 30 {
-			fmt.Fprintf(w, "  x30 %#018x  sp  %#018x\n", f.X[30], f.SP)
+			fmt.Fprintf(w, "  x30 0x%016x  sp  0x%016x\n", f.X[30], f.SP)
 			break
 		}
-		fmt.Fprintf(w, "  x%-2d %#018x  x%-2d %#018x\n", i, f.X[i], i+1, f.X[i+1])
+		fmt.Fprintf(w, "  x%-2d 0x%016x  x%-2d 0x%016x\n", i, f.X[i], i+1, f.X[i+1])
 	}
-	fmt.Fprintf(w, "  lr  %s\n", where(m, f.X[30]))
+	fmt.Fprintf(w, "  lr  %s\n", where(m, f.X[30]-4))
 	fmt.Fprintf(w, "backtrace:\n")
 	for i, pc := range Backtrace(m, f, 32) {
-		fmt.Fprintf(w, "  #%-2d %#018x %s\n", i, pc, where(m, pc))
+		// Return addresses point after the call: name the call itself.
+		at := pc
+		if i > 0 {
+			at = pc - 4
+		}
+		fmt.Fprintf(w, "  #%-2d 0x%016x %s\n", i, pc, where(m, at))
 	}
 	fmt.Fprintf(w, "%s\n", End)
 }

@@ -1,0 +1,111 @@
+# Bulkhead: `make` builds the EL2 kernel, `make run` boots it in QEMU,
+# `make test` runs every test. `make help` lists the rest.
+
+GO            ?= go
+QEMU          ?= qemu-system-aarch64
+BUILD         := build
+HYP           := $(BUILD)/bulkhead-hyp.elf
+HYP_CRASHTEST := $(BUILD)/bulkhead-hyp-crashtest.elf
+TAMAGO_GO     := $(HOME)/.cache/tamago-go/tamago-go1.26.0/bin/go
+VERSION       := $(shell git describe --always --dirty --tags 2>/dev/null || echo unknown)
+
+# The image is linked above the 2 MiB window where QEMU places the device
+# tree (board/qemuvirt: TextBase); -R 0x1000 page-aligns each segment so
+# text, read-only data and data get their own permissions.
+TEXT_BASE := 0x40200000
+LDFLAGS   := -T $(TEXT_BASE) -R 0x1000 -X main.version=$(VERSION)
+TAGS      := linkcpuinit
+TAMAGO_ENV := GOOS=tamago GOARCH=arm64 GOOSPKG=github.com/usbarmory/tamago
+
+# QEMU virt with EL2 (virtualization=on) and a GICv3, as in the tests.
+# exit=semihosting lets QEMU exit with the kernel's status.
+MEM        ?= 1G
+SMP        ?= 1
+CPU        ?= max
+QEMU_FLAGS := -machine virt,virtualization=on,gic-version=3 -cpu $(CPU) -m $(MEM) -smp $(SMP) \
+              -nographic -monitor none -semihosting-config enable=on,target=native
+APPEND     ?= exit=semihosting
+
+.PHONY: all build images run debug test unit qemu-tests toolchain qemu clean help
+
+all: build
+
+help:
+	@echo "make            build the EL2 kernel ($(HYP))"
+	@echo "make run        boot it in QEMU on this terminal; it powers off by itself"
+	@echo "                (MEM=2G SMP=4 CPU=neoverse-n1 APPEND='...' change the machine;"
+	@echo "                 Ctrl-a x quits QEMU at any time)"
+	@echo "make debug      start QEMU halted with its gdb stub and print the gdb command"
+	@echo "make test       build everything and run every test: host unit tests and QEMU boots"
+	@echo "make clean      remove $(BUILD)/"
+
+build: $(HYP)
+images: $(HYP) $(HYP_CRASHTEST)
+
+# Go decides what to rebuild; make always asks it.
+$(HYP): toolchain FORCE
+	@mkdir -p $(BUILD)
+	$(TAMAGO_ENV) $(TAMAGO) build -tags $(TAGS) -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/hyp
+
+# A second image with faults on purpose, for the crash report tests.
+$(HYP_CRASHTEST): toolchain FORCE
+	@mkdir -p $(BUILD)
+	$(TAMAGO_ENV) $(TAMAGO) build -tags $(TAGS),crashtest -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/hyp
+
+FORCE:
+
+run: $(HYP) qemu
+	$(QEMU) $(QEMU_FLAGS) -append '$(APPEND)' -kernel $(HYP)
+
+debug: $(HYP) qemu
+	@echo "QEMU is halted at the first instruction. In another terminal:"
+	@echo "  gdb-multiarch $(abspath $(HYP)) -ex 'target remote :1234'"
+	@command -v gdb-multiarch >/dev/null || echo "  (gdb-multiarch is missing: apt-get install gdb-multiarch)"
+	@echo "Ctrl-a x quits QEMU."
+	$(QEMU) $(QEMU_FLAGS) -append '$(APPEND)' -kernel $(HYP) -S -gdb tcp::1234
+
+# Unit tests of the pure logic run on the host; the QEMU tests (in the same
+# `go test` run) boot the images built here.
+test: images qemu
+	BULKHEAD_IMAGES=$(abspath $(BUILD)) $(GO) test -count=1 ./...
+
+clean:
+	rm -rf $(BUILD)
+
+# --- set-up: the TamaGo toolchain and QEMU --------------------------------
+
+# `go tool tamago` is TamaGo's launcher: it runs tamago-go, which adds
+# GOOS=tamago, and installs it on first use. The host go rejects
+# GOOS=tamago before delegating, so the launcher binary runs directly.
+TAMAGO = $(shell $(GO) tool -n tamago 2>/dev/null)
+
+define TOOLCHAIN_HELP
+Cannot run the TamaGo compiler. Bulkhead is built with tamago-go 1.26.0, the
+Go toolchain with GOOS=tamago for bare metal; the `go tool tamago` launcher
+pinned in go.mod installs it into $(dir $(patsubst %/,%,$(dir $(TAMAGO_GO)))) on first use,
+which needs git and access to github.com/usbarmory/tamago-go. Install it by
+hand if this machine is offline: check out tag tamago-go1.26.0 of that
+repository into that folder and run ./make.bash in its src/ folder with
+GOROOT_BOOTSTRAP set to a Go 1.24 or newer. The launcher's output is in
+$(BUILD)/toolchain.log.
+endef
+export TOOLCHAIN_HELP
+
+toolchain:
+	@mkdir -p $(BUILD)
+	@if [ -z "$(TAMAGO)" ]; then \
+		echo "Cannot build the tamago launcher with '$(GO) tool -n tamago': is Go 1.26 installed and the module proxy reachable?"; \
+		exit 1; \
+	fi
+	@if [ ! -x "$(TAMAGO_GO)" ]; then echo "Installing tamago-go 1.26.0 (first build only)..."; fi
+	@$(TAMAGO_ENV) $(TAMAGO) version > $(BUILD)/toolchain.log 2>&1 || { echo "$$TOOLCHAIN_HELP"; exit 1; }
+
+qemu:
+	@if ! command -v $(QEMU) >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; \
+		elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO=sudo; \
+		else echo "$(QEMU) is missing. Install it with: sudo apt-get install qemu-system-arm"; exit 1; fi; \
+		echo "Installing Debian's qemu-system-arm..."; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq qemu-system-arm >/dev/null || \
+		{ echo "Installing qemu-system-arm failed. Install it with: sudo apt-get install qemu-system-arm"; exit 1; }; \
+	fi

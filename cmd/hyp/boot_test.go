@@ -1,0 +1,189 @@
+//go:build !tamago
+
+package main
+
+import (
+	"debug/elf"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/bulkhead-hv/bulkhead/board/qemuvirt"
+	"github.com/bulkhead-hv/bulkhead/internal/qemutest"
+	"github.com/bulkhead-hv/bulkhead/mmu"
+)
+
+func hypImage(t *testing.T) string {
+	return filepath.Join(qemutest.ImageDir(t), "bulkhead-hyp.elf")
+}
+
+func crashImage(t *testing.T) string {
+	return filepath.Join(qemutest.ImageDir(t), "bulkhead-hyp-crashtest.elf")
+}
+
+func TestBootBanner(t *testing.T) {
+	r := qemutest.Boot(t, qemutest.Machine{Image: hypImage(t)})
+	r.Contains(t,
+		"Bulkhead ", "CurrentEL: EL2\n",
+		"RAM: 1024 MiB [0x40000000-0x80000000)",
+		"1 CPU(s) in the device tree",
+		"PSCI via smc",
+		"bulkhead: no guests to run yet; powering off",
+		"bulkhead: exit status 0",
+	)
+	feat, ok := r.Line("features: ")
+	if !ok {
+		t.Fatalf("no features line")
+	}
+	for _, f := range []string{"VHE", "VMID16", "PA=", "RNG", "PAN", "GICv3-sysreg"} {
+		if !strings.Contains(feat, f) {
+			t.Errorf("features line %q does not report %s", feat, f)
+		}
+	}
+	if r.ExitCode != 0 {
+		t.Errorf("QEMU exit status %d, want 0", r.ExitCode)
+	}
+	// The memory map in the banner is W^X and leaves the guards unmapped.
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^  0x[0-9a-f]+-0x[0-9a-f]+ r-x  normal   text$`),
+		regexp.MustCompile(`(?m)^  0x[0-9a-f]+-0x[0-9a-f]+ r--  normal   read-only data$`),
+		regexp.MustCompile(`(?m)^  0x[0-9a-f]+-0x[0-9a-f]+ rw-  normal   data, bss$`),
+		regexp.MustCompile(`(?m)^  0x[0-9a-f]+-0x[0-9a-f]+ ---  unmapped guard$`),
+		regexp.MustCompile(`(?m)^  0x[0-9a-f]+-0x[0-9a-f]+ rw-  normal   exception stack$`),
+		regexp.MustCompile(`(?m)^boot time: \d+\.\d{3} ms since reset`),
+	} {
+		if !want.MatchString(r.Console) {
+			t.Errorf("console has no line matching %s", want)
+		}
+	}
+	if strings.Contains(r.Console, "rwx") {
+		t.Errorf("a region is writable and executable")
+	}
+}
+
+// Memory and CPU count come from the device tree, not from constants.
+func TestBootReadsDeviceTree(t *testing.T) {
+	r := qemutest.Boot(t, qemutest.Machine{Image: hypImage(t), Mem: "2G", SMP: 3})
+	r.Contains(t, "RAM: 2048 MiB [0x40000000-0xc0000000)", "3 CPU(s) in the device tree", "bulkhead: exit status 0")
+}
+
+// A CPU without FEAT_RNG boots, and says loudly that it has no entropy.
+func TestBootWithoutHardwareRNG(t *testing.T) {
+	r := qemutest.Boot(t, qemutest.Machine{Image: hypImage(t), CPU: "neoverse-n1"})
+	r.Contains(t, "Arm Neoverse N1", "RNG-", "WARNING: no hardware entropy source", "bulkhead: exit status 0")
+}
+
+func TestBootWarnsOfUnknownArgument(t *testing.T) {
+	r := qemutest.Boot(t, qemutest.Machine{Image: hypImage(t), Append: "frobnicate=1"})
+	r.Contains(t, `bulkhead: warning: ignoring unknown boot argument "frobnicate"`, "bulkhead: exit status 0")
+}
+
+// Without EL2 the kernel refuses to run and powers the machine off rather
+// than hang or fall back to EL1.
+func TestBootRefusesEL1(t *testing.T) {
+	r := qemutest.Boot(t, qemutest.Machine{Image: hypImage(t), NoEL2: true})
+	if r.TimedOut {
+		t.Fatalf("machine hung instead of powering off")
+	}
+	if strings.Contains(r.Console, "CurrentEL") {
+		t.Errorf("kernel ran at EL1")
+	}
+}
+
+// The production image does not contain the crash tests.
+func TestProductionImageIgnoresCrashTest(t *testing.T) {
+	r := qemutest.Boot(t, qemutest.Machine{Image: hypImage(t), Append: "crashtest=null-read"})
+	r.Contains(t, "crashtest=null-read ignored", "bulkhead: exit status 0")
+}
+
+func TestCrashReports(t *testing.T) {
+	for _, tc := range []struct {
+		name, fn string
+		want     []string
+	}{
+		{"null-read", "main.crashNullRead", []string{
+			"EC 0x25 (Data Abort taken without a change in Exception level): Translation fault",
+			", read", "FAR  0x0000000000000000 (valid)", "ldr x0, [x0]"}},
+		{"text-write", "main.crashTextWrite", []string{
+			"EC 0x25 (Data Abort taken without a change in Exception level): Permission fault, level 3, write"}},
+		{"rodata-write", "main.crashRodataWrite", []string{
+			"EC 0x25 (Data Abort taken without a change in Exception level): Permission fault, level 3, write", "strb"}},
+		{"brk", "main.brk", []string{"EC 0x3c (BRK in AArch64)", "brk #0x0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := qemutest.Boot(t, qemutest.Machine{Image: crashImage(t), Append: "crashtest=" + tc.name})
+			r.Contains(t, "*** BULKHEAD EL2 EXCEPTION ***", "*** END OF EXCEPTION REPORT ***",
+				"exception: Synchronous, current EL with SP_EL0", "bulkhead: exit status 70")
+			r.Contains(t, tc.want...)
+			elr, ok := r.Line("ELR  ")
+			if !ok || !strings.Contains(elr, " "+tc.fn+" at github.com/bulkhead-hv/bulkhead/cmd/hyp/crashtest") {
+				t.Errorf("ELR line %q does not name %s and its source file", elr, tc.fn)
+			}
+			for i := 0; i <= 29; i++ {
+				if !regexp.MustCompile(`\bx` + strconv.Itoa(i) + ` +0x[0-9a-f]{16}\b`).MatchString(r.Console) {
+					t.Errorf("report lacks register x%d", i)
+				}
+			}
+			if !strings.Contains(r.Console, "  #2 ") || !strings.Contains(r.Console, "main.main at") {
+				t.Errorf("backtrace does not reach main.main")
+			}
+			if r.ExitCode != 70 {
+				t.Errorf("QEMU exit status %d, want 70", r.ExitCode)
+			}
+		})
+	}
+}
+
+
+// Every section of the real image falls in a region whose permissions fit:
+// code only in text, writable data only in rw- regions.
+func TestImageSectionsFitTheMap(t *testing.T) {
+	for _, image := range []string{hypImage(t), crashImage(t)} {
+		f, err := elf.Open(image)
+		if err != nil {
+			t.Fatal(err)
+		}
+		syms, err := f.Symbols()
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := map[string]uint64{}
+		for _, s := range syms {
+			addr[s.Name] = s.Value
+		}
+		img := qemuvirt.Image{Text: addr["runtime.text"], EText: addr["runtime.etext"],
+			NoPtrData: addr["runtime.noptrdata"], End: addr["runtime.end"]}
+		regs, err := qemuvirt.Layout(img)
+		if err != nil {
+			t.Fatalf("%s: %v", image, err)
+		}
+		for _, s := range f.Sections {
+			if s.Flags&elf.SHF_ALLOC == 0 || s.Size == 0 {
+				continue
+			}
+			var reg *qemuvirt.Region
+			for i := range regs {
+				if s.Addr >= regs[i].Start && s.Addr+s.Size <= regs[i].End {
+					reg = &regs[i]
+				}
+			}
+			if reg == nil {
+				t.Errorf("%s: section %s [%#x,+%#x) is not inside one region", image, s.Name, s.Addr, s.Size)
+				continue
+			}
+			var need mmu.Perm = mmu.Read
+			if s.Flags&elf.SHF_WRITE != 0 {
+				need |= mmu.Write
+			}
+			if s.Flags&elf.SHF_EXECINSTR != 0 {
+				need |= mmu.Exec
+			}
+			if reg.Perm != need {
+				t.Errorf("%s: section %s needs %s but sits in %q (%s)", image, s.Name, need, reg.Name, reg.Perm)
+			}
+		}
+		f.Close()
+	}
+}

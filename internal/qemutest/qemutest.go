@@ -1,0 +1,219 @@
+// Package qemutest boots Bulkhead images in QEMU for integration tests: one
+// machine per test, a deadline on every boot, the console captured, and QEMU
+// killed when the test ends however it ends.
+package qemutest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Machine describes one QEMU boot.
+type Machine struct {
+	Image   string        // path of the ELF to boot
+	Mem     string        // -m, default 1G
+	SMP     int           // -smp, default 1
+	CPU     string        // -cpu, default max
+	Append  string        // kernel command line; "exit=semihosting" is always added
+	NoEL2   bool          // boot without virtualization=on (EL1 only)
+	Extra   []string      // more QEMU arguments
+	Timeout time.Duration // default 60s
+}
+
+// Result is what a boot printed and how QEMU ended.
+type Result struct {
+	Console  string // serial output, CR LF folded to LF
+	ExitCode int    // QEMU's exit status (the kernel's, through semihosting)
+	TimedOut bool
+}
+
+// Lines splits the console output.
+func (r *Result) Lines() []string { return strings.Split(r.Console, "\n") }
+
+// ImageDir is where `make images` put the kernels: $BULKHEAD_IMAGES, or
+// the repository's build/ after building them once per test binary.
+func ImageDir(t testing.TB) string {
+	t.Helper()
+	if d := os.Getenv("BULKHEAD_IMAGES"); d != "" {
+		return d
+	}
+	buildOnce.Do(func() {
+		root, err := repoRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		cmd := exec.Command("make", "--no-print-directory", "-C", root, "images")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("make images: %v\n%s", err, out)
+		}
+		buildDir = filepath.Join(root, "build")
+	})
+	if buildErr != nil {
+		t.Fatalf("building the images: %v", buildErr)
+	}
+	return buildDir
+}
+
+var (
+	buildOnce sync.Once
+	buildErr  error
+	buildDir  string
+)
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the test's directory")
+		}
+		dir = parent
+	}
+}
+
+// Args returns QEMU's command line for m.
+func (m Machine) Args() []string {
+	machine := "virt,virtualization=on,gic-version=3"
+	if m.NoEL2 {
+		machine = "virt,gic-version=3"
+	}
+	mem, cpu, smp := m.Mem, m.CPU, m.SMP
+	if mem == "" {
+		mem = "1G"
+	}
+	if cpu == "" {
+		cpu = "max"
+	}
+	if smp == 0 {
+		smp = 1
+	}
+	args := []string{
+		"-machine", machine, "-cpu", cpu, "-m", mem, "-smp", fmt.Sprint(smp),
+		"-nographic", "-monitor", "none",
+		"-semihosting-config", "enable=on,target=native",
+		"-kernel", m.Image,
+		"-append", strings.TrimSpace("exit=semihosting " + m.Append),
+	}
+	return append(args, m.Extra...)
+}
+
+// Boot runs the machine until QEMU exits or the deadline passes. QEMU is
+// killed with its process group when Boot returns, and again (harmlessly)
+// at cleanup, so no test leaves one behind; if the test fails, the last 50
+// console lines are logged.
+func Boot(t testing.TB, m Machine) *Result {
+	t.Helper()
+	if m.Timeout == 0 {
+		m.Timeout = 60 * time.Second
+	}
+	if _, err := os.Stat(m.Image); err != nil {
+		t.Fatalf("image: %v", err)
+	}
+	qemu, err := exec.LookPath("qemu-system-aarch64")
+	if err != nil {
+		t.Fatalf("qemu-system-aarch64 is not installed (make test installs it): %v", err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), m.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, qemu, m.Args()...)
+	// Own process group, killed whole; and SIGKILL if this test binary dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.Stdin = nil
+	var out lockedBuffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+
+	// Pdeathsig follows the thread that forks: keep it alive until QEMU ends.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting QEMU: %v", err)
+	}
+	pid := cmd.Process.Pid
+	t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
+
+	res := &Result{}
+	err = cmd.Wait()
+	res.Console = strings.ReplaceAll(out.String(), "\r\n", "\n")
+	if ctx.Err() == context.DeadlineExceeded {
+		res.TimedOut = true
+		res.ExitCode = -1
+	} else if ee, ok := err.(*exec.ExitError); ok {
+		res.ExitCode = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("QEMU: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			lines := res.Lines()
+			if len(lines) > 50 {
+				lines = lines[len(lines)-50:]
+			}
+			t.Logf("qemu-system-aarch64 %s\nlast %d console lines:\n%s", strings.Join(m.Args(), " "), len(lines), strings.Join(lines, "\n"))
+		}
+	})
+	if res.TimedOut {
+		t.Errorf("QEMU still running after %v: killed", m.Timeout)
+	}
+	return res
+}
+
+// Contains asserts that the console shows every string.
+func (r *Result) Contains(t testing.TB, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(r.Console, w) {
+			t.Errorf("console lacks %q", w)
+		}
+	}
+}
+
+// Line returns the first console line that starts with prefix.
+func (r *Result) Line(prefix string) (string, bool) {
+	sc := bufio.NewScanner(strings.NewReader(r.Console))
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), prefix) {
+			return sc.Text(), true
+		}
+	}
+	return "", false
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
