@@ -13,7 +13,7 @@ type Frame struct {
 	FAR    uint64     // FAR_EL2: faulting virtual address
 	HPFAR  uint64     // HPFAR_EL2: faulting IPA (stage 2 faults)
 	Vector uint64     // index of the vector entry taken, 0-15
-	_      uint64
+	_      [2]uint64
 }
 
 // FrameSize is the byte size of Frame, a multiple of 16 as SP requires.

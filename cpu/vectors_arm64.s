@@ -20,7 +20,7 @@
 // overflow still gets a report.
 #define ENTRY(n) \
 	PCALIGN	$128 \
-	WORD	$0xd10503ff /* sub sp, sp, #FRAME_SIZE */ \
+	WORD	$0xd10503ff /* sub sp, sp, #0x140 */ \
 	STP	(R0, R1), 0(RSP) \
 	MOVD	$n, R0 \
 	B	·excCommon(SB)
@@ -38,7 +38,7 @@
 	MOVD	$·excStackTop(SB), R18_PLATFORM \
 	MOVD	(R18_PLATFORM), R18_PLATFORM \
 	MOVD	R18_PLATFORM, RSP \
-	WORD	$0xd10503ff /* sub sp, sp, #FRAME_SIZE */ \
+	WORD	$0xd10503ff /* sub sp, sp, #0x140 */ \
 	STP	(R0, R1), 0(RSP) \
 	MOVD	$n, R0 \
 	B	·excCommon(SB)
@@ -118,7 +118,7 @@ no_g:
 	// End frame-pointer and link-register chains for the unwinder.
 	MOVD	ZR, R29
 	MOVD	ZR, R30
-	WORD	$0xd10043ff	// sub sp, sp, #16
+	WORD	$0xd10043ff	// sub sp, sp, #0x10
 	MOVD	R1, 8(RSP)
 	BL	·trap(SB)
 	B	·excHalt(SB)

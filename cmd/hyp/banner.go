@@ -8,6 +8,7 @@ import (
 
 	"github.com/bulkhead-hv/bulkhead/board/qemuvirt"
 	"github.com/bulkhead-hv/bulkhead/cpu"
+	"github.com/bulkhead-hv/bulkhead/gic"
 )
 
 func printBanner(w io.Writer, m *qemuvirt.Machine) {
@@ -43,6 +44,15 @@ func printBanner(w io.Writer, m *qemuvirt.Machine) {
 		fmt.Fprintf(w, " %s", r)
 	}
 	fmt.Fprintf(w, ", PSCI via %s\n", m.PSCI)
+	var gicr []gic.Region
+	for _, r := range m.GICR {
+		gicr = append(gicr, gic.Region{Addr: r.Addr, Size: r.Size})
+	}
+	if info, err := gic.Discover(qemuvirt.MMIO{}, m.GICD.Addr, gicr); err != nil {
+		fmt.Fprintf(w, "GIC: %v\n", err)
+	} else {
+		fmt.Fprintf(w, "GIC: %s\n", info)
+	}
 
 	fmt.Fprintf(w, "memory map (EL2 stage 1, identity):\n")
 	regs, err := qemuvirt.Layout(qemuvirt.CurrentImage())

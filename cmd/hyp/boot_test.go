@@ -30,6 +30,8 @@ func TestBootBanner(t *testing.T) {
 		"RAM: 1024 MiB [0x40000000-0x80000000)",
 		"1 CPU(s) in the device tree",
 		"PSCI via smc",
+		"GIC: GICv3, SPIs 32-",
+		"1 redistributor(s)",
 		"bulkhead: no guests to run yet; powering off",
 		"bulkhead: exit status 0",
 	)
@@ -66,7 +68,8 @@ func TestBootBanner(t *testing.T) {
 // Memory and CPU count come from the device tree, not from constants.
 func TestBootReadsDeviceTree(t *testing.T) {
 	r := qemutest.Boot(t, qemutest.Machine{Image: hypImage(t), Mem: "2G", SMP: 3})
-	r.Contains(t, "RAM: 2048 MiB [0x40000000-0xc0000000)", "3 CPU(s) in the device tree", "bulkhead: exit status 0")
+	r.Contains(t, "RAM: 2048 MiB [0x40000000-0xc0000000)", "3 CPU(s) in the device tree",
+		"3 redistributor(s)", "bulkhead: exit status 0")
 }
 
 // A CPU without FEAT_RNG boots, and says loudly that it has no entropy.

@@ -4,5 +4,5 @@
 
 // func brk()
 TEXT ·brk(SB),NOSPLIT,$0-0
-	WORD	$0xd4200000	// brk #0
+	WORD	$0xd4200000	// brk #0x0
 	RET
