@@ -64,7 +64,11 @@ TEXT ·vectors(SB),NOSPLIT|NOFRAME,$0
 	ENTRY(14)	// FIQ
 	ENTRY(15)	// SError
 vhalt:
+	// A fault while handling a fault inside the handler: nothing is left
+	// to report with. Power off so the machine does not hang.
 	MSR	$0xf, DAIFSet
+	MOVD	$0x84000008, R0	// PSCI SYSTEM_OFF
+	WORD	$0xd4000003	// smc #0x0
 	WFI
 	B	vhalt
 

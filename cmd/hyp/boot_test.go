@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-hv/bulkhead/board/qemuvirt"
 	"github.com/bulkhead-hv/bulkhead/internal/qemutest"
@@ -139,6 +140,28 @@ func TestCrashReports(t *testing.T) {
 	}
 }
 
+// A fault inside the exception handler is reported from the nested vector.
+func TestCrashInsideHandler(t *testing.T) {
+	r := qemutest.Boot(t, qemutest.Machine{Image: crashImage(t), Append: "crashtest=nested"})
+	r.Contains(t, "*** BULKHEAD EL2 EXCEPTION ***", "exception: Synchronous, current EL with SP_ELx",
+		"taken inside the exception handler", "Translation fault", "*** END OF EXCEPTION REPORT ***",
+		"bulkhead: exit status 70")
+	if r.ExitCode != 70 {
+		t.Errorf("QEMU exit status %d, want 70", r.ExitCode)
+	}
+}
+
+// A handler that keeps faulting ends in a power-off, not a hang.
+func TestDoubleFaultPowersOff(t *testing.T) {
+	r := qemutest.Boot(t, qemutest.Machine{Image: crashImage(t), Append: "crashtest=double-fault", Timeout: 30 * time.Second})
+	if r.TimedOut {
+		t.Fatalf("machine hung")
+	}
+	r.Contains(t, "bulkhead: crashtest double-fault")
+	if strings.Contains(r.Console, "END OF EXCEPTION REPORT") || strings.Contains(r.Console, "did not fault") {
+		t.Errorf("unexpected output after the double fault")
+	}
+}
 
 // Every section of the real image falls in a region whose permissions fit:
 // code only in text, writable data only in rw- regions.

@@ -4,6 +4,8 @@ package main
 
 import (
 	"fmt"
+
+	"github.com/bulkhead-hv/bulkhead/cpu"
 	"os"
 	"unsafe"
 )
@@ -45,6 +47,25 @@ var crashTests = map[string]func(){
 	"text-write":   crashTextWrite,
 	"rodata-write": crashRodataWrite,
 	"brk":          func() { brk() },
+	// The handler itself faults once: the nested vector must still
+	// produce a report.
+	"nested": func() {
+		report := cpu.FatalHandler
+		faulted := false
+		cpu.FatalHandler = func(f *cpu.Frame) {
+			if !faulted {
+				faulted = true
+				crashNullRead()
+			}
+			report(f)
+		}
+		crashNullRead()
+	},
+	// The handler always faults: the machine must power off, not hang.
+	"double-fault": func() {
+		cpu.FatalHandler = func(f *cpu.Frame) { crashNullRead() }
+		crashNullRead()
+	},
 }
 
 func crashTest(name string) {
