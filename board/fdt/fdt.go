@@ -145,11 +145,19 @@ func (t *Tree) parseReservations(b []byte) error {
 type parser struct {
 	s, strings []byte
 	off        uint32
+	tok        uint32 // offset of the token being decoded
 	base       uint32
 }
 
+// errorf reports a problem with the data at the read position.
 func (p *parser) errorf(format string, args ...any) error {
 	return fmt.Errorf("fdt: at offset %#x: %s", p.base+p.off, fmt.Sprintf(format, args...))
+}
+
+// tokenErrorf reports a problem with the token being decoded, at its own
+// offset rather than at the read position past it.
+func (p *parser) tokenErrorf(format string, args ...any) error {
+	return fmt.Errorf("fdt: at offset %#x: %s", p.base+p.tok, fmt.Sprintf(format, args...))
 }
 
 func (p *parser) u32() (uint32, error) {
@@ -181,6 +189,7 @@ func (p *parser) parse() (*Node, error) {
 	var root, cur *Node
 	depth := 0
 	for {
+		p.tok = p.off
 		tok, err := p.u32()
 		if err != nil {
 			return nil, err
@@ -194,10 +203,10 @@ func (p *parser) parse() (*Node, error) {
 			}
 			p.off = align4(next)
 			if depth == 0 && root != nil {
-				return nil, p.errorf("second root node %q", name)
+				return nil, p.tokenErrorf("second root node %q", name)
 			}
 			if depth++; depth > maxDepth {
-				return nil, p.errorf("nodes nested deeper than %d", maxDepth)
+				return nil, p.tokenErrorf("nodes nested deeper than %d", maxDepth)
 			}
 			n := &Node{Name: name, Parent: cur}
 			if cur == nil {
@@ -208,13 +217,13 @@ func (p *parser) parse() (*Node, error) {
 			cur = n
 		case tokenEndNode:
 			if cur == nil {
-				return nil, p.errorf("END_NODE without a matching BEGIN_NODE")
+				return nil, p.tokenErrorf("END_NODE without a matching BEGIN_NODE")
 			}
 			cur = cur.Parent
 			depth--
 		case tokenProp:
 			if cur == nil {
-				return nil, p.errorf("property outside any node")
+				return nil, p.tokenErrorf("property outside any node")
 			}
 			length, err := p.u32()
 			if err != nil {
@@ -235,14 +244,14 @@ func (p *parser) parse() (*Node, error) {
 			p.off = align4(p.off + length)
 		case tokenEnd:
 			if root == nil {
-				return nil, p.errorf("END before any node")
+				return nil, p.tokenErrorf("END before any node")
 			}
 			if cur != nil {
-				return nil, p.errorf("END inside node %q (missing END_NODE)", cur.Path())
+				return nil, p.tokenErrorf("END inside node %q (missing END_NODE)", cur.Path())
 			}
 			return root, nil
 		default:
-			return nil, p.errorf("unknown token %#x", tok)
+			return nil, p.tokenErrorf("unknown token %#x", tok)
 		}
 	}
 }

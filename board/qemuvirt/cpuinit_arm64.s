@@ -39,7 +39,7 @@ TEXT cpuinit(SB),NOSPLIT|NOFRAME,$0
 	MOVD	runtime∕goos·RamSize(SB), R2
 	ADD	R2, R1, R1
 	MOVD	R1, RSP
-	WORD	$0xd50040bf	// msr spsel, #0
+	WORD	$0xd50040bf	// msr spsel, #0x0
 	MOVD	runtime∕goos·RamStackOffset(SB), R2
 	SUB	R2, R1, R1
 	MOVD	R1, RSP
@@ -51,7 +51,7 @@ wrong_el:
 	// host sees the machine stop rather than hang; QEMU virt without
 	// virtualization=on implements PSCI over HVC at EL1.
 	MOVD	$0x84000008, R0	// PSCI SYSTEM_OFF
-	WORD	$0xd4000002	// hvc #0
+	WORD	$0xd4000002	// hvc #0x0
 	MSR	$0xf, DAIFSet
 halt:
 	WFI

@@ -150,6 +150,10 @@ func checkMachine(m *Machine) error {
 	if !m.Contains(RAMBase, RAMBase+HypRAMSize) {
 		return &LayoutError{"the device tree's RAM does not contain the hypervisor's " + hex(RAMBase) + "+" + hex(HypRAMSize)}
 	}
+	devices := append([]fdt.Range{m.UART, m.GICD}, m.GICR...)
+	if err := DevicesOutsideRAM(m, devices); err != nil {
+		return err
+	}
 	if m.PSCI != "smc" {
 		return &LayoutError{"PSCI conduit is " + m.PSCI + ": at EL2 only smc reaches the firmware"}
 	}

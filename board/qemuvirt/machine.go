@@ -160,3 +160,16 @@ func (m *Machine) Contains(start, end uint64) bool {
 	}
 	return false
 }
+
+// DevicesOutsideRAM rejects device ranges that overlap RAM: mapping one
+// there would turn a page of RAM (a guard page, say) into device memory.
+func DevicesOutsideRAM(m *Machine, devices []fdt.Range) error {
+	for _, d := range devices {
+		for _, r := range m.RAM {
+			if d.Addr < r.End() && r.Addr < d.End() {
+				return fmt.Errorf("device tree: device range %s overlaps RAM %s", d, r)
+			}
+		}
+	}
+	return nil
+}
