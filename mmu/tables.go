@@ -46,12 +46,34 @@ type Memory interface {
 	Table(pa uint64) *[Entries]uint64
 }
 
-// Tables is one translation regime's tables, from a single root.
+// Tables is one translation regime's tables, from a single root (or, for
+// stage 2, up to 16 concatenated root tables).
 type Tables struct {
 	mem        Memory
 	root       uint64
+	concat     int // number of concatenated root tables, 1 for stage 1
 	startLevel int
 	inputBits  int
+	tlb        TLB
+}
+
+// ConcatAllocator is implemented by a Memory that can hand out n contiguous
+// table pages aligned to n pages, as concatenated stage 2 roots need.
+type ConcatAllocator interface {
+	AllocConcatenated(n int) (pa uint64, ok bool)
+}
+
+// Freer is implemented by a Memory that takes table pages back.
+type Freer interface {
+	FreeTable(pa uint64)
+}
+
+// TLB is the seam to TLB maintenance for break-before-make: Invalidate is
+// called after the entry mapping the block or page at va (mapped at level)
+// was cleared, and must return only once no CPU can still use a cached
+// copy of it (TLBI ...IS then DSB ISH).
+type TLB interface {
+	Invalidate(va uint64, level int)
 }
 
 // LevelShift is the number of input address bits below a level's index.
@@ -70,7 +92,7 @@ func (t *Tables) Init(mem Memory, inputBits int) error {
 	if !ok {
 		return ErrNoTables
 	}
-	*t = Tables{mem: mem, root: root, inputBits: inputBits}
+	*t = Tables{mem: mem, root: root, concat: 1, inputBits: inputBits}
 	for t.startLevel = finalLevel; t.startLevel > 0; t.startLevel-- {
 		if int(LevelShift(t.startLevel))+levelBits >= inputBits {
 			break
@@ -90,6 +112,22 @@ func (t *Tables) InputBits() int { return t.inputBits }
 
 func (t *Tables) index(va uint64, level int) uint64 {
 	return (va >> LevelShift(level)) & (Entries - 1)
+}
+
+// rootSlot returns the root-level entry for va, across concatenated tables.
+func (t *Tables) rootSlot(va uint64) *uint64 {
+	idx := (va >> LevelShift(t.startLevel)) & (uint64(Entries*t.concat) - 1)
+	table := t.mem.Table(t.root + (idx/Entries)*PageSize)
+	return &table[idx%Entries]
+}
+
+// slot returns the entry for va at level: the root slot at the start
+// level, else the entry in the table at tablePA.
+func (t *Tables) slot(tablePA, va uint64, level int) *uint64 {
+	if level == t.startLevel {
+		return t.rootSlot(va)
+	}
+	return &t.mem.Table(tablePA)[t.index(va, level)]
 }
 
 // Map maps [va, va+size) to [pa, pa+size) with leaf attributes attrs,
@@ -132,9 +170,9 @@ func (t *Tables) Map(va, pa, size, attrs uint64) error {
 }
 
 func (t *Tables) mapOne(va, pa uint64, level int, attrs uint64) error {
-	table := t.mem.Table(t.root)
+	var table uint64
 	for l := t.startLevel; l < level; l++ {
-		e := &table[t.index(va, l)]
+		e := t.slot(table, va, l)
 		if *e&DescValid == 0 {
 			next, ok := t.mem.AllocTable()
 			if !ok {
@@ -144,9 +182,17 @@ func (t *Tables) mapOne(va, pa uint64, level int, attrs uint64) error {
 		} else if *e&DescTable == 0 {
 			return ErrOverlap // a block already covers va
 		}
-		table = t.mem.Table(*e & OutputAddrMask)
+		table = *e & OutputAddrMask
 	}
-	e := &table[t.index(va, level)]
+	e := t.slot(table, va, level)
+	if *e&DescValid != 0 && *e&DescTable != 0 && level < finalLevel && t.empty(*e&OutputAddrMask, level+1) {
+		// Only empty tables (left by Unmap, or by a Map that ran out of
+		// table pages) are below: replace the table by the block,
+		// break-before-make for the walk caches.
+		sub := *e & OutputAddrMask
+		t.breakEntry(e, va, level)
+		t.freeTree(sub, level+1)
+	}
 	if *e&DescValid != 0 {
 		return ErrOverlap
 	}
@@ -164,9 +210,9 @@ func (t *Tables) Translate(va uint64) (pa, attrs uint64, level int, ok bool) {
 	if va >= 1<<t.inputBits {
 		return 0, 0, 0, false
 	}
-	table := t.mem.Table(t.root)
+	var table uint64
 	for l := t.startLevel; l <= finalLevel; l++ {
-		e := table[t.index(va, l)]
+		e := *t.slot(table, va, l)
 		if e&DescValid == 0 {
 			return 0, 0, l, false
 		}
@@ -177,7 +223,7 @@ func (t *Tables) Translate(va uint64) (pa, attrs uint64, level int, ok bool) {
 			off := va & (LevelSize(l) - 1)
 			return (e & OutputAddrMask &^ (LevelSize(l) - 1)) + off, e & AttrMask, l, true
 		}
-		table = t.mem.Table(e & OutputAddrMask)
+		table = e & OutputAddrMask
 	}
 	return 0, 0, 0, false
 }
