@@ -96,6 +96,8 @@ var sysRegNames = map[SysReg]string{
 	{3, 3, 14, 0, 0}:  "CNTFRQ_EL0",
 	{3, 3, 14, 0, 1}:  "CNTPCT_EL0",
 	{3, 3, 14, 0, 2}:  "CNTVCT_EL0",
+	{3, 4, 0, 0, 0}:   "VPIDR_EL2",
+	{3, 4, 0, 0, 5}:   "VMPIDR_EL2",
 	{3, 4, 1, 0, 0}:   "SCTLR_EL2",
 	{3, 4, 1, 1, 0}:   "HCR_EL2",
 	{3, 4, 1, 1, 1}:   "MDCR_EL2",

@@ -11,6 +11,10 @@ var (
 	// nested is set on the first nested fault; a second one halts.
 	nested uint32
 
+	// guestExit is where exceptions from a lower EL go (see GUEST in
+	// vectors_arm64.s).
+	guestExit uint64
+
 	// FatalHandler reports an exception that EL2 cannot handle and stops
 	// the machine. It runs on the exception stack and must not return.
 	FatalHandler func(f *Frame)
@@ -27,9 +31,18 @@ func InstallVectors(stackTop uint64) bool {
 	if addr&0x7ff != 0 {
 		return false
 	}
+	if guestExit == 0 {
+		guestExit = lowerELCrashAddr()
+	}
 	setVBAR(addr)
 	return true
 }
+
+func lowerELCrashAddr() uint64
+
+// SetGuestExit routes exceptions from lower ELs to addr, the world
+// switch's exit path.
+func SetGuestExit(addr uint64) { guestExit = addr }
 
 // trap is called by vectors_arm64.s on the exception stack.
 func trap(f *Frame) {

@@ -43,6 +43,18 @@
 	MOVD	$n, R0 \
 	B	·excCommon(SB)
 
+// Entry for exceptions from a lower EL: push the guest's x0 and x1 and go
+// to the world switch's exit path (vcpu.guestExit, registered through
+// SetGuestExit), which expects the vector number in x0.
+#define GUEST(n) \
+	PCALIGN	$128 \
+	WORD	$0xd10043ff /* sub sp, sp, #0x10 */ \
+	STP	(R0, R1), 0(RSP) \
+	MOVD	$n, R0 \
+	MOVD	$·guestExit(SB), R1 \
+	MOVD	(R1), R1 \
+	JMP	(R1)
+
 // The EL2 vector table (Arm ARM D1.10.2): 16 entries of 0x80 bytes, 2 KiB
 // aligned for VBAR_EL2.
 TEXT ·vectors(SB),NOSPLIT|NOFRAME,$0
@@ -55,14 +67,14 @@ TEXT ·vectors(SB),NOSPLIT|NOFRAME,$0
 	NESTED(5)	// IRQ
 	NESTED(6)	// FIQ
 	NESTED(7)	// SError
-	ENTRY(8)	// lower EL, AArch64: synchronous
-	ENTRY(9)	// IRQ
-	ENTRY(10)	// FIQ
-	ENTRY(11)	// SError
-	ENTRY(12)	// lower EL, AArch32: synchronous
-	ENTRY(13)	// IRQ
-	ENTRY(14)	// FIQ
-	ENTRY(15)	// SError
+	GUEST(8)	// lower EL, AArch64: synchronous
+	GUEST(9)	// IRQ
+	GUEST(10)	// FIQ
+	GUEST(11)	// SError
+	GUEST(12)	// lower EL, AArch32: synchronous
+	GUEST(13)	// IRQ
+	GUEST(14)	// FIQ
+	GUEST(15)	// SError
 vhalt:
 	// A fault while handling a fault inside the handler: nothing is left
 	// to report with. Power off so the machine does not hang.
@@ -132,3 +144,21 @@ TEXT ·excHalt(SB),NOSPLIT|NOFRAME,$0
 halt:
 	WFI
 	B	halt
+
+// lowerELCrash is the lower-EL path while no world switch is registered:
+// an exception from a lower EL then means a bug, reported like one at EL2.
+// x18 is clobbered.
+TEXT ·lowerELCrash(SB),NOSPLIT|NOFRAME,$0
+	MOVD	R0, R18_PLATFORM
+	LDP	0(RSP), (R0, R1)
+	WORD	$0x910043ff	// add sp, sp, #0x10
+	WORD	$0xd10503ff	// sub sp, sp, #0x140
+	STP	(R0, R1), 0(RSP)
+	MOVD	R18_PLATFORM, R0
+	B	·excCommon(SB)
+
+// func lowerELCrashAddr() uint64
+TEXT ·lowerELCrashAddr(SB),NOSPLIT,$0-8
+	MOVD	$·lowerELCrash(SB), R0
+	MOVD	R0, ret+0(FP)
+	RET

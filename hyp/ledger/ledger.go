@@ -137,13 +137,27 @@ func (l *Ledger) Donate(pa, size uint64, to Owner) error {
 	return l.donateLocked(pa, size, to)
 }
 
+// CheckDonate validates a donation without making it, so a caller can
+// prepare the mappings that go with it first.
+func (l *Ledger) CheckDonate(pa, size uint64, to Owner) error {
+	if !to.IsGuest() {
+		return ErrBadOwner
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, _, err := l.check(pa, size, donatable)
+	return err
+}
+
+func donatable(p page) error {
+	if p.owner != Control {
+		return ErrNotOwner
+	}
+	return nil
+}
+
 func (l *Ledger) donateLocked(pa, size uint64, to Owner) error {
-	first, n, err := l.check(pa, size, func(p page) error {
-		if p.owner != Control {
-			return ErrNotOwner
-		}
-		return nil
-	})
+	first, n, err := l.check(pa, size, donatable)
 	if err != nil {
 		return err
 	}

@@ -89,7 +89,7 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 		call func() error
 	}{
 		{ErrNotOwner, func() error { return l.Donate(pg(15), 2*PageSize, g) }}, // straddles hypervisor RAM
-		{ErrRange, func() error { return l.Donate(pg(60), 8*PageSize, g) }},   // runs past RAM
+		{ErrRange, func() error { return l.Donate(pg(60), 8*PageSize, g) }},    // runs past RAM
 		{ErrRange, func() error { return l.Donate(pg(20)+1, PageSize, g) }},
 		{ErrRange, func() error { return l.Donate(pg(20), 0, g) }},
 		{ErrRange, func() error { return l.Donate(base-PageSize, PageSize, g) }},

@@ -1,0 +1,103 @@
+// Package abi is Bulkhead's hypercall ABI: function IDs, argument layout
+// and error codes, shared by the hypervisor, the control partition and the
+// guest library. Calls follow the SMC Calling Convention (Arm DEN0028,
+// SMCCC 1.1): the function ID in w0, arguments in x1-x17, results in x0-x3.
+//
+// docs/abi.md documents every call; a test keeps it in step with this file.
+package abi
+
+// SMCCC function ID fields (DEN0028, 2.5 "Function Identifiers").
+const (
+	FastCall     = 1 << 31
+	SMC64        = 1 << 30
+	OwnerShift   = 24
+	OwnerArch    = 0 // Arm Architecture Calls
+	OwnerVendorH = 6 // Vendor Specific Hypervisor Service Calls
+	OwnerStdSec  = 4 // Standard Secure Service Calls (PSCI)
+)
+
+// Arm Architecture Calls the hypervisor answers for guests.
+const (
+	SMCCC_VERSION       = 0x80000000
+	SMCCC_ARCH_FEATURES = 0x80000001
+)
+
+// Vendor Specific Hypervisor Service: the general queries (DEN0028, 6.2).
+const (
+	VENDOR_HYP_CALL_UID = 0x8600ff01
+	VENDOR_HYP_REVISION = 0x8600ff03
+)
+
+// Bulkhead's calls: fast, SMC64, vendor specific hypervisor service.
+const (
+	base = FastCall | SMC64 | OwnerVendorH<<OwnerShift
+
+	// CONSOLE_WRITE(x1 = length, x2-x7 = up to 48 bytes, little-endian)
+	// writes bytes to the caller's console. Returns the bytes taken.
+	CONSOLE_WRITE = base | 0x01
+	// EXIT(x1 = status) stops the calling VM with that status. No return.
+	EXIT = base | 0x02
+	// YIELD gives up the rest of the caller's time slice. Returns SUCCESS.
+	YIELD = base | 0x03
+)
+
+// ConsoleChunk is the most bytes one CONSOLE_WRITE carries.
+const ConsoleChunk = 48
+
+// The ABI version: major changes break callers, minor ones add calls.
+const (
+	VersionMajor = 0
+	VersionMinor = 1
+)
+
+// CallUID is the UUID VENDOR_HYP_CALL_UID returns in w0-w3, identifying
+// Bulkhead ("b1c5e7a4-...": random, fixed for the life of the ABI).
+var CallUID = [4]uint32{0xa4e7c5b1, 0x4d1b9f3e, 0x8e2f6a0c, 0x17d35b92}
+
+// Return codes, in x0, as signed 64-bit values (SMCCC 1.1, 7.1, plus
+// Bulkhead's own below -1000).
+const (
+	SUCCESS           = 0
+	NOT_SUPPORTED     = -1
+	NOT_REQUIRED      = -2
+	INVALID_PARAMETER = -3
+	DENIED            = -1001 // the caller may not make this call
+)
+
+// SMCCC versions: major in bits [30:16], minor in [15:0].
+const SMCCCVersion1_1 = 0x10001
+
+// Call describes one call for documentation and dispatch tables.
+type Call struct {
+	Name string
+	ID   uint32
+	// Guest is true when guests may make the call; the control partition
+	// may make every call.
+	Guest bool
+}
+
+// Calls lists every call the hypervisor implements.
+var Calls = []Call{
+	{"SMCCC_VERSION", SMCCC_VERSION, true},
+	{"SMCCC_ARCH_FEATURES", SMCCC_ARCH_FEATURES, true},
+	{"VENDOR_HYP_CALL_UID", VENDOR_HYP_CALL_UID, true},
+	{"VENDOR_HYP_REVISION", VENDOR_HYP_REVISION, true},
+	{"CONSOLE_WRITE", CONSOLE_WRITE, true},
+	{"EXIT", EXIT, true},
+	{"YIELD", YIELD, true},
+}
+
+// PSCI functions the hypervisor emulates for guests over SMC (Arm DEN0022,
+// 5.1 "Function prototypes").
+const (
+	PSCI_VERSION       = 0x84000000
+	PSCI_CPU_OFF       = 0x84000002
+	PSCI_SYSTEM_OFF    = 0x84000008
+	PSCI_SYSTEM_RESET  = 0x84000009
+	PSCI_FEATURES      = 0x8400000a
+	PSCI_VERSION_1_1   = 0x10001
+	PSCI_NOT_SUPPORTED = -1
+)
+
+// Word returns a return code as the register value carrying it.
+func Word(code int64) uint64 { return uint64(code) }

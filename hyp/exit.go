@@ -1,0 +1,216 @@
+package hyp
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/bulkhead-hv/bulkhead/abi"
+	"github.com/bulkhead-hv/bulkhead/cpu"
+	"github.com/bulkhead-hv/bulkhead/vcpu"
+)
+
+// Action is what the scheduler does after an exit.
+type Action int
+
+const (
+	Resume Action = iota // run the same vCPU again
+	Yield                // let others run
+	Stop                 // the VM stopped
+)
+
+// maxFaultsInARow stops a guest that keeps faulting without running
+// anything in between (a guest without an exception handler, say).
+const maxFaultsInARow = 64
+
+// HandleExit decides what a guest exit means. Nothing a guest does makes
+// it fail: the worst outcome is that VM being stopped with a report.
+func (h *Hyp) HandleExit(v *VCPU) Action {
+	vm, c := v.VM, &v.Ctx
+	switch c.Exit.Vector {
+	case vcpu.VectorSync64:
+	case vcpu.VectorIRQ64, vcpu.VectorFIQ64:
+		vm.Exits["irq"]++
+		return Yield
+	case vcpu.VectorSError64:
+		vm.Exits["serror"]++
+		return h.stopf(vm, -1, "SError from the guest (ESR %#x) at PC %#x", c.Exit.ESR, c.PC)
+	default:
+		vm.Exits["aarch32"]++
+		return h.stopf(vm, -1, "exception from AArch32 state (vector %d), which Bulkhead does not run", c.Exit.Vector)
+	}
+	esr := cpu.ESR(c.Exit.ESR)
+	if !esr.IsAbort() {
+		vm.faultsInARow = 0
+	}
+	switch esr.EC() {
+	case cpu.EC_HVC64:
+		vm.Exits["hvc"]++
+		return h.hypercall(v, uint16(esr.ISS()))
+	case cpu.EC_SMC64:
+		vm.Exits["smc"]++
+		c.SkipInstruction() // a trapped SMC returns to the SMC itself
+		return h.psci(v, uint16(esr.ISS()))
+	case cpu.EC_DABT_LOW, cpu.EC_IABT_LOW:
+		vm.Exits["stage2-fault"]++
+		return h.stage2Fault(v, esr)
+	case cpu.EC_WFx:
+		vm.Exits["wfx"]++
+		c.SkipInstruction()
+		return Yield
+	case cpu.EC_SYS64:
+		vm.Exits["sysreg"]++
+		r, write, xt := sysRegISS(esr.ISS())
+		dir := "read"
+		if write {
+			dir = "write"
+		}
+		fmt.Fprintf(h.Out, "bulkhead: vm %s: trapped %s of %s (x%d) at PC %#x: undefined instruction injected\n", vm.Name, dir, r, xt, c.PC)
+		c.InjectUndefined()
+		return Resume
+	}
+	vm.Exits["unexpected"]++
+	return h.stopf(vm, -1, "unexpected exit: %s at PC %#x", esr, c.PC)
+}
+
+// sysRegISS decodes the ISS of a trapped MSR/MRS (Arm ARM D19.2, ESR_EL2
+// ISS encoding for EC 0x18).
+func sysRegISS(iss uint32) (cpu.SysReg, bool, int) {
+	r := cpu.SysReg{
+		Op0: uint8((iss >> 20) & 3), Op2: uint8((iss >> 17) & 7), Op1: uint8((iss >> 14) & 7),
+		CRn: uint8((iss >> 10) & 15), CRm: uint8((iss >> 1) & 15),
+	}
+	return r, iss&1 == 0, int((iss >> 5) & 31)
+}
+
+func (h *Hyp) stopf(vm *VM, status int64, format string, args ...any) Action {
+	vm.State = Stopped
+	vm.Status = status
+	vm.Reason = fmt.Sprintf(format, args...)
+	for _, v := range vm.VCPUs {
+		v.On = false
+	}
+	h.flushConsole(vm)
+	fmt.Fprintf(h.Out, "bulkhead: vm %s stopped: %s\n", vm.Name, vm.Reason)
+	return Stop
+}
+
+// stage2Fault handles an access to an IPA the VM's stage 2 does not allow.
+// No MMIO is emulated yet: the access is contained by injecting a
+// synchronous external abort, as a bus error on real hardware would be.
+func (h *Hyp) stage2Fault(v *VCPU, esr cpu.ESR) Action {
+	vm, c := v.VM, &v.Ctx
+	ipa := (c.Exit.HPFAR>>4)<<12 | c.Exit.FAR&0xfff
+	instr := esr.EC() == cpu.EC_IABT_LOW
+	what := "read"
+	switch {
+	case instr:
+		what = "instruction fetch"
+	case esr.Write():
+		what = "write"
+	}
+	vm.Faults++
+	vm.faultsInARow++
+	if vm.faultsInARow > maxFaultsInARow {
+		return h.stopf(vm, -1, "%d stage 2 faults in a row without progress; last: %s at IPA %#x, PC %#x", vm.faultsInARow-1, what, ipa, c.PC)
+	}
+	fmt.Fprintf(h.Out, "bulkhead: vm %s: stage 2 fault: %s at IPA %#x (VA %#x), PC %#x: external abort injected\n", vm.Name, what, ipa, c.Exit.FAR, c.PC)
+	c.InjectExternalAbort(instr, c.Exit.FAR, esr.Write())
+	return Resume
+}
+
+// hypercall dispatches an HVC (SMCCC: function ID in w0, immediate 0).
+func (h *Hyp) hypercall(v *VCPU, imm uint16) Action {
+	vm, c := v.VM, &v.Ctx
+	fid := uint32(c.X[0])
+	ret := func(vals ...uint64) Action {
+		copy(c.X[:4], vals)
+		return Resume
+	}
+	if imm != 0 {
+		return ret(abi.Word(abi.NOT_SUPPORTED))
+	}
+	switch fid {
+	case abi.SMCCC_VERSION:
+		return ret(abi.SMCCCVersion1_1)
+	case abi.SMCCC_ARCH_FEATURES:
+		return ret(abi.Word(abi.NOT_SUPPORTED))
+	case abi.VENDOR_HYP_CALL_UID:
+		u := abi.CallUID
+		return ret(uint64(u[0]), uint64(u[1]), uint64(u[2]), uint64(u[3]))
+	case abi.VENDOR_HYP_REVISION:
+		return ret(abi.VersionMajor, abi.VersionMinor)
+	case abi.CONSOLE_WRITE:
+		n := c.X[1]
+		if n > abi.ConsoleChunk {
+			return ret(abi.Word(abi.INVALID_PARAMETER))
+		}
+		var buf [abi.ConsoleChunk]byte
+		for i := 0; i < 6; i++ {
+			binary.LittleEndian.PutUint64(buf[8*i:], c.X[2+i])
+		}
+		h.consoleWrite(vm, buf[:n])
+		return ret(n)
+	case abi.EXIT:
+		return h.stopf(vm, int64(int32(c.X[1])), "exited with status %d", int32(c.X[1]))
+	case abi.YIELD:
+		c.X[0] = abi.SUCCESS
+		return Yield
+	}
+	return ret(abi.Word(abi.NOT_SUPPORTED))
+}
+
+// psci emulates the PSCI calls of guests, over SMC (Arm DEN0022).
+func (h *Hyp) psci(v *VCPU, imm uint16) Action {
+	vm, c := v.VM, &v.Ctx
+	fid := uint32(c.X[0])
+	if imm != 0 {
+		c.X[0] = abi.Word(abi.PSCI_NOT_SUPPORTED)
+		return Resume
+	}
+	switch fid {
+	case abi.PSCI_VERSION:
+		c.X[0] = abi.PSCI_VERSION_1_1
+	case abi.PSCI_FEATURES:
+		switch uint32(c.X[1]) {
+		case abi.PSCI_VERSION, abi.PSCI_FEATURES, abi.PSCI_CPU_OFF, abi.PSCI_SYSTEM_OFF, abi.PSCI_SYSTEM_RESET:
+			c.X[0] = 0
+		default:
+			c.X[0] = abi.Word(abi.PSCI_NOT_SUPPORTED)
+		}
+	case abi.PSCI_CPU_OFF:
+		v.On = false
+		for _, o := range vm.VCPUs {
+			if o.On {
+				return Yield
+			}
+		}
+		return h.stopf(vm, 0, "last vCPU called PSCI CPU_OFF")
+	case abi.PSCI_SYSTEM_OFF:
+		return h.stopf(vm, 0, "PSCI SYSTEM_OFF")
+	case abi.PSCI_SYSTEM_RESET:
+		return h.stopf(vm, 0, "PSCI SYSTEM_RESET (restart is not supported yet)")
+	default:
+		c.X[0] = abi.Word(abi.PSCI_NOT_SUPPORTED)
+	}
+	return Resume
+}
+
+// consoleWrite prints a VM's output line by line, prefixed with its name.
+func (h *Hyp) consoleWrite(vm *VM, b []byte) {
+	vm.console.Write(b)
+	for _, ch := range b {
+		if ch == '\n' {
+			h.flushConsole(vm)
+			continue
+		}
+		vm.consoleLine = append(vm.consoleLine, ch)
+	}
+}
+
+func (h *Hyp) flushConsole(vm *VM) {
+	if len(vm.consoleLine) == 0 {
+		return
+	}
+	fmt.Fprintf(h.Out, "%s| %s\n", vm.Name, vm.consoleLine)
+	vm.consoleLine = vm.consoleLine[:0]
+}

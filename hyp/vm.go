@@ -1,0 +1,269 @@
+package hyp
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/bulkhead-hv/bulkhead/hyp/ledger"
+	"github.com/bulkhead-hv/bulkhead/mmu"
+	"github.com/bulkhead-hv/bulkhead/vcpu"
+)
+
+// HCR_EL2 bits (Arm ARM D19.2, HCR_EL2) set while a guest runs.
+const (
+	HCR_VM   = 1 << 0  // stage 2 translation on
+	HCR_SWIO = 1 << 1  // set/way invalidate becomes clean+invalidate
+	HCR_FMO  = 1 << 3  // physical FIQs to EL2
+	HCR_IMO  = 1 << 4  // physical IRQs to EL2
+	HCR_AMO  = 1 << 5  // SErrors to EL2
+	HCR_FB   = 1 << 9  // broadcast TLB and cache maintenance (inner shareable)
+	HCR_BSU  = 1 << 10 // barrier shareability upgrade: inner shareable
+	HCR_TWI  = 1 << 13 // trap WFI
+	HCR_TWE  = 1 << 14 // trap WFE
+	HCR_TSC  = 1 << 19 // trap SMC: guest PSCI is emulated
+	HCR_TSW  = 1 << 22 // trap cache maintenance by set/way
+	HCR_RW   = 1 << 31 // EL1 is AArch64
+
+	GuestHCR = HCR_VM | HCR_SWIO | HCR_FMO | HCR_IMO | HCR_AMO | HCR_FB | HCR_BSU |
+		HCR_TWI | HCR_TWE | HCR_TSC | HCR_TSW | HCR_RW
+)
+
+// State of a VM.
+type State int
+
+const (
+	Running State = iota
+	Stopped
+)
+
+// Region maps guest physical (IPA) to physical addresses.
+type Region struct {
+	IPA, PA, Size uint64
+}
+
+// VM is one guest.
+type VM struct {
+	ID    ledger.Owner
+	Name  string
+	s2    mmu.Tables
+	vmid  mmu.VMID
+	RAM   []Region
+	VCPUs []*VCPU
+
+	State  State
+	Status int64  // exit status when Stopped
+	Reason string // why it stopped
+
+	// Exits counts exits by reason; Faults counts contained stage 2 faults.
+	Exits  map[string]int
+	Faults int
+	// faultsInARow stops a guest that cannot make progress.
+	faultsInARow int
+
+	console     strings.Builder // the whole console output
+	consoleLine []byte
+}
+
+// VCPU is one virtual CPU of a VM.
+type VCPU struct {
+	VM    *VM
+	Index int
+	Ctx   vcpu.Context
+	On    bool
+}
+
+// Console returns everything the VM wrote to its console.
+func (vm *VM) Console() string { return vm.console.String() }
+
+// StageTLB invalidates stage 2 translations (TLBI IPAS2E1IS / VMALLS12E1IS
+// with the required DSBs) for one VMID.
+type StageTLB interface {
+	InvalidateIPA(vmid uint16, ipa uint64, level int)
+	InvalidateAll()
+}
+
+// Config fixes the machine-wide stage 2 parameters.
+type Config struct {
+	IPABits int
+	VMID16  bool
+	MIDR    uint64 // what guests read as MIDR_EL1
+}
+
+// Hyp is the hypervisor's state: the ledger, the VMs and the resources
+// stage 2 maps need. Every method is safe for concurrent use.
+type Hyp struct {
+	mu     sync.Mutex
+	Ledger *ledger.Ledger
+	pool   *TablePool
+	phys   Phys
+	tlb    StageTLB
+	vmids  *mmu.VMIDs
+	cfg    Config
+	vms    []*VM
+	nextID ledger.Owner
+	Out    io.Writer
+}
+
+var (
+	ErrNoSuchVM   = errors.New("hyp: no such VM")
+	ErrIPARange   = errors.New("hyp: IPA range is not page aligned, empty, outside the IPA space, or overlaps the VM's memory")
+	ErrVMRunning  = errors.New("hyp: VM is running")
+	ErrTooManyVMs = errors.New("hyp: no free VM identifier")
+)
+
+// New makes the hypervisor core.
+func New(l *ledger.Ledger, pool *TablePool, phys Phys, tlb StageTLB, cfg Config, out io.Writer) *Hyp {
+	return &Hyp{
+		Ledger: l, pool: pool, phys: phys, tlb: tlb, cfg: cfg, Out: out,
+		vmids:  mmu.NewVMIDs(cfg.VMID16, tlb.InvalidateAll),
+		nextID: ledger.FirstGuest,
+	}
+}
+
+// vmTLB adapts StageTLB to one VM's tables.
+type vmTLB struct {
+	h  *Hyp
+	vm *VM
+}
+
+func (t vmTLB) Invalidate(ipa uint64, level int) {
+	t.h.tlb.InvalidateIPA(t.vm.vmid.ID, ipa, level)
+}
+
+// CreateVM makes an empty VM with its stage 2 root.
+func (h *Hyp) CreateVM(name string) (*VM, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.nextID == 0xffff {
+		return nil, ErrTooManyVMs
+	}
+	vm := &VM{ID: h.nextID, Name: name, Exits: map[string]int{}}
+	if err := vm.s2.InitStage2(h.pool, h.cfg.IPABits); err != nil {
+		return nil, fmt.Errorf("hyp: VM %q: stage 2 root: %w", name, err)
+	}
+	vm.s2.SetTLB(vmTLB{h, vm})
+	h.nextID++
+	h.vms = append(h.vms, vm)
+	return vm, nil
+}
+
+// Donate moves [pa, pa+size) from the control partition to vm and maps it
+// at ipa with permissions perm. The ledger is checked first, then the
+// mapping made, then the ledger updated, all under one lock: a refused
+// donation leaves both the ledger and the tables as they were.
+func (h *Hyp) Donate(vm *VM, pa, ipa, size uint64, perm mmu.Perm) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ipa%mmu.PageSize != 0 || size%mmu.PageSize != 0 || size == 0 || ipa+size < ipa || ipa+size > 1<<h.cfg.IPABits {
+		return ErrIPARange
+	}
+	for _, r := range vm.RAM {
+		if ipa < r.IPA+r.Size && r.IPA < ipa+size {
+			return ErrIPARange
+		}
+	}
+	if err := h.Ledger.CheckDonate(pa, size, vm.ID); err != nil {
+		return err
+	}
+	if err := vm.s2.Map(ipa, pa, size, mmu.S2Normal(perm)); err != nil {
+		_ = vm.s2.Unmap(ipa, size)
+		return fmt.Errorf("hyp: VM %q: stage 2 map: %w", vm.Name, err)
+	}
+	if err := h.Ledger.Donate(pa, size, vm.ID); err != nil {
+		// Unreachable: checked above under the same lock.
+		_ = vm.s2.Unmap(ipa, size)
+		return err
+	}
+	vm.RAM = append(vm.RAM, Region{IPA: ipa, PA: pa, Size: size})
+	sort.Slice(vm.RAM, func(i, j int) bool { return vm.RAM[i].IPA < vm.RAM[j].IPA })
+	return nil
+}
+
+// IPAToPA translates through the VM's memory regions.
+func (vm *VM) IPAToPA(ipa uint64) (uint64, bool) {
+	for _, r := range vm.RAM {
+		if ipa >= r.IPA && ipa < r.IPA+r.Size {
+			return r.PA + ipa - r.IPA, true
+		}
+	}
+	return 0, false
+}
+
+// AddVCPU creates a vCPU that starts at entry with x0 = arg0.
+func (h *Hyp) AddVCPU(vm *VM, entry, arg0 uint64) *VCPU {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v := &VCPU{VM: vm, Index: len(vm.VCPUs), On: true}
+	v.Ctx.EL2 = vcpu.EL2Config{
+		HCR:    GuestHCR,
+		VPIDR:  h.cfg.MIDR,
+		VMPIDR: 1<<31 | uint64(v.Index), // RES1 bit 31; Aff0 = vCPU index
+	}
+	v.Ctx.Reset(entry, arg0)
+	vm.VCPUs = append(vm.VCPUs, v)
+	return v
+}
+
+// DestroyVM tears a stopped VM down: its stage 2 map goes (with TLB
+// invalidation), its table pages return to the pool, and every page it
+// owned is zeroed and returned to the control partition by the ledger.
+func (h *Hyp) DestroyVM(vm *VM) (pages int, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	idx := -1
+	for i, v := range h.vms {
+		if v == vm {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		return 0, ErrNoSuchVM
+	}
+	if vm.State == Running {
+		return 0, ErrVMRunning
+	}
+	for _, r := range vm.RAM {
+		if err := vm.s2.Unmap(r.IPA, r.Size); err != nil {
+			return 0, err
+		}
+	}
+	vm.s2.Destroy()
+	pages, err = h.Ledger.Reclaim(vm.ID)
+	if err != nil {
+		return pages, err
+	}
+	vm.RAM = nil
+	h.vms = append(h.vms[:idx], h.vms[idx+1:]...)
+	return pages, nil
+}
+
+// VMs returns the current VMs.
+func (h *Hyp) VMs() []*VM {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]*VM(nil), h.vms...)
+}
+
+// Translate walks a VM's stage 2 tables (for tests and reports).
+func (vm *VM) Translate(ipa uint64) (pa uint64, perm mmu.Perm, ok bool) {
+	pa, attrs, _, ok := vm.s2.Translate(ipa)
+	return pa, mmu.S2Perm(attrs), ok
+}
+
+// VTCR is the VTCR_EL2 value for this configuration's stage 2 tables,
+// computed by building a root the same way CreateVM does.
+func (h *Hyp) VTCR(parange uint64) uint64 {
+	var t mmu.Tables
+	_ = t.InitStage2(&dryMem{}, h.cfg.IPABits)
+	return mmu.VTCREL2(&t, parange, h.cfg.VMID16)
+}
+
+type dryMem struct{ table [mmu.Entries]uint64 }
+
+func (d *dryMem) AllocTable() (uint64, bool)             { return mmu.PageSize, true }
+func (d *dryMem) AllocConcatenated(n int) (uint64, bool) { return uint64(n) * mmu.PageSize, true }
+func (d *dryMem) Table(pa uint64) *[mmu.Entries]uint64   { return &d.table }

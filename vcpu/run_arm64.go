@@ -1,0 +1,42 @@
+//go:build tamago
+
+package vcpu
+
+import (
+	"unsafe"
+
+	"github.com/bulkhead-hv/bulkhead/cpu"
+)
+
+func run(c *Context)
+func guestExitAddr() uint64
+func setPerCPU(p uint64)
+
+// PerCPU is one physical CPU's state; TPIDR_EL2 points at it. Its first
+// word is read by the exception vectors.
+type PerCPU struct {
+	Current *Context // the context running on this CPU, nil at EL2
+	ID      int
+}
+
+// cpus holds every CPU's state where the GC can see it: TPIDR_EL2 is not
+// a GC root.
+var cpus [1]PerCPU
+
+// InitCPU installs CPU id's per-CPU data in TPIDR_EL2 and routes exceptions
+// from lower ELs to the world switch. Call it on that CPU.
+func InitCPU(id int) *PerCPU {
+	p := &cpus[id]
+	p.ID = id
+	setPerCPU(uint64(uintptr(unsafe.Pointer(p))))
+	cpu.SetGuestExit(guestExitAddr())
+	return p
+}
+
+// Run enters the guest with state c on this CPU and returns at its next
+// exit, with c.Exit saying why.
+func (p *PerCPU) Run(c *Context) {
+	p.Current = c
+	run(c)
+	p.Current = nil
+}

@@ -1,0 +1,239 @@
+//go:build tamago
+
+#include "textflag.h"
+
+// Context offsets, mirrored by vcpu.Context (TestContextLayout).
+#define CTX_PC 248
+#define CTX_PSTATE 256
+#define CTX_SYS 264
+#define CTX_FP 456
+#define CTX_FPCR 968
+#define CTX_EL2_HCR 984
+#define CTX_EL2_VTTBR 992
+#define CTX_EL2_VMPIDR 1000
+#define CTX_EL2_VPIDR 1008
+#define CTX_EXIT_VECTOR 1016
+#define CTX_EXIT_ESR 1024
+#define CTX_EXIT_FAR 1032
+#define CTX_EXIT_HPFAR 1040
+#define CTX_HOST 1048
+#define CTX_HOST_SP 1144
+
+// func run(c *Context)
+//
+// run enters the guest whose state is c and returns when the guest exits
+// to EL2 (through guestExit below). Go runs on SP_EL0, which the guest also
+// uses, so the host SP is kept in c and SP_EL2 is selected while switching.
+TEXT ·run(SB),NOSPLIT|NOFRAME,$0-8
+	MOVD	c+0(FP), R0
+
+	// The calling Go code's registers: everything Go may rely on across a
+	// call, and the return address.
+	STP	(R19, R20), (CTX_HOST+0)(R0)
+	STP	(R21, R22), (CTX_HOST+16)(R0)
+	STP	(R23, R24), (CTX_HOST+32)(R0)
+	STP	(R25, R26), (CTX_HOST+48)(R0)
+	STP	(R27, g), (CTX_HOST+64)(R0)
+	STP	(R29, R30), (CTX_HOST+80)(R0)
+	MOVD	RSP, R1
+	MOVD	R1, CTX_HOST_SP(R0)
+
+	// SP_EL0 can only be written while SP_EL2 is the stack pointer.
+	WORD	$0xd50041bf	// msr spsel, #0x1
+
+	// EL2 configuration of this VM and vCPU.
+	MOVD	CTX_EL2_HCR(R0), R1
+	WORD	$0xd51c1101	// msr hcr_el2, x1
+	MOVD	CTX_EL2_VTTBR(R0), R1
+	WORD	$0xd51c2101	// msr vttbr_el2, x1
+	MOVD	CTX_EL2_VMPIDR(R0), R1
+	WORD	$0xd51c00a1	// msr vmpidr_el2, x1
+	MOVD	CTX_EL2_VPIDR(R0), R1
+	WORD	$0xd51c0001	// msr vpidr_el2, x1
+
+	// EL1 and EL0 system registers.
+	LDP	(CTX_SYS+0)(R0), (R1, R2)
+	MSR	R1, SCTLR_EL1
+	MSR	R2, CPACR_EL1
+	LDP	(CTX_SYS+16)(R0), (R1, R2)
+	MSR	R1, TTBR0_EL1
+	MSR	R2, TTBR1_EL1
+	LDP	(CTX_SYS+32)(R0), (R1, R2)
+	MSR	R1, TCR_EL1
+	MSR	R2, ESR_EL1
+	LDP	(CTX_SYS+48)(R0), (R1, R2)
+	MSR	R1, AFSR0_EL1
+	MSR	R2, AFSR1_EL1
+	LDP	(CTX_SYS+64)(R0), (R1, R2)
+	MSR	R1, FAR_EL1
+	MSR	R2, MAIR_EL1
+	LDP	(CTX_SYS+80)(R0), (R1, R2)
+	MSR	R1, AMAIR_EL1
+	MSR	R2, VBAR_EL1
+	LDP	(CTX_SYS+96)(R0), (R1, R2)
+	MSR	R1, CONTEXTIDR_EL1
+	MSR	R2, TPIDR_EL0
+	LDP	(CTX_SYS+112)(R0), (R1, R2)
+	MSR	R1, TPIDRRO_EL0
+	MSR	R2, TPIDR_EL1
+	LDP	(CTX_SYS+128)(R0), (R1, R2)
+	MSR	R1, CNTKCTL_EL1
+	MSR	R2, PAR_EL1
+	LDP	(CTX_SYS+144)(R0), (R1, R2)
+	MSR	R1, CSSELR_EL1
+	MSR	R2, MDSCR_EL1
+	LDP	(CTX_SYS+160)(R0), (R1, R2)
+	MSR	R1, SP_EL1
+	MSR	R2, ELR_EL1
+	LDP	(CTX_SYS+176)(R0), (R1, R2)
+	MSR	R1, SPSR_EL1
+	MSR	R2, SP_EL0
+
+	// FP/SIMD: q0-q31, FPCR, FPSR.
+	ADD	$CTX_FP, R0, R1
+	VLD1.P	64(R1), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1.P	64(R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1.P	64(R1), [V8.D2, V9.D2, V10.D2, V11.D2]
+	VLD1.P	64(R1), [V12.D2, V13.D2, V14.D2, V15.D2]
+	VLD1.P	64(R1), [V16.D2, V17.D2, V18.D2, V19.D2]
+	VLD1.P	64(R1), [V20.D2, V21.D2, V22.D2, V23.D2]
+	VLD1.P	64(R1), [V24.D2, V25.D2, V26.D2, V27.D2]
+	VLD1.P	64(R1), [V28.D2, V29.D2, V30.D2, V31.D2]
+	LDP	(R1), (R2, R3)
+	MSR	R2, FPCR
+	MSR	R3, FPSR
+
+	// Where the guest resumes.
+	LDP	CTX_PC(R0), (R1, R2)
+	WORD	$0xd51c4021	// msr elr_el2, x1
+	WORD	$0xd51c4002	// msr spsr_el2, x2
+
+	// General registers last, x0 (the context pointer) at the very end.
+	LDP	16(R0), (R2, R3)
+	LDP	32(R0), (R4, R5)
+	LDP	48(R0), (R6, R7)
+	LDP	64(R0), (R8, R9)
+	LDP	80(R0), (R10, R11)
+	LDP	96(R0), (R12, R13)
+	LDP	112(R0), (R14, R15)
+	LDP	128(R0), (R16, R17)
+	LDP	144(R0), (R18, R19)
+	LDP	160(R0), (R20, R21)
+	LDP	176(R0), (R22, R23)
+	LDP	192(R0), (R24, R25)
+	LDP	208(R0), (R26, R27)
+	LDP	224(R0), (g, R29)
+	MOVD	240(R0), R30
+	LDP	0(R0), (R0, R1)
+	ERET
+
+// guestExit is where the EL2 vectors send an exception from a lower EL,
+// with the vector number in x0 and the guest's x0 and x1 pushed on SP_EL2.
+// It saves the guest into the running context (TPIDR_EL2 points at the
+// per-CPU data, whose first word is that context) and returns from run.
+TEXT ·guestExit(SB),NOSPLIT|NOFRAME,$0
+	WORD	$0xd53cd041	// mrs x1, tpidr_el2
+	MOVD	(R1), R1
+	STP	(R2, R3), 16(R1)
+	STP	(R4, R5), 32(R1)
+	STP	(R6, R7), 48(R1)
+	STP	(R8, R9), 64(R1)
+	STP	(R10, R11), 80(R1)
+	STP	(R12, R13), 96(R1)
+	STP	(R14, R15), 112(R1)
+	STP	(R16, R17), 128(R1)
+	STP	(R18, R19), 144(R1)
+	STP	(R20, R21), 160(R1)
+	STP	(R22, R23), 176(R1)
+	STP	(R24, R25), 192(R1)
+	STP	(R26, R27), 208(R1)
+	STP	(g, R29), 224(R1)
+	MOVD	R30, 240(R1)
+	LDP	0(RSP), (R2, R3)
+	STP	(R2, R3), 0(R1)
+	WORD	$0x910043ff	// add sp, sp, #0x10
+
+	// Why the guest stopped, and where.
+	MOVD	R0, CTX_EXIT_VECTOR(R1)
+	WORD	$0xd53c5202	// mrs x2, esr_el2
+	WORD	$0xd53c6003	// mrs x3, far_el2
+	STP	(R2, R3), CTX_EXIT_ESR(R1)
+	WORD	$0xd53c6082	// mrs x2, hpfar_el2
+	MOVD	R2, CTX_EXIT_HPFAR(R1)
+	WORD	$0xd53c4022	// mrs x2, elr_el2
+	WORD	$0xd53c4003	// mrs x3, spsr_el2
+	STP	(R2, R3), CTX_PC(R1)
+
+	MRS	SCTLR_EL1, R2
+	MRS	CPACR_EL1, R3
+	STP	(R2, R3), (CTX_SYS+0)(R1)
+	MRS	TTBR0_EL1, R2
+	MRS	TTBR1_EL1, R3
+	STP	(R2, R3), (CTX_SYS+16)(R1)
+	MRS	TCR_EL1, R2
+	MRS	ESR_EL1, R3
+	STP	(R2, R3), (CTX_SYS+32)(R1)
+	MRS	AFSR0_EL1, R2
+	MRS	AFSR1_EL1, R3
+	STP	(R2, R3), (CTX_SYS+48)(R1)
+	MRS	FAR_EL1, R2
+	MRS	MAIR_EL1, R3
+	STP	(R2, R3), (CTX_SYS+64)(R1)
+	MRS	AMAIR_EL1, R2
+	MRS	VBAR_EL1, R3
+	STP	(R2, R3), (CTX_SYS+80)(R1)
+	MRS	CONTEXTIDR_EL1, R2
+	MRS	TPIDR_EL0, R3
+	STP	(R2, R3), (CTX_SYS+96)(R1)
+	MRS	TPIDRRO_EL0, R2
+	MRS	TPIDR_EL1, R3
+	STP	(R2, R3), (CTX_SYS+112)(R1)
+	MRS	CNTKCTL_EL1, R2
+	MRS	PAR_EL1, R3
+	STP	(R2, R3), (CTX_SYS+128)(R1)
+	MRS	CSSELR_EL1, R2
+	MRS	MDSCR_EL1, R3
+	STP	(R2, R3), (CTX_SYS+144)(R1)
+	MRS	SP_EL1, R2
+	MRS	ELR_EL1, R3
+	STP	(R2, R3), (CTX_SYS+160)(R1)
+	MRS	SPSR_EL1, R2
+	MRS	SP_EL0, R3
+	STP	(R2, R3), (CTX_SYS+176)(R1)
+
+	ADD	$CTX_FP, R1, R2
+	VST1.P	[V0.D2, V1.D2, V2.D2, V3.D2], 64(R2)
+	VST1.P	[V4.D2, V5.D2, V6.D2, V7.D2], 64(R2)
+	VST1.P	[V8.D2, V9.D2, V10.D2, V11.D2], 64(R2)
+	VST1.P	[V12.D2, V13.D2, V14.D2, V15.D2], 64(R2)
+	VST1.P	[V16.D2, V17.D2, V18.D2, V19.D2], 64(R2)
+	VST1.P	[V20.D2, V21.D2, V22.D2, V23.D2], 64(R2)
+	VST1.P	[V24.D2, V25.D2, V26.D2, V27.D2], 64(R2)
+	VST1.P	[V28.D2, V29.D2, V30.D2, V31.D2], 64(R2)
+	MRS	FPCR, R3
+	MRS	FPSR, R4
+	STP	(R3, R4), (R2)
+
+	// Back to the Go code that called run, on its own stack.
+	LDP	(CTX_HOST+0)(R1), (R19, R20)
+	LDP	(CTX_HOST+16)(R1), (R21, R22)
+	LDP	(CTX_HOST+32)(R1), (R23, R24)
+	LDP	(CTX_HOST+48)(R1), (R25, R26)
+	LDP	(CTX_HOST+64)(R1), (R27, g)
+	LDP	(CTX_HOST+80)(R1), (R29, R30)
+	MOVD	CTX_HOST_SP(R1), R2
+	WORD	$0xd50040bf	// msr spsel, #0x0
+	MOVD	R2, RSP
+	RET
+
+// func guestExitAddr() uint64
+TEXT ·guestExitAddr(SB),NOSPLIT,$0-8
+	MOVD	$·guestExit(SB), R0
+	MOVD	R0, ret+0(FP)
+	RET
+
+// func setPerCPU(p uint64)
+TEXT ·setPerCPU(SB),NOSPLIT,$0-8
+	MOVD	p+0(FP), R0
+	WORD	$0xd51cd040	// msr tpidr_el2, x0
+	RET
