@@ -26,7 +26,7 @@ QEMU_FLAGS := -machine virt,virtualization=on,gic-version=3 -cpu $(CPU) -m $(MEM
               -nographic -monitor none -semihosting-config enable=on,target=native
 APPEND     ?= exit=semihosting
 
-.PHONY: all build images run debug test unit qemu-tests toolchain qemu clean help
+.PHONY: all build images run run-guests debug test unit qemu-tests toolchain qemu clean help
 
 all: build
 
@@ -35,12 +35,19 @@ help:
 	@echo "make run        boot it in QEMU on this terminal; it powers off by itself"
 	@echo "                (MEM=2G SMP=4 CPU=neoverse-n1 APPEND='...' change the machine;"
 	@echo "                 Ctrl-a x quits QEMU at any time)"
+	@echo "make run-guests boot it with two TamaGo guests: hello, and an adversary that probes"
+	@echo "                memory that is not its own"
 	@echo "make debug      start QEMU halted with its gdb stub and print the gdb command"
 	@echo "make test       build everything and run every test: host unit tests and QEMU boots"
 	@echo "make clean      remove $(BUILD)/"
 
-build: $(HYP)
-images: $(HYP) $(HYP_CRASHTEST)
+GUESTS        := hello adversary
+GUEST_IMAGES  := $(GUESTS:%=$(BUILD)/guest-%.elf)
+# Guests are linked in their RAM at 0x40000000 (board/bulkheadvm: TextBase).
+GUEST_LDFLAGS := -T 0x40010000 -R 0x1000
+
+build: $(HYP) $(GUEST_IMAGES)
+images: $(HYP) $(HYP_CRASHTEST) $(GUEST_IMAGES)
 
 # Go decides what to rebuild; make always asks it.
 $(HYP): toolchain FORCE
@@ -52,10 +59,26 @@ $(HYP_CRASHTEST): toolchain FORCE
 	@mkdir -p $(BUILD)
 	$(TAMAGO_ENV) $(TAMAGO) build -tags $(TAGS),crashtest -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/hyp
 
+# TamaGo guests for the hypervisor, at EL1 (board/bulkheadvm).
+$(BUILD)/guest-%.elf: toolchain FORCE
+	@mkdir -p $(BUILD)
+	$(TAMAGO_ENV) $(TAMAGO) build -tags $(TAGS) -trimpath -ldflags '$(GUEST_LDFLAGS)' -o $@ ./cmd/guests/$*
+
 FORCE:
 
 run: $(HYP) qemu
 	$(QEMU) $(QEMU_FLAGS) -append '$(APPEND)' -kernel $(HYP)
+
+# Two guests side by side: hello (exit status 3) and the adversary, which
+# probes the other's RAM at the physical address the hypervisor places it
+# (the first guest's RAM starts right above the hypervisor's 64 MiB).
+HELLO_AT := 0x50000000
+ADV_AT   := 0x52000000
+run-guests: build qemu
+	$(QEMU) $(QEMU_FLAGS) -kernel $(HYP) \
+		-device loader,file=$(BUILD)/guest-hello.elf,addr=$(HELLO_AT),force-raw=on \
+		-device loader,file=$(BUILD)/guest-adversary.elf,addr=$(ADV_AT),force-raw=on \
+		-append "$(APPEND) guest0=hello:$(HELLO_AT):$$(stat -c %s $(BUILD)/guest-hello.elf):3 guest1=adversary:$(ADV_AT):$$(stat -c %s $(BUILD)/guest-adversary.elf):0x44000000"
 
 debug: $(HYP) qemu
 	@echo "QEMU is halted at the first instruction. In another terminal:"

@@ -91,6 +91,8 @@ var sysRegNames = map[SysReg]string{
 	{3, 0, 0, 7, 1}:   "ID_AA64MMFR1_EL1",
 	{3, 0, 0, 7, 2}:   "ID_AA64MMFR2_EL1",
 	{3, 0, 1, 0, 0}:   "SCTLR_EL1",
+	{3, 0, 4, 0, 1}:   "ELR_EL1",
+	{3, 0, 5, 2, 0}:   "ESR_EL1",
 	{3, 0, 4, 1, 0}:   "SP_EL0",
 	{3, 3, 2, 4, 0}:   "RNDR", // FEAT_RNG
 	{3, 3, 14, 0, 0}:  "CNTFRQ_EL0",

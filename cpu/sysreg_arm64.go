@@ -42,3 +42,13 @@ func Halt()
 
 func setVBAR(addr uint64)
 func vectorTableAddr() uint64
+
+// WriteVTCR sets VTCR_EL2, the stage 2 translation control.
+func WriteVTCR(v uint64)
+
+// TLBIStage2IPA invalidates the stage 2 translation of ipa for vmid, and
+// that VMID's stage 1 entries, on all CPUs, after a table entry was cleared.
+func TLBIStage2IPA(vmid uint16, ipa uint64)
+
+// TLBIAllE1 invalidates all EL1&0 translations of all VMIDs on all CPUs.
+func TLBIAllE1()

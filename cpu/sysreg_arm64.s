@@ -150,3 +150,38 @@ TEXT ·Halt(SB),NOSPLIT|NOFRAME,$0-0
 halt:
 	WFI
 	B	halt
+
+TEXT ·WriteVTCR(SB),NOSPLIT,$0-8
+	MOVD	v+0(FP), R0
+	WORD	$0xd51c2140	// msr vtcr_el2, x0
+	ISB	$15
+	RET
+
+// Stage 2 break-before-make for one entry of one VMID: the cleared entry
+// is made visible to table walkers, then the IPA's stage 2 entries and,
+// since combined stage 1+2 entries may hold the old output, the VMID's
+// stage 1 entries are invalidated on every CPU (Arm ARM D8.16.2).
+// VTTBR_EL2 is left holding the VMID; the world switch reloads it.
+TEXT ·TLBIStage2IPA(SB),NOSPLIT,$0-16
+	MOVHU	vmid+0(FP), R0
+	LSL	$48, R0, R0
+	MOVD	ipa+8(FP), R1
+	LSR	$12, R1, R1
+	WORD	$0xd51c2100	// msr vttbr_el2, x0
+	ISB	$15
+	DSB	$10	// ishst
+	WORD	$0xd50c8021	// tlbi ipas2e1is, x1
+	DSB	$11	// ish
+	WORD	$0xd508831f	// tlbi vmalle1is
+	DSB	$11	// ish
+	ISB	$15
+	RET
+
+// TLBIAllE1 invalidates EL1&0 entries of every VMID on every CPU: the VMID
+// generation rollover.
+TEXT ·TLBIAllE1(SB),NOSPLIT,$0-0
+	DSB	$10	// ishst
+	WORD	$0xd50c839f	// tlbi alle1is
+	DSB	$11	// ish
+	ISB	$15
+	RET

@@ -61,7 +61,7 @@ func (p *fakePhys) read(pa uint64) byte { return p.page(pa)[pa%mmu.PageSize] }
 type fakeTLB struct{ ipas, all int }
 
 func (t *fakeTLB) InvalidateIPA(vmid uint16, ipa uint64, level int) { t.ipas++ }
-func (t *fakeTLB) InvalidateAll()                                  { t.all++ }
+func (t *fakeTLB) InvalidateAll()                                   { t.all++ }
 
 type rig struct {
 	h    *Hyp
@@ -153,11 +153,11 @@ func TestDonateDerivesStage2FromLedger(t *testing.T) {
 	for _, tc := range []struct {
 		pa, ipa, size uint64
 	}{
-		{ramBase, guestIPA + 1<<20, mmu.PageSize},       // hypervisor page
-		{pa, guestIPA + 1<<20, mmu.PageSize},            // already the VM's
-		{pa + 2<<20, guestIPA, mmu.PageSize},            // IPA already used
-		{pa + 2<<20, guestIPA + 1<<20 + 1, mmu.PageSize}, // unaligned IPA
-		{pa + 2<<20, 1 << 40, mmu.PageSize},             // beyond the IPA space
+		{ramBase, guestIPA + 1<<20, mmu.PageSize},                    // hypervisor page
+		{pa, guestIPA + 1<<20, mmu.PageSize},                         // already the VM's
+		{pa + 2<<20, guestIPA, mmu.PageSize},                         // IPA already used
+		{pa + 2<<20, guestIPA + 1<<20 + 1, mmu.PageSize},             // unaligned IPA
+		{pa + 2<<20, 1 << 40, mmu.PageSize},                          // beyond the IPA space
 		{ramBase + ramPages*mmu.PageSize, 0x8000_0000, mmu.PageSize}, // not RAM
 	} {
 		assert.Error(t, r.h.Donate(vm, tc.pa, tc.ipa, tc.size, mmu.Read))

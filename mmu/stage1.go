@@ -94,3 +94,44 @@ func TCREL2(inputBits int, parange uint64) uint64 {
 	return TCR_EL2_RES1 | uint64(64-inputBits)<<TCR_T0SZ | TCR_IRGN0_WB | TCR_ORGN0_WB |
 		TCR_SH0_INNER | TCR_TG0_4K | (parange&7)<<TCR_PS_SHIFT
 }
+
+// Stage 1 attributes for the EL1&0 regime, as a guest builds its own map
+// (Arm ARM D8.3.2): AP[2:1] = 0b00 read/write at EL1 only, 0b10 read-only
+// at EL1 only; PXN (bit 53) and UXN (bit 54).
+const (
+	S1_PXN = 1 << 53
+	S1_UXN = 1 << 54
+)
+
+// S1EL1Normal returns EL1 stage 1 attributes for normal memory, never
+// executable at EL0, and at EL1 only when not writable.
+func S1EL1Normal(p Perm) uint64 {
+	a := uint64(MAIRNormalIndex<<S1_ATTRINDX_SHIFT | S1_SH_INNER | S1_AF | S1_UXN)
+	if p&Write == 0 {
+		a |= S1_AP2_RO
+	}
+	if p&Exec == 0 || p&Write != 0 {
+		a |= S1_PXN
+	}
+	return a
+}
+
+// S1EL1Device returns EL1 stage 1 attributes for Device-nGnRE memory,
+// read/write at EL1, never executable.
+func S1EL1Device() uint64 {
+	return MAIRDeviceIndex<<S1_ATTRINDX_SHIFT | S1_SH_OUTER | S1_AF | S1_PXN | S1_UXN
+}
+
+// TCR_EL1 fields used by guests (Arm ARM D19.2, TCR_EL1).
+const (
+	TCR_EL1_EPD1      = 1 << 23 // no walks through TTBR1_EL1
+	TCR_EL1_TG1_4K    = 2 << 30
+	TCR_EL1_IPS_SHIFT = 32
+)
+
+// TCREL1 returns TCR_EL1 for a TTBR0-only regime of inputBits with the
+// 4 KiB granule and the PARange code as intermediate physical size.
+func TCREL1(inputBits int, parange uint64) uint64 {
+	return uint64(64-inputBits)<<TCR_T0SZ | TCR_IRGN0_WB | TCR_ORGN0_WB | TCR_SH0_INNER | TCR_TG0_4K |
+		TCR_EL1_EPD1 | TCR_EL1_TG1_4K | (parange&7)<<TCR_EL1_IPS_SHIFT
+}

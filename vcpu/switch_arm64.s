@@ -29,14 +29,17 @@ TEXT ·run(SB),NOSPLIT|NOFRAME,$0-8
 
 	// The calling Go code's registers: everything Go may rely on across a
 	// call, and the return address.
-	STP	(R19, R20), (CTX_HOST+0)(R0)
-	STP	(R21, R22), (CTX_HOST+16)(R0)
-	STP	(R23, R24), (CTX_HOST+32)(R0)
-	STP	(R25, R26), (CTX_HOST+48)(R0)
-	STP	(R27, g), (CTX_HOST+64)(R0)
-	STP	(R29, R30), (CTX_HOST+80)(R0)
-	MOVD	RSP, R1
-	MOVD	R1, CTX_HOST_SP(R0)
+	// (Offsets past STP's reach would need REGTMP, R27, which is saved
+	// here: address the area through R1 instead.)
+	ADD	$CTX_HOST, R0, R1
+	STP	(R19, R20), 0(R1)
+	STP	(R21, R22), 16(R1)
+	STP	(R23, R24), 32(R1)
+	STP	(R25, R26), 48(R1)
+	STP	(R27, g), 64(R1)
+	STP	(R29, R30), 80(R1)
+	MOVD	RSP, R2
+	MOVD	R2, 96(R1)
 
 	// SP_EL0 can only be written while SP_EL2 is the stack pointer.
 	WORD	$0xd50041bf	// msr spsel, #0x1
@@ -117,7 +120,7 @@ TEXT ·run(SB),NOSPLIT|NOFRAME,$0-8
 	LDP	96(R0), (R12, R13)
 	LDP	112(R0), (R14, R15)
 	LDP	128(R0), (R16, R17)
-	LDP	144(R0), (R18, R19)
+	LDP	144(R0), (R18_PLATFORM, R19)
 	LDP	160(R0), (R20, R21)
 	LDP	176(R0), (R22, R23)
 	LDP	192(R0), (R24, R25)
@@ -142,7 +145,7 @@ TEXT ·guestExit(SB),NOSPLIT|NOFRAME,$0
 	STP	(R12, R13), 96(R1)
 	STP	(R14, R15), 112(R1)
 	STP	(R16, R17), 128(R1)
-	STP	(R18, R19), 144(R1)
+	STP	(R18_PLATFORM, R19), 144(R1)
 	STP	(R20, R21), 160(R1)
 	STP	(R22, R23), 176(R1)
 	STP	(R24, R25), 192(R1)
@@ -215,13 +218,14 @@ TEXT ·guestExit(SB),NOSPLIT|NOFRAME,$0
 	STP	(R3, R4), (R2)
 
 	// Back to the Go code that called run, on its own stack.
-	LDP	(CTX_HOST+0)(R1), (R19, R20)
-	LDP	(CTX_HOST+16)(R1), (R21, R22)
-	LDP	(CTX_HOST+32)(R1), (R23, R24)
-	LDP	(CTX_HOST+48)(R1), (R25, R26)
-	LDP	(CTX_HOST+64)(R1), (R27, g)
-	LDP	(CTX_HOST+80)(R1), (R29, R30)
-	MOVD	CTX_HOST_SP(R1), R2
+	ADD	$CTX_HOST, R1, R1
+	LDP	0(R1), (R19, R20)
+	LDP	16(R1), (R21, R22)
+	LDP	32(R1), (R23, R24)
+	LDP	48(R1), (R25, R26)
+	LDP	64(R1), (R27, g)
+	LDP	80(R1), (R29, R30)
+	MOVD	96(R1), R2
 	WORD	$0xd50040bf	// msr spsel, #0x0
 	MOVD	R2, RSP
 	RET

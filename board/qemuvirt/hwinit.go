@@ -119,6 +119,14 @@ func hwinit1() {
 			return
 		}
 	}
+	// The rest of RAM, read/write and never executable: the hypervisor
+	// loads, zeroes and inspects pages there as the ledger moves them.
+	for _, r := range machine.RAM {
+		if err := MapOtherRAM(&hypTables, r); err != nil {
+			bootErr = err
+			return
+		}
+	}
 	cpu.InvalidateTLB()
 	semihosting = BootArgs(machine.Bootargs)["exit"] == "semihosting"
 }

@@ -11,6 +11,7 @@ package qemuvirt
 import (
 	"fmt"
 
+	"github.com/bulkhead-hv/bulkhead/board/fdt"
 	"github.com/bulkhead-hv/bulkhead/mmu"
 )
 
@@ -146,4 +147,31 @@ func mapRegion(t *mmu.Tables, r Region) error {
 func MapDevice(t *mmu.Tables, start, size uint64) error {
 	lo, hi := pageDown(start), pageUp(start+size)
 	return t.Map(lo, lo, hi-lo, mmu.S1Device())
+}
+
+// MapOtherRAM maps the part of RAM range r outside the hypervisor's own
+// RAM as normal read/write, execute-never memory.
+func MapOtherRAM(t *mmu.Tables, r fdt.Range) error {
+	hypLo, hypHi := uint64(RAMBase), uint64(RAMBase+HypRAMSize)
+	lo, hi := pageUp(r.Addr), pageDown(r.End())
+	attrs := mmu.S1Normal(mmu.Read | mmu.Write)
+	if lo < hypLo {
+		end := hi
+		if end > hypLo {
+			end = hypLo
+		}
+		if err := t.Map(lo, lo, end-lo, attrs); err != nil {
+			return err
+		}
+	}
+	if hi > hypHi {
+		start := lo
+		if start < hypHi {
+			start = hypHi
+		}
+		if err := t.Map(start, start, hi-start, attrs); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -64,8 +64,7 @@ func printBanner(w io.Writer, m *qemuvirt.Machine) {
 	}
 	used, total := qemuvirt.TablePages()
 	fmt.Fprintf(w, "  page tables: %d of %d pages, root at %#x\n", used, total, qemuvirt.HypTables().Root())
-	fmt.Fprintf(w, "  RAM outside %#x-%#x is not the hypervisor's and is not mapped\n",
-		uint64(qemuvirt.RAMBase), uint64(qemuvirt.RAMBase+qemuvirt.HypRAMSize))
+	fmt.Fprintf(w, "  rest of RAM: rw- normal, never executable (pages the ledger moves between compartments)\n")
 
 	now := cpu.ReadCNTPCT()
 	start := qemuvirt.BootCounter()

@@ -33,7 +33,7 @@ func TestBootBanner(t *testing.T) {
 		"PSCI via smc",
 		"GIC: GICv3, SPIs 32-",
 		"1 redistributor(s)",
-		"bulkhead: no guests to run yet; powering off",
+		"bulkhead: no guests given (guestN= boot arguments); powering off",
 		"bulkhead: exit status 0",
 	)
 	feat, ok := r.Line("features: ")

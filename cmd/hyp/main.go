@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/bulkhead-hv/bulkhead/board/qemuvirt"
+	"github.com/bulkhead-hv/bulkhead/hyp"
 	_ "github.com/bulkhead-hv/bulkhead/hyp/crash"
 )
 
@@ -24,6 +25,7 @@ var version = "unknown"
 var knownArgs = map[string]string{
 	"exit":      "exit=semihosting: end QEMU with the kernel's exit status (needs -semihosting-config enable=on)",
 	"crashtest": "crashtest=NAME: fault on purpose after the banner (images built with the crashtest tag only)",
+	"guestN":    "guestN=NAME:IMAGE_ADDR:IMAGE_SIZE[:ARG[:MEM]]: run the ELF image a boot loader put at IMAGE_ADDR as a guest",
 }
 
 func main() {
@@ -41,7 +43,7 @@ func main() {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if _, ok := knownArgs[k]; !ok {
+		if _, ok := knownArgs[k]; !ok && !strings.HasPrefix(k, "guest") {
 			fmt.Printf("bulkhead: warning: ignoring unknown boot argument %q (known: %s)\n", k, strings.Join(sortedKeys(knownArgs), ", "))
 		}
 	}
@@ -49,7 +51,16 @@ func main() {
 		crashTest(name)
 	}
 
-	fmt.Println("bulkhead: no guests to run yet; powering off")
+	specs, err := hyp.ParseGuestSpecs(args)
+	if err != nil {
+		fmt.Printf("bulkhead: %v\n", err)
+		os.Exit(1)
+	}
+	if len(specs) == 0 {
+		fmt.Println("bulkhead: no guests given (guestN= boot arguments); powering off")
+		return
+	}
+	os.Exit(runGuests(m, specs))
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -1,0 +1,60 @@
+// Package bulkheadvm runs a TamaGo program as a Bulkhead guest: at EL1, in
+// the virtual machine the hypervisor gives it (RAM at 0x40000000 as on
+// QEMU virt), with its console and exit through hypercalls.
+//
+// It implements TamaGo's runtime hooks with the project's own CPU layer:
+// cpuinit at EL1, an EL1 stage 1 map (W^X for the image, every other
+// address mapped so that only stage 2 decides what the guest may reach),
+// the counter for time, RNDR for randomness and an EL1 vector table that
+// turns unexpected exceptions into a reported exit.
+package bulkheadvm
+
+import "github.com/bulkhead-hv/bulkhead/mmu"
+
+// The guest's memory: what the hypervisor donates at minimum.
+const (
+	RAMBase  = 0x40000000
+	RAMSize  = 16 << 20
+	TextBase = RAMBase + 0x10000
+	// StackOffset leaves the top 64 KiB for the exception stack.
+	StackOffset = 64 << 10
+	// VABits covers the first 512 GiB of IPA space with one level 1 table.
+	VABits = 39
+)
+
+// Image is where the linker put the guest's sections.
+type Image struct {
+	Text, EText, NoPtrData, End uint64
+}
+
+func pageUp(v uint64) uint64   { return (v + mmu.PageSize - 1) &^ (mmu.PageSize - 1) }
+func pageDown(v uint64) uint64 { return v &^ (mmu.PageSize - 1) }
+
+// Map builds the guest's EL1 stage 1 map: the image W^X, the rest of its
+// RAM read/write, and every other address below 2^VABits as device memory,
+// so that a stray access reaches stage 2 and the hypervisor's verdict
+// rather than stopping at the guest's own tables. Nothing allocates.
+func Map(t *mmu.Tables, img Image) error {
+	ramEnd := uint64(RAMBase + RAMSize)
+	dataLo := pageDown(img.NoPtrData)
+	regions := [...]struct {
+		lo, hi uint64
+		attrs  uint64
+	}{
+		{0, RAMBase, mmu.S1EL1Device()},
+		{RAMBase, img.Text, mmu.S1EL1Normal(mmu.Read | mmu.Write)},
+		{img.Text, pageUp(img.EText), mmu.S1EL1Normal(mmu.Read | mmu.Exec)},
+		{pageUp(img.EText), dataLo, mmu.S1EL1Normal(mmu.Read)},
+		{dataLo, ramEnd, mmu.S1EL1Normal(mmu.Read | mmu.Write)},
+		{ramEnd, 1 << VABits, mmu.S1EL1Device()},
+	}
+	for _, r := range regions {
+		if r.hi <= r.lo {
+			continue
+		}
+		if err := t.Map(r.lo, r.lo, r.hi-r.lo, r.attrs); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+//go:build tamago
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/bulkhead-hv/bulkhead/board/fdt"
+	"github.com/bulkhead-hv/bulkhead/board/qemuvirt"
+	"github.com/bulkhead-hv/bulkhead/cpu"
+	"github.com/bulkhead-hv/bulkhead/hyp"
+	"github.com/bulkhead-hv/bulkhead/hyp/ledger"
+	"github.com/bulkhead-hv/bulkhead/vcpu"
+)
+
+// hwTLB is stage 2 TLB maintenance on this machine.
+type hwTLB struct{}
+
+func (hwTLB) InvalidateIPA(vmid uint16, ipa uint64, level int) { cpu.TLBIStage2IPA(vmid, ipa) }
+func (hwTLB) InvalidateAll()                                   { cpu.TLBIAllE1() }
+
+// runGuests starts the guests the command line names, runs them until all
+// have stopped, tears them down and checks that the ledger is back at its
+// boot figures. It returns the hypervisor's exit status.
+func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec) int {
+	var ram fdt.Range
+	for _, r := range m.RAM {
+		if r.Addr <= qemuvirt.RAMBase && qemuvirt.RAMBase < r.End() {
+			ram = r
+		}
+	}
+	hypEnd := uint64(qemuvirt.RAMBase + qemuvirt.HypRAMSize)
+	l := ledger.New(ram.Addr, int(ram.Size/ledger.PageSize), qemuvirt.Phys{})
+	if err := l.Assign(qemuvirt.RAMBase, qemuvirt.HypRAMSize, ledger.Hypervisor); err != nil {
+		fmt.Printf("bulkhead: ledger: %v\n", err)
+		return 1
+	}
+	if err := l.Assign(hypEnd, ram.End()-hypEnd, ledger.Control); err != nil {
+		fmt.Printf("bulkhead: ledger: %v\n", err)
+		return 1
+	}
+	boot := l.Count()
+	fmt.Printf("bulkhead: ledger at boot: %s\n", counts(boot))
+
+	id := cpu.Decode(cpu.IDRegs{MMFR0: cpu.ReadIDAA64MMFR0(), MMFR1: cpu.ReadIDAA64MMFR1()})
+	parange := cpu.ReadIDAA64MMFR0() & 0xf
+	ipaBits := id.PARange
+	if ipaBits > 48 || parange > 5 {
+		ipaBits, parange = 48, 5 // 52-bit IPAs need FEAT_LPA2 descriptors
+	}
+	base, pages := qemuvirt.S2Pool()
+	pool := hyp.NewTablePool(qemuvirt.Phys{}, base, pages)
+	h := hyp.New(l, pool, qemuvirt.Phys{}, hwTLB{},
+		hyp.Config{IPABits: ipaBits, VMID16: id.VMID16, MIDR: cpu.ReadMIDR()}, os.Stdout)
+	cpu.WriteVTCR(h.VTCR(parange))
+	percpu := vcpu.InitCPU(0)
+	fmt.Printf("bulkhead: stage 2: %d-bit IPA space, %d-bit VMIDs, %d table pages\n", ipaBits, map[bool]int{false: 8, true: 16}[id.VMID16], pages)
+
+	var images []hyp.Region
+	for _, s := range specs {
+		images = append(images, hyp.Region{PA: s.Image, Size: s.ImageSize})
+	}
+	placer := hyp.NewPlacer(hypEnd, ram.End(), images)
+	for _, s := range specs {
+		if !imageIsControls(l, s) {
+			fmt.Printf("bulkhead: %s: image [%#x, +%#x) is not in the control partition's RAM\n", s.Key, s.Image, s.ImageSize)
+			return 1
+		}
+		pa, err := placer.Place(s.Mem)
+		if err == nil {
+			var vm *hyp.VM
+			if vm, err = h.StartGuest(s, qemuvirt.Phys{}.Bytes(s.Image, s.ImageSize), pa); err == nil {
+				fmt.Printf("bulkhead: vm %s: %d MiB at IPA %#x, PA %#x; entry %#x, x0 %#x\n",
+					vm.Name, s.Mem>>20, uint64(hyp.GuestIPA), pa, vm.VCPUs[0].Ctx.PC, s.Arg)
+			}
+		}
+		if err != nil {
+			fmt.Printf("bulkhead: %s: %v\n", s.Key, err)
+			return 1
+		}
+	}
+
+	h.RunAll(percpu)
+
+	status := 0
+	for _, vm := range h.VMs() {
+		fmt.Printf("bulkhead: vm %s: status %d (%s); exits: %s; contained faults: %d\n",
+			vm.Name, vm.Status, vm.Reason, exits(vm.Exits), vm.Faults)
+		n, err := h.DestroyVM(vm)
+		if err != nil {
+			fmt.Printf("bulkhead: vm %s: teardown: %v\n", vm.Name, err)
+			status = 1
+			continue
+		}
+		fmt.Printf("bulkhead: vm %s: %d pages zeroed and returned to the control partition\n", vm.Name, n)
+	}
+	now := l.Count()
+	if err := l.Check(); err != nil {
+		fmt.Printf("bulkhead: ledger: %v\n", err)
+		status = 1
+	}
+	if counts(now) != counts(boot) {
+		fmt.Printf("bulkhead: ledger after teardown: %s, but at boot: %s\n", counts(now), counts(boot))
+		return 1
+	}
+	fmt.Printf("bulkhead: ledger after teardown: %s: back at its boot figures\n", counts(now))
+	if free, size := pool.Free(), pool.Size(); free != size {
+		fmt.Printf("bulkhead: stage 2 table pool: %d of %d pages still in use\n", size-free, size)
+		return 1
+	}
+	return status
+}
+
+func imageIsControls(l *ledger.Ledger, s hyp.GuestSpec) bool {
+	for pa := s.Image &^ (ledger.PageSize - 1); pa < s.Image+s.ImageSize; pa += ledger.PageSize {
+		if o, _, ok := l.Owner(pa); !ok || o != ledger.Control {
+			return false
+		}
+	}
+	return true
+}
+
+func counts(c ledger.Counts) string {
+	guests := 0
+	for _, n := range c.Guests {
+		guests += n
+	}
+	return fmt.Sprintf("hypervisor %d pages, control %d, guests %d, shared %d, free %d",
+		c.Hypervisor, c.Control, guests, c.Shared, c.Free)
+}
+
+func exits(m map[string]int) string {
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%s %d", k, v))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
