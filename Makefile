@@ -26,7 +26,7 @@ QEMU_FLAGS := -machine virt,virtualization=on,gic-version=3 -cpu $(CPU) -m $(MEM
               -nographic -monitor none -semihosting-config enable=on,target=native
 APPEND     ?= exit=semihosting
 
-.PHONY: all build images run run-guests debug test unit qemu-tests toolchain qemu clean help
+.PHONY: all build images run run-guests bench debug test unit qemu-tests toolchain qemu clean help
 
 all: build
 
@@ -37,11 +37,12 @@ help:
 	@echo "                 Ctrl-a x quits QEMU at any time)"
 	@echo "make run-guests boot it with two TamaGo guests: hello, and an adversary that probes"
 	@echo "                memory that is not its own"
+	@echo "make bench      measure instructions per null hypercall (QEMU -icount shift=0)"
 	@echo "make debug      start QEMU halted with its gdb stub and print the gdb command"
 	@echo "make test       build everything and run every test: host unit tests and QEMU boots"
 	@echo "make clean      remove $(BUILD)/"
 
-GUESTS        := hello adversary
+GUESTS        := hello adversary bench
 GUEST_IMAGES  := $(GUESTS:%=$(BUILD)/guest-%.elf)
 # Guests are linked in their RAM at 0x40000000 (board/bulkheadvm: TextBase).
 GUEST_LDFLAGS := -T 0x40010000 -R 0x1000
@@ -79,6 +80,15 @@ run-guests: build qemu
 		-device loader,file=$(BUILD)/guest-hello.elf,addr=$(HELLO_AT),force-raw=on \
 		-device loader,file=$(BUILD)/guest-adversary.elf,addr=$(ADV_AT),force-raw=on \
 		-append "$(APPEND) guest0=hello:$(HELLO_AT):$$(stat -c %s $(BUILD)/guest-hello.elf):3 guest1=adversary:$(ADV_AT):$$(stat -c %s $(BUILD)/guest-adversary.elf):0x44000000"
+
+# Benchmarks, deterministic: -icount shift=0 runs one instruction per
+# virtual nanosecond, so the guest's counter measures instructions.
+BENCH_AT := 0x50000000
+bench: build qemu
+	@$(QEMU) $(QEMU_FLAGS) -icount shift=0 -kernel $(HYP) \
+		-device loader,file=$(BUILD)/guest-bench.elf,addr=$(BENCH_AT),force-raw=on \
+		-append "$(APPEND) guest0=bench:$(BENCH_AT):$$(stat -c %s $(BUILD)/guest-bench.elf)" \
+		| tr -d '\r' | sed -n 's/^bench| //p'
 
 debug: $(HYP) qemu
 	@echo "QEMU is halted at the first instruction. In another terminal:"

@@ -41,6 +41,7 @@ func probe(addr uint64, write bool) uint64
 //go:linkname hwinit0 runtime/goos.Hwinit0
 func hwinit0() {
 	goos.Exit = exit
+	goos.Idle = idle
 	timerFreq = cpu.ReadCNTFRQ()
 	setVBAR()
 	pool.init()
@@ -57,6 +58,10 @@ func hwinit0() {
 
 //go:linkname hwinit1 runtime/goos.Hwinit1
 func hwinit1() {}
+
+// idle runs when no goroutine is ready (a sleep, say): the guest gives the
+// CPU back to the hypervisor rather than spin on it.
+func idle(until int64) { hvc(abi.YIELD, 0, 0, 0, 0, 0, 0, 0) }
 
 // Arg is the argument the hypervisor started the guest with (x0).
 func Arg() uint64 { return bootArg }
@@ -158,3 +163,6 @@ func (p *tablePool) AllocTable() (uint64, bool) {
 func (p *tablePool) Table(pa uint64) *[mmu.Entries]uint64 {
 	return (*[mmu.Entries]uint64)(unsafe.Pointer(uintptr(pa)))
 }
+
+// CounterFrequency is CNTFRQ_EL0.
+func CounterFrequency() uint64 { return timerFreq }
