@@ -9,6 +9,26 @@ import (
 	"github.com/bulkhead-hv/bulkhead/vcpu"
 )
 
+// ExitReason classifies exits for the VM's counters.
+type ExitReason int
+
+const (
+	ExitHVC ExitReason = iota
+	ExitSMC
+	ExitStage2Fault
+	ExitWFx
+	ExitSysReg
+	ExitIRQ
+	ExitSError
+	ExitAArch32
+	ExitUnexpected
+	NumExitReasons
+)
+
+var exitNames = [NumExitReasons]string{"hvc", "smc", "stage2-fault", "wfx", "sysreg", "irq", "serror", "aarch32", "unexpected"}
+
+func (e ExitReason) String() string { return exitNames[e] }
+
 // Action is what the scheduler does after an exit.
 type Action int
 
@@ -24,18 +44,18 @@ const maxFaultsInARow = 64
 
 // HandleExit decides what a guest exit means. Nothing a guest does makes
 // it fail: the worst outcome is that VM being stopped with a report.
-func (h *Hyp) HandleExit(v *VCPU) Action {
+func (h *Hyp) HandleExit(r Runner, v *VCPU) Action {
 	vm, c := v.VM, &v.Ctx
 	switch c.Exit.Vector {
 	case vcpu.VectorSync64:
 	case vcpu.VectorIRQ64, vcpu.VectorFIQ64:
-		vm.Exits["irq"]++
+		vm.Exits[ExitIRQ]++
 		return Yield
 	case vcpu.VectorSError64:
-		vm.Exits["serror"]++
+		vm.Exits[ExitSError]++
 		return h.stopf(vm, -1, "SError from the guest (ESR %#x) at PC %#x", c.Exit.ESR, c.PC)
 	default:
-		vm.Exits["aarch32"]++
+		vm.Exits[ExitAArch32]++
 		return h.stopf(vm, -1, "exception from AArch32 state (vector %d), which Bulkhead does not run", c.Exit.Vector)
 	}
 	esr := cpu.ESR(c.Exit.ESR)
@@ -44,31 +64,32 @@ func (h *Hyp) HandleExit(v *VCPU) Action {
 	}
 	switch esr.EC() {
 	case cpu.EC_HVC64:
-		vm.Exits["hvc"]++
+		vm.Exits[ExitHVC]++
 		return h.hypercall(v, uint16(esr.ISS()))
 	case cpu.EC_SMC64:
-		vm.Exits["smc"]++
+		vm.Exits[ExitSMC]++
 		c.SkipInstruction() // a trapped SMC returns to the SMC itself
 		return h.psci(v, uint16(esr.ISS()))
 	case cpu.EC_DABT_LOW, cpu.EC_IABT_LOW:
-		vm.Exits["stage2-fault"]++
-		return h.stage2Fault(v, esr)
+		vm.Exits[ExitStage2Fault]++
+		return h.stage2Fault(r, v, esr)
 	case cpu.EC_WFx:
-		vm.Exits["wfx"]++
+		vm.Exits[ExitWFx]++
 		c.SkipInstruction()
 		return Yield
 	case cpu.EC_SYS64:
-		vm.Exits["sysreg"]++
-		r, write, xt := sysRegISS(esr.ISS())
+		vm.Exits[ExitSysReg]++
+		reg, write, xt := sysRegISS(esr.ISS())
 		dir := "read"
 		if write {
 			dir = "write"
 		}
-		fmt.Fprintf(h.Out, "bulkhead: vm %s: trapped %s of %s (x%d) at PC %#x: undefined instruction injected\n", vm.Name, dir, r, xt, c.PC)
+		fmt.Fprintf(h.Out, "bulkhead: vm %s: trapped %s of %s (x%d) at PC %#x: undefined instruction injected\n", vm.Name, dir, reg, xt, c.PC)
+		r.SyncSys(c)
 		c.InjectUndefined()
 		return Resume
 	}
-	vm.Exits["unexpected"]++
+	vm.Exits[ExitUnexpected]++
 	return h.stopf(vm, -1, "unexpected exit: %s at PC %#x", esr, c.PC)
 }
 
@@ -97,7 +118,7 @@ func (h *Hyp) stopf(vm *VM, status int64, format string, args ...any) Action {
 // stage2Fault handles an access to an IPA the VM's stage 2 does not allow.
 // No MMIO is emulated yet: the access is contained by injecting a
 // synchronous external abort, as a bus error on real hardware would be.
-func (h *Hyp) stage2Fault(v *VCPU, esr cpu.ESR) Action {
+func (h *Hyp) stage2Fault(r Runner, v *VCPU, esr cpu.ESR) Action {
 	vm, c := v.VM, &v.Ctx
 	ipa := (c.Exit.HPFAR>>4)<<12 | c.Exit.FAR&0xfff
 	instr := esr.EC() == cpu.EC_IABT_LOW
@@ -114,6 +135,7 @@ func (h *Hyp) stage2Fault(v *VCPU, esr cpu.ESR) Action {
 		return h.stopf(vm, -1, "%d stage 2 faults in a row without progress; last: %s at IPA %#x, PC %#x", vm.faultsInARow-1, what, ipa, c.PC)
 	}
 	fmt.Fprintf(h.Out, "bulkhead: vm %s: stage 2 fault: %s at IPA %#x (VA %#x), PC %#x: external abort injected\n", vm.Name, what, ipa, c.Exit.FAR, c.PC)
+	r.SyncSys(c)
 	c.InjectExternalAbort(instr, c.Exit.FAR, esr.Write())
 	return Resume
 }

@@ -99,6 +99,8 @@ type script struct {
 	steps map[*vcpu.Context][]func(c *vcpu.Context)
 }
 
+func (s *script) SyncSys(c *vcpu.Context) {}
+
 func (s *script) Run(c *vcpu.Context) {
 	steps := s.steps[c]
 	if len(steps) == 0 {
@@ -204,7 +206,8 @@ func TestHypercallsAndExit(t *testing.T) {
 	assert.Equal(t, "hello, world\n", vm.Console())
 	assert.Contains(t, r.out.String(), "hello| hello, world\n")
 	assert.Contains(t, r.out.String(), "bulkhead: vm hello stopped: exited with status 42")
-	assert.Equal(t, 7, vm.Exits["hvc"])
+	assert.Equal(t, 7, vm.Exits[ExitHVC])
+	assert.Equal(t, map[string]int{"hvc": 7}, vm.ExitCounts())
 }
 
 func TestStage2FaultIsContained(t *testing.T) {

@@ -6,6 +6,8 @@ import "github.com/bulkhead-hv/bulkhead/vcpu"
 // hardware, a scripted guest in tests.
 type Runner interface {
 	Run(c *vcpu.Context)
+	// SyncSys makes c.Sys current before Go code reads or changes it.
+	SyncSys(c *vcpu.Context)
 }
 
 // RunAll schedules every powered-on vCPU round-robin on this CPU until all
@@ -35,7 +37,7 @@ func (h *Hyp) runSlice(r Runner, v *VCPU) {
 	v.Ctx.EL2.VTTBR = vttbr(vm)
 	for {
 		r.Run(&v.Ctx)
-		if h.HandleExit(v) != Resume {
+		if h.HandleExit(r, v) != Resume {
 			return
 		}
 	}

@@ -59,7 +59,7 @@ type VM struct {
 	Reason string // why it stopped
 
 	// Exits counts exits by reason; Faults counts contained stage 2 faults.
-	Exits  map[string]int
+	Exits  [NumExitReasons]int
 	Faults int
 	// faultsInARow stops a guest that cannot make progress.
 	faultsInARow int
@@ -74,6 +74,17 @@ type VCPU struct {
 	Index int
 	Ctx   vcpu.Context
 	On    bool
+}
+
+// ExitCounts names the non-zero exit counters.
+func (vm *VM) ExitCounts() map[string]int {
+	m := map[string]int{}
+	for i, n := range vm.Exits {
+		if n > 0 {
+			m[ExitReason(i).String()] = n
+		}
+	}
+	return m
 }
 
 // Console returns everything the VM wrote to its console.
@@ -141,7 +152,7 @@ func (h *Hyp) CreateVM(name string) (*VM, error) {
 	if h.nextID == 0xffff {
 		return nil, ErrTooManyVMs
 	}
-	vm := &VM{ID: h.nextID, Name: name, Exits: map[string]int{}}
+	vm := &VM{ID: h.nextID, Name: name}
 	if err := vm.s2.InitStage2(h.pool, h.cfg.IPABits); err != nil {
 		return nil, fmt.Errorf("hyp: VM %q: stage 2 root: %w", name, err)
 	}

@@ -75,6 +75,10 @@ type Context struct {
 	EL2    EL2Config
 	Exit   Exit
 	host   host
+	// sysInMemory says Sys (but for SPSR_EL1 and SP_EL0, always saved) is
+	// the authoritative copy; otherwise the CPU that last ran the context
+	// holds the current values (see PerCPU).
+	sysInMemory bool
 }
 
 // Vector entries for exceptions from a lower EL (Arm ARM D1.10.2).
@@ -113,6 +117,7 @@ func (c *Context) Reset(pc, arg0 uint64) {
 	c.PSTATE = PSR_MODE_EL1h | PSR_DAIF
 	c.X[0] = arg0
 	c.Sys.SCTLR_EL1 = SCTLR_EL1_RESET
+	c.sysInMemory = true
 }
 
 // EL returns the exception level the guest was at (0 or 1).

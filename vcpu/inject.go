@@ -4,11 +4,11 @@ import "github.com/bulkhead-hv/bulkhead/cpu"
 
 // Offsets in the guest's EL1 vector table (Arm ARM D1.10.2).
 const (
-	vecCurrentSP0  = 0x000
-	vecCurrentSPx  = 0x200
-	vecLower64     = 0x400
-	vecLower32     = 0x600
-	vecSyncOffset  = 0x000
+	vecCurrentSP0 = 0x000
+	vecCurrentSPx = 0x200
+	vecLower64    = 0x400
+	vecLower32    = 0x600
+	vecSyncOffset = 0x000
 )
 
 // ESR ISS fault status for a synchronous external abort (not on a walk).

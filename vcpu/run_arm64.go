@@ -8,7 +8,8 @@ import (
 	"github.com/bulkhead-hv/bulkhead/cpu"
 )
 
-func run(c *Context)
+func run(c *Context, restoreSys bool)
+func saveSys(c *Context)
 func guestExitAddr() uint64
 func setPerCPU(p uint64)
 
@@ -17,6 +18,10 @@ func setPerCPU(p uint64)
 type PerCPU struct {
 	Current *Context // the context running on this CPU, nil at EL2
 	ID      int
+	// loaded is the context whose EL1 system registers are on this CPU.
+	// They stay there between its runs: the EL2 kernel never uses them,
+	// and not moving them makes an exit and re-entry much cheaper.
+	loaded *Context
 }
 
 // cpus holds every CPU's state where the GC can see it: TPIDR_EL2 is not
@@ -36,7 +41,24 @@ func InitCPU(id int) *PerCPU {
 // Run enters the guest with state c on this CPU and returns at its next
 // exit, with c.Exit saying why.
 func (p *PerCPU) Run(c *Context) {
+	restore := p.loaded != c || c.sysInMemory
+	if o := p.loaded; o != nil && o != c && !o.sysInMemory {
+		saveSys(o)
+		o.sysInMemory = true
+	}
+	p.loaded = c
+	c.sysInMemory = false
 	p.Current = c
-	run(c)
+	run(c, restore)
 	p.Current = nil
+}
+
+// SyncSys makes c.Sys current, so Go code may read or change it; changes
+// reach the CPU on c's next Run. A context that moves to another CPU must
+// be synced first.
+func (p *PerCPU) SyncSys(c *Context) {
+	if p.loaded == c && !c.sysInMemory {
+		saveSys(c)
+	}
+	c.sysInMemory = true
 }

@@ -19,13 +19,15 @@
 #define CTX_HOST 1048
 #define CTX_HOST_SP 1144
 
-// func run(c *Context)
+// func run(c *Context, restoreSys bool)
 //
 // run enters the guest whose state is c and returns when the guest exits
 // to EL2 (through guestExit below). Go runs on SP_EL0, which the guest also
 // uses, so the host SP is kept in c and SP_EL2 is selected while switching.
-TEXT ·run(SB),NOSPLIT|NOFRAME,$0-8
+TEXT ·run(SB),NOSPLIT|NOFRAME,$0-9
+	// Arguments are on the Go stack: read them before leaving it.
 	MOVD	c+0(FP), R0
+	MOVBU	restoreSys+8(FP), R4
 
 	// The calling Go code's registers: everything Go may rely on across a
 	// call, and the return address.
@@ -54,7 +56,10 @@ TEXT ·run(SB),NOSPLIT|NOFRAME,$0-8
 	MOVD	CTX_EL2_VPIDR(R0), R1
 	WORD	$0xd51c0001	// msr vpidr_el2, x1
 
-	// EL1 and EL0 system registers.
+	// EL1 and EL0 system registers, unless they are still on this CPU
+	// from this context's last run (see PerCPU.Run). SPSR_EL1 and
+	// SP_EL0 always: the host's stack pointer overwrites SP_EL0.
+	CBZ	R4, sys_done
 	LDP	(CTX_SYS+0)(R0), (R1, R2)
 	MSR	R1, SCTLR_EL1
 	MSR	R2, CPACR_EL1
@@ -88,6 +93,7 @@ TEXT ·run(SB),NOSPLIT|NOFRAME,$0-8
 	LDP	(CTX_SYS+160)(R0), (R1, R2)
 	MSR	R1, SP_EL1
 	MSR	R2, ELR_EL1
+sys_done:
 	LDP	(CTX_SYS+176)(R0), (R1, R2)
 	MSR	R1, SPSR_EL1
 	MSR	R2, SP_EL0
@@ -167,39 +173,8 @@ TEXT ·guestExit(SB),NOSPLIT|NOFRAME,$0
 	WORD	$0xd53c4003	// mrs x3, spsr_el2
 	STP	(R2, R3), CTX_PC(R1)
 
-	MRS	SCTLR_EL1, R2
-	MRS	CPACR_EL1, R3
-	STP	(R2, R3), (CTX_SYS+0)(R1)
-	MRS	TTBR0_EL1, R2
-	MRS	TTBR1_EL1, R3
-	STP	(R2, R3), (CTX_SYS+16)(R1)
-	MRS	TCR_EL1, R2
-	MRS	ESR_EL1, R3
-	STP	(R2, R3), (CTX_SYS+32)(R1)
-	MRS	AFSR0_EL1, R2
-	MRS	AFSR1_EL1, R3
-	STP	(R2, R3), (CTX_SYS+48)(R1)
-	MRS	FAR_EL1, R2
-	MRS	MAIR_EL1, R3
-	STP	(R2, R3), (CTX_SYS+64)(R1)
-	MRS	AMAIR_EL1, R2
-	MRS	VBAR_EL1, R3
-	STP	(R2, R3), (CTX_SYS+80)(R1)
-	MRS	CONTEXTIDR_EL1, R2
-	MRS	TPIDR_EL0, R3
-	STP	(R2, R3), (CTX_SYS+96)(R1)
-	MRS	TPIDRRO_EL0, R2
-	MRS	TPIDR_EL1, R3
-	STP	(R2, R3), (CTX_SYS+112)(R1)
-	MRS	CNTKCTL_EL1, R2
-	MRS	PAR_EL1, R3
-	STP	(R2, R3), (CTX_SYS+128)(R1)
-	MRS	CSSELR_EL1, R2
-	MRS	MDSCR_EL1, R3
-	STP	(R2, R3), (CTX_SYS+144)(R1)
-	MRS	SP_EL1, R2
-	MRS	ELR_EL1, R3
-	STP	(R2, R3), (CTX_SYS+160)(R1)
+	// Only SPSR_EL1 and SP_EL0: the other EL1 registers stay on the CPU
+	// until saveSys or another context's run needs them.
 	MRS	SPSR_EL1, R2
 	MRS	SP_EL0, R3
 	STP	(R2, R3), (CTX_SYS+176)(R1)
@@ -240,4 +215,44 @@ TEXT ·guestExitAddr(SB),NOSPLIT,$0-8
 TEXT ·setPerCPU(SB),NOSPLIT,$0-8
 	MOVD	p+0(FP), R0
 	WORD	$0xd51cd040	// msr tpidr_el2, x0
+	RET
+
+// func saveSys(c *Context)
+//
+// saveSys copies the EL1 system registers still on this CPU into c.
+TEXT ·saveSys(SB),NOSPLIT,$0-8
+	MOVD	c+0(FP), R0
+	MRS	SCTLR_EL1, R2
+	MRS	CPACR_EL1, R3
+	STP	(R2, R3), (CTX_SYS+0)(R0)
+	MRS	TTBR0_EL1, R2
+	MRS	TTBR1_EL1, R3
+	STP	(R2, R3), (CTX_SYS+16)(R0)
+	MRS	TCR_EL1, R2
+	MRS	ESR_EL1, R3
+	STP	(R2, R3), (CTX_SYS+32)(R0)
+	MRS	AFSR0_EL1, R2
+	MRS	AFSR1_EL1, R3
+	STP	(R2, R3), (CTX_SYS+48)(R0)
+	MRS	FAR_EL1, R2
+	MRS	MAIR_EL1, R3
+	STP	(R2, R3), (CTX_SYS+64)(R0)
+	MRS	AMAIR_EL1, R2
+	MRS	VBAR_EL1, R3
+	STP	(R2, R3), (CTX_SYS+80)(R0)
+	MRS	CONTEXTIDR_EL1, R2
+	MRS	TPIDR_EL0, R3
+	STP	(R2, R3), (CTX_SYS+96)(R0)
+	MRS	TPIDRRO_EL0, R2
+	MRS	TPIDR_EL1, R3
+	STP	(R2, R3), (CTX_SYS+112)(R0)
+	MRS	CNTKCTL_EL1, R2
+	MRS	PAR_EL1, R3
+	STP	(R2, R3), (CTX_SYS+128)(R0)
+	MRS	CSSELR_EL1, R2
+	MRS	MDSCR_EL1, R3
+	STP	(R2, R3), (CTX_SYS+144)(R0)
+	MRS	SP_EL1, R2
+	MRS	ELR_EL1, R3
+	STP	(R2, R3), (CTX_SYS+160)(R0)
 	RET

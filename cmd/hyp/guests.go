@@ -88,7 +88,7 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec) int {
 	status := 0
 	for _, vm := range h.VMs() {
 		fmt.Printf("bulkhead: vm %s: status %d (%s); exits: %s; contained faults: %d\n",
-			vm.Name, vm.Status, vm.Reason, exits(vm.Exits), vm.Faults)
+			vm.Name, vm.Status, vm.Reason, exits(vm.ExitCounts()), vm.Faults)
 		n, err := h.DestroyVM(vm)
 		if err != nil {
 			fmt.Printf("bulkhead: vm %s: teardown: %v\n", vm.Name, err)
