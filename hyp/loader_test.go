@@ -129,7 +129,7 @@ func TestPlacer(t *testing.T) {
 	b, err := p.Place(2 << 20)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(0x4520_0000), b, "past the first image, 2 MiB aligned")
-	c, err := p.Place(8 << 20)
+	c, err := p.Place(14 << 20)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(0x4640_0000), c, "past the second image")
 	_, err = p.Place(1 << 30)
