@@ -10,7 +10,9 @@ const (
 	ESR_ISS_MASK  = 0x1ffffff
 	ISS_DA_ISV    = 1 << 24 // instruction syndrome valid
 	ISS_DA_SAS    = 22      // syndrome access size, 2 bits
+	ISS_DA_SSE    = 1 << 21 // syndrome sign extend
 	ISS_DA_SRT    = 16      // syndrome register transfer, 5 bits
+	ISS_DA_SF     = 1 << 15 // 64-bit register
 	ISS_DA_FnV    = 1 << 10 // FAR not valid
 	ISS_DA_S1PTW  = 1 << 7  // fault on the stage 2 walk of a stage 1 table
 	ISS_DA_WnR    = 1 << 6  // write, not read

@@ -22,10 +22,11 @@ const (
 	ExitSError
 	ExitAArch32
 	ExitUnexpected
+	ExitMMIO
 	NumExitReasons
 )
 
-var exitNames = [NumExitReasons]string{"hvc", "smc", "stage2-fault", "wfx", "sysreg", "irq", "serror", "aarch32", "unexpected"}
+var exitNames = [NumExitReasons]string{"hvc", "smc", "stage2-fault", "wfx", "sysreg", "irq", "serror", "aarch32", "unexpected", "mmio"}
 
 func (e ExitReason) String() string { return exitNames[e] }
 
@@ -71,6 +72,11 @@ func (h *Hyp) HandleExit(r Runner, v *VCPU) Action {
 		c.SkipInstruction() // a trapped SMC returns to the SMC itself
 		return h.psci(v, uint16(esr.ISS()))
 	case cpu.EC_DABT_LOW, cpu.EC_IABT_LOW:
+		ipa := (c.Exit.HPFAR>>4)<<12 | c.Exit.FAR&0xfff
+		if h.emulateMMIO(v, esr, ipa) {
+			vm.faultsInARow = 0
+			return Resume
+		}
 		vm.Exits[ExitStage2Fault]++
 		return h.stage2Fault(r, v, esr)
 	case cpu.EC_WFx:
@@ -115,9 +121,9 @@ func (h *Hyp) stopf(vm *VM, status int64, format string, args ...any) Action {
 	return Stop
 }
 
-// stage2Fault handles an access to an IPA the VM's stage 2 does not allow.
-// No MMIO is emulated yet: the access is contained by injecting a
-// synchronous external abort, as a bus error on real hardware would be.
+// stage2Fault handles an access to an IPA the VM's stage 2 does not allow
+// and no emulated device claims: it is contained by injecting a synchronous
+// external abort, as a bus error on real hardware would be.
 func (h *Hyp) stage2Fault(r Runner, v *VCPU, esr cpu.ESR) Action {
 	vm, c := v.VM, &v.Ctx
 	ipa := (c.Exit.HPFAR>>4)<<12 | c.Exit.FAR&0xfff

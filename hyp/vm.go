@@ -63,6 +63,7 @@ type VM struct {
 	Faults int
 	// faultsInARow stops a guest that cannot make progress.
 	faultsInARow int
+	mmio         []mmioRegion
 
 	console     strings.Builder // the whole console output
 	consoleLine []byte

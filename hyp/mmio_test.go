@@ -1,0 +1,85 @@
+package hyp
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bulkhead-hv/bulkhead/cpu"
+	"github.com/bulkhead-hv/bulkhead/vcpu"
+)
+
+type regDev struct {
+	reads, writes []uint64
+	val           uint64
+}
+
+func (d *regDev) Read(off uint64, size int) uint64 {
+	d.reads = append(d.reads, off)
+	return d.val
+}
+
+func (d *regDev) Write(off uint64, size int, value uint64) {
+	d.writes = append(d.writes, off, uint64(size), value)
+}
+
+// access builds the exit of a load or store with a valid syndrome.
+func access(ipa uint64, write bool, size, reg int, sf, sse bool) func(c *vcpu.Context) {
+	return func(c *vcpu.Context) {
+		iss := uint64(cpu.ISS_DA_ISV) | uint64(map[int]int{1: 0, 2: 1, 4: 2, 8: 3}[size])<<cpu.ISS_DA_SAS |
+			uint64(reg)<<cpu.ISS_DA_SRT | 0b000111
+		if write {
+			iss |= cpu.ISS_DA_WnR
+		}
+		if sf {
+			iss |= cpu.ISS_DA_SF
+		}
+		if sse {
+			iss |= cpu.ISS_DA_SSE
+		}
+		c.Exit = vcpu.Exit{Vector: vcpu.VectorSync64, ESR: cpu.EC_DABT_LOW<<cpu.ESR_EC_SHIFT | cpu.ESR_IL | iss,
+			FAR: ipa, HPFAR: (ipa >> 12) << 4}
+	}
+}
+
+func TestMMIOEmulation(t *testing.T) {
+	r := newRig(t)
+	vm, v := r.guest(t, "mmio", ramBase+0x20_0000)
+	dev := &regDev{val: 0xfedcba9876543280}
+	require.NoError(t, r.h.AddMMIO(vm, 0x0900_0000, 0x1000, dev))
+	assert.Error(t, r.h.AddMMIO(vm, 0x0900_0800, 0x1000, dev), "overlapping devices")
+	assert.Error(t, r.h.AddMMIO(vm, guestIPA, 0x1000, dev), "device over RAM")
+
+	pc := v.Ctx.PC
+	s := &script{t: t, steps: map[*vcpu.Context][]func(*vcpu.Context){}}
+	s.steps[&v.Ctx] = []func(*vcpu.Context){
+		func(c *vcpu.Context) { c.X[5] = 0x1122334455667788; access(0x0900_0018, true, 4, 5, false, false)(c) },
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, pc+4, c.PC, "the emulated store is skipped")
+			access(0x0900_0004, false, 4, 7, false, false)(c) // ldr w7
+		}),
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, uint64(0x76543280), c.X[7], "32-bit load, zero-extended")
+			access(0x0900_0004, false, 1, 8, true, true)(c) // ldrsb x8
+		}),
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, uint64(0xffffffffffffff80), c.X[8], "sign-extended byte into an X register")
+			access(0x0900_0010, true, 8, 31, true, false)(c) // str xzr
+		}),
+		check(func(c *vcpu.Context) {
+			// Outside the device: contained as a fault, not emulated.
+			c.Sys.VBAR_EL1 = guestIPA
+			access(0x0900_1000, false, 4, 1, false, false)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, uint64(guestIPA+0x200), c.PC)
+			hvc(0xc6000002, 0)(c)
+		}),
+	}
+	r.h.RunAll(s)
+	assert.Equal(t, []uint64{0x18, 4, 0x55667788, 0x10, 8, 0}, dev.writes)
+	assert.Equal(t, []uint64{4, 4}, dev.reads)
+	assert.Equal(t, 4, vm.Exits[ExitMMIO])
+	assert.Equal(t, 1, vm.Faults)
+}
