@@ -89,13 +89,24 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec) int {
 	for _, vm := range h.VMs() {
 		fmt.Printf("bulkhead: vm %s: status %d (%s); exits: %s; contained faults: %d\n",
 			vm.Name, vm.Status, vm.Reason, exits(vm.ExitCounts()), vm.Faults)
+		ram := append([]hyp.Region(nil), vm.RAM...)
 		n, err := h.DestroyVM(vm)
 		if err != nil {
 			fmt.Printf("bulkhead: vm %s: teardown: %v\n", vm.Name, err)
 			status = 1
 			continue
 		}
-		fmt.Printf("bulkhead: vm %s: %d pages zeroed and returned to the control partition\n", vm.Name, n)
+		// Check the ledger's promise on the real memory: every byte the
+		// guest had is zero before anyone else can be given it.
+		for _, r := range ram {
+			for i, b := range (qemuvirt.Phys{}).Bytes(r.PA, r.Size) {
+				if b != 0 {
+					fmt.Printf("bulkhead: vm %s: reclaimed page %#x is not zeroed\n", vm.Name, r.PA+uint64(i))
+					return 1
+				}
+			}
+		}
+		fmt.Printf("bulkhead: vm %s: %d pages zeroed (checked) and returned to the control partition\n", vm.Name, n)
 	}
 	now := l.Count()
 	if err := l.Check(); err != nil {

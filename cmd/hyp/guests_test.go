@@ -46,8 +46,8 @@ func TestTwoGuestsSideBySide(t *testing.T) {
 		"adversary| probe own-ram 0x",
 		"adversary| contained 16 of 16 attempts",
 		"bulkhead: vm adversary stopped: exited with status 0",
-		"bulkhead: vm hello: 4096 pages zeroed and returned to the control partition",
-		"bulkhead: vm adversary: 4096 pages zeroed and returned to the control partition",
+		"bulkhead: vm hello: 4096 pages zeroed (checked) and returned to the control partition",
+		"bulkhead: vm adversary: 4096 pages zeroed (checked) and returned to the control partition",
 		"back at its boot figures",
 		"bulkhead: exit status 0",
 	)
