@@ -1,0 +1,141 @@
+package vgic
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bulkhead-hv/bulkhead/gic"
+)
+
+type fakeLRs struct{ r [4]uint64 }
+
+func (f *fakeLRs) ReadLR(i int) uint64    { return f.r[i] }
+func (f *fakeLRs) WriteLR(i int, v uint64) { f.r[i] = v }
+
+// boot does what a guest's GIC driver does: wake the redistributors,
+// enable both groups, and enable the given interrupts in group 1.
+func boot(g *VGIC, intids ...uint32) {
+	d, r := g.Distributor(), g.Redistributors()
+	for i := range g.CPUs {
+		r.Write(uint64(i)*RedistStride+gic.GICR_WAKER, 4, 0)
+		r.Write(uint64(i)*RedistStride+gic.GICR_IGROUPR0, 4, 0xffffffff)
+	}
+	d.Write(gic.GICD_CTLR, 4, CTLR_EnableGrp1|CTLR_EnableGrp0)
+	for _, id := range intids {
+		if id < FirstSPI {
+			for i := range g.CPUs {
+				r.Write(uint64(i)*RedistStride+gic.GICR_ISENABLER0, 4, 1<<id)
+			}
+		} else {
+			d.Write(gic.GICD_IGROUPR+uint64(id/32)*4, 4, 0xffffffff)
+			d.Write(gic.GICD_ISENABLER+uint64(id/32)*4, 4, 1<<(id%32))
+		}
+	}
+}
+
+func TestDistributorRegisters(t *testing.T) {
+	g := New(64, 2, 4)
+	d, r := g.Distributor(), g.Redistributors()
+	assert.Equal(t, uint64(2|9<<19), d.Read(gic.GICD_TYPER, 4), "96 INTIDs: ITLinesNumber 2")
+	assert.Equal(t, uint64(0x3b), d.Read(pidr2Off, 4))
+	assert.Equal(t, uint64(CTLR_ARE|CTLR_DS), d.Read(gic.GICD_CTLR, 4))
+	d.Write(gic.GICD_CTLR, 4, 0xffffffff)
+	assert.Equal(t, uint64(CTLR_ARE|CTLR_DS|CTLR_EnableGrp0|CTLR_EnableGrp1), d.Read(gic.GICD_CTLR, 4))
+
+	d.Write(gic.GICD_ISENABLER+4, 4, 1<<3|1<<31) // INTIDs 35 and 63
+	assert.Equal(t, uint64(1<<3|1<<31), d.Read(gic.GICD_ICENABLER+4, 4))
+	d.Write(gic.GICD_ICENABLER+4, 4, 1<<3)
+	assert.Equal(t, uint64(1<<31), d.Read(gic.GICD_ISENABLER+4, 4))
+	assert.Zero(t, d.Read(gic.GICD_ISENABLER, 4), "word 0 belongs to the redistributors")
+
+	d.Write(gic.GICD_IPRIORITYR+40, 4, 0x10203040)
+	assert.Equal(t, uint64(0x10203040), d.Read(gic.GICD_IPRIORITYR+40, 4))
+	d.Write(gic.GICD_IPRIORITYR+41, 1, 0xff)
+	assert.Equal(t, uint64(0xf8), d.Read(gic.GICD_IPRIORITYR+41, 1), "5 priority bits")
+
+	d.Write(gic.GICD_ICFGR+8, 4, 0b10<<2) // INTID 33 edge
+	assert.Equal(t, uint64(0b10<<2), d.Read(gic.GICD_ICFGR+8, 4))
+
+	d.Write(gic.GICD_IROUTER+8*40, 8, 1)
+	assert.Equal(t, uint64(1), d.Read(gic.GICD_IROUTER+8*40, 8))
+	assert.Zero(t, d.Read(0x9000, 4), "unimplemented registers read as zero")
+	d.Write(0x9000, 4, 1) // and ignore writes
+
+	assert.Equal(t, uint64(0), r.Read(gic.GICR_TYPER, 8)&gic.GICR_TYPER_Last)
+	assert.Equal(t, uint64(1)<<32|1<<8|gic.GICR_TYPER_Last, r.Read(RedistStride+gic.GICR_TYPER, 8))
+	assert.Equal(t, uint64(1), r.Read(RedistStride+gic.GICR_TYPER+4, 4))
+	assert.Equal(t, uint64(6), r.Read(gic.GICR_WAKER, 4), "asleep until woken")
+	r.Write(gic.GICR_WAKER, 4, 0)
+	assert.Zero(t, r.Read(gic.GICR_WAKER, 4))
+	assert.Zero(t, r.Read(2*RedistStride, 4), "past the last redistributor")
+	assert.Equal(t, uint64(0xaaaaaaaa), r.Read(gic.GICR_ICFGR0, 4), "SGIs are edge-triggered")
+	r.Write(gic.GICR_IPRIORITYR+27, 1, 0x40)
+	assert.Equal(t, uint64(0x40), r.Read(gic.GICR_IPRIORITYR+27, 1))
+	assert.Zero(t, r.Read(RedistStride+gic.GICR_IPRIORITYR+27, 1), "PPIs are banked per vCPU")
+}
+
+func TestListRegisterScheduling(t *testing.T) {
+	g := New(32, 1, 4)
+	c := g.CPUs[0]
+	spis := []uint32{32, 33, 34, 35, 36, 37}
+	boot(g, append([]uint32{27}, spis...)...)
+	d := g.Distributor()
+	// Priorities: 37 highest (0x10), then 36 (0x20), ...
+	for i, id := range spis {
+		d.Write(gic.GICD_IPRIORITYR+uint64(id), 1, uint64(0x60-0x10*i))
+	}
+	for _, id := range spis {
+		g.Inject(0, id)
+	}
+	assert.True(t, g.HasPending(c))
+	hw := &fakeLRs{}
+	n := g.Flush(c)
+	c.LoadLRs(hw, n)
+	require.Equal(t, 4, n)
+	assert.Equal(t, []uint32{37, 36, 35, 34}, []uint32{uint32(hw.r[0]), uint32(hw.r[1]), uint32(hw.r[2]), uint32(hw.r[3])})
+	assert.Equal(t, uint64(LR_PENDING|LR_GROUP), hw.r[0]&(LR_STATE_MASK|LR_GROUP))
+	assert.Equal(t, uint64(0x10), hw.r[0]>>LR_PRIORITY_SHIFT&0xff)
+	assert.NotZero(t, c.HCR&ICH_HCR_UIE, "two more are waiting: ask for an underflow maintenance interrupt")
+
+	// The guest takes 37 (active) and completes 36 and 35.
+	hw.r[0] = hw.r[0]&^LR_STATE_MASK | LR_ACTIVE
+	hw.r[1], hw.r[2] = 0, 0
+	g.Sync(c, hw, n)
+	assert.Equal(t, uint64(1<<5), d.Read(gic.GICD_ISACTIVER+4, 4)&(1<<5), "37 is active")
+	n = g.Flush(c)
+	c.LoadLRs(hw, n)
+	assert.Equal(t, []uint32{37, 33, 32, 34}, []uint32{uint32(hw.r[0]), uint32(hw.r[1]), uint32(hw.r[2]), uint32(hw.r[3])})
+	assert.Zero(t, c.HCR&ICH_HCR_UIE, "everything fits now")
+
+	// Disabled or not-yet-woken interrupts wait.
+	g2 := New(32, 1, 4)
+	g2.Inject(0, 27)
+	assert.False(t, g2.HasPending(g2.CPUs[0]), "not enabled")
+	boot(g2, 27)
+	assert.True(t, g2.HasPending(g2.CPUs[0]))
+	g2.Distributor().Write(gic.GICD_CTLR, 4, 0)
+	assert.False(t, g2.HasPending(g2.CPUs[0]), "groups disabled at the distributor")
+}
+
+func TestSGIRouting(t *testing.T) {
+	g := New(32, 4, 4)
+	boot(g, 1, 2)
+	// To vCPUs 1 and 3 (Aff0 target list), INTID 1.
+	got := g.SGI(0, 1<<24|0b1010)
+	require.Len(t, got, 2)
+	assert.Equal(t, []int{1, 3}, []int{got[0].Index, got[1].Index})
+	assert.True(t, g.HasPending(g.CPUs[1]))
+	assert.False(t, g.HasPending(g.CPUs[0]))
+	// IRM: everyone but the sender.
+	got = g.SGI(2, 2<<24|1<<40)
+	assert.Len(t, got, 3)
+	for _, c := range got {
+		assert.NotEqual(t, 2, c.Index)
+	}
+	// A target list for Aff1 = 1 reaches nobody: all vCPUs have Aff1 = 0.
+	assert.Empty(t, g.SGI(0, 1<<24|1<<16|0xffff))
+	// Range selector 1 means Aff0 16-31: nobody here either.
+	assert.Empty(t, g.SGI(0, 1<<24|1<<44|0xffff))
+}
