@@ -26,7 +26,7 @@ QEMU_FLAGS := -machine virt,virtualization=on,gic-version=3 -cpu $(CPU) -m $(MEM
               -nographic -monitor none -semihosting-config enable=on,target=native
 APPEND     ?= exit=semihosting
 
-.PHONY: all build images run run-guests bench debug test unit qemu-tests toolchain qemu clean help
+.PHONY: all build images run run-guests bench debug test proofs toolchain qemu clean help
 
 all: build
 
@@ -39,7 +39,8 @@ help:
 	@echo "                memory that is not its own"
 	@echo "make bench      measure instructions per null hypercall (QEMU -icount shift=0)"
 	@echo "make debug      start QEMU halted with its gdb stub and print the gdb command"
-	@echo "make test       build everything and run every test: host unit tests and QEMU boots"
+	@echo "make test       build everything and run every test: host unit tests, QEMU boots, proofs"
+	@echo "make proofs     check the Coq proofs, the oracle comparison and the SPIN model"
 	@echo "make clean      remove $(BUILD)/"
 
 GUESTS        := hello adversary bench
@@ -98,9 +99,15 @@ debug: $(HYP) qemu
 	$(QEMU) $(QEMU_FLAGS) -append '$(APPEND)' -kernel $(HYP) -S -gdb tcp::1234
 
 # Unit tests of the pure logic run on the host; the QEMU tests (in the same
-# `go test` run) boot the images built here.
+# `go test` run) boot the images built here; then the proofs.
 test: images qemu
 	BULKHEAD_IMAGES=$(abspath $(BUILD)) $(GO) test -count=1 ./...
+	$(MAKE) --no-print-directory -C proofs
+
+# The Coq proofs, the Go ledger checked against the extracted oracle, and
+# the SPIN model of break-before-make (proofs/README.md).
+proofs:
+	$(MAKE) --no-print-directory -C proofs
 
 clean:
 	rm -rf $(BUILD)

@@ -52,3 +52,6 @@ func TLBIStage2IPA(vmid uint16, ipa uint64)
 
 // TLBIAllE1 invalidates all EL1&0 translations of all VMIDs on all CPUs.
 func TLBIAllE1()
+
+// WaitForInterrupt idles until an interrupt is pending.
+func WaitForInterrupt()

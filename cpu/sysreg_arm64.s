@@ -185,3 +185,10 @@ TEXT ·TLBIAllE1(SB),NOSPLIT,$0-0
 	DSB	$11	// ish
 	ISB	$15
 	RET
+
+// WaitForInterrupt idles until an interrupt is pending; interrupts stay
+// masked at EL2, so it returns rather than taking it.
+TEXT ·WaitForInterrupt(SB),NOSPLIT,$0-0
+	DSB	$15
+	WFI
+	RET

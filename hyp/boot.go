@@ -12,7 +12,9 @@ import (
 // GuestSpec is a guest to start at boot: until the control partition
 // exists, images come from memory a boot loader filled (QEMU's
 // -device loader), named on the command line as
-// guestN=NAME:IMAGE_ADDR:IMAGE_SIZE[:ARG[:MEM]].
+// guestN=NAME:IMAGE_ADDR:IMAGE_SIZE[:ARG[:MEM[:CPUS]]]. Every vCPU starts at
+// the image's entry point with x0 = ARG; the guest tells them apart by
+// MPIDR_EL1.
 type GuestSpec struct {
 	Key       string // the boot argument, e.g. "guest0"
 	Name      string
@@ -20,7 +22,11 @@ type GuestSpec struct {
 	ImageSize uint64
 	Arg       uint64 // passed in x0
 	Mem       uint64 // guest RAM, default DefaultGuestMem
+	CPUs      int    // vCPUs, default 1
 }
+
+// MaxVCPUs bounds a guest's vCPUs (16 fits one SGI target list).
+const MaxVCPUs = 16
 
 // DefaultGuestMem is a guest's RAM when the spec gives none.
 const DefaultGuestMem = 16 << 20
@@ -40,8 +46,8 @@ func ParseGuestSpecs(args map[string]string) ([]GuestSpec, error) {
 			return nil, fmt.Errorf("boot argument %q: want guest0, guest1, ...", k)
 		}
 		f := strings.Split(v, ":")
-		if len(f) < 3 || len(f) > 5 {
-			return nil, fmt.Errorf("boot argument %s=%q: want NAME:IMAGE_ADDR:IMAGE_SIZE[:ARG[:MEM]]", k, v)
+		if len(f) < 3 || len(f) > 6 {
+			return nil, fmt.Errorf("boot argument %s=%q: want NAME:IMAGE_ADDR:IMAGE_SIZE[:ARG[:MEM[:CPUS]]]", k, v)
 		}
 		s := GuestSpec{Key: k, Name: f[0], Mem: DefaultGuestMem}
 		if s.Name == "" || names[s.Name] {
@@ -49,7 +55,8 @@ func ParseGuestSpecs(args map[string]string) ([]GuestSpec, error) {
 		}
 		names[s.Name] = true
 		var err error
-		nums := []*uint64{&s.Image, &s.ImageSize, &s.Arg, &s.Mem}
+		var cpus uint64 = 1
+		nums := []*uint64{&s.Image, &s.ImageSize, &s.Arg, &s.Mem, &cpus}
 		for i, field := range f[1:] {
 			if *nums[i], err = strconv.ParseUint(field, 0, 64); err != nil {
 				return nil, fmt.Errorf("boot argument %s: field %d %q is not a number", k, i+2, field)
@@ -58,6 +65,10 @@ func ParseGuestSpecs(args map[string]string) ([]GuestSpec, error) {
 		if s.ImageSize == 0 || s.Image%8 != 0 {
 			return nil, fmt.Errorf("boot argument %s: image must be 8-byte aligned and not empty", k)
 		}
+		if cpus < 1 || cpus > MaxVCPUs {
+			return nil, fmt.Errorf("boot argument %s: %d vCPUs: want 1 to %d", k, cpus, MaxVCPUs)
+		}
+		s.CPUs = int(cpus)
 		if s.Mem == 0 || s.Mem%(2<<20) != 0 {
 			return nil, fmt.Errorf("boot argument %s: memory %#x is not a positive multiple of 2 MiB", k, s.Mem)
 		}
@@ -129,6 +140,15 @@ func (h *Hyp) StartGuest(s GuestSpec, image []byte, pa uint64) (*VM, error) {
 	if err != nil {
 		return fail(err)
 	}
-	h.AddVCPU(vm, entry, s.Arg)
+	cpus := s.CPUs
+	if cpus == 0 {
+		cpus = 1
+	}
+	for i := 0; i < cpus; i++ {
+		h.AddVCPU(vm, entry, s.Arg)
+	}
+	if err := h.StartVGIC(vm); err != nil {
+		return fail(err)
+	}
 	return vm, nil
 }

@@ -36,6 +36,7 @@ type Action int
 const (
 	Resume Action = iota // run the same vCPU again
 	Yield                // let others run
+	Block                // wait for an interrupt (WFI)
 	Stop                 // the VM stopped
 )
 
@@ -45,13 +46,14 @@ const maxFaultsInARow = 64
 
 // HandleExit decides what a guest exit means. Nothing a guest does makes
 // it fail: the worst outcome is that VM being stopped with a report.
-func (h *Hyp) HandleExit(r Runner, v *VCPU) Action {
+func (h *Hyp) HandleExit(r CPU, v *VCPU) Action {
 	vm, c := v.VM, &v.Ctx
 	switch c.Exit.Vector {
 	case vcpu.VectorSync64:
 	case vcpu.VectorIRQ64, vcpu.VectorFIQ64:
+		// A physical interrupt for EL2: the scheduler services it.
 		vm.Exits[ExitIRQ]++
-		return Yield
+		return Resume
 	case vcpu.VectorSError64:
 		vm.Exits[ExitSError]++
 		return h.stopf(vm, -1, "SError from the guest (ESR %#x) at PC %#x", c.Exit.ESR, c.PC)
@@ -82,10 +84,20 @@ func (h *Hyp) HandleExit(r Runner, v *VCPU) Action {
 	case cpu.EC_WFx:
 		vm.Exits[ExitWFx]++
 		c.SkipInstruction()
-		return Yield
+		if esr.ISS()&1 != 0 { // WFE: a hint, give others a turn
+			return Yield
+		}
+		if vm.vgic != nil && vm.vgic.HasPending(v.gic) {
+			return Resume
+		}
+		return Block
 	case cpu.EC_SYS64:
 		vm.Exits[ExitSysReg]++
 		reg, write, xt := sysRegISS(esr.ISS())
+		if h.emulateSysReg(r, v, reg, write, xt) {
+			c.SkipInstruction()
+			return Resume
+		}
 		dir := "read"
 		if write {
 			dir = "write"
@@ -124,7 +136,7 @@ func (h *Hyp) stopf(vm *VM, status int64, format string, args ...any) Action {
 // stage2Fault handles an access to an IPA the VM's stage 2 does not allow
 // and no emulated device claims: it is contained by injecting a synchronous
 // external abort, as a bus error on real hardware would be.
-func (h *Hyp) stage2Fault(r Runner, v *VCPU, esr cpu.ESR) Action {
+func (h *Hyp) stage2Fault(r CPU, v *VCPU, esr cpu.ESR) Action {
 	vm, c := v.VM, &v.Ctx
 	ipa := (c.Exit.HPFAR>>4)<<12 | c.Exit.FAR&0xfff
 	instr := esr.EC() == cpu.EC_IABT_LOW
@@ -241,4 +253,42 @@ func (h *Hyp) flushConsole(vm *VM) {
 	}
 	fmt.Fprintf(h.Out, "%s| %s\n", vm.Name, vm.consoleLine)
 	vm.consoleLine = vm.consoleLine[:0]
+}
+
+// System registers the hypervisor emulates (op0, op1, CRn, CRm, op2).
+var (
+	regICC_SGI1R  = cpu.SysReg{Op0: 3, Op1: 0, CRn: 12, CRm: 11, Op2: 5}
+	regICC_ASGI1R = cpu.SysReg{Op0: 3, Op1: 0, CRn: 12, CRm: 11, Op2: 6}
+	regICC_SGI0R  = cpu.SysReg{Op0: 3, Op1: 0, CRn: 12, CRm: 11, Op2: 7}
+	regCNTPCT     = cpu.SysReg{Op0: 3, Op1: 3, CRn: 14, CRm: 0, Op2: 1}
+)
+
+// emulateSysReg handles the trapped accesses that have a meaning for a
+// guest: SGI generation (HCR_EL2.IMO traps ICC_SGI*R_EL1) and reads of the
+// physical counter (CNTHCTL_EL2.EL1PCTEN is clear), which return the VM's
+// virtual count. Others fall through to an Undefined Instruction.
+func (h *Hyp) emulateSysReg(r CPU, v *VCPU, reg cpu.SysReg, write bool, xt int) bool {
+	c := &v.Ctx
+	val := func() uint64 {
+		if xt == 31 {
+			return 0
+		}
+		return c.X[xt]
+	}
+	switch {
+	case write && (reg == regICC_SGI1R || reg == regICC_ASGI1R || reg == regICC_SGI0R):
+		if v.VM.vgic == nil {
+			return false
+		}
+		for _, t := range v.VM.vgic.SGI(v.Index, val()) {
+			h.wake(v.VM.VCPUs[t.Index])
+		}
+		return true
+	case !write && reg == regCNTPCT:
+		if xt != 31 {
+			c.X[xt] = r.Counter() - v.VM.cntvoff
+		}
+		return true
+	}
+	return false
 }

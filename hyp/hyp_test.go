@@ -79,7 +79,8 @@ func newRig(t *testing.T) *rig {
 	pool := NewTablePool(phys, poolBase, 64)
 	tlb := &fakeTLB{}
 	out := &bytes.Buffer{}
-	h := New(l, pool, phys, tlb, Config{IPABits: 40, VMID16: true, MIDR: 0x410fd0c1}, out)
+	h := New(l, pool, phys, tlb, Config{IPABits: 40, VMID16: true, MIDR: 0x410fd0c1,
+		NumLRs: 4, Slice: 10000, PPIs: PPIs{Maintenance: 25, HypTimer: 26, VTimer: 27}}, out)
 	return &rig{h: h, phys: phys, tlb: tlb, out: out, boot: l.Count()}
 }
 
@@ -89,19 +90,70 @@ func (r *rig) guest(t *testing.T, name string, pa uint64) (*VM, *VCPU) {
 	vm, err := r.h.CreateVM(name)
 	require.NoError(t, err)
 	require.NoError(t, r.h.Donate(vm, pa, guestIPA, 1<<20, mmu.Read|mmu.Write|mmu.Exec))
-	return vm, r.h.AddVCPU(vm, guestIPA, 0)
+	v := r.h.AddVCPU(vm, guestIPA, 0)
+	require.NoError(t, r.h.StartVGIC(vm))
+	return vm, v
 }
 
 // script plays a guest: each Run applies the next step, which sets the
-// registers and the exit the guest would produce.
+// registers and the exit the guest would produce. It also stands for the
+// CPU's GIC and timers: the test reads and drives them through its fields.
 type script struct {
 	t     *testing.T
 	steps map[*vcpu.Context][]func(c *vcpu.Context)
+
+	now      uint64 // CNTPCT, advanced 100 ticks per Run
+	lrs      [4]uint64
+	hcr      uint64
+	vctl     uint64
+	vcval    uint64
+	cntvoff  uint64
+	el2Timer uint64
+	irqs     []uint32 // pending physical interrupts, in Ack order
+	eois     []uint32
+	idles    int
 }
 
-func (s *script) SyncSys(c *vcpu.Context) {}
+func (s *script) SyncSys(c *vcpu.Context)           {}
+func (s *script) ReadLR(i int) uint64               { return s.lrs[i] }
+func (s *script) WriteLR(i int, v uint64)           { s.lrs[i] = v }
+func (s *script) WriteICHHCR(v uint64)              { s.hcr = v }
+func (s *script) LoadICH(vmcr, ap0r, ap1r uint64)   {}
+func (s *script) SaveICH() (uint64, uint64, uint64) { return 0, 0, 0 }
+func (s *script) LoadVTimer(ctl, cval, cntvoff uint64) {
+	s.vctl, s.vcval, s.cntvoff = ctl, cval, cntvoff
+}
+func (s *script) SaveVTimer() (uint64, uint64) { return s.vctl, s.vcval }
+func (s *script) Counter() uint64              { return s.now }
+func (s *script) SetEL2Timer(cval uint64)      { s.el2Timer = cval }
+func (s *script) EOI(intid uint32)             { s.eois = append(s.eois, intid) }
+
+func (s *script) Ack() uint32 {
+	if len(s.irqs) == 0 {
+		return 1023
+	}
+	id := s.irqs[0]
+	s.irqs = s.irqs[1:]
+	return id
+}
+
+// WaitForInterrupt jumps the clock to the EL2 timer and raises it.
+func (s *script) WaitForInterrupt() {
+	s.idles++
+	if s.el2Timer > s.now {
+		s.now = s.el2Timer
+	}
+	s.irqs = append(s.irqs, 26)
+}
 
 func (s *script) Run(c *vcpu.Context) {
+	s.now += 100
+	if s.el2Timer != 0 && s.now >= s.el2Timer {
+		// The EL2 timer fires while the guest runs: an IRQ exit.
+		s.irqs = append(s.irqs, 26)
+		c.Exit = vcpu.Exit{Vector: vcpu.VectorIRQ64}
+		return
+	}
 	steps := s.steps[c]
 	if len(steps) == 0 {
 		s.t.Fatalf("guest ran past the end of its script")

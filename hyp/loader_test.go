@@ -95,12 +95,12 @@ func TestLoadELFRejects(t *testing.T) {
 
 func TestParseGuestSpecs(t *testing.T) {
 	specs, err := ParseGuestSpecs(map[string]string{
-		"guest10": "b:0x52000000:4096", "guest2": "a:0x50000000:8192:3:0x2000000", "exit": "semihosting",
+		"guest10": "b:0x52000000:4096", "guest2": "a:0x50000000:8192:3:0x2000000:2", "exit": "semihosting",
 	})
 	require.NoError(t, err)
 	require.Len(t, specs, 2)
-	assert.Equal(t, GuestSpec{Key: "guest2", Name: "a", Image: 0x50000000, ImageSize: 8192, Arg: 3, Mem: 32 << 20}, specs[0])
-	assert.Equal(t, GuestSpec{Key: "guest10", Name: "b", Image: 0x52000000, ImageSize: 4096, Mem: DefaultGuestMem}, specs[1])
+	assert.Equal(t, GuestSpec{Key: "guest2", Name: "a", Image: 0x50000000, ImageSize: 8192, Arg: 3, Mem: 32 << 20, CPUs: 2}, specs[0])
+	assert.Equal(t, GuestSpec{Key: "guest10", Name: "b", Image: 0x52000000, ImageSize: 4096, Mem: DefaultGuestMem, CPUs: 1}, specs[1])
 	for _, tc := range []struct {
 		args map[string]string
 		want string
@@ -113,6 +113,8 @@ func TestParseGuestSpecs(t *testing.T) {
 		{map[string]string{"guest0": "a:0x50000000:0"}, "not empty"},
 		{map[string]string{"guest0": "a:0x50000000:1:0:0x300000"}, "multiple of 2 MiB"},
 		{map[string]string{"guest0": "a:0x50000000:one"}, `"one" is not a number`},
+		{map[string]string{"guest0": "a:0x50000000:1:0:0x200000:17"}, "17 vCPUs: want 1 to 16"},
+		{map[string]string{"guest0": "a:0x50000000:1:0:0x200000:0"}, "0 vCPUs"},
 	} {
 		_, err := ParseGuestSpecs(tc.args)
 		if assert.Error(t, err, "%v", tc.args) {

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/bulkhead-hv/bulkhead/hyp/ledger"
+	"github.com/bulkhead-hv/bulkhead/hyp/vgic"
 	"github.com/bulkhead-hv/bulkhead/mmu"
 	"github.com/bulkhead-hv/bulkhead/vcpu"
 )
@@ -65,16 +66,26 @@ type VM struct {
 	faultsInARow int
 	mmio         []mmioRegion
 
+	vgic *vgic.VGIC
+	// cntvoff is CNTVOFF_EL2: the VM's virtual time starts at 0 when it
+	// is created and does not pass while the VM is runnable but kept
+	// from running (stolenSince says since when).
+	cntvoff     uint64
+	stolenSince uint64
+
 	console     strings.Builder // the whole console output
 	consoleLine []byte
 }
 
 // VCPU is one virtual CPU of a VM.
 type VCPU struct {
-	VM    *VM
-	Index int
-	Ctx   vcpu.Context
-	On    bool
+	VM      *VM
+	Index   int
+	Ctx     vcpu.Context
+	On      bool
+	blocked bool // in WFI, waiting for an interrupt or its timer
+	timer   vtimer
+	gic     *vgic.CPU
 }
 
 // ExitCounts names the non-zero exit counters.
@@ -103,6 +114,22 @@ type Config struct {
 	IPABits int
 	VMID16  bool
 	MIDR    uint64 // what guests read as MIDR_EL1
+	// NumLRs is the number of list registers (ICH_VTR_EL2.ListRegs + 1).
+	NumLRs int
+	// Slice is a vCPU's time slice in counter ticks.
+	Slice uint64
+	// PPIs are the private interrupts the hypervisor uses.
+	PPIs PPIs
+	// Now reads the physical counter (for VM creation).
+	Now func() uint64
+}
+
+// PPIs are the INTIDs of the private interrupts the scheduler handles, as
+// the device tree names them.
+type PPIs struct {
+	Maintenance uint32 // vGIC maintenance interrupt
+	HypTimer    uint32 // EL2 physical timer (CNTHP)
+	VTimer      uint32 // EL1 virtual timer (CNTV)
 }
 
 // Hyp is the hypervisor's state: the ledger, the VMs and the resources
@@ -118,6 +145,13 @@ type Hyp struct {
 	vms    []*VM
 	nextID ledger.Owner
 	Out    io.Writer
+
+	// The scheduler's state for the one CPU it runs on (see sched.go).
+	runq       []*VCPU
+	sliceEnd   uint64
+	hwEL2Timer uint64
+	hwLRs      int
+	hwHCR      uint64
 }
 
 var (
@@ -158,6 +192,9 @@ func (h *Hyp) CreateVM(name string) (*VM, error) {
 		return nil, fmt.Errorf("hyp: VM %q: stage 2 root: %w", name, err)
 	}
 	vm.s2.SetTLB(vmTLB{h, vm})
+	if h.cfg.Now != nil {
+		vm.cntvoff = h.cfg.Now()
+	}
 	h.nextID++
 	h.vms = append(h.vms, vm)
 	return vm, nil
@@ -218,6 +255,26 @@ func (h *Hyp) AddVCPU(vm *VM, entry, arg0 uint64) *VCPU {
 	v.Ctx.Reset(entry, arg0)
 	vm.VCPUs = append(vm.VCPUs, v)
 	return v
+}
+
+// NumSPIs is the number of SPIs each guest's distributor implements.
+const NumSPIs = 64
+
+// StartVGIC gives vm its interrupt controller, once its vCPUs exist: the
+// distributor and redistributors appear at QEMU virt's addresses.
+func (h *Hyp) StartVGIC(vm *VM) error {
+	nLRs := h.cfg.NumLRs
+	if nLRs == 0 {
+		nLRs = 4
+	}
+	vm.vgic = vgic.New(NumSPIs, len(vm.VCPUs), nLRs)
+	for i, v := range vm.VCPUs {
+		v.gic = vm.vgic.CPUs[i]
+	}
+	if err := h.AddMMIO(vm, vgic.DistBase, vgic.DistSize, vm.vgic.Distributor()); err != nil {
+		return err
+	}
+	return h.AddMMIO(vm, vgic.RedistBase, vm.vgic.RedistSize(), vm.vgic.Redistributors())
 }
 
 // DestroyVM tears a stopped VM down: its stage 2 map goes (with TLB

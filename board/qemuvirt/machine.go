@@ -1,6 +1,7 @@
 package qemuvirt
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sort"
 	"strings"
@@ -18,6 +19,11 @@ type Machine struct {
 	GICR     []fdt.Range // GICv3 redistributor regions
 	PSCI     string      // PSCI conduit: "smc" or "hvc"
 	Bootargs string
+	// Private interrupts, as INTIDs: the generic timer's (secure and
+	// non-secure physical, virtual, EL2 physical) and the GIC's
+	// maintenance interrupt.
+	TimerSecPhys, TimerPhys, TimerVirt, TimerHyp uint32
+	GICMaintenance                               uint32
 }
 
 // RAMSize is the total of all memory ranges.
@@ -101,6 +107,19 @@ func ParseMachine(blob []byte) (*Machine, error) {
 	}
 	m.GICD, m.GICR = regs[0], regs[1:1+nr]
 
+	if m.GICMaintenance, err = ppi(gics[0], 0); err != nil {
+		return nil, err
+	}
+	timers := t.FindCompatible("arm,armv8-timer")
+	if len(timers) == 0 {
+		return nil, fmt.Errorf("device tree: no \"arm,armv8-timer\" node")
+	}
+	for i, dst := range []*uint32{&m.TimerSecPhys, &m.TimerPhys, &m.TimerVirt, &m.TimerHyp} {
+		if *dst, err = ppi(timers[0], i); err != nil {
+			return nil, err
+		}
+	}
+
 	psci := t.Find("/psci")
 	if psci == nil {
 		return nil, fmt.Errorf("device tree: no /psci node: cannot power off or start CPUs")
@@ -172,4 +191,23 @@ func DevicesOutsideRAM(m *Machine, devices []fdt.Range) error {
 		}
 	}
 	return nil
+}
+
+// ppi decodes the i-th entry of a node's interrupts property, which must
+// be a PPI in the GIC binding's three-cell form (type 1 = PPI, number,
+// flags), as an INTID.
+func ppi(n *fdt.Node, i int) (uint32, error) {
+	v, ok := n.Prop("interrupts")
+	if !ok {
+		return 0, fmt.Errorf("device tree: %s has no interrupts property", n.Path())
+	}
+	if len(v) < 12*(i+1) {
+		return 0, fmt.Errorf("device tree: %s: interrupts has no entry %d", n.Path(), i)
+	}
+	typ := binary.BigEndian.Uint32(v[12*i:])
+	num := binary.BigEndian.Uint32(v[12*i+4:])
+	if typ != 1 || num >= 16 {
+		return 0, fmt.Errorf("device tree: %s: interrupt %d is not a PPI (type %d, number %d)", n.Path(), i, typ, num)
+	}
+	return 16 + num, nil
 }

@@ -97,6 +97,7 @@ func (s virtSpec) build(t *testing.T) []byte {
 			b.PropU32("#redistributor-regions", *s.GICRegions)
 		}
 		b.PropU64("reg", s.GICReg...)
+		b.PropU32("interrupts", 1, 9, 4) // maintenance: PPI 9
 		b.PropU32("#address-cells", 2)
 		b.PropU32("#size-cells", 2)
 		b.BeginNode("its@8080000")
@@ -105,6 +106,10 @@ func (s virtSpec) build(t *testing.T) []byte {
 		b.EndNode()
 		b.EndNode()
 	}
+	b.BeginNode("timer")
+	b.PropStrings("compatible", "arm,armv8-timer", "arm,armv7-timer")
+	b.PropU32("interrupts", 1, 13, 4, 1, 14, 4, 1, 11, 4, 1, 10, 4)
+	b.EndNode()
 	if !s.NoCPUsNode {
 		wide := false
 		for _, m := range s.CPUs {
@@ -351,6 +356,7 @@ func TestParseMachineQEMU(t *testing.T) {
 	assert.Equal(t, "a=b", m.Bootargs)
 	assert.Equal(t, map[string]string{"a": "b"}, BootArgs(m.Bootargs))
 	assert.True(t, m.Contains(RAMBase, RAMBase+HypRAMSize), "the hypervisor's RAM is in the machine's")
+	assert.Equal(t, []uint32{29, 30, 27, 26, 25}, []uint32{m.TimerSecPhys, m.TimerPhys, m.TimerVirt, m.TimerHyp, m.GICMaintenance})
 
 	m, err = ParseMachine(dumpQEMUDTB(t, "2G", 3))
 	require.NoError(t, err)

@@ -11,10 +11,81 @@ import (
 	"github.com/bulkhead-hv/bulkhead/board/fdt"
 	"github.com/bulkhead-hv/bulkhead/board/qemuvirt"
 	"github.com/bulkhead-hv/bulkhead/cpu"
+	"github.com/bulkhead-hv/bulkhead/gic"
 	"github.com/bulkhead-hv/bulkhead/hyp"
 	"github.com/bulkhead-hv/bulkhead/hyp/ledger"
 	"github.com/bulkhead-hv/bulkhead/vcpu"
 )
+
+// hwCPU is this physical CPU as the scheduler drives it.
+type hwCPU struct {
+	*vcpu.PerCPU
+}
+
+func (hwCPU) ReadLR(i int) uint64               { return gic.ReadLR(i) }
+func (hwCPU) WriteLR(i int, v uint64)           { gic.WriteLR(i, v) }
+func (hwCPU) WriteICHHCR(v uint64)              { gic.WriteICHHCR(v) }
+func (hwCPU) LoadICH(vmcr, ap0r, ap1r uint64)   { gic.LoadICH(vmcr, ap0r, ap1r) }
+func (hwCPU) SaveICH() (uint64, uint64, uint64) { return gic.SaveICH() }
+func (hwCPU) Counter() uint64                   { return cpu.ReadCNTPCT() }
+func (hwCPU) Ack() uint32                       { return gic.Ack() }
+func (hwCPU) WaitForInterrupt()                 { cpu.WaitForInterrupt() }
+
+func (hwCPU) EOI(intid uint32) {
+	gic.EOI(intid)
+	gic.Deactivate(intid)
+}
+
+func (hwCPU) LoadVTimer(ctl, cval, cntvoff uint64) {
+	cpu.WriteCNTVOFF(cntvoff)
+	cpu.WriteCNTV_CVAL(cval)
+	cpu.WriteCNTV_CTL(ctl)
+}
+
+func (hwCPU) SaveVTimer() (ctl, cval uint64) {
+	return cpu.ReadCNTV_CTL() &^ hyp.CNT_CTL_ISTATUS, cpu.ReadCNTV_CVAL()
+}
+
+func (hwCPU) SetEL2Timer(cval uint64) {
+	if cval == 0 {
+		cpu.WriteCNTHP_CTL(0)
+		return
+	}
+	cpu.WriteCNTHP_CVAL(cval)
+	cpu.WriteCNTHP_CTL(hyp.CNT_CTL_ENABLE)
+}
+
+// initInterrupts brings up the physical GIC for this CPU and enables the
+// private interrupts the scheduler uses. Guests' accesses to the EL1
+// physical timer and counter trap (CNTHCTL_EL2.EL1PCEN and EL1PCTEN clear).
+func initInterrupts(m *qemuvirt.Machine) error {
+	var gicr []gic.Region
+	for _, r := range m.GICR {
+		gicr = append(gicr, gic.Region{Addr: r.Addr, Size: r.Size})
+	}
+	info, err := gic.Discover(qemuvirt.MMIO{}, m.GICD.Addr, gicr)
+	if err != nil {
+		return err
+	}
+	aff := gic.Affinity(cpu.ReadMPIDR())
+	p, err := gic.NewPhysical(qemuvirt.MMIO{}, m.GICD.Addr, gicr, info, aff)
+	if err != nil {
+		return err
+	}
+	if err := p.InitDistributor(aff); err != nil {
+		return err
+	}
+	if err := p.InitRedistributor(); err != nil {
+		return err
+	}
+	gic.InitCPUInterface()
+	for _, id := range []uint32{m.TimerHyp, m.TimerVirt, m.GICMaintenance} {
+		p.EnablePPI(id, gic.HypervisorPriority)
+	}
+	cpu.WriteCNTHCTL(0)
+	cpu.WriteCNTHP_CTL(0)
+	return nil
+}
 
 // hwTLB is stage 2 TLB maintenance on this machine.
 type hwTLB struct{}
@@ -51,13 +122,23 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec) int {
 	if ipaBits > 48 || parange > 5 {
 		ipaBits, parange = 48, 5 // 52-bit IPAs need FEAT_LPA2 descriptors
 	}
+	if err := initInterrupts(m); err != nil {
+		fmt.Printf("bulkhead: interrupts: %v\n", err)
+		return 1
+	}
 	base, pages := qemuvirt.S2Pool()
 	pool := hyp.NewTablePool(qemuvirt.Phys{}, base, pages)
-	h := hyp.New(l, pool, qemuvirt.Phys{}, hwTLB{},
-		hyp.Config{IPABits: ipaBits, VMID16: id.VMID16, MIDR: cpu.ReadMIDR()}, os.Stdout)
+	h := hyp.New(l, pool, qemuvirt.Phys{}, hwTLB{}, hyp.Config{
+		IPABits: ipaBits, VMID16: id.VMID16, MIDR: cpu.ReadMIDR(),
+		NumLRs: gic.NumLRs(),
+		Slice:  qemuvirt.TimerFrequency() / 100, // 10 ms
+		PPIs:   hyp.PPIs{Maintenance: m.GICMaintenance, HypTimer: m.TimerHyp, VTimer: m.TimerVirt},
+		Now:    cpu.ReadCNTPCT,
+	}, os.Stdout)
 	cpu.WriteVTCR(h.VTCR(parange))
-	percpu := vcpu.InitCPU(0)
-	fmt.Printf("bulkhead: stage 2: %d-bit IPA space, %d-bit VMIDs, %d table pages\n", ipaBits, map[bool]int{false: 8, true: 16}[id.VMID16], pages)
+	percpu := hwCPU{vcpu.InitCPU(0)}
+	fmt.Printf("bulkhead: stage 2: %d-bit IPA space, %d-bit VMIDs, %d table pages; vGIC with %d list registers; 10 ms time slices\n",
+		ipaBits, map[bool]int{false: 8, true: 16}[id.VMID16], pages, gic.NumLRs())
 
 	var images []hyp.Region
 	for _, s := range specs {

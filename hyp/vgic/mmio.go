@@ -196,6 +196,9 @@ func (d *Distributor) Write(off uint64, size int, v uint64) {
 	g := d.g
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	for _, c := range g.CPUs {
+		c.dirty = true
+	}
 	c := g.CPUs[0]
 	switch {
 	case off == gic.GICD_CTLR:
@@ -285,6 +288,7 @@ func (r *Redistributors) Write(off uint64, size int, v uint64) {
 	if c == nil {
 		return
 	}
+	c.dirty = true
 	switch {
 	case off == gic.GICR_WAKER:
 		c.asleep = v&gic.GICR_WAKER_ProcessorSleep != 0

@@ -53,11 +53,15 @@ type irq struct {
 // CPU is one vCPU's view: its banked SGIs and PPIs, its redistributor and
 // the contents of its list registers.
 type CPU struct {
+	// dirty says something may be waiting to enter the list registers;
+	// Flush is cheap when it is not.
+	dirty   bool
 	Index   int
 	Aff     uint64 // affinity as GICR_TYPER reports it (Aff3.Aff2.Aff1.Aff0)
 	private [NumPrivate]irq
 	asleep  bool // GICR_WAKER.ProcessorSleep
 	lrs     []uint64
+	used    int    // list registers in use after the last Flush or Sync
 	HCR     uint64 // ICH_HCR_EL2 to load
 	VMCR    uint64 // ICH_VMCR_EL2, saved and restored with the vCPU
 	AP0R    uint64 // ICH_AP0R0_EL2
@@ -124,6 +128,7 @@ func (g *VGIC) Inject(cpu int, intid uint32) *CPU {
 		c = g.target(ir)
 	}
 	ir.pending = true
+	c.dirty = true
 	return c
 }
 
@@ -182,6 +187,7 @@ func (g *VGIC) candidates(c *CPU) []uint32 {
 func (g *VGIC) HasPending(c *CPU) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	c.dirty = true
 	for _, lr := range c.lrs {
 		if lr&LR_PENDING != 0 {
 			return true
@@ -201,8 +207,12 @@ type LRs interface {
 // than fit, ICH_HCR_EL2.UIE asks for a maintenance interrupt when the LRs
 // drain, so none is lost.
 func (g *VGIC) Flush(c *CPU) (used int) {
+	if !c.dirty {
+		return c.used
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	c.dirty = false
 	cands := g.candidates(c)
 	for i := range c.lrs {
 		if len(cands) == 0 {
@@ -231,6 +241,7 @@ func (g *VGIC) Flush(c *CPU) (used int) {
 			used = i + 1
 		}
 	}
+	c.used = used
 	return used
 }
 
@@ -258,8 +269,10 @@ func (g *VGIC) Sync(c *CPU, hw LRs, n int) {
 		if v&LR_STATE_MASK == 0 {
 			ir.lr = -1
 			c.lrs[i] = 0
+			c.dirty = true // a list register came free
 		}
 	}
+	c.used = c.Used()
 }
 
 // Used is the number of list registers c's state occupies.

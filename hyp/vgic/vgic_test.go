@@ -11,7 +11,7 @@ import (
 
 type fakeLRs struct{ r [4]uint64 }
 
-func (f *fakeLRs) ReadLR(i int) uint64    { return f.r[i] }
+func (f *fakeLRs) ReadLR(i int) uint64     { return f.r[i] }
 func (f *fakeLRs) WriteLR(i int, v uint64) { f.r[i] = v }
 
 // boot does what a guest's GIC driver does: wake the redistributors,

@@ -1,0 +1,158 @@
+package hyp
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bulkhead-hv/bulkhead/abi"
+	"github.com/bulkhead-hv/bulkhead/cpu"
+	"github.com/bulkhead-hv/bulkhead/gic"
+	"github.com/bulkhead-hv/bulkhead/hyp/vgic"
+	"github.com/bulkhead-hv/bulkhead/vcpu"
+)
+
+// gicBoot is what a guest's GIC driver does, as MMIO through the vGIC.
+func gicBoot(vm *VM, intids ...uint32) {
+	d, r := vm.vgic.Distributor(), vm.vgic.Redistributors()
+	for i := range vm.VCPUs {
+		base := uint64(i) * vgic.RedistStride
+		r.Write(base+gic.GICR_WAKER, 4, 0)
+		r.Write(base+gic.GICR_IGROUPR0, 4, 0xffffffff)
+		for _, id := range intids {
+			r.Write(base+gic.GICR_ISENABLER0, 4, 1<<id)
+		}
+	}
+	d.Write(gic.GICD_CTLR, 4, vgic.CTLR_EnableGrp1)
+}
+
+func wfi(c *vcpu.Context) {
+	c.Exit = vcpu.Exit{Vector: vcpu.VectorSync64, ESR: cpu.EC_WFx<<cpu.ESR_EC_SHIFT | cpu.ESR_IL}
+}
+
+// A vCPU in WFI sleeps until its virtual timer fires, then finds the
+// timer's interrupt in a list register.
+func TestWFIWaitsForTheVirtualTimer(t *testing.T) {
+	r := newRig(t)
+	vm, v := r.guest(t, "sleeper", ramBase+0x20_0000)
+	gicBoot(vm, 27)
+	s := &script{t: t, steps: map[*vcpu.Context][]func(*vcpu.Context){}}
+	s.steps[&v.Ctx] = []func(*vcpu.Context){
+		func(c *vcpu.Context) {
+			// Arm the timer 5000 ticks ahead in virtual time, then WFI.
+			s.vctl, s.vcval = CNT_CTL_ENABLE, s.now-s.cntvoff+5000
+			wfi(c)
+		},
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, 1, s.idles, "the CPU idled until the deadline")
+			assert.Equal(t, uint64(27), s.lrs[0]&vgic.LR_vINTID_MASK)
+			assert.Equal(t, uint64(vgic.LR_PENDING), s.lrs[0]&vgic.LR_STATE_MASK)
+			assert.NotZero(t, s.vctl&CNT_CTL_IMASK, "the timer is masked until the guest reprograms it")
+			assert.GreaterOrEqual(t, s.now-s.cntvoff, s.vcval, "woken no earlier than the deadline")
+			hvc(abi.EXIT, 0)(c)
+		}),
+	}
+	r.h.RunAll(s)
+	assert.Equal(t, "exited with status 0", vm.Reason)
+}
+
+// Two spinning vCPUs share the CPU in time slices; a VM kept from running
+// does not see its virtual time pass.
+func TestTimeSlicesAndStolenTime(t *testing.T) {
+	r := newRig(t)
+	vmA, a := r.guest(t, "a", ramBase+0x20_0000)
+	vmB, b := r.guest(t, "b", ramBase+0x40_0000)
+	s := &script{t: t, steps: map[*vcpu.Context][]func(*vcpu.Context){}}
+	var order []string
+	spin := func(name string, n int) []func(*vcpu.Context) {
+		var steps []func(*vcpu.Context)
+		for i := 0; i < n; i++ {
+			steps = append(steps, func(c *vcpu.Context) {
+				if len(order) == 0 || order[len(order)-1] != name {
+					order = append(order, name)
+				}
+				hvc(abi.SMCCC_VERSION)(c)
+			})
+		}
+		return append(steps, hvc(abi.EXIT, 0))
+	}
+	s.steps[&a.Ctx] = spin("a", 400)
+	s.steps[&b.Ctx] = spin("b", 400)
+	r.h.RunAll(s)
+	assert.Equal(t, Stopped, vmA.State)
+	assert.Equal(t, Stopped, vmB.State)
+	// 400 steps of 100 ticks with 10000-tick slices: several turns each.
+	assert.GreaterOrEqual(t, len(order), 6, "the vCPUs alternated: %v", order)
+	assert.Equal(t, "a", order[0])
+	assert.Equal(t, "b", order[1])
+	assert.Greater(t, vmA.Exits[ExitIRQ], 1)
+	// Each VM was kept waiting while the other ran: its CNTVOFF grew.
+	assert.Greater(t, vmB.cntvoff, uint64(5000))
+	assert.Greater(t, vmA.cntvoff, uint64(5000))
+}
+
+// An SGI wakes the blocked vCPU it targets, which runs next.
+func TestSGIWakesTheTarget(t *testing.T) {
+	r := newRig(t)
+	vm, err := r.h.CreateVM("pair")
+	require.NoError(t, err)
+	require.NoError(t, r.h.Donate(vm, ramBase+0x20_0000, guestIPA, 1<<20, 7))
+	v0 := r.h.AddVCPU(vm, guestIPA, 0)
+	v1 := r.h.AddVCPU(vm, guestIPA, 0)
+	require.NoError(t, r.h.StartVGIC(vm))
+	gicBoot(vm, 1)
+	assert.Equal(t, uint64(1<<31|1), v1.Ctx.EL2.VMPIDR)
+	sgi := func(c *vcpu.Context) {
+		// msr icc_sgi1r_el1, x3: SGI 1 to Aff0 1.
+		c.X[3] = 1<<24 | 1<<1
+		c.Exit = vcpu.Exit{Vector: vcpu.VectorSync64, ESR: cpu.EC_SYS64<<cpu.ESR_EC_SHIFT | cpu.ESR_IL |
+			3<<20 | 5<<17 | 0<<14 | 12<<10 | 3<<5 | 11<<1}
+	}
+	s := &script{t: t, steps: map[*vcpu.Context][]func(*vcpu.Context){}}
+	s.steps[&v1.Ctx] = []func(*vcpu.Context){wfi, check(func(c *vcpu.Context) {
+		assert.Equal(t, uint64(1), s.lrs[0]&vgic.LR_vINTID_MASK, "SGI 1 delivered")
+		smc(abi.PSCI_CPU_OFF)(c)
+	})}
+	s.steps[&v0.Ctx] = []func(*vcpu.Context){
+		func(c *vcpu.Context) { hvc(abi.YIELD)(c) }, // let v1 reach its WFI
+		sgi,
+		hvc(abi.YIELD),
+		smc(abi.PSCI_CPU_OFF),
+	}
+	r.h.RunAll(s)
+	assert.Equal(t, "last vCPU called PSCI CPU_OFF", vm.Reason)
+	assert.Equal(t, 1, vm.Exits[ExitSysReg])
+}
+
+// A guest whose vCPUs all wait with nothing armed is stopped, not waited on
+// forever.
+func TestNothingCanWake(t *testing.T) {
+	r := newRig(t)
+	vm, v := r.guest(t, "stuck", ramBase+0x20_0000)
+	s := &script{t: t, steps: map[*vcpu.Context][]func(*vcpu.Context){&v.Ctx: {wfi}}}
+	r.h.RunAll(s)
+	assert.Contains(t, vm.Reason, "none can arrive")
+}
+
+// Reads of the physical counter return the VM's virtual count.
+func TestCNTPCTIsVirtual(t *testing.T) {
+	r := newRig(t)
+	vm, v := r.guest(t, "clock", ramBase+0x20_0000)
+	vm.cntvoff = 1000
+	s := &script{t: t, steps: map[*vcpu.Context][]func(*vcpu.Context){}}
+	s.steps[&v.Ctx] = []func(*vcpu.Context){
+		func(c *vcpu.Context) {
+			// mrs x4, cntpct_el0
+			c.Exit = vcpu.Exit{Vector: vcpu.VectorSync64, ESR: cpu.EC_SYS64<<cpu.ESR_EC_SHIFT | cpu.ESR_IL |
+				3<<20 | 1<<17 | 3<<14 | 14<<10 | 4<<5 | 0<<1 | 1}
+		},
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, s.now-100-1000, c.X[4], "read during the previous exit, 100 ticks ago")
+			hvc(abi.EXIT, 0)(c)
+		}),
+	}
+	s.now = 5000
+	r.h.RunAll(s)
+	assert.Equal(t, Stopped, vm.State)
+}
