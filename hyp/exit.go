@@ -48,6 +48,9 @@ const maxFaultsInARow = 64
 // it fail: the worst outcome is that VM being stopped with a report.
 func (h *Hyp) HandleExit(r CPU, v *VCPU) Action {
 	vm, c := v.VM, &v.Ctx
+	if h.cfg.Trace {
+		fmt.Fprintf(h.Out, "trace: vm %s vcpu %d: vector %d %s PC %#x x0 %#x\n", vm.Name, v.Index, c.Exit.Vector, cpu.ESR(c.Exit.ESR), c.PC, c.X[0])
+	}
 	switch c.Exit.Vector {
 	case vcpu.VectorSync64:
 	case vcpu.VectorIRQ64, vcpu.VectorFIQ64:

@@ -1,6 +1,8 @@
 package hyp
 
 import (
+	"fmt"
+
 	"github.com/bulkhead-hv/bulkhead/hyp/vgic"
 	"github.com/bulkhead-hv/bulkhead/vcpu"
 )
@@ -119,6 +121,9 @@ func (h *Hyp) idle(cpu CPU) bool {
 		return true
 	}
 	cpu.SetEL2Timer(next)
+	if h.cfg.Trace {
+		fmt.Fprintf(h.Out, "trace: idle until %d (now %d)\n", next, cpu.Counter())
+	}
 	cpu.WaitForInterrupt()
 	h.serviceIRQs(cpu, nil)
 	return true
@@ -141,8 +146,12 @@ func (h *Hyp) runVCPU(cpu CPU, v *VCPU) {
 	h.armEL2Timer(cpu)
 	defer func() {
 		v.timer.ctl, v.timer.cval = cpu.SaveVTimer()
+		// Off the CPU the vCPU's timer is the scheduler's to watch: the
+		// hardware one must not fire for it.
+		cpu.LoadVTimer(0, 0, vm.cntvoff)
 		v.gic.VMCR, v.gic.AP0R, v.gic.AP1R = cpu.SaveICH()
 		cpu.WriteICHHCR(0)
+		h.hwHCR = 0
 		for i := 0; i < h.hwLRs; i++ {
 			cpu.WriteLR(i, 0)
 		}
@@ -215,6 +224,9 @@ func (h *Hyp) armEL2Timer(cpu CPU) {
 func (h *Hyp) serviceIRQs(cpu CPU, running *VCPU) (preempt bool) {
 	for {
 		intid := cpu.Ack()
+		if h.cfg.Trace {
+			fmt.Fprintf(h.Out, "trace: interrupt %d\n", intid)
+		}
 		if intid >= vgic.Spurious {
 			break
 		}
@@ -223,7 +235,10 @@ func (h *Hyp) serviceIRQs(cpu CPU, running *VCPU) (preempt bool) {
 			h.hwEL2Timer = 0
 			cpu.SetEL2Timer(0)
 		case h.cfg.PPIs.VTimer:
-			if running != nil {
+			if running == nil {
+				// Stale: no vCPU's timer is loaded. Make sure it is off.
+				cpu.LoadVTimer(0, 0, 0)
+			} else {
 				// Mask the timer so it cannot fire again before the guest
 				// reprograms it, and hand the guest its interrupt.
 				ctl, cval := cpu.SaveVTimer()

@@ -122,6 +122,8 @@ type Config struct {
 	PPIs PPIs
 	// Now reads the physical counter (for VM creation).
 	Now func() uint64
+	// Trace prints every exit (boot argument trace=exits).
+	Trace bool
 }
 
 // PPIs are the INTIDs of the private interrupts the scheduler handles, as

@@ -5,6 +5,12 @@
 // cpuinit is the guest image's entry point (runtime/goos.CPUInit). The
 // hypervisor starts it at EL1h with interrupts masked and x0 = its argument.
 TEXT cpuinit(SB),NOSPLIT|NOFRAME,$0
+	// Every vCPU enters here; the Go runtime runs on vCPU 0 only.
+	WORD	$0xd53800a1	// mrs x1, mpidr_el1
+	AND	$0xff, R1, R1
+	CBZ	R1, primary
+	B	·secondary(SB)
+primary:
 	MOVD	R0, ·bootArg(SB)
 
 	MRS	CurrentEL, R0
@@ -90,3 +96,38 @@ TEXT ·readCNTVCT(SB),NOSPLIT,$0-8
 	MRS	CNTVCT_EL0, R0
 	MOVD	R0, ret+0(FP)
 	RET
+
+// secondary is what every vCPU but the first runs, without a stack or the
+// MMU: it enables its GIC CPU interface and serves SGIs from vCPU 0.
+// SGI 1 is answered with SGI 2 to vCPU 0 (a ping-pong for IPI tests);
+// SGI 4 makes it call YIELD for ever (a partner for switch benchmarks).
+TEXT ·secondary(SB),NOSPLIT|NOFRAME,$0
+	MOVD	$1, R0
+	WORD	$0xd518cca0	// msr icc_sre_el1, x0
+	MOVD	$0xff, R0
+	WORD	$0xd5184600	// msr icc_pmr_el1, x0
+	MOVD	$1, R0
+	WORD	$0xd518cce0	// msr icc_igrpen1_el1, x0
+	ISB	$15
+serve:
+	WORD	$0xd538cc00	// mrs x0, icc_iar1_el1
+	CMP	$1023, R0
+	BEQ	sleep
+	CMP	$4, R0
+	BEQ	yield
+	CMP	$1, R0
+	BNE	done
+	MOVD	$(2<<24|1), R1	// SGI 2 to Aff0 0
+	WORD	$0xd518cba1	// msr icc_sgi1r_el1, x1
+done:
+	WORD	$0xd518cc20	// msr icc_eoir1_el1, x0
+	B	serve
+sleep:
+	WFI
+	B	serve
+yield:
+	WORD	$0xd518cc20	// msr icc_eoir1_el1, x0
+yieldloop:
+	MOVD	$0xc6000003, R0	// YIELD
+	WORD	$0xd4000002	// hvc #0x0
+	B	yieldloop

@@ -134,6 +134,7 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec) int {
 		Slice:  qemuvirt.TimerFrequency() / 100, // 10 ms
 		PPIs:   hyp.PPIs{Maintenance: m.GICMaintenance, HypTimer: m.TimerHyp, VTimer: m.TimerVirt},
 		Now:    cpu.ReadCNTPCT,
+		Trace:  qemuvirt.BootArgs(m.Bootargs)["trace"] == "exits",
 	}, os.Stdout)
 	cpu.WriteVTCR(h.VTCR(parange))
 	percpu := hwCPU{vcpu.InitCPU(0)}

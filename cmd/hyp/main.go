@@ -25,7 +25,8 @@ var version = "unknown"
 var knownArgs = map[string]string{
 	"exit":      "exit=semihosting: end QEMU with the kernel's exit status (needs -semihosting-config enable=on)",
 	"crashtest": "crashtest=NAME: fault on purpose after the banner (images built with the crashtest tag only)",
-	"guestN":    "guestN=NAME:IMAGE_ADDR:IMAGE_SIZE[:ARG[:MEM]]: run the ELF image a boot loader put at IMAGE_ADDR as a guest",
+	"guestN":    "guestN=NAME:IMAGE_ADDR:IMAGE_SIZE[:ARG[:MEM[:CPUS]]]: run the ELF image a boot loader put at IMAGE_ADDR as a guest",
+	"trace":     "trace=exits: print every guest exit",
 }
 
 func main() {
