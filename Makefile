@@ -88,7 +88,7 @@ BENCH_AT := 0x50000000
 bench: build qemu
 	@$(QEMU) $(QEMU_FLAGS) -icount shift=0 -kernel $(HYP) \
 		-device loader,file=$(BUILD)/guest-bench.elf,addr=$(BENCH_AT),force-raw=on \
-		-append "$(APPEND) guest0=bench:$(BENCH_AT):$$(stat -c %s $(BUILD)/guest-bench.elf)" \
+		-append "$(APPEND) guest0=bench:$(BENCH_AT):$$(stat -c %s $(BUILD)/guest-bench.elf):0:0x1000000:2" \
 		| tr -d '\r' | sed -n 's/^bench| //p'
 
 debug: $(HYP) qemu

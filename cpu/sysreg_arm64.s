@@ -161,12 +161,14 @@ TEXT ·WriteVTCR(SB),NOSPLIT,$0-8
 // is made visible to table walkers, then the IPA's stage 2 entries and,
 // since combined stage 1+2 entries may hold the old output, the VMID's
 // stage 1 entries are invalidated on every CPU (Arm ARM D8.16.2).
-// VTTBR_EL2 is left holding the VMID; the world switch reloads it.
+// VTTBR_EL2 is restored afterwards: the world switch loads it only when
+// the context changes.
 TEXT ·TLBIStage2IPA(SB),NOSPLIT,$0-16
 	MOVHU	vmid+0(FP), R0
 	LSL	$48, R0, R0
 	MOVD	ipa+8(FP), R1
 	LSR	$12, R1, R1
+	WORD	$0xd53c2102	// mrs x2, vttbr_el2
 	WORD	$0xd51c2100	// msr vttbr_el2, x0
 	ISB	$15
 	DSB	$10	// ishst
@@ -174,6 +176,7 @@ TEXT ·TLBIStage2IPA(SB),NOSPLIT,$0-16
 	DSB	$11	// ish
 	WORD	$0xd508831f	// tlbi vmalle1is
 	DSB	$11	// ish
+	WORD	$0xd51c2102	// msr vttbr_el2, x2
 	ISB	$15
 	RET
 

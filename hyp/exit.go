@@ -165,41 +165,45 @@ func (h *Hyp) stage2Fault(r CPU, v *VCPU, esr cpu.ESR) Action {
 func (h *Hyp) hypercall(v *VCPU, imm uint16) Action {
 	vm, c := v.VM, &v.Ctx
 	fid := uint32(c.X[0])
-	ret := func(vals ...uint64) Action {
-		copy(c.X[:4], vals)
-		return Resume
-	}
 	if imm != 0 {
-		return ret(abi.Word(abi.NOT_SUPPORTED))
+		c.X[0] = abi.Word(abi.NOT_SUPPORTED)
+		return Resume
 	}
 	switch fid {
 	case abi.SMCCC_VERSION:
-		return ret(abi.SMCCCVersion1_1)
+		c.X[0] = abi.SMCCCVersion1_1
+		return Resume
 	case abi.SMCCC_ARCH_FEATURES:
-		return ret(abi.Word(abi.NOT_SUPPORTED))
+		c.X[0] = abi.Word(abi.NOT_SUPPORTED)
+		return Resume
 	case abi.VENDOR_HYP_CALL_UID:
 		u := abi.CallUID
-		return ret(uint64(u[0]), uint64(u[1]), uint64(u[2]), uint64(u[3]))
+		c.X[0], c.X[1], c.X[2], c.X[3] = uint64(u[0]), uint64(u[1]), uint64(u[2]), uint64(u[3])
+		return Resume
 	case abi.VENDOR_HYP_REVISION:
-		return ret(abi.VersionMajor, abi.VersionMinor)
+		c.X[0], c.X[1] = abi.VersionMajor, abi.VersionMinor
+		return Resume
 	case abi.CONSOLE_WRITE:
 		n := c.X[1]
 		if n > abi.ConsoleChunk {
-			return ret(abi.Word(abi.INVALID_PARAMETER))
+			c.X[0] = abi.Word(abi.INVALID_PARAMETER)
+			return Resume
 		}
 		var buf [abi.ConsoleChunk]byte
 		for i := 0; i < 6; i++ {
 			binary.LittleEndian.PutUint64(buf[8*i:], c.X[2+i])
 		}
 		h.consoleWrite(vm, buf[:n])
-		return ret(n)
+		c.X[0] = n
+		return Resume
 	case abi.EXIT:
 		return h.stopf(vm, int64(int32(c.X[1])), "exited with status %d", int32(c.X[1]))
 	case abi.YIELD:
 		c.X[0] = abi.SUCCESS
 		return Yield
 	}
-	return ret(abi.Word(abi.NOT_SUPPORTED))
+	c.X[0] = abi.Word(abi.NOT_SUPPORTED)
+	return Resume
 }
 
 // psci emulates the PSCI calls of guests, over SMC (Arm DEN0022).

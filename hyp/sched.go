@@ -139,7 +139,12 @@ func (h *Hyp) runVCPU(cpu CPU, v *VCPU) {
 		vm.stolenSince = 0
 	}
 	vm.vmid = h.vmids.Refresh(vm.vmid)
-	v.Ctx.EL2.VTTBR = vttbr(vm)
+	if t := vttbr(vm); t != v.Ctx.EL2.VTTBR {
+		// A new VMID (or a first run): the world switch loads the EL2
+		// configuration only with the rest of the context.
+		v.Ctx.EL2.VTTBR = t
+		cpu.SyncSys(&v.Ctx)
+	}
 	cpu.LoadVTimer(v.timer.ctl, v.timer.cval, vm.cntvoff)
 	cpu.LoadICH(v.gic.VMCR, v.gic.AP0R, v.gic.AP1R)
 	h.sliceEnd = now + h.cfg.Slice

@@ -16,7 +16,7 @@ func setPerCPU(p uint64)
 // PerCPU is one physical CPU's state; TPIDR_EL2 points at it. Its first
 // word is read by the exception vectors.
 type PerCPU struct {
-	Current *Context // the context running on this CPU, nil at EL2
+	Current *Context // the context running, or last run, on this CPU
 	ID      int
 	// loaded is the context whose EL1 system registers are on this CPU.
 	// They stay there between its runs: the EL2 kernel never uses them,
@@ -41,16 +41,21 @@ func InitCPU(id int) *PerCPU {
 // Run enters the guest with state c on this CPU and returns at its next
 // exit, with c.Exit saying why.
 func (p *PerCPU) Run(c *Context) {
-	restore := p.loaded != c || c.sysInMemory
-	if o := p.loaded; o != nil && o != c && !o.sysInMemory {
-		saveSys(o)
-		o.sysInMemory = true
+	restore := c.sysInMemory
+	if p.loaded != c {
+		// Another context's registers are on the CPU: save them, and
+		// point the vectors at this one. (Pointer stores are kept off the
+		// path of a context that simply runs again.)
+		if o := p.loaded; o != nil && !o.sysInMemory {
+			saveSys(o)
+			o.sysInMemory = true
+		}
+		p.loaded = c
+		p.Current = c
+		restore = true
 	}
-	p.loaded = c
 	c.sysInMemory = false
-	p.Current = c
 	run(c, restore)
-	p.Current = nil
 }
 
 // SyncSys makes c.Sys current, so Go code may read or change it; changes

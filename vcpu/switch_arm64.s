@@ -46,7 +46,14 @@ TEXT ·run(SB),NOSPLIT|NOFRAME,$0-9
 	// SP_EL0 can only be written while SP_EL2 is the stack pointer.
 	WORD	$0xd50041bf	// msr spsel, #0x1
 
-	// EL2 configuration of this VM and vCPU.
+	// EL1 and EL0 system registers, and the EL2 configuration, unless
+	// they are still on this CPU from this context's last run (see
+	// PerCPU.Run). SPSR_EL1 and SP_EL0 always: the host's stack pointer
+	// overwrites SP_EL0.
+	CBZ	R4, sys_done
+
+	// EL2 configuration of this VM and vCPU: it changes with the
+	// context, so it is loaded with the EL1 registers.
 	MOVD	CTX_EL2_HCR(R0), R1
 	WORD	$0xd51c1101	// msr hcr_el2, x1
 	MOVD	CTX_EL2_VTTBR(R0), R1
@@ -56,10 +63,7 @@ TEXT ·run(SB),NOSPLIT|NOFRAME,$0-9
 	MOVD	CTX_EL2_VPIDR(R0), R1
 	WORD	$0xd51c0001	// msr vpidr_el2, x1
 
-	// EL1 and EL0 system registers, unless they are still on this CPU
-	// from this context's last run (see PerCPU.Run). SPSR_EL1 and
-	// SP_EL0 always: the host's stack pointer overwrites SP_EL0.
-	CBZ	R4, sys_done
+
 	LDP	(CTX_SYS+0)(R0), (R1, R2)
 	MSR	R1, SCTLR_EL1
 	MSR	R2, CPACR_EL1

@@ -54,12 +54,12 @@ TEXT ·hvc(SB),NOSPLIT,$0-80
 	MOVD	R1, r1+72(FP)
 	RET
 
-// func imageSymbols() (text, etext, noptrdata, end uint64)
+// func imageSymbols() (text, rodata, noptrdata, end uint64)
 TEXT ·imageSymbols(SB),NOSPLIT,$0-32
 	MOVD	$runtime·text(SB), R0
 	MOVD	R0, text+0(FP)
-	MOVD	$runtime·etext(SB), R0
-	MOVD	R0, etext+8(FP)
+	MOVD	$runtime·rodata(SB), R0
+	MOVD	R0, rodata+8(FP)
 	MOVD	$runtime·noptrdata(SB), R0
 	MOVD	R0, noptrdata+16(FP)
 	MOVD	$runtime·end(SB), R0

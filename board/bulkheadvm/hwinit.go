@@ -32,7 +32,7 @@ var (
 )
 
 func hvc(fid, a1, a2, a3, a4, a5, a6, a7 uint64) (r0, r1 uint64)
-func imageSymbols() (text, etext, noptrdata, end uint64)
+func imageSymbols() (text, rodata, noptrdata, end uint64)
 func enableMMU(mair, tcr, ttbr0 uint64)
 func readCNTVCT() uint64
 func setVBAR()
@@ -45,12 +45,12 @@ func hwinit0() {
 	timerFreq = cpu.ReadCNTFRQ()
 	setVBAR()
 	pool.init()
-	text, etext, noptrdata, end := imageSymbols()
+	text, rodata, noptrdata, end := imageSymbols()
 	parange := cpu.ReadIDAA64MMFR0() & 0xf
 	if parange > 5 {
 		parange = 5
 	}
-	if tables.Init(&pool, VABits) != nil || Map(&tables, Image{text, etext, noptrdata, end}) != nil {
+	if tables.Init(&pool, VABits) != nil || Map(&tables, Image{text, rodata, noptrdata, end}) != nil {
 		exit(126)
 	}
 	enableMMU(mmu.MAIR, mmu.TCREL1(VABits, parange), tables.Root())

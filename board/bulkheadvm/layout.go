@@ -22,9 +22,9 @@ const (
 	VABits = 39
 )
 
-// Image is where the linker put the guest's sections.
+// Image is where the linker put the guest's sections (see qemuvirt.Image).
 type Image struct {
-	Text, EText, NoPtrData, End uint64
+	Text, ROData, NoPtrData, End uint64
 }
 
 func pageUp(v uint64) uint64   { return (v + mmu.PageSize - 1) &^ (mmu.PageSize - 1) }
@@ -43,8 +43,8 @@ func Map(t *mmu.Tables, img Image) error {
 	}{
 		{0, RAMBase, mmu.S1EL1Device()},
 		{RAMBase, img.Text, mmu.S1EL1Normal(mmu.Read | mmu.Write)},
-		{img.Text, pageUp(img.EText), mmu.S1EL1Normal(mmu.Read | mmu.Exec)},
-		{pageUp(img.EText), dataLo, mmu.S1EL1Normal(mmu.Read)},
+		{img.Text, pageDown(img.ROData), mmu.S1EL1Normal(mmu.Read | mmu.Exec)},
+		{pageDown(img.ROData), dataLo, mmu.S1EL1Normal(mmu.Read)},
 		{dataLo, ramEnd, mmu.S1EL1Normal(mmu.Read | mmu.Write)},
 		{ramEnd, 1 << VABits, mmu.S1EL1Device()},
 	}

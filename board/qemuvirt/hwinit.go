@@ -33,12 +33,12 @@ var (
 	bootErr error
 )
 
-func imageSymbols() (text, etext, noptrdata, end uint64)
+func imageSymbols() (text, rodata, noptrdata, end uint64)
 
 // Image returns where the linker placed the hypervisor's sections.
 func CurrentImage() Image {
-	text, etext, noptrdata, end := imageSymbols()
-	return Image{Text: text, EText: etext, NoPtrData: noptrdata, End: end}
+	text, rodata, noptrdata, end := imageSymbols()
+	return Image{Text: text, ROData: rodata, NoPtrData: noptrdata, End: end}
 }
 
 // hwinit0 runs before the Go heap exists: it must not allocate. With the

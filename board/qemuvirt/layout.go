@@ -39,9 +39,12 @@ const (
 	StackOffset = ExcStackSize + GuardSize
 )
 
-// Image is where the linker put the hypervisor's sections.
+// Image is where the linker put the hypervisor's sections: runtime.text,
+// runtime.rodata (the page-aligned start of the read-only segment, -R
+// 0x1000; the text segment's last page, padding included, stays text),
+// runtime.noptrdata and runtime.end.
 type Image struct {
-	Text, EText, NoPtrData, End uint64
+	Text, ROData, NoPtrData, End uint64
 }
 
 // Region is one range of the hypervisor's address space.
@@ -76,7 +79,7 @@ func (e *LayoutError) Error() string { return "qemuvirt: memory layout: " + e.Wh
 
 var (
 	errTextBase  = &LayoutError{"text does not start at the top of the boot data window"}
-	errDataAlign = &LayoutError{"read-only data and writable data share a page (link with -R 0x1000)"}
+	errDataAlign = &LayoutError{"text, read-only data and writable data do not start on separate pages (link with -R 0x1000)"}
 	errTooBig    = &LayoutError{"image and stacks do not fit in the hypervisor's RAM"}
 )
 
@@ -97,7 +100,8 @@ func Layout(img Image) (Regions, error) {
 	// The data segment starts on a page (the linker's -R 0x1000) with a
 	// few small sections before runtime.noptrdata.
 	dataLo := pageDown(img.NoPtrData)
-	if dataLo < pageUp(img.EText) {
+	roLo := pageDown(img.ROData)
+	if roLo <= img.Text || dataLo < roLo {
 		return Regions{}, errDataAlign
 	}
 	if pageUp(img.End) >= heapHi {
@@ -105,8 +109,8 @@ func Layout(img Image) (Regions, error) {
 	}
 	return Regions{
 		{Name: "boot data (device tree)", Start: RAMBase, End: TextBase, Perm: mmu.Read},
-		{Name: "text", Start: img.Text, End: pageUp(img.EText), Perm: mmu.Read | mmu.Exec},
-		{Name: "read-only data", Start: pageUp(img.EText), End: dataLo, Perm: mmu.Read},
+		{Name: "text", Start: img.Text, End: roLo, Perm: mmu.Read | mmu.Exec},
+		{Name: "read-only data", Start: roLo, End: dataLo, Perm: mmu.Read},
 		{Name: "data, bss", Start: dataLo, End: pageUp(img.End), Perm: mmu.Read | mmu.Write},
 		{Name: "heap", Start: pageUp(img.End), End: heapHi, Perm: mmu.Read | mmu.Write},
 		{Name: "guard", Start: heapHi, End: bootLo, Unmapped: true},

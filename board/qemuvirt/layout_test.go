@@ -14,7 +14,7 @@ import (
 
 // realImage is where a real build's linker put the sections (text at
 // TextBase, -R 0x1000).
-var realImage = Image{Text: TextBase, EText: 0x402b2140, NoPtrData: 0x403a04a0, End: 0x4043b1a0}
+var realImage = Image{Text: TextBase, ROData: 0x402b3000, NoPtrData: 0x403a04a0, End: 0x4043b1a0}
 
 const hypTop = RAMBase + HypRAMSize
 
@@ -112,12 +112,15 @@ func TestLayoutEdges(t *testing.T) {
 	assert.Equal(t, regs[2].Start, regs[2].End, "empty read-only data region")
 	assert.Equal(t, uint64(0x402b3000), regs[3].Start)
 
-	// Text ending exactly on a page boundary.
+	// The text region runs to the read-only segment, whose start is
+	// page aligned.
 	img = realImage
-	img.EText = 0x402b3000
 	regs, err = Layout(img)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(0x402b3000), regs[1].End)
+	img.ROData = TextBase
+	_, err = Layout(img)
+	assert.Error(t, err, "no room for text")
 
 	// The largest image still leaves one page of heap.
 	img = realImage
@@ -135,21 +138,21 @@ func TestLayoutErrors(t *testing.T) {
 		want error
 		msg  string
 	}{
-		{"text above TextBase", Image{TextBase + mmu.PageSize, 0x402b2140, 0x403a04a0, 0x4043b1a0},
+		{"text above TextBase", Image{TextBase + mmu.PageSize, 0x402b3000, 0x403a04a0, 0x4043b1a0},
 			errTextBase, "text does not start at the top of the boot data window"},
-		{"text in the boot data", Image{RAMBase, 0x402b2140, 0x403a04a0, 0x4043b1a0},
+		{"text in the boot data", Image{RAMBase, 0x402b3000, 0x403a04a0, 0x4043b1a0},
 			errTextBase, "boot data window"},
-		{"data shares the last text page", Image{TextBase, 0x402b2140, 0x402b2800, 0x4043b1a0},
-			errDataAlign, "share a page"},
-		{"data inside text", Image{TextBase, 0x402b2140, 0x40201000, 0x4043b1a0},
+		{"data shares the last text page", Image{TextBase, 0x402b3000, 0x402b2800, 0x4043b1a0},
+			errDataAlign, "do not start on separate pages"},
+		{"data inside text", Image{TextBase, 0x402b3000, 0x40201000, 0x4043b1a0},
 			errDataAlign, "-R 0x1000"},
-		{"image runs into the guard", Image{TextBase, 0x402b2140, 0x403a04a0, heapHi - 1},
+		{"image runs into the guard", Image{TextBase, 0x402b3000, 0x403a04a0, heapHi - 1},
 			errTooBig, "do not fit in the hypervisor's RAM"},
-		{"image ends at the guard", Image{TextBase, 0x402b2140, 0x403a04a0, heapHi},
+		{"image ends at the guard", Image{TextBase, 0x402b3000, 0x403a04a0, heapHi},
 			errTooBig, "do not fit"},
-		{"image near the top", Image{TextBase, 0x402b2140, 0x403a04a0, hypTop - 0x100},
+		{"image near the top", Image{TextBase, 0x402b3000, 0x403a04a0, hypTop - 0x100},
 			errTooBig, "do not fit"},
-		{"image past the top", Image{TextBase, 0x402b2140, 0x403a04a0, hypTop + 0x100000},
+		{"image past the top", Image{TextBase, 0x402b3000, 0x403a04a0, hypTop + 0x100000},
 			errTooBig, "do not fit"},
 	}
 	for _, tc := range tests {

@@ -179,7 +179,7 @@ func TestImageSectionsFitTheMap(t *testing.T) {
 		for _, s := range syms {
 			addr[s.Name] = s.Value
 		}
-		img := qemuvirt.Image{Text: addr["runtime.text"], EText: addr["runtime.etext"],
+		img := qemuvirt.Image{Text: addr["runtime.text"], ROData: addr["runtime.rodata"],
 			NoPtrData: addr["runtime.noptrdata"], End: addr["runtime.end"]}
 		regs, err := qemuvirt.Layout(img)
 		if err != nil {

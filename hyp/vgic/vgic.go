@@ -208,8 +208,12 @@ type LRs interface {
 // drain, so none is lost.
 func (g *VGIC) Flush(c *CPU) (used int) {
 	if !c.dirty {
-		return c.used
+		return c.used // the common case, kept inlinable
 	}
+	return g.flush(c)
+}
+
+func (g *VGIC) flush(c *CPU) (used int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	c.dirty = false

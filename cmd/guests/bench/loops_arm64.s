@@ -32,3 +32,43 @@ again:
 	SUB	R3, R4, R4
 	MOVD	R4, ret+8(FP)
 	RET
+
+// func loopSGI(n uint64) uint64
+//
+// SGI 5 to this vCPU, taken at once: the trap, the injection and the
+// virtual CPU interface's acknowledge and end of interrupt.
+TEXT ·loopSGI(SB),NOSPLIT,$0-16
+	MOVD	n+0(FP), R2
+	MOVD	$(5<<24|1), R5	// SGI 5 to Aff0 0
+	ISB	$15
+	MRS	CNTVCT_EL0, R3
+sgi:
+	WORD	$0xd518cba5	// msr icc_sgi1r_el1, x5
+poll:
+	WORD	$0xd538cc00	// mrs x0, icc_iar1_el1
+	CMP	$1023, R0
+	BEQ	poll
+	WORD	$0xd518cc20	// msr icc_eoir1_el1, x0
+	SUBS	$1, R2, R2
+	BNE	sgi
+	ISB	$15
+	MRS	CNTVCT_EL0, R4
+	SUB	R3, R4, R4
+	MOVD	R4, ret+8(FP)
+	RET
+
+// func loopYield(n uint64) uint64
+TEXT ·loopYield(SB),NOSPLIT,$0-16
+	MOVD	n+0(FP), R2
+	ISB	$15
+	MRS	CNTVCT_EL0, R3
+yield:
+	MOVD	$0xc6000003, R0	// YIELD
+	WORD	$0xd4000002	// hvc #0x0
+	SUBS	$1, R2, R2
+	BNE	yield
+	ISB	$15
+	MRS	CNTVCT_EL0, R4
+	SUB	R3, R4, R4
+	MOVD	R4, ret+8(FP)
+	RET

@@ -16,6 +16,8 @@ import (
 // HVC SMCCC_VERSION, in counter ticks.
 func loopEmpty(n uint64) uint64
 func loopHVC(n uint64) uint64
+func loopSGI(n uint64) uint64
+func loopYield(n uint64) uint64
 
 const iterations = 1 << 16
 
@@ -29,4 +31,18 @@ func main() {
 	fmt.Printf("bench: counter %d Hz, %d iterations\n", freq, iterations)
 	fmt.Printf("bench: empty loop: %.1f instructions per iteration\n", empty)
 	fmt.Printf("bench: null hypercall (HVC SMCCC_VERSION round trip): %.0f instructions\n", hvc-empty)
+
+	// Virtual interrupt injection: an SGI this vCPU sends itself, from
+	// the trapped ICC_SGI1R_EL1 write to the acknowledge and EOI.
+	bulkheadvm.GICInit(2)
+	bulkheadvm.Enable(0, 5)
+	bulkheadvm.Enable(1, 4)
+	sgi := float64(loopSGI(iterations/16)) * perTick / (iterations / 16)
+	fmt.Printf("bench: virtual interrupt injection (SGI to self, trap to acknowledge and EOI): %.0f instructions\n", sgi-empty)
+
+	// vCPU switch: vCPU 1 is sent into a YIELD loop; each YIELD here then
+	// switches to it and back, two switches and two hypercalls.
+	bulkheadvm.SendSGI(1, 4)
+	yield := float64(loopYield(iterations/16)) * perTick / (iterations / 16)
+	fmt.Printf("bench: vCPU switch (YIELD between two vCPUs, per switch): %.0f instructions\n", (yield-empty)/2-(hvc-empty))
 }
