@@ -65,13 +65,15 @@ func (h *Hyp) HandleExit(r CPU, v *VCPU) Action {
 		return h.stopf(vm, -1, "exception from AArch32 state (vector %d), which Bulkhead does not run", c.Exit.Vector)
 	}
 	esr := cpu.ESR(c.Exit.ESR)
+	if esr.EC() == cpu.EC_HVC64 { // the hot path: a hypercall
+		vm.Exits[ExitHVC]++
+		vm.faultsInARow = 0
+		return h.hypercall(v, uint16(esr.ISS()))
+	}
 	if !esr.IsAbort() {
 		vm.faultsInARow = 0
 	}
 	switch esr.EC() {
-	case cpu.EC_HVC64:
-		vm.Exits[ExitHVC]++
-		return h.hypercall(v, uint16(esr.ISS()))
 	case cpu.EC_SMC64:
 		vm.Exits[ExitSMC]++
 		c.SkipInstruction() // a trapped SMC returns to the SMC itself
