@@ -111,6 +111,7 @@ type script struct {
 	el2Timer uint64
 	irqs     []uint32 // pending physical interrupts, in Ack order
 	eois     []uint32
+	drops    []uint32
 	idles    int
 }
 
@@ -127,6 +128,7 @@ func (s *script) SaveVTimer() (uint64, uint64) { return s.vctl, s.vcval }
 func (s *script) Counter() uint64              { return s.now }
 func (s *script) SetEL2Timer(cval uint64)      { s.el2Timer = cval }
 func (s *script) EOI(intid uint32)             { s.eois = append(s.eois, intid) }
+func (s *script) PriorityDrop(intid uint32)    { s.drops = append(s.drops, intid) }
 
 func (s *script) Ack() uint32 {
 	if len(s.irqs) == 0 {

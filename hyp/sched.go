@@ -34,9 +34,11 @@ type CPU interface {
 	SetEL2Timer(cval uint64)
 
 	// Ack takes the highest priority pending physical interrupt (1023:
-	// none); EOI ends it (priority drop and deactivation).
+	// none); EOI ends it (priority drop and deactivation); PriorityDrop
+	// only drops its priority, leaving it active (EOImode 1).
 	Ack() uint32
 	EOI(intid uint32)
+	PriorityDrop(intid uint32)
 	// WaitForInterrupt idles the CPU until an interrupt is pending.
 	WaitForInterrupt()
 }
@@ -253,7 +255,18 @@ func (h *Hyp) serviceIRQs(cpu CPU, running *VCPU) (preempt bool) {
 		case h.cfg.PPIs.Maintenance:
 			// The list registers drained; the next entry refills them.
 		default:
-			// Not enabled by the hypervisor: nothing owns it yet.
+			if vm := h.irqOwner(intid); vm != nil {
+				// A device's interrupt, the guest's to handle: drop the
+				// running priority only; the guest's deactivation of the
+				// linked virtual interrupt deactivates this one.
+				if c := vm.vgic.InjectPhysical(intid); c != nil {
+					h.wake(vm.VCPUs[c.Index])
+					preempt = preempt || running == nil || running.VM != vm
+				}
+				cpu.PriorityDrop(intid)
+				continue
+			}
+			// Nobody owns it: it was never enabled; end it.
 		}
 		cpu.EOI(intid)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/bulkhead-hv/bulkhead/gic"
 	"github.com/bulkhead-hv/bulkhead/hyp/ledger"
 	"github.com/bulkhead-hv/bulkhead/hyp/vgic"
 	"github.com/bulkhead-hv/bulkhead/mmu"
@@ -148,6 +149,10 @@ type Hyp struct {
 	nextID ledger.Owner
 	Out    io.Writer
 
+	// irqs assigns physical SPIs to VMs (gic.Ownership's owners are the
+	// ledger's: the VM's ID).
+	irqs gic.Ownership
+
 	// The scheduler's state for the one CPU it runs on (see sched.go).
 	runq       []*VCPU
 	sliceEnd   uint64
@@ -259,6 +264,32 @@ func (h *Hyp) AddVCPU(vm *VM, entry, arg0 uint64) *VCPU {
 	return v
 }
 
+// AssignIRQ gives physical SPI intid to vm: it arrives in the VM as the
+// same INTID, linked to the physical interrupt. (Enabling it at the
+// physical distributor is the caller's, with the device.)
+func (h *Hyp) AssignIRQ(vm *VM, intid uint32) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if intid < vgic.FirstSPI || intid >= vgic.FirstSPI+NumSPIs {
+		return fmt.Errorf("hyp: INTID %d is not an SPI a guest can have (32-%d)", intid, vgic.FirstSPI+NumSPIs-1)
+	}
+	return h.irqs.Assign(intid, gic.Owner(vm.ID))
+}
+
+// irqOwner is the VM a physical interrupt belongs to, if any.
+func (h *Hyp) irqOwner(intid uint32) *VM {
+	o, ok := h.irqs.Owner(intid)
+	if !ok {
+		return nil
+	}
+	for _, vm := range h.vms {
+		if gic.Owner(vm.ID) == o && vm.State == Running && vm.vgic != nil {
+			return vm
+		}
+	}
+	return nil
+}
+
 // NumSPIs is the number of SPIs each guest's distributor implements.
 const NumSPIs = 64
 
@@ -303,6 +334,9 @@ func (h *Hyp) DestroyVM(vm *VM) (pages int, err error) {
 		}
 	}
 	vm.s2.Destroy()
+	for id := uint32(vgic.FirstSPI); id < vgic.FirstSPI+NumSPIs; id++ {
+		h.irqs.Release(id, gic.Owner(vm.ID))
+	}
 	pages, err = h.Ledger.Reclaim(vm.ID)
 	if err != nil {
 		return pages, err

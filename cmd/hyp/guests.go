@@ -36,6 +36,8 @@ func (hwCPU) EOI(intid uint32) {
 	gic.Deactivate(intid)
 }
 
+func (hwCPU) PriorityDrop(intid uint32) { gic.EOI(intid) }
+
 func (hwCPU) LoadVTimer(ctl, cval, cntvoff uint64) {
 	cpu.WriteCNTVOFF(cntvoff)
 	cpu.WriteCNTV_CVAL(cval)
