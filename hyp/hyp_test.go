@@ -393,3 +393,38 @@ func TestVTCR(t *testing.T) {
 	assert.Equal(t, uint64(1), (v>>6)&3)
 	assert.Equal(t, uint64(1), (v>>19)&1, "16-bit VMIDs")
 }
+
+// The control partition maps what it owns at IPA = PA, loses pages as it
+// donates them, and gets them back, zeroed, when their VM is destroyed.
+func TestControlPartitionMap(t *testing.T) {
+	r := newRig(t)
+	ctl, err := r.h.CreateControl("control")
+	require.NoError(t, err)
+	_, err = r.h.CreateControl("again")
+	assert.Error(t, err)
+	assert.Equal(t, ledger.Control, ctl.ID)
+	pa := uint64(ramBase + 0x20_0000)
+	got, perm, ok := ctl.Translate(pa + 0x10)
+	require.True(t, ok)
+	assert.Equal(t, pa+0x10, got)
+	assert.Equal(t, mmu.Read|mmu.Write|mmu.Exec, perm)
+	_, _, ok = ctl.Translate(ramBase)
+	assert.False(t, ok, "hypervisor pages are not the control partition's")
+
+	r.phys.Write(pa, []byte("guest image"))
+	vm, _ := r.guest(t, "g", pa)
+	_, _, ok = ctl.Translate(pa)
+	assert.False(t, ok, "donated pages leave the control partition's map")
+	_, _, ok = ctl.Translate(pa + 1<<20)
+	assert.True(t, ok, "the page after the donation stays")
+	assert.Equal(t, byte('g'), r.phys.read(pa), "donation keeps the contents: the image goes with it")
+
+	vm.State = Stopped
+	_, err = r.h.DestroyVM(vm)
+	require.NoError(t, err)
+	got, _, ok = ctl.Translate(pa)
+	require.True(t, ok, "reclaimed pages come back")
+	assert.Equal(t, pa, got)
+	assert.Zero(t, r.phys.read(pa), "zeroed first")
+	assert.Equal(t, r.boot, r.h.Ledger.Count())
+}

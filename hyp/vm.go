@@ -149,6 +149,11 @@ type Hyp struct {
 	nextID ledger.Owner
 	Out    io.Writer
 
+	// control is the control partition, once it exists: it maps every
+	// page it owns at IPA = PA, and loses and regains them as it donates
+	// them and they are reclaimed.
+	control *VM
+
 	// irqs assigns physical SPIs to VMs (gic.Ownership's owners are the
 	// ledger's: the VM's ID).
 	irqs gic.Ownership
@@ -207,6 +212,42 @@ func (h *Hyp) CreateVM(name string) (*VM, error) {
 	return vm, nil
 }
 
+// CreateControl makes the control partition: a VM with the ledger's
+// Control identity whose stage 2 maps every page the control partition
+// owns at IPA = PA, so it names pages by their physical address.
+func (h *Hyp) CreateControl(name string) (*VM, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.control != nil {
+		return nil, fmt.Errorf("hyp: the control partition exists")
+	}
+	vm := &VM{ID: ledger.Control, Name: name}
+	if err := vm.s2.InitStage2(h.pool, h.cfg.IPABits); err != nil {
+		return nil, fmt.Errorf("hyp: control partition: stage 2 root: %w", err)
+	}
+	vm.s2.SetTLB(vmTLB{h, vm})
+	for _, r := range h.Ledger.Ranges(ledger.Control) {
+		if err := vm.s2.Map(r.PA, r.PA, r.Size, mmu.S2Normal(mmu.Read|mmu.Write|mmu.Exec)); err != nil {
+			vm.s2.Destroy()
+			return nil, fmt.Errorf("hyp: control partition: stage 2 map: %w", err)
+		}
+		vm.RAM = append(vm.RAM, Region{IPA: r.PA, PA: r.PA, Size: r.Size})
+	}
+	if h.cfg.Now != nil {
+		vm.cntvoff = h.cfg.Now()
+	}
+	h.control = vm
+	h.vms = append(h.vms, vm)
+	return vm, nil
+}
+
+// Control returns the control partition, or nil.
+func (h *Hyp) Control() *VM {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.control
+}
+
 // Donate moves [pa, pa+size) from the control partition to vm and maps it
 // at ipa with permissions perm. The ledger is checked first, then the
 // mapping made, then the ledger updated, all under one lock: a refused
@@ -229,6 +270,15 @@ func (h *Hyp) Donate(vm *VM, pa, ipa, size uint64, perm mmu.Perm) error {
 		_ = vm.s2.Unmap(ipa, size)
 		return fmt.Errorf("hyp: VM %q: stage 2 map: %w", vm.Name, err)
 	}
+	// The control partition loses the pages before the guest can run on
+	// them (its IPA is the PA).
+	if c := h.control; c != nil && c != vm {
+		if err := c.s2.Unmap(pa, size); err != nil {
+			_ = vm.s2.Unmap(ipa, size)
+			h.remapControl(pa, size)
+			return fmt.Errorf("hyp: control partition: stage 2 unmap: %w", err)
+		}
+	}
 	if err := h.Ledger.Donate(pa, size, vm.ID); err != nil {
 		// Unreachable: checked above under the same lock.
 		_ = vm.s2.Unmap(ipa, size)
@@ -237,6 +287,23 @@ func (h *Hyp) Donate(vm *VM, pa, ipa, size uint64, perm mmu.Perm) error {
 	vm.RAM = append(vm.RAM, Region{IPA: ipa, PA: pa, Size: size})
 	sort.Slice(vm.RAM, func(i, j int) bool { return vm.RAM[i].IPA < vm.RAM[j].IPA })
 	return nil
+}
+
+// remapControl maps the pages of [pa, pa+size) that the control partition
+// owns back into its stage 2, at IPA = PA.
+func (h *Hyp) remapControl(pa, size uint64) {
+	c := h.control
+	if c == nil {
+		return
+	}
+	attrs := mmu.S2Normal(mmu.Read | mmu.Write | mmu.Exec)
+	for p := pa; p < pa+size; p += mmu.PageSize {
+		if o, _, ok := h.Ledger.Owner(p); ok && o == ledger.Control {
+			if _, _, _, mapped := c.s2.Translate(p); !mapped {
+				_ = c.s2.Map(p, p, mmu.PageSize, attrs)
+			}
+		}
+	}
 }
 
 // IPAToPA translates through the VM's memory regions.
@@ -338,6 +405,12 @@ func (h *Hyp) DestroyVM(vm *VM) (pages int, err error) {
 		h.irqs.Release(id, gic.Owner(vm.ID))
 	}
 	pages, err = h.Ledger.Reclaim(vm.ID)
+	// Pages the ledger zeroed and returned go back into the control
+	// partition's map; a page that could not be zeroed stays with the
+	// dead guest, mapped nowhere.
+	for _, r := range vm.RAM {
+		h.remapControl(r.PA, r.Size)
+	}
 	if err != nil {
 		return pages, err
 	}

@@ -260,6 +260,28 @@ func (l *Ledger) CanAccess(c Owner, pa uint64) bool {
 	return ok && c != None && c != Hypervisor && (owner == c || borrower == c)
 }
 
+// Range is a run of pages.
+type Range struct{ PA, Size uint64 }
+
+// Ranges lists the maximal runs of pages o owns, in address order.
+func (l *Ledger) Ranges(o Owner) []Range {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []Range
+	for i, p := range l.pages {
+		if p.owner != o {
+			continue
+		}
+		pa := l.base + uint64(i)*PageSize
+		if n := len(out); n > 0 && out[n-1].PA+out[n-1].Size == pa {
+			out[n-1].Size += PageSize
+			continue
+		}
+		out = append(out, Range{pa, PageSize})
+	}
+	return out
+}
+
 // Counts is the number of pages per owner, and of shared pages.
 type Counts struct {
 	Free, Hypervisor, Control, Shared int
