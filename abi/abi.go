@@ -41,6 +41,46 @@ const (
 	YIELD = base | 0x03
 )
 
+// Management calls: the control partition only. VM handles are the
+// ledger's owner numbers (3 and up).
+const (
+	// VM_CREATE(x1, x2 = name, up to 16 bytes, little-endian, NUL padded)
+	// makes an empty VM. Returns x1 = its handle.
+	VM_CREATE = base | 0x10
+	// VM_DONATE(x1 = VM, x2 = PA, x3 = IPA, x4 = size, x5 = permissions:
+	// 1 read, 2 write, 4 execute) gives the caller's pages to the VM at
+	// that IPA. The caller loses access to them.
+	VM_DONATE = base | 0x11
+	// VCPU_CREATE(x1 = VM, x2 = entry point, x3 = x0 at entry) adds a vCPU
+	// that starts at EL1h with interrupts masked. Returns x1 = its index.
+	VCPU_CREATE = base | 0x12
+	// VM_START(x1 = VM) gives the VM its interrupt controller and runs it.
+	VM_START = base | 0x13
+	// VM_STATUS(x1 = VM) returns x1 = state (0 created, 1 running,
+	// 2 stopped) and x2 = exit status.
+	VM_STATUS = base | 0x14
+	// VM_WAIT returns x1 = a stopped VM not yet destroyed, waiting until
+	// one stops.
+	VM_WAIT = base | 0x15
+	// VM_DESTROY(x1 = VM) tears a stopped VM down; its pages come back to
+	// the caller zeroed. Returns x1 = the number of pages.
+	VM_DESTROY = base | 0x16
+)
+
+// Permission bits of VM_DONATE.
+const (
+	PermRead  = 1
+	PermWrite = 2
+	PermExec  = 4
+)
+
+// VM states of VM_STATUS.
+const (
+	StateCreated = 0
+	StateRunning = 1
+	StateStopped = 2
+)
+
 // ConsoleChunk is the most bytes one CONSOLE_WRITE carries.
 const ConsoleChunk = 48
 
@@ -61,7 +101,9 @@ const (
 	NOT_SUPPORTED     = -1
 	NOT_REQUIRED      = -2
 	INVALID_PARAMETER = -3
-	DENIED            = -1001 // the caller may not make this call
+	DENIED            = -1001 // the caller may not make this call, or does not own the pages
+	NO_MEMORY         = -1002 // the hypervisor's table memory is exhausted
+	BUSY              = -1003 // the VM is in the wrong state for the call
 )
 
 // SMCCC versions: major in bits [30:16], minor in [15:0].
@@ -85,6 +127,13 @@ var Calls = []Call{
 	{"CONSOLE_WRITE", CONSOLE_WRITE, true},
 	{"EXIT", EXIT, true},
 	{"YIELD", YIELD, true},
+	{"VM_CREATE", VM_CREATE, false},
+	{"VM_DONATE", VM_DONATE, false},
+	{"VCPU_CREATE", VCPU_CREATE, false},
+	{"VM_START", VM_START, false},
+	{"VM_STATUS", VM_STATUS, false},
+	{"VM_WAIT", VM_WAIT, false},
+	{"VM_DESTROY", VM_DESTROY, false},
 }
 
 // PSCI functions the hypervisor emulates for guests over SMC (Arm DEN0022,

@@ -16,7 +16,7 @@ func TestDocMatchesPackage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sections := regexp.MustCompile(`(?m)^### (\w+)\n- ID: ` + "`" + `(0x[0-9A-Fa-f]+)` + "`" + `\n- Who: (.+)$`).FindAllStringSubmatch(string(doc), -1)
+	sections := regexp.MustCompile(`(?m)^### (\w+)\n- ID: `+"`"+`(0x[0-9A-Fa-f]+)`+"`"+`\n- Who: (.+)$`).FindAllStringSubmatch(string(doc), -1)
 	documented := map[string]bool{}
 	for _, s := range sections {
 		name, who := s[1], s[3]
@@ -45,7 +45,8 @@ func TestDocMatchesPackage(t *testing.T) {
 		}
 	}
 	for name, code := range map[string]int64{"SUCCESS": SUCCESS, "NOT_SUPPORTED": NOT_SUPPORTED,
-		"NOT_REQUIRED": NOT_REQUIRED, "INVALID_PARAMETER": INVALID_PARAMETER, "DENIED": DENIED} {
+		"NOT_REQUIRED": NOT_REQUIRED, "INVALID_PARAMETER": INVALID_PARAMETER, "DENIED": DENIED,
+		"NO_MEMORY": NO_MEMORY, "BUSY": BUSY} {
 		if !strings.Contains(string(doc), fmt.Sprintf("| `%s` | %d |", name, code)) {
 			t.Errorf("return code %s = %d is not in the table", name, code)
 		}
@@ -72,7 +73,7 @@ func TestFunctionIDs(t *testing.T) {
 			t.Errorf("%s is not a fast call", c.Name)
 		}
 	}
-	for _, id := range []uint32{CONSOLE_WRITE, EXIT, YIELD} {
+	for _, id := range []uint32{CONSOLE_WRITE, EXIT, YIELD, VM_CREATE, VM_DONATE, VCPU_CREATE, VM_START, VM_STATUS, VM_WAIT, VM_DESTROY} {
 		if owner := (id >> OwnerShift) & 0x3f; owner != OwnerVendorH || id&SMC64 == 0 {
 			t.Errorf("%#x: owner %d, want vendor hypervisor service (6), SMC64", id, owner)
 		}

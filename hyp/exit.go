@@ -135,6 +135,7 @@ func (h *Hyp) stopf(vm *VM, status int64, format string, args ...any) Action {
 	}
 	h.flushConsole(vm)
 	fmt.Fprintf(h.Out, "bulkhead: vm %s stopped: %s\n", vm.Name, vm.Reason)
+	h.notifyStopped(vm)
 	return Stop
 }
 
@@ -203,6 +204,8 @@ func (h *Hyp) hypercall(v *VCPU, imm uint16) Action {
 	case abi.YIELD:
 		c.X[0] = abi.SUCCESS
 		return Yield
+	case abi.VM_CREATE, abi.VM_DONATE, abi.VCPU_CREATE, abi.VM_START, abi.VM_STATUS, abi.VM_WAIT, abi.VM_DESTROY:
+		return h.manage(v, fid)
 	}
 	c.X[0] = abi.Word(abi.NOT_SUPPORTED)
 	return Resume

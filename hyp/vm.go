@@ -153,6 +153,8 @@ type Hyp struct {
 	// page it owns at IPA = PA, and loses and regains them as it donates
 	// them and they are reclaimed.
 	control *VM
+	// waiter is the control partition's vCPU blocked in VM_WAIT.
+	waiter *VCPU
 
 	// irqs assigns physical SPIs to VMs (gic.Ownership's owners are the
 	// ledger's: the VM's ID).

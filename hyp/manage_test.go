@@ -1,0 +1,116 @@
+package hyp
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bulkhead-hv/bulkhead/abi"
+	"github.com/bulkhead-hv/bulkhead/hyp/ledger"
+	"github.com/bulkhead-hv/bulkhead/vcpu"
+)
+
+func wantRet(t *testing.T, c *vcpu.Context, code int64, what string) {
+	t.Helper()
+	assert.Equal(t, abi.Word(code), c.X[0], what)
+}
+
+// The control partition builds, starts, waits for and destroys a VM
+// through the management calls; every refused call changes nothing.
+func TestManagementCalls(t *testing.T) {
+	r := newRig(t)
+	ctl, err := r.h.CreateControl("control")
+	require.NoError(t, err)
+	cv := r.h.AddVCPU(ctl, ramBase+hypPages*4096, 0)
+	require.NoError(t, r.h.StartVGIC(ctl))
+	pa := uint64(ramBase + 0x20_0000)
+	var handle uint64
+	var gv *vcpu.Context
+	s := &script{t: t, steps: map[*vcpu.Context][]func(*vcpu.Context){}}
+	s.steps[&cv.Ctx] = []func(*vcpu.Context){
+		hvc(abi.VM_CREATE, 0x6f6c6c6568), // "hello"
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.SUCCESS, "create")
+			handle = c.X[1]
+			assert.GreaterOrEqual(t, handle, uint64(ledger.FirstGuest))
+			hvc(abi.VM_CREATE, 0x6f6c6c6568)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.BUSY, "a live VM has that name")
+			hvc(abi.VM_DONATE, handle, ramBase, guestIPA, 4096, abi.PermRead)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.DENIED, "hypervisor pages are not the caller's")
+			hvc(abi.VM_DONATE, handle, pa, guestIPA, 1<<20, 8)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.INVALID_PARAMETER, "bad permission bits")
+			hvc(abi.VM_DONATE, 99, pa, guestIPA, 1<<20, 7)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.INVALID_PARAMETER, "unknown VM")
+			hvc(abi.VM_START, handle)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.BUSY, "no vCPU yet")
+			hvc(abi.VM_DONATE, handle, pa, guestIPA, 1<<20, 7)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.SUCCESS, "donate")
+			hvc(abi.VCPU_CREATE, handle, 0x10, 0)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.INVALID_PARAMETER, "entry outside the VM")
+			hvc(abi.VCPU_CREATE, handle, guestIPA+0x100, 42)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.SUCCESS, "vCPU")
+			assert.Zero(t, c.X[1])
+			vm := r.h.VMs()[1]
+			gv = &vm.VCPUs[0].Ctx
+			assert.Equal(t, uint64(42), gv.X[0])
+			s.steps[gv] = []func(*vcpu.Context){
+				hvc(abi.VM_CREATE, 1), // a guest may not manage
+				check(func(c *vcpu.Context) {
+					wantRet(t, c, abi.DENIED, "guests may not manage")
+					hvc(abi.EXIT, 7)(c)
+				}),
+			}
+			hvc(abi.VM_START, handle)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.SUCCESS, "start")
+			hvc(abi.VM_DESTROY, handle)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.BUSY, "destroying a running VM")
+			hvc(abi.VM_WAIT)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.SUCCESS, "wait")
+			assert.Equal(t, handle, c.X[1], "woken by its guest's exit")
+			hvc(abi.VM_STATUS, handle)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.SUCCESS, "status")
+			assert.Equal(t, uint64(abi.StateStopped), c.X[1])
+			assert.Equal(t, uint64(7), c.X[2])
+			hvc(abi.VM_DESTROY, handle)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.SUCCESS, "destroy")
+			assert.Equal(t, uint64(256), c.X[1])
+			_, _, ok := r.h.Control().Translate(pa)
+			assert.True(t, ok, "pages back in the control partition's map")
+			hvc(abi.VM_STATUS, handle)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.INVALID_PARAMETER, "gone")
+			hvc(abi.EXIT, 0)(c)
+		}),
+	}
+	r.h.RunAll(s)
+	assert.Equal(t, r.boot, r.h.Ledger.Count(), "ledger back at its boot figures")
+	assert.Equal(t, "exited with status 0", ctl.Reason)
+}
