@@ -48,8 +48,13 @@ GUEST_IMAGES  := $(GUESTS:%=$(BUILD)/guest-%.elf)
 # Guests are linked in their RAM at 0x40000000 (board/bulkheadvm: TextBase).
 GUEST_LDFLAGS := -T 0x40010000 -R 0x1000
 
-build: $(HYP) $(GUEST_IMAGES)
-images: $(HYP) $(HYP_CRASHTEST) $(GUEST_IMAGES)
+CONTROL       := $(BUILD)/bulkhead-control.elf
+# The control partition runs at IPA = PA in the RAM above the hypervisor's
+# (board/bulkheadvm/layout_control.go).
+CONTROL_LDFLAGS := -T 0x48010000 -R 0x1000
+
+build: $(HYP) $(CONTROL) $(GUEST_IMAGES)
+images: $(HYP) $(HYP_CRASHTEST) $(CONTROL) $(GUEST_IMAGES)
 
 # Go decides what to rebuild; make always asks it.
 $(HYP): toolchain FORCE
@@ -60,6 +65,10 @@ $(HYP): toolchain FORCE
 $(HYP_CRASHTEST): toolchain FORCE
 	@mkdir -p $(BUILD)
 	$(TAMAGO_ENV) $(TAMAGO) build -tags $(TAGS),crashtest -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/hyp
+
+$(CONTROL): toolchain FORCE
+	@mkdir -p $(BUILD)
+	$(TAMAGO_ENV) $(TAMAGO) build -tags $(TAGS),control -trimpath -ldflags '$(CONTROL_LDFLAGS)' -o $@ ./cmd/control
 
 # TamaGo guests for the hypervisor, at EL1 (board/bulkheadvm).
 $(BUILD)/guest-%.elf: toolchain FORCE

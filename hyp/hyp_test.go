@@ -427,4 +427,12 @@ func TestControlPartitionMap(t *testing.T) {
 	assert.Equal(t, pa, got)
 	assert.Zero(t, r.phys.read(pa), "zeroed first")
 	assert.Equal(t, r.boot, r.h.Ledger.Count())
+
+	free := r.h.pool.Free()
+	ctl.State = Running
+	assert.ErrorIs(t, r.h.ReleaseControl(), ErrVMRunning)
+	ctl.State = Stopped
+	require.NoError(t, r.h.ReleaseControl())
+	assert.Greater(t, r.h.pool.Free(), free, "its tables are freed")
+	assert.Nil(t, r.h.Control())
 }

@@ -243,6 +243,29 @@ func (h *Hyp) CreateControl(name string) (*VM, error) {
 	return vm, nil
 }
 
+// ReleaseControl frees a stopped control partition's stage 2 tables at
+// shutdown. Its pages stay the control partition's in the ledger.
+func (h *Hyp) ReleaseControl() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := h.control
+	if c == nil {
+		return nil
+	}
+	if c.State == Running {
+		return ErrVMRunning
+	}
+	c.s2.Destroy()
+	for i, v := range h.vms {
+		if v == c {
+			h.vms = append(h.vms[:i], h.vms[i+1:]...)
+			break
+		}
+	}
+	h.control = nil
+	return nil
+}
+
 // Control returns the control partition, or nil.
 func (h *Hyp) Control() *VM {
 	h.mu.Lock()

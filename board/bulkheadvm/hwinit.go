@@ -32,6 +32,7 @@ var (
 )
 
 func hvc(fid, a1, a2, a3, a4, a5, a6, a7 uint64) (r0, r1 uint64)
+func hvc3(fid, a1, a2, a3, a4, a5, a6, a7 uint64) (r0, r1, r2 uint64)
 func imageSymbols() (text, rodata, noptrdata, end uint64)
 func enableMMU(mair, tcr, ttbr0 uint64)
 func readCNTVCT() uint64
@@ -129,6 +130,13 @@ func Probe(addr uint64, write bool) (value, esr uint64) {
 	esr = probeESR
 	probeESR = 0
 	return value, esr
+}
+
+// Hypercall3 makes a raw hypercall and returns x0-x2.
+func Hypercall3(fid uint32, args ...uint64) (r0, r1, r2 uint64) {
+	var a [7]uint64
+	copy(a[:], args)
+	return hvc3(uint64(fid), a[0], a[1], a[2], a[3], a[4], a[5], a[6])
 }
 
 // Hypercall makes a raw hypercall.

@@ -11,11 +11,9 @@ package bulkheadvm
 
 import "github.com/bulkhead-hv/bulkhead/mmu"
 
-// The guest's memory: what the hypervisor donates at minimum.
+// The memory layout (RAMBase, RAMSize, TextBase, PoolBase, PoolEnd) is in
+// layout_guest.go, or layout_control.go for the control partition.
 const (
-	RAMBase  = 0x40000000
-	RAMSize  = 16 << 20
-	TextBase = RAMBase + 0x10000
 	// StackOffset leaves the top 64 KiB for the exception stack.
 	StackOffset = 64 << 10
 	// VABits covers the first 512 GiB of IPA space with one level 1 table.
@@ -31,7 +29,8 @@ func pageUp(v uint64) uint64   { return (v + mmu.PageSize - 1) &^ (mmu.PageSize 
 func pageDown(v uint64) uint64 { return v &^ (mmu.PageSize - 1) }
 
 // Map builds the guest's EL1 stage 1 map: the image W^X, the rest of its
-// RAM read/write, and every other address below 2^VABits as device memory,
+// RAM and of its memory pool read/write, and every other address below
+// 2^VABits as device memory,
 // so that a stray access reaches stage 2 and the hypervisor's verdict
 // rather than stopping at the guest's own tables. Nothing allocates.
 func Map(t *mmu.Tables, img Image) error {
@@ -41,12 +40,14 @@ func Map(t *mmu.Tables, img Image) error {
 		lo, hi uint64
 		attrs  uint64
 	}{
-		{0, RAMBase, mmu.S1EL1Device()},
+		{0, PoolBase, mmu.S1EL1Device()},
+		{PoolBase, RAMBase, mmu.S1EL1Normal(mmu.Read | mmu.Write)},
 		{RAMBase, img.Text, mmu.S1EL1Normal(mmu.Read | mmu.Write)},
 		{img.Text, pageDown(img.ROData), mmu.S1EL1Normal(mmu.Read | mmu.Exec)},
 		{pageDown(img.ROData), dataLo, mmu.S1EL1Normal(mmu.Read)},
 		{dataLo, ramEnd, mmu.S1EL1Normal(mmu.Read | mmu.Write)},
-		{ramEnd, 1 << VABits, mmu.S1EL1Device()},
+		{ramEnd, PoolEnd, mmu.S1EL1Normal(mmu.Read | mmu.Write)},
+		{PoolEnd, 1 << VABits, mmu.S1EL1Device()},
 	}
 	for _, r := range regions {
 		if r.hi <= r.lo {

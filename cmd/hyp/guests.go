@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/bulkhead-hv/bulkhead/board/fdt"
@@ -98,7 +99,7 @@ func (hwTLB) InvalidateAll()                                   { cpu.TLBIAllE1()
 // runGuests starts the guests the command line names, runs them until all
 // have stopped, tears them down and checks that the ledger is back at its
 // boot figures. It returns the hypervisor's exit status.
-func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec) int {
+func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec, control string) int {
 	var ram fdt.Range
 	for _, r := range m.RAM {
 		if r.Addr <= qemuvirt.RAMBase && qemuvirt.RAMBase < r.End() {
@@ -143,6 +144,13 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec) int {
 	fmt.Printf("bulkhead: stage 2: %d-bit IPA space, %d-bit VMIDs, %d table pages; vGIC with %d list registers; 10 ms time slices\n",
 		ipaBits, map[bool]int{false: 8, true: 16}[id.VMID16], pages, gic.NumLRs())
 
+	if control != "" {
+		if err := startControl(h, l, hypEnd, control, specs); err != nil {
+			fmt.Printf("bulkhead: control partition: %v\n", err)
+			return 1
+		}
+		specs = nil // the control partition starts them
+	}
 	var images []hyp.Region
 	for _, s := range specs {
 		images = append(images, hyp.Region{PA: s.Image, Size: s.ImageSize})
@@ -173,6 +181,9 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec) int {
 	for _, vm := range h.VMs() {
 		fmt.Printf("bulkhead: vm %s: status %d (%s); exits: %s; contained faults: %d\n",
 			vm.Name, vm.Status, vm.Reason, exits(vm.ExitCounts()), vm.Faults)
+		if vm == h.Control() {
+			continue // its pages are the control partition's for good
+		}
 		ram := append([]hyp.Region(nil), vm.RAM...)
 		n, err := h.DestroyVM(vm)
 		if err != nil {
@@ -191,6 +202,10 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec) int {
 			}
 		}
 		fmt.Printf("bulkhead: vm %s: %d pages zeroed (checked) and returned to the control partition\n", vm.Name, n)
+	}
+	if err := h.ReleaseControl(); err != nil {
+		fmt.Printf("bulkhead: control partition: %v\n", err)
+		status = 1
 	}
 	now := l.Count()
 	if err := l.Check(); err != nil {
@@ -234,4 +249,46 @@ func exits(m map[string]int) string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, ", ")
+}
+
+// startControl loads the control partition from the ELF image a boot loader
+// left at control=ADDR:SIZE into its own memory (IPA = PA) and starts it
+// with x0 pointing at a page of its memory that holds the guestN= boot
+// arguments: it starts those guests, through the management calls.
+func startControl(h *hyp.Hyp, l *ledger.Ledger, hypEnd uint64, arg string, specs []hyp.GuestSpec) error {
+	addr, size, ok := strings.Cut(arg, ":")
+	if !ok {
+		return fmt.Errorf("control=%q: want control=IMAGE_ADDR:IMAGE_SIZE", arg)
+	}
+	pa, err1 := strconv.ParseUint(addr, 0, 64)
+	n, err2 := strconv.ParseUint(size, 0, 64)
+	if err1 != nil || err2 != nil || n == 0 {
+		return fmt.Errorf("control=%q: address and size must be numbers, the size not zero", arg)
+	}
+	if !imageIsControls(l, hyp.GuestSpec{Image: pa, ImageSize: n}) {
+		return fmt.Errorf("image [%#x, +%#x) is not in the control partition's RAM", pa, n)
+	}
+	ctl, err := h.CreateControl("control")
+	if err != nil {
+		return err
+	}
+	entry, err := h.LoadELF(ctl, qemuvirt.Phys{}.Bytes(pa, n))
+	if err != nil {
+		return err
+	}
+	// The boot information page: the first page of the control
+	// partition's memory, which its image must not use.
+	var info strings.Builder
+	for _, s := range specs {
+		fmt.Fprintf(&info, "%s=%s:%#x:%d:%d:%#x:%d ", s.Key, s.Name, s.Image, s.ImageSize, s.Arg, s.Mem, s.CPUs)
+	}
+	page := make([]byte, ledger.PageSize)
+	copy(page, info.String())
+	qemuvirt.Phys{}.Write(hypEnd, page)
+	h.AddVCPU(ctl, entry, hypEnd)
+	if err := h.StartVGIC(ctl); err != nil {
+		return err
+	}
+	fmt.Printf("bulkhead: control partition: entry %#x, %d guest(s) to start\n", entry, len(specs))
+	return nil
 }

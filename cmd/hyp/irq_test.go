@@ -10,13 +10,17 @@ import (
 	"github.com/bulkhead-hv/bulkhead/internal/qemutest"
 )
 
-// spec is a guest for guestMachine: name, image, argument and vCPUs.
+// specs is a machine with guests given as name, image, argument and vCPUs.
+// QEMU counts time in instructions (-icount shift=0: one per virtual ns),
+// so the timing checks hold whatever else the host is doing.
 func specs(t *testing.T, gs ...[4]string) qemutest.Machine {
 	var three [][3]string
 	for _, g := range gs {
 		three = append(three, [3]string{g[0], g[1], g[2] + ":0x1000000:" + g[3]})
 	}
-	return guestMachine(t, three...)
+	m := guestMachine(t, three...)
+	m.Extra = append(m.Extra, "-icount", "shift=0")
+	return m
 }
 
 // timerOK checks the timer guest's report: the rate within 5% as the

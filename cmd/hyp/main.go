@@ -27,6 +27,7 @@ var knownArgs = map[string]string{
 	"crashtest": "crashtest=NAME: fault on purpose after the banner (images built with the crashtest tag only)",
 	"guestN":    "guestN=NAME:IMAGE_ADDR:IMAGE_SIZE[:ARG[:MEM[:CPUS]]]: run the ELF image a boot loader put at IMAGE_ADDR as a guest",
 	"trace":     "trace=exits: print every guest exit",
+	"control":   "control=IMAGE_ADDR:IMAGE_SIZE: run that ELF image as the control partition, which starts the guests",
 }
 
 func main() {
@@ -57,11 +58,11 @@ func main() {
 		fmt.Printf("bulkhead: %v\n", err)
 		os.Exit(1)
 	}
-	if len(specs) == 0 {
+	if len(specs) == 0 && args["control"] == "" {
 		fmt.Println("bulkhead: no guests given (guestN= boot arguments); powering off")
 		return
 	}
-	os.Exit(runGuests(m, specs))
+	os.Exit(runGuests(m, specs, args["control"]))
 }
 
 func sortedKeys(m map[string]string) []string {
