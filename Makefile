@@ -26,7 +26,7 @@ QEMU_FLAGS := -machine virt,virtualization=on,gic-version=3 -cpu $(CPU) -m $(MEM
               -nographic -monitor none -semihosting-config enable=on,target=native
 APPEND     ?= exit=semihosting
 
-.PHONY: all build images run run-guests bench debug test proofs toolchain qemu clean help
+.PHONY: all build images run run-guests run-control bench debug test proofs toolchain qemu clean help
 
 all: build
 
@@ -37,6 +37,7 @@ help:
 	@echo "                 Ctrl-a x quits QEMU at any time)"
 	@echo "make run-guests boot it with two TamaGo guests: hello, and an adversary that probes"
 	@echo "                memory that is not its own"
+	@echo "make run-control the same, started by the control partition"
 	@echo "make bench      measure instructions per null hypercall (QEMU -icount shift=0)"
 	@echo "make debug      start QEMU halted with its gdb stub and print the gdb command"
 	@echo "make test       build everything and run every test: host unit tests, QEMU boots, proofs"
@@ -99,6 +100,15 @@ bench: build qemu
 		-device loader,file=$(BUILD)/guest-bench.elf,addr=$(BENCH_AT),force-raw=on \
 		-append "$(APPEND) guest0=bench:$(BENCH_AT):$$(stat -c %s $(BUILD)/guest-bench.elf):0:0x1000000:2" \
 		| tr -d '\r' | sed -n 's/^bench| //p'
+
+# The same two guests, started by the control partition.
+CONTROL_AT := 0x60000000
+run-control: build qemu
+	$(QEMU) $(QEMU_FLAGS) -kernel $(HYP) \
+		-device loader,file=$(CONTROL),addr=$(CONTROL_AT),force-raw=on \
+		-device loader,file=$(BUILD)/guest-hello.elf,addr=$(HELLO_AT),force-raw=on \
+		-device loader,file=$(BUILD)/guest-adversary.elf,addr=$(ADV_AT),force-raw=on \
+		-append "$(APPEND) control=$(CONTROL_AT):$$(stat -c %s $(CONTROL)) guest0=hello:$(HELLO_AT):$$(stat -c %s $(BUILD)/guest-hello.elf):3 guest1=adversary:$(ADV_AT):$$(stat -c %s $(BUILD)/guest-adversary.elf):0x44200000"
 
 debug: $(HYP) qemu
 	@echo "QEMU is halted at the first instruction. In another terminal:"
