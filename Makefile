@@ -31,7 +31,8 @@ APPEND     ?= exit=semihosting
 all: build
 
 help:
-	@echo "make            build the EL2 kernel ($(HYP))"
+	@echo "make            build the EL2 kernel, the control partition, the guests and the CLI"
+	@echo "                ($(CLI) run $(BUILD)/guest-hello.elf runs a guest)"
 	@echo "make run        boot it in QEMU on this terminal; it powers off by itself"
 	@echo "                (MEM=2G SMP=4 CPU=neoverse-n1 APPEND='...' change the machine;"
 	@echo "                 Ctrl-a x quits QEMU at any time)"
@@ -54,7 +55,9 @@ CONTROL       := $(BUILD)/bulkhead-control.elf
 # (board/bulkheadvm/layout_control.go).
 CONTROL_LDFLAGS := -T 0x48010000 -R 0x1000
 
-build: $(HYP) $(CONTROL) $(GUEST_IMAGES)
+CLI           := $(BUILD)/bulkhead
+
+build: $(HYP) $(CONTROL) $(GUEST_IMAGES) $(CLI)
 images: $(HYP) $(HYP_CRASHTEST) $(CONTROL) $(GUEST_IMAGES)
 
 # Go decides what to rebuild; make always asks it.
@@ -66,6 +69,11 @@ $(HYP): toolchain FORCE
 $(HYP_CRASHTEST): toolchain FORCE
 	@mkdir -p $(BUILD)
 	$(TAMAGO_ENV) $(TAMAGO) build -tags $(TAGS),crashtest -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/hyp
+
+# The host CLI.
+$(CLI): FORCE
+	@mkdir -p $(BUILD)
+	$(GO) build -ldflags '-X main.version=$(VERSION)' -o $@ ./cmd/bulkhead
 
 $(CONTROL): toolchain FORCE
 	@mkdir -p $(BUILD)

@@ -1,0 +1,58 @@
+// Command bulkhead runs guests on the Bulkhead hypervisor.
+//
+//	bulkhead run [flags] IMAGE
+//
+// boots a private Bulkhead instance in QEMU (the hypervisor and its control
+// partition), runs the ELF image as a guest, streams the guest's console to
+// standard output and exits with the guest's exit status. See
+// `bulkhead help run`.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+var version = "dev"
+
+const usage = `bulkhead runs guests on the Bulkhead hypervisor, in QEMU.
+
+Usage:
+
+	bulkhead run [flags] IMAGE   run IMAGE (an AArch64 ELF) as a guest
+	bulkhead version             print the version
+	bulkhead help [COMMAND]      print help
+
+"bulkhead run" boots a private instance (the EL2 hypervisor and its
+control partition) in QEMU, has the control partition load IMAGE into a
+new VM, streams the guest's console to standard output, and exits with the
+guest's exit status. "bulkhead help run" lists its flags.
+`
+
+func main() {
+	os.Exit(cli(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// cli runs one command and returns the process exit status.
+func cli(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintf(stdout, "bulkhead %s\n", version)
+		return 0
+	case "help", "-h", "--help":
+		if len(args) > 1 && args[1] == "run" {
+			return cmdRun([]string{"-h"}, stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "bulkhead: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
