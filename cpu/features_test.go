@@ -54,3 +54,8 @@ func TestVectorNames(t *testing.T) {
 	assert.Equal(t, "EL2t", SPSRMode(0x3c8))
 	assert.Equal(t, "EL1h", SPSRMode(0x3c5))
 }
+
+func TestHex(t *testing.T) {
+	assert.Equal(t, "0x000000004020abcd", Hex(0x4020abcd))
+	assert.Equal(t, "0xffffffffffffffff", Hex(^uint64(0)))
+}

@@ -47,22 +47,11 @@ func SetGuestExit(addr uint64) { guestExit = addr }
 // trap is called by vectors_arm64.s on the exception stack.
 func trap(f *Frame) {
 	if FatalHandler == nil {
-		print("bulkhead: exception ", VectorName(f.Vector), " ESR=", hex(f.ESR), " ELR=", hex(f.ELR), " before the handler was installed\n")
+		print("bulkhead: exception ", VectorName(f.Vector), " ESR=", Hex(f.ESR), " ELR=", Hex(f.ELR), " before the handler was installed\n")
 		Halt()
 	}
 	FatalHandler(f)
 	Halt()
-}
-
-func hex(v uint64) string {
-	const digits = "0123456789abcdef"
-	var b [18]byte
-	b[0], b[1] = '0', 'x'
-	for i := 0; i < 16; i++ {
-		b[17-i] = digits[v&0xf]
-		v >>= 4
-	}
-	return string(b[:])
 }
 
 var _ = unsafe.Sizeof(Frame{}) // layout checked by TestFrameLayout

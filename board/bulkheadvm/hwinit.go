@@ -22,7 +22,7 @@ var (
 	bootArg uint64 // x0 at entry: the argument the hypervisor passed
 
 	tables mmu.Tables
-	pool   tablePool
+	pool   mmu.StaticPool
 
 	timerFreq uint64
 	hasRNDR   bool
@@ -45,7 +45,7 @@ func hwinit0() {
 	goos.Idle = idle
 	timerFreq = cpu.ReadCNTFRQ()
 	setVBAR()
-	pool.init()
+	pool.Init(poolMem[:])
 	text, rodata, noptrdata, end := imageSymbols()
 	parange := cpu.ReadIDAA64MMFR0() & 0xf
 	if parange > 5 {
@@ -146,31 +146,10 @@ func Hypercall(fid uint32, args ...uint64) (r0, r1 uint64) {
 	return hvc(uint64(fid), a[0], a[1], a[2], a[3], a[4], a[5], a[6])
 }
 
-// tablePool hands out page table pages from the image's bss.
-type tablePool struct{ next, end uint64 }
-
+// The guest's page tables come from an array in its bss.
 const poolTables = 32
 
 var poolMem [(poolTables + 1) * mmu.PageSize]byte
-
-func (p *tablePool) init() {
-	base := uint64(uintptr(unsafe.Pointer(&poolMem[0])))
-	p.next = (base + mmu.PageSize - 1) &^ (mmu.PageSize - 1)
-	p.end = p.next + poolTables*mmu.PageSize
-}
-
-func (p *tablePool) AllocTable() (uint64, bool) {
-	if p.next >= p.end {
-		return 0, false
-	}
-	pa := p.next
-	p.next += mmu.PageSize
-	return pa, true
-}
-
-func (p *tablePool) Table(pa uint64) *[mmu.Entries]uint64 {
-	return (*[mmu.Entries]uint64)(unsafe.Pointer(uintptr(pa)))
-}
 
 // CounterFrequency is CNTFRQ_EL0.
 func CounterFrequency() uint64 { return timerFreq }

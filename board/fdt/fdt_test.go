@@ -4,9 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
+	"github.com/bulkhead-hv/bulkhead/internal/qemutest"
 	"strings"
 	"testing"
 
@@ -322,31 +320,8 @@ func TestRegBadLength(t *testing.T) {
 	assert.Contains(t, err.Error(), `/badcells: "#size-cells" is 2 bytes`)
 }
 
-// dumpQEMUDTB asks QEMU's virt machine for its device tree.
-func dumpQEMUDTB(t testing.TB, mem string, smp int) []byte {
-	t.Helper()
-	qemu, err := exec.LookPath("qemu-system-aarch64")
-	if err != nil {
-		t.Fatalf("qemu-system-aarch64 is not installed (it is needed to dump a real device tree; `make test` installs it): %v", err)
-	}
-	dir := t.TempDir()
-	kernel := filepath.Join(dir, "kernel.bin")
-	require.NoError(t, os.WriteFile(kernel, make([]byte, 4096), 0o644))
-	dtb := filepath.Join(dir, "virt.dtb")
-	cmd := exec.Command(qemu,
-		"-machine", "virt,virtualization=on,gic-version=3,dumpdtb="+dtb,
-		"-cpu", "max", "-m", mem, "-smp", fmt.Sprint(smp),
-		"-nographic", "-monitor", "none",
-		"-kernel", kernel, "-append", "a=b")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "qemu: %s", out)
-	blob, err := os.ReadFile(dtb)
-	require.NoError(t, err, "qemu: %s", out)
-	return blob
-}
-
 func TestQEMUDeviceTree(t *testing.T) {
-	blob := dumpQEMUDTB(t, "1G", 2)
+	blob := qemutest.DumpDTB(t, "1G", 2)
 	tr, err := Parse(blob)
 	require.NoError(t, err)
 

@@ -27,7 +27,7 @@ var (
 
 	// The EL2 stage 1 tables and the pool they come from.
 	hypTables mmu.Tables
-	pool      tablePool
+	pool      mmu.StaticPool
 
 	machine *Machine
 	bootErr error
@@ -49,7 +49,7 @@ func CurrentImage() Image {
 func hwinit0() {
 	goos.Exit = exit
 	timerFreq = cpu.ReadCNTFRQ()
-	pool.init()
+	pool.Init(poolMem[:])
 
 	parange := cpu.ReadIDAA64MMFR0() & 0xf
 	if parange > 5 {
@@ -146,7 +146,7 @@ func findDeviceTree() ([]byte, error) {
 			continue
 		}
 		if addr+uint64(h.TotalSize) > TextBase {
-			return nil, &LayoutError{"device tree at " + hex(addr) + " extends into the hypervisor image"}
+			return nil, &LayoutError{"device tree at " + cpu.Hex(addr) + " extends into the hypervisor image"}
 		}
 		return unsafe.Slice((*byte)(unsafe.Pointer(uintptr(addr))), h.TotalSize), nil
 	}
@@ -156,7 +156,7 @@ func findDeviceTree() ([]byte, error) {
 // checkMachine rejects a machine the hypervisor cannot run on.
 func checkMachine(m *Machine) error {
 	if !m.Contains(RAMBase, RAMBase+HypRAMSize) {
-		return &LayoutError{"the device tree's RAM does not contain the hypervisor's " + hex(RAMBase) + "+" + hex(HypRAMSize)}
+		return &LayoutError{"the device tree's RAM does not contain the hypervisor's " + cpu.Hex(RAMBase) + "+" + cpu.Hex(HypRAMSize)}
 	}
 	devices := append([]fdt.Range{m.UART, m.GICD}, m.GICR...)
 	if err := DevicesOutsideRAM(m, devices); err != nil {
@@ -178,47 +178,11 @@ func BootCounter() uint64 { return bootCounter }
 // DeviceTreeAddr is where the device tree was found.
 func HypTables() *mmu.Tables { return &hypTables }
 
-func hex(v uint64) string {
-	const digits = "0123456789abcdef"
-	var b [18]byte
-	b[0], b[1] = '0', 'x'
-	for i := 0; i < 16; i++ {
-		b[17-i] = digits[v&0xf]
-		v >>= 4
-	}
-	return string(b[:])
-}
-
-// tablePool hands out table pages from a fixed array in the image's bss,
-// which the loader zeroed. Pages are never returned: the EL2 map only grows.
-type tablePool struct{ next, end uint64 }
-
+// The EL2 stage 1 tables come from an array in the image's bss, which the
+// loader zeroed.
 const poolTables = 96
 
 var poolMem [(poolTables + 1) * mmu.PageSize]byte
 
-func (p *tablePool) init() {
-	base := uint64(uintptr(unsafe.Pointer(&poolMem[0])))
-	p.next = (base + mmu.PageSize - 1) &^ (mmu.PageSize - 1)
-	p.end = p.next + poolTables*mmu.PageSize
-}
-
-func (p *tablePool) AllocTable() (uint64, bool) {
-	if p.next >= p.end {
-		return 0, false
-	}
-	pa := p.next
-	p.next += mmu.PageSize
-	return pa, true
-}
-
-func (p *tablePool) Table(pa uint64) *[mmu.Entries]uint64 {
-	return (*[mmu.Entries]uint64)(unsafe.Pointer(uintptr(pa)))
-}
-
 // TablePages reports the pool's use: pages taken and capacity.
-func TablePages() (used, total int) {
-	base := uint64(uintptr(unsafe.Pointer(&poolMem[0])))
-	first := (base + mmu.PageSize - 1) &^ (mmu.PageSize - 1)
-	return int((pool.next - first) / mmu.PageSize), poolTables
-}
+func TablePages() (used, total int) { return pool.Used(), pool.Total() }

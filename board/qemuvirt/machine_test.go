@@ -3,9 +3,7 @@ package qemuvirt
 import (
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
+	"github.com/bulkhead-hv/bulkhead/internal/qemutest"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -317,32 +315,8 @@ func TestMachineContains(t *testing.T) {
 	assert.False(t, (&Machine{}).Contains(0, 0), "no RAM")
 }
 
-// dumpQEMUDTB asks QEMU's virt machine, as the tests boot it, for its
-// device tree.
-func dumpQEMUDTB(t testing.TB, mem string, smp int) []byte {
-	t.Helper()
-	qemu, err := exec.LookPath("qemu-system-aarch64")
-	if err != nil {
-		t.Fatalf("qemu-system-aarch64 is not installed (it is needed to dump a real device tree; `make test` installs it): %v", err)
-	}
-	dir := t.TempDir()
-	kernel := filepath.Join(dir, "kernel.bin")
-	require.NoError(t, os.WriteFile(kernel, make([]byte, 4096), 0o644))
-	dtb := filepath.Join(dir, "virt.dtb")
-	cmd := exec.Command(qemu,
-		"-machine", "virt,virtualization=on,gic-version=3,dumpdtb="+dtb,
-		"-cpu", "max", "-m", mem, "-smp", fmt.Sprint(smp),
-		"-nographic", "-monitor", "none",
-		"-kernel", kernel, "-append", "a=b")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "qemu: %s", out)
-	blob, err := os.ReadFile(dtb)
-	require.NoError(t, err, "qemu: %s", out)
-	return blob
-}
-
 func TestParseMachineQEMU(t *testing.T) {
-	m, err := ParseMachine(dumpQEMUDTB(t, "1G", 2))
+	m, err := ParseMachine(qemutest.DumpDTB(t, "1G", 2))
 	require.NoError(t, err)
 	assert.Equal(t, []fdt.Range{{Addr: 0x40000000, Size: 1 << 30}}, m.RAM)
 	assert.Equal(t, uint64(1<<30), m.RAMSize())
@@ -358,7 +332,7 @@ func TestParseMachineQEMU(t *testing.T) {
 	assert.True(t, m.Contains(RAMBase, RAMBase+HypRAMSize), "the hypervisor's RAM is in the machine's")
 	assert.Equal(t, []uint32{29, 30, 27, 26, 25}, []uint32{m.TimerSecPhys, m.TimerPhys, m.TimerVirt, m.TimerHyp, m.GICMaintenance})
 
-	m, err = ParseMachine(dumpQEMUDTB(t, "2G", 3))
+	m, err = ParseMachine(qemutest.DumpDTB(t, "2G", 3))
 	require.NoError(t, err)
 	assert.Equal(t, uint64(2<<30), m.RAMSize())
 	assert.Equal(t, []fdt.Range{{Addr: 0x40000000, Size: 2 << 30}}, m.RAM)

@@ -217,3 +217,32 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// DumpDTB asks QEMU's virt machine (EL2, GICv3, -cpu max) for the device
+// tree it would pass a kernel, with mem of RAM, smp CPUs and bootargs "a=b".
+func DumpDTB(t testing.TB, mem string, smp int) []byte {
+	t.Helper()
+	qemu, err := exec.LookPath("qemu-system-aarch64")
+	if err != nil {
+		t.Fatalf("qemu-system-aarch64 is not installed (it is needed to dump a real device tree; `make test` installs it): %v", err)
+	}
+	dir := t.TempDir()
+	kernel := filepath.Join(dir, "kernel.bin")
+	if err := os.WriteFile(kernel, make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dtb := filepath.Join(dir, "virt.dtb")
+	out, err := exec.Command(qemu,
+		"-machine", "virt,virtualization=on,gic-version=3,dumpdtb="+dtb,
+		"-cpu", "max", "-m", mem, "-smp", fmt.Sprint(smp),
+		"-nographic", "-monitor", "none",
+		"-kernel", kernel, "-append", "a=b").CombinedOutput()
+	if err != nil {
+		t.Fatalf("qemu: %v: %s", err, out)
+	}
+	blob, err := os.ReadFile(dtb)
+	if err != nil {
+		t.Fatalf("qemu: %v: %s", err, out)
+	}
+	return blob
+}
