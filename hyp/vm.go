@@ -266,6 +266,28 @@ func (h *Hyp) ReleaseControl() error {
 	return nil
 }
 
+// PassThrough maps the device registers at [pa, pa+size), which must lie
+// outside RAM, into vm's stage 2 at IPA = PA: the control partition drives
+// the host's devices itself. Their DMA reaches physical addresses, which
+// are the control partition's IPAs.
+func (h *Hyp) PassThrough(vm *VM, pa, size uint64) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	lo, hi := pa&^(mmu.PageSize-1), (pa+size+mmu.PageSize-1)&^(mmu.PageSize-1)
+	if hi <= lo || hi > 1<<h.cfg.IPABits || lo < h.Ledger.End() && h.Ledger.Base() < hi {
+		return fmt.Errorf("hyp: pass-through range [%#x, %#x) is empty, outside the IPA space, or overlaps RAM", lo, hi)
+	}
+	for p := lo; p < hi; p += mmu.PageSize {
+		if _, _, _, mapped := vm.s2.Translate(p); mapped {
+			continue
+		}
+		if err := vm.s2.Map(p, p, mmu.PageSize, mmu.S2Device(mmu.Read|mmu.Write)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Control returns the control partition, or nil.
 func (h *Hyp) Control() *VM {
 	h.mu.Lock()

@@ -48,3 +48,8 @@ TEXT ·setTimer(SB),NOSPLIT,$0-16
 	MSR	R0, CNTV_CTL_EL0
 	ISB	$15
 	RET
+
+// func dmb()
+TEXT ·dmb(SB),NOSPLIT,$0-0
+	DMB	$11	// ish
+	RET

@@ -158,7 +158,7 @@ func checkMachine(m *Machine) error {
 	if !m.Contains(RAMBase, RAMBase+HypRAMSize) {
 		return &LayoutError{"the device tree's RAM does not contain the hypervisor's " + cpu.Hex(RAMBase) + "+" + cpu.Hex(HypRAMSize)}
 	}
-	devices := append([]fdt.Range{m.UART, m.GICD}, m.GICR...)
+	devices := append(append([]fdt.Range{m.UART, m.GICD}, m.GICR...), m.Virtio...)
 	if err := DevicesOutsideRAM(m, devices); err != nil {
 		return err
 	}

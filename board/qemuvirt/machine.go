@@ -24,6 +24,8 @@ type Machine struct {
 	// maintenance interrupt.
 	TimerSecPhys, TimerPhys, TimerVirt, TimerHyp uint32
 	GICMaintenance                               uint32
+	// Virtio are the virtio-mmio transports ("virtio,mmio"), in tree order.
+	Virtio []fdt.Range
 }
 
 // RAMSize is the total of all memory ranges.
@@ -118,6 +120,14 @@ func ParseMachine(blob []byte) (*Machine, error) {
 		if *dst, err = ppi(timers[0], i); err != nil {
 			return nil, err
 		}
+	}
+
+	for _, n := range t.FindCompatible("virtio,mmio") {
+		regs, err := n.Reg()
+		if err != nil {
+			return nil, err
+		}
+		m.Virtio = append(m.Virtio, regs[0])
 	}
 
 	psci := t.Find("/psci")

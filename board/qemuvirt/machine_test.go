@@ -331,6 +331,9 @@ func TestParseMachineQEMU(t *testing.T) {
 	assert.Equal(t, map[string]string{"a": "b"}, BootArgs(m.Bootargs))
 	assert.True(t, m.Contains(RAMBase, RAMBase+HypRAMSize), "the hypervisor's RAM is in the machine's")
 	assert.Equal(t, []uint32{29, 30, 27, 26, 25}, []uint32{m.TimerSecPhys, m.TimerPhys, m.TimerVirt, m.TimerHyp, m.GICMaintenance})
+	require.Len(t, m.Virtio, 32, "QEMU virt's virtio-mmio transports")
+	assert.Contains(t, m.Virtio, fdt.Range{Addr: 0xa000000, Size: 0x200})
+	assert.Contains(t, m.Virtio, fdt.Range{Addr: 0xa003e00, Size: 0x200})
 
 	m, err = ParseMachine(qemutest.DumpDTB(t, "2G", 3))
 	require.NoError(t, err)

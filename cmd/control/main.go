@@ -37,6 +37,7 @@ type guest struct {
 	spec   hyp.GuestSpec
 	handle uint64
 	pa     uint64
+	done   bool
 }
 
 func main() {
@@ -80,32 +81,46 @@ func main() {
 		probe("donated-to-"+s.Name, g.pa)
 	}
 
+	ch := openChannel()
+	if ch != nil {
+		ch.send(map[string]any{"event": "ready", "version": abi.VersionMajor*1000 + abi.VersionMinor, "guests": len(guests)})
+	}
 	status := 0
-	for range guests {
-		code, h := call(abi.VM_WAIT)
-		if code != abi.SUCCESS {
-			fmt.Printf("control: VM_WAIT: %d\n", code)
-			os.Exit(1)
-		}
-		st := statusOf(h)
-		code, pages := call(abi.VM_DESTROY, h)
-		if code != abi.SUCCESS {
-			fmt.Printf("control: VM_DESTROY %d: %d\n", h, code)
-			status = 1
-			continue
-		}
-		name := ""
-		for _, g := range guests {
-			if g.handle == h {
-				name = g.spec.Name
-				// The pages are back, zeroed.
-				if b := mem(g.pa, 4096); b[0] != 0 || !bytes.Equal(b, make([]byte, 4096)) {
-					fmt.Printf("control: %s: a returned page is not zero\n", name)
-					status = 1
-				}
+	live := len(guests)
+	shutdown := false
+	for live > 0 || (ch != nil && !shutdown) {
+		if ch != nil {
+			for _, req := range ch.requests() {
+				shutdown = serve(ch, req, guests) || shutdown
 			}
 		}
-		fmt.Printf("control: %s (VM %d) stopped with status %d; destroyed, %d pages back zeroed\n", name, h, st, pages)
+		for _, g := range guests {
+			if g.done {
+				continue
+			}
+			if _, state, _ := vm.Hypercall3(abi.VM_STATUS, g.handle); state != abi.StateStopped {
+				continue
+			}
+			g.done = true
+			live--
+			st := statusOf(g.handle)
+			code, pages := call(abi.VM_DESTROY, g.handle)
+			if code != abi.SUCCESS {
+				fmt.Printf("control: VM_DESTROY %d: %d\n", g.handle, code)
+				status = 1
+				continue
+			}
+			// The pages are back, zeroed.
+			if b := mem(g.pa, 4096); !bytes.Equal(b, make([]byte, 4096)) {
+				fmt.Printf("control: %s: a returned page is not zero\n", g.spec.Name)
+				status = 1
+			}
+			fmt.Printf("control: %s (VM %d) stopped with status %d; destroyed, %d pages back zeroed\n", g.spec.Name, g.handle, st, pages)
+			if ch != nil {
+				ch.send(map[string]any{"event": "exit", "vm": g.spec.Name, "status": st})
+			}
+		}
+		call(abi.YIELD)
 	}
 	fmt.Printf("control: all guests done\n")
 	os.Exit(status)

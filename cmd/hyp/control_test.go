@@ -3,12 +3,16 @@
 package main
 
 import (
+	"bufio"
+	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-hv/bulkhead/internal/qemutest"
 )
@@ -57,4 +61,84 @@ func TestControlPartitionRunsGuests(t *testing.T) {
 	if r.ExitCode != 0 {
 		t.Errorf("QEMU exit status %d, want 0", r.ExitCode)
 	}
+}
+
+// The control partition drives a virtio console, the host's channel to it:
+// it announces itself, answers requests by id, reports a guest's exit and
+// shuts down when asked.
+func TestHostChannel(t *testing.T) {
+	dir := qemutest.ImageDir(t)
+	m := guestMachine(t, [3]string{"hello", "hello", "3"})
+	ctl := filepath.Join(dir, "bulkhead-control.elf")
+	fi, err := os.Stat(ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "ctl.sock")
+	m.Extra = append(m.Extra,
+		"-device", fmt.Sprintf("loader,file=%s,addr=0x60000000,force-raw=on", ctl),
+		"-global", "virtio-mmio.force-legacy=false",
+		"-device", "virtio-serial-device",
+		"-chardev", "socket,id=ctl,path="+sock+",server=on,wait=on",
+		"-device", "virtconsole,chardev=ctl")
+	m.Append += fmt.Sprintf(" control=0x60000000:%d", fi.Size())
+	in := qemutest.Start(t, m)
+	var conn net.Conn
+	for i := 0; i < 100 && conn == nil; i++ {
+		if conn, err = net.Dial("unix", sock); err != nil {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if conn == nil {
+		t.Fatalf("no channel socket: %v", err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	rd := bufio.NewReader(conn)
+	next := func() map[string]any {
+		t.Helper()
+		line, err := rd.ReadBytes('\n')
+		if err != nil {
+			t.Fatalf("reading the channel: %v (console so far:\n%s)", err, in.Console())
+		}
+		var v map[string]any
+		if err := json.Unmarshal(line, &v); err != nil {
+			t.Fatalf("not JSON: %q", line)
+		}
+		return v
+	}
+	send := func(s string) {
+		if _, err := conn.Write([]byte(s + "\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v := next(); v["event"] != "ready" || v["guests"] != float64(1) {
+		t.Fatalf("first message %v, want the ready event", v)
+	}
+	send(`{"id":7,"op":"ping"}`)
+	if v := next(); v["id"] != float64(7) || v["ok"] != true || v["abi"] != "0.1" {
+		t.Errorf("ping answer %v", v)
+	}
+	send(`{"id":8,"op":"frobnicate"}`)
+	// The guest's exit may come first: collect until both are seen.
+	var sawExit, sawError bool
+	for !(sawExit && sawError) {
+		v := next()
+		switch {
+		case v["event"] == "exit":
+			sawExit = v["vm"] == "hello" && v["status"] == float64(3)
+		case v["id"] == float64(8):
+			sawError = v["ok"] == false && strings.Contains(fmt.Sprint(v["error"]), "unknown op")
+			if !sawError {
+				t.Fatalf("unknown op answered %v", v)
+			}
+		}
+	}
+	send(`{"id":9,"op":"shutdown"}`)
+	if v := next(); v["id"] != float64(9) || v["ok"] != true {
+		t.Errorf("shutdown answer %v", v)
+	}
+	r := in.Wait()
+	r.Contains(t, "control| control: host channel on the virtio console",
+		"bulkhead: vm control stopped: exited with status 0", "back at its boot figures", "bulkhead: exit status 0")
 }

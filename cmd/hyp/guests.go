@@ -145,7 +145,7 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec, control string) int {
 		ipaBits, map[bool]int{false: 8, true: 16}[id.VMID16], pages, gic.NumLRs())
 
 	if control != "" {
-		if err := startControl(h, l, hypEnd, control, specs); err != nil {
+		if err := startControl(h, l, m, hypEnd, control, specs); err != nil {
 			fmt.Printf("bulkhead: control partition: %v\n", err)
 			return 1
 		}
@@ -255,7 +255,7 @@ func exits(m map[string]int) string {
 // left at control=ADDR:SIZE into its own memory (IPA = PA) and starts it
 // with x0 pointing at a page of its memory that holds the guestN= boot
 // arguments: it starts those guests, through the management calls.
-func startControl(h *hyp.Hyp, l *ledger.Ledger, hypEnd uint64, arg string, specs []hyp.GuestSpec) error {
+func startControl(h *hyp.Hyp, l *ledger.Ledger, machine *qemuvirt.Machine, hypEnd uint64, arg string, specs []hyp.GuestSpec) error {
 	addr, size, ok := strings.Cut(arg, ":")
 	if !ok {
 		return fmt.Errorf("control=%q: want control=IMAGE_ADDR:IMAGE_SIZE", arg)
@@ -271,6 +271,12 @@ func startControl(h *hyp.Hyp, l *ledger.Ledger, hypEnd uint64, arg string, specs
 	ctl, err := h.CreateControl("control")
 	if err != nil {
 		return err
+	}
+	// The control partition drives the virtio devices (its host channel).
+	for _, r := range machine.Virtio {
+		if err := h.PassThrough(ctl, r.Addr, r.Size); err != nil {
+			return err
+		}
 	}
 	entry, err := h.LoadELF(ctl, qemuvirt.Phys{}.Bytes(pa, n))
 	if err != nil {

@@ -123,6 +123,23 @@ func (m Machine) Args() []string {
 // console lines are logged.
 func Boot(t testing.TB, m Machine) *Result {
 	t.Helper()
+	return Start(t, m).Wait()
+}
+
+// Instance is a machine running in the background.
+type Instance struct {
+	t      testing.TB
+	m      Machine
+	cmd    *exec.Cmd
+	ctx    context.Context
+	cancel context.CancelFunc
+	out    *lockedBuffer
+	done   chan error
+}
+
+// Start boots the machine and returns at once; Wait collects the result.
+func Start(t testing.TB, m Machine) *Instance {
+	t.Helper()
 	if m.Timeout == 0 {
 		m.Timeout = 60 * time.Second
 	}
@@ -133,31 +150,49 @@ func Boot(t testing.TB, m Machine) *Result {
 	if err != nil {
 		t.Fatalf("qemu-system-aarch64 is not installed (make test installs it): %v", err)
 	}
-
 	ctx, cancel := context.WithTimeout(context.Background(), m.Timeout)
-	defer cancel()
 	cmd := exec.CommandContext(ctx, qemu, m.Args()...)
 	// Own process group, killed whole; and SIGKILL if this test binary dies.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.Stdin = nil
-	var out lockedBuffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-
-	// Pdeathsig follows the thread that forks: keep it alive until QEMU ends.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	if err := cmd.Start(); err != nil {
+	out := &lockedBuffer{}
+	cmd.Stdout = out
+	cmd.Stderr = out
+	in := &Instance{t: t, m: m, cmd: cmd, ctx: ctx, cancel: cancel, out: out, done: make(chan error, 1)}
+	// Pdeathsig follows the thread that forks: keep it alive while QEMU runs.
+	started := make(chan error)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		err := cmd.Start()
+		started <- err
+		if err == nil {
+			in.done <- cmd.Wait()
+		}
+	}()
+	if err := <-started; err != nil {
+		cancel()
 		t.Fatalf("starting QEMU: %v", err)
 	}
 	pid := cmd.Process.Pid
-	t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
+	t.Cleanup(func() {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		cancel()
+	})
+	return in
+}
 
-	res := &Result{}
-	err = cmd.Wait()
-	res.Console = strings.ReplaceAll(out.String(), "\r\n", "\n")
-	if ctx.Err() == context.DeadlineExceeded {
+// Console is what the machine has printed so far.
+func (in *Instance) Console() string { return strings.ReplaceAll(in.out.String(), "\r\n", "\n") }
+
+// Wait waits for QEMU to exit (or the deadline) and returns the result.
+func (in *Instance) Wait() *Result {
+	t := in.t
+	t.Helper()
+	defer in.cancel()
+	err := <-in.done
+	res := &Result{Console: in.Console()}
+	if in.ctx.Err() == context.DeadlineExceeded {
 		res.TimedOut = true
 		res.ExitCode = -1
 	} else if ee, ok := err.(*exec.ExitError); ok {
@@ -165,6 +200,7 @@ func Boot(t testing.TB, m Machine) *Result {
 	} else if err != nil {
 		t.Fatalf("QEMU: %v", err)
 	}
+	m := in.m
 	t.Cleanup(func() {
 		if t.Failed() {
 			lines := res.Lines()
