@@ -21,6 +21,9 @@ const usage = `bulkhead runs guests on the Bulkhead hypervisor, in QEMU.
 Usage:
 
 	bulkhead run [flags] IMAGE   run IMAGE (an AArch64 ELF) as a guest
+	bulkhead up [--name N]       boot an instance in the background
+	bulkhead ps [--name N]       list an instance's VMs
+	bulkhead down [--name N]     shut an instance down
 	bulkhead version             print the version
 	bulkhead help [COMMAND]      print help
 
@@ -28,6 +31,12 @@ Usage:
 control partition) in QEMU, has the control partition load IMAGE into a
 new VM, streams the guest's console to standard output, and exits with the
 guest's exit status. "bulkhead help run" lists its flags.
+
+"bulkhead up" boots an instance that stays up; "ps" and "down" reach it
+through the control partition's host channel (a virtio console on a unix
+socket in $XDG_RUNTIME_DIR/bulkhead/NAME). Running images in an instance
+that is up (uploading them over the channel) is not there yet: "run"
+always boots its own.
 `
 
 func main() {
@@ -43,12 +52,27 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		return cmdRun(args[1:], stdout, stderr)
+	case "up":
+		return cmdUp(args[1:], stdout, stderr)
+	case "ps":
+		return cmdPs(args[1:], stdout, stderr)
+	case "down":
+		return cmdDown(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "bulkhead %s\n", version)
 		return 0
 	case "help", "-h", "--help":
-		if len(args) > 1 && args[1] == "run" {
-			return cmdRun([]string{"-h"}, stdout, stderr)
+		if len(args) > 1 {
+			switch args[1] {
+			case "run":
+				return cmdRun([]string{"-h"}, stdout, stderr)
+			case "up":
+				return cmdUp([]string{"-h"}, stdout, stderr)
+			case "ps":
+				return cmdPs([]string{"-h"}, stdout, stderr)
+			case "down":
+				return cmdDown([]string{"-h"}, stdout, stderr)
+			}
 		}
 		fmt.Fprint(stdout, usage)
 		return 0

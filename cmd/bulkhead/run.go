@@ -154,6 +154,14 @@ Flags:
 	if c.machineMem < 512<<20 {
 		return nil, fmt.Errorf("--machine-mem %s: at least 512M (the hypervisor keeps 64M, the control partition's runtime 64M at 0x48000000, images go above 0x50000000)", sizeFlag{&c.machineMem})
 	}
+	if err := c.locate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// locate finds the hypervisor and control partition images.
+func (c *runConfig) locate() error {
 	dir := os.Getenv("BULKHEAD_IMAGES")
 	if dir == "" {
 		dir = "build"
@@ -166,10 +174,10 @@ Flags:
 	}
 	for _, f := range []struct{ what, path string }{{"hypervisor", c.hyp}, {"control partition", c.control}} {
 		if _, err := os.Stat(f.path); err != nil {
-			return nil, fmt.Errorf("%s image %s: %v (build it with make, or point --hypervisor/--control or $BULKHEAD_IMAGES at it)", f.what, f.path, errors.Unwrap(err))
+			return fmt.Errorf("%s image %s: %v (build it with make, or point --hypervisor/--control or $BULKHEAD_IMAGES at it)", f.what, f.path, errors.Unwrap(err))
 		}
 	}
-	return c, nil
+	return nil
 }
 
 // checkImage rejects what the control partition would: anything but an

@@ -146,3 +146,38 @@ func TestHelp(t *testing.T) {
 	assert.Equal(t, 2, cli([]string{"frobnicate"}, &stdout, &stderr))
 	assert.Equal(t, 2, cli(nil, &stdout, &stderr))
 }
+
+// An instance boots in the background, answers through its host channel,
+// and goes down when asked; its QEMU does not outlive it.
+func TestUpPsDown(t *testing.T) {
+	imagesDir(t)
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	var out, errb bytes.Buffer
+	require.Equal(t, exitUsage, cli([]string{"ps", "--name", "t"}, &out, &errb))
+	assert.Contains(t, errb.String(), `no instance named "t" is up`)
+
+	out.Reset()
+	errb.Reset()
+	require.Equal(t, 0, cli([]string{"up", "--name", "t"}, &out, &errb), errb.String())
+	assert.Contains(t, out.String(), `instance "t" is up`)
+	in, err := loadInstance("t")
+	require.NoError(t, err)
+	t.Cleanup(func() { killPID(in.PID) })
+
+	assert.Equal(t, exitUsage, cli([]string{"up", "--name", "t"}, &out, &errb), "already up")
+	assert.Contains(t, errb.String(), "already up")
+
+	out.Reset()
+	require.Equal(t, 0, cli([]string{"ps", "--name", "t", "--json"}, &out, &errb), errb.String())
+	var ps map[string]any
+	require.NoError(t, json.Unmarshal(out.Bytes(), &ps))
+	assert.Equal(t, "t", ps["instance"])
+	assert.Empty(t, ps["vms"])
+
+	out.Reset()
+	require.Equal(t, 0, cli([]string{"down", "--name", "t"}, &out, &errb), errb.String())
+	assert.Contains(t, out.String(), `instance "t" is down`)
+	assert.False(t, alive(in.PID), "QEMU is gone")
+	_, err = loadInstance("t")
+	assert.Error(t, err)
+}
