@@ -111,7 +111,7 @@ func TestRunGuest(t *testing.T) {
 func TestRunJSON(t *testing.T) {
 	dir := imagesDir(t)
 	var stdout, stderr bytes.Buffer
-	code := cli([]string{"run", "--json", "--name", "t1", "--qemu-opt=-icount", "--qemu-opt=shift=0", filepath.Join(dir, "guest-timer.elf")}, &stdout, &stderr)
+	code := cli([]string{"run", "--json", "--name", "t1", "--qemu-opt=-icount", "--qemu-opt=shift=0,sleep=off", filepath.Join(dir, "guest-timer.elf")}, &stdout, &stderr)
 	require.Equal(t, 0, code, stderr.String())
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	var last map[string]any

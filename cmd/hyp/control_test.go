@@ -29,7 +29,7 @@ func TestControlPartitionRunsGuests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Extra = append(m.Extra, "-icount", "shift=0", "-device", fmt.Sprintf("loader,file=%s,addr=0x60000000,force-raw=on", ctl))
+	m.Extra = append(m.Extra, "-device", fmt.Sprintf("loader,file=%s,addr=0x60000000,force-raw=on", ctl))
 	m.Append += fmt.Sprintf(" control=0x60000000:%d", fi.Size())
 	r := qemutest.Boot(t, m)
 	r.Contains(t,

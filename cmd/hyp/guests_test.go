@@ -14,8 +14,10 @@ import (
 )
 
 // guestMachine boots the hypervisor with guest images loaded by QEMU.
+// Time is counted in instructions (-icount shift=0,sleep=off), so how
+// guests interleave does not depend on how busy the host is.
 func guestMachine(t *testing.T, guests ...[3]string) qemutest.Machine {
-	m := qemutest.Machine{Image: hypImage(t)}
+	m := qemutest.Machine{Image: hypImage(t), Extra: []string{"-icount", "shift=0,sleep=off"}}
 	addr := uint64(0x50000000)
 	for i, g := range guests { // name, image, arg
 		img := filepath.Join(qemutest.ImageDir(t), "guest-"+g[1]+".elf")
