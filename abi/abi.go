@@ -39,6 +39,12 @@ const (
 	EXIT = base | 0x02
 	// YIELD gives up the rest of the caller's time slice. Returns SUCCESS.
 	YIELD = base | 0x03
+	// SHARE(x1 = IPA, x2 = size) lends the caller's pages to the control
+	// partition for I/O: it can then reach them at their physical address,
+	// returned in x1 (one contiguous range).
+	SHARE = base | 0x04
+	// UNSHARE(x1 = IPA, x2 = size) takes lent pages back.
+	UNSHARE = base | 0x05
 )
 
 // Management calls: the control partition only. VM handles are the
@@ -127,6 +133,8 @@ var Calls = []Call{
 	{"CONSOLE_WRITE", CONSOLE_WRITE, true},
 	{"EXIT", EXIT, true},
 	{"YIELD", YIELD, true},
+	{"SHARE", SHARE, true},
+	{"UNSHARE", UNSHARE, true},
 	{"VM_CREATE", VM_CREATE, false},
 	{"VM_DONATE", VM_DONATE, false},
 	{"VCPU_CREATE", VCPU_CREATE, false},

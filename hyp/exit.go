@@ -2,10 +2,12 @@ package hyp
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/bulkhead-hv/bulkhead/abi"
 	"github.com/bulkhead-hv/bulkhead/cpu"
+	"github.com/bulkhead-hv/bulkhead/mmu"
 	"github.com/bulkhead-hv/bulkhead/vcpu"
 )
 
@@ -204,6 +206,30 @@ func (h *Hyp) hypercall(v *VCPU, imm uint16) Action {
 	case abi.YIELD:
 		c.X[0] = abi.SUCCESS
 		return Yield
+	case abi.SHARE, abi.UNSHARE:
+		if vm == h.control {
+			c.X[0] = abi.Word(abi.DENIED) // it lends nothing: it donates
+			return Resume
+		}
+		var err error
+		if fid == abi.SHARE {
+			var pa uint64
+			pa, err = h.Share(vm, c.X[1], c.X[2])
+			c.X[1] = pa
+		} else {
+			err = h.Unshare(vm, c.X[1], c.X[2])
+		}
+		switch {
+		case err == nil:
+			c.X[0] = abi.SUCCESS
+		case errors.Is(err, ErrIPARange):
+			c.X[0] = abi.Word(abi.INVALID_PARAMETER)
+		case errors.Is(err, mmu.ErrNoTables):
+			c.X[0] = abi.Word(abi.NO_MEMORY)
+		default:
+			c.X[0] = abi.Word(abi.DENIED) // already shared, or not shared
+		}
+		return Resume
 	case abi.VM_CREATE, abi.VM_DONATE, abi.VCPU_CREATE, abi.VM_START, abi.VM_STATUS, abi.VM_WAIT, abi.VM_DESTROY:
 		return h.manage(v, fid)
 	}

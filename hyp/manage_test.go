@@ -8,6 +8,7 @@ import (
 
 	"github.com/bulkhead-hv/bulkhead/abi"
 	"github.com/bulkhead-hv/bulkhead/hyp/ledger"
+	"github.com/bulkhead-hv/bulkhead/mmu"
 	"github.com/bulkhead-hv/bulkhead/vcpu"
 )
 
@@ -113,4 +114,58 @@ func TestManagementCalls(t *testing.T) {
 	r.h.RunAll(s)
 	assert.Equal(t, r.boot, r.h.Ledger.Count(), "ledger back at its boot figures")
 	assert.Equal(t, "exited with status 0", ctl.Reason)
+}
+
+// A guest lends pages to the control partition and takes them back; the
+// control partition's map follows the ledger both ways.
+func TestShareUnshare(t *testing.T) {
+	r := newRig(t)
+	ctl, err := r.h.CreateControl("control")
+	require.NoError(t, err)
+	pa := uint64(ramBase + 0x20_0000)
+	vm, v := r.guest(t, "io", pa)
+	s := &script{t: t, steps: map[*vcpu.Context][]func(*vcpu.Context){}}
+	s.steps[&v.Ctx] = []func(*vcpu.Context){
+		hvc(abi.SHARE, guestIPA+0x3000, 0x2000),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.SUCCESS, "share")
+			assert.Equal(t, pa+0x3000, c.X[1], "the physical address")
+			got, perm, ok := ctl.Translate(pa + 0x3000)
+			assert.True(t, ok, "the control partition reaches the page")
+			assert.Equal(t, pa+0x3000, got)
+			assert.Equal(t, mmu.Read|mmu.Write, perm)
+			_, _, ok = ctl.Translate(pa + 0x5000)
+			assert.False(t, ok, "and only the lent pages")
+			hvc(abi.SHARE, guestIPA+0x4000, 0x1000)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.DENIED, "already shared")
+			hvc(abi.SHARE, guestIPA+1<<20-0x1000, 0x2000)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.INVALID_PARAMETER, "runs past the guest's memory")
+			hvc(abi.UNSHARE, guestIPA+0x3000, 0x2000)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.SUCCESS, "unshare")
+			_, _, ok := ctl.Translate(pa + 0x3000)
+			assert.False(t, ok, "out of the control partition's reach again")
+			hvc(abi.UNSHARE, guestIPA+0x3000, 0x1000)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.DENIED, "not shared")
+			hvc(abi.SHARE, guestIPA, 0x1000)(c) // lent when the guest dies
+		}),
+		hvc(abi.EXIT, 0),
+	}
+	r.h.RunAll(s)
+	_, _, ok := ctl.Translate(pa)
+	require.True(t, ok)
+	_, err = r.h.DestroyVM(vm)
+	require.NoError(t, err)
+	assert.Equal(t, r.boot, r.h.Ledger.Count(), "the loan ended with the guest")
+	got, _, ok := ctl.Translate(pa)
+	assert.True(t, ok, "its pages are back, at their address")
+	assert.Equal(t, pa, got)
+	require.NoError(t, r.h.Ledger.Check())
 }

@@ -336,6 +336,65 @@ func (h *Hyp) Donate(vm *VM, pa, ipa, size uint64, perm mmu.Perm) error {
 	return nil
 }
 
+// Share lends [ipa, ipa+size) of a guest's memory, which must be one
+// donated region's contiguous part, to the control partition: the ledger
+// records the loan and the pages appear in the control partition's map at
+// IPA = PA. It returns the physical address.
+func (h *Hyp) Share(vm *VM, ipa, size uint64) (uint64, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	pa, ok := vm.region(ipa, size)
+	if !ok {
+		return 0, ErrIPARange
+	}
+	if err := h.Ledger.Share(pa, size, vm.ID); err != nil {
+		return 0, err
+	}
+	if c := h.control; c != nil {
+		if err := c.s2.Map(pa, pa, size, mmu.S2Normal(mmu.Read|mmu.Write)); err != nil {
+			_ = c.s2.Unmap(pa, size)
+			_ = h.Ledger.Unshare(pa, size, vm.ID)
+			return 0, err
+		}
+	}
+	return pa, nil
+}
+
+// Unshare takes lent pages back: they leave the control partition's map
+// (break-before-make) before the ledger says they are the guest's alone.
+func (h *Hyp) Unshare(vm *VM, ipa, size uint64) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	pa, ok := vm.region(ipa, size)
+	if !ok {
+		return ErrIPARange
+	}
+	for p := pa; p < pa+size; p += mmu.PageSize {
+		if o, b, _ := h.Ledger.Owner(p); o != vm.ID || b == ledger.None {
+			return ledger.ErrNotShared
+		}
+	}
+	if c := h.control; c != nil {
+		if err := c.s2.Unmap(pa, size); err != nil {
+			return err
+		}
+	}
+	return h.Ledger.Unshare(pa, size, vm.ID)
+}
+
+// region translates [ipa, ipa+size) inside one of the VM's regions.
+func (vm *VM) region(ipa, size uint64) (uint64, bool) {
+	if ipa%mmu.PageSize != 0 || size%mmu.PageSize != 0 || size == 0 || ipa+size < ipa {
+		return 0, false
+	}
+	for _, r := range vm.RAM {
+		if ipa >= r.IPA && ipa+size <= r.IPA+r.Size {
+			return r.PA + ipa - r.IPA, true
+		}
+	}
+	return 0, false
+}
+
 // remapControl maps the pages of [pa, pa+size) that the control partition
 // owns back into its stage 2, at IPA = PA.
 func (h *Hyp) remapControl(pa, size uint64) {
@@ -445,6 +504,16 @@ func (h *Hyp) DestroyVM(vm *VM) (pages int, err error) {
 	for _, r := range vm.RAM {
 		if err := vm.s2.Unmap(r.IPA, r.Size); err != nil {
 			return 0, err
+		}
+		// Pages lent to the control partition leave its map too.
+		if c := h.control; c != nil && c != vm {
+			for p := r.PA; p < r.PA+r.Size; p += mmu.PageSize {
+				if o, b, _ := h.Ledger.Owner(p); o == vm.ID && b != ledger.None {
+					if err := c.s2.Unmap(p, mmu.PageSize); err != nil {
+						return 0, err
+					}
+				}
+			}
 		}
 	}
 	vm.s2.Destroy()
