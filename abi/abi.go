@@ -147,13 +147,24 @@ var Calls = []Call{
 // PSCI functions the hypervisor emulates for guests over SMC (Arm DEN0022,
 // 5.1 "Function prototypes").
 const (
-	PSCI_VERSION       = 0x84000000
-	PSCI_CPU_OFF       = 0x84000002
-	PSCI_SYSTEM_OFF    = 0x84000008
-	PSCI_SYSTEM_RESET  = 0x84000009
-	PSCI_FEATURES      = 0x8400000a
-	PSCI_VERSION_1_1   = 0x10001
-	PSCI_NOT_SUPPORTED = -1
+	PSCI_VERSION         = 0x84000000
+	PSCI_CPU_SUSPEND     = 0xc4000001
+	PSCI_CPU_ON          = 0xc4000003
+	PSCI_AFFINITY_INFO   = 0xc4000004
+	PSCI_CPU_SUSPEND32   = 0x84000001
+	PSCI_CPU_ON32        = 0x84000003
+	PSCI_AFFINITY_INFO32 = 0x84000004
+	PSCI_CPU_OFF         = 0x84000002
+	PSCI_SYSTEM_OFF      = 0x84000008
+	PSCI_SYSTEM_RESET    = 0x84000009
+	PSCI_FEATURES        = 0x8400000a
+	PSCI_VERSION_1_1     = 0x10001
+	PSCI_NOT_SUPPORTED   = -1
+
+	// PSCI return codes (DEN0022, 5.2.2).
+	PSCI_INVALID_PARAMETERS = -2
+	PSCI_ALREADY_ON         = -4
+	PSCI_INVALID_ADDRESS    = -9
 )
 
 // Word returns a return code as the register value carrying it.

@@ -58,7 +58,8 @@ func TestDocMatchesPackage(t *testing.T) {
 		name string
 		id   uint32
 	}{{"PSCI_VERSION", PSCI_VERSION}, {"PSCI_FEATURES", PSCI_FEATURES}, {"PSCI_CPU_OFF", PSCI_CPU_OFF},
-		{"PSCI_SYSTEM_OFF", PSCI_SYSTEM_OFF}, {"PSCI_SYSTEM_RESET", PSCI_SYSTEM_RESET}} {
+		{"PSCI_SYSTEM_OFF", PSCI_SYSTEM_OFF}, {"PSCI_SYSTEM_RESET", PSCI_SYSTEM_RESET},
+		{"PSCI_CPU_ON", PSCI_CPU_ON}, {"PSCI_AFFINITY_INFO", PSCI_AFFINITY_INFO}, {"PSCI_CPU_SUSPEND", PSCI_CPU_SUSPEND}} {
 		row := fmt.Sprintf("| `%s` | `0x%08X` |", p.name, p.id)
 		if !strings.Contains(string(doc), row) {
 			t.Errorf("PSCI table lacks %s", row)

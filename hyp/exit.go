@@ -250,11 +250,47 @@ func (h *Hyp) psci(v *VCPU, imm uint16) Action {
 		c.X[0] = abi.PSCI_VERSION_1_1
 	case abi.PSCI_FEATURES:
 		switch uint32(c.X[1]) {
-		case abi.PSCI_VERSION, abi.PSCI_FEATURES, abi.PSCI_CPU_OFF, abi.PSCI_SYSTEM_OFF, abi.PSCI_SYSTEM_RESET:
+		case abi.PSCI_VERSION, abi.PSCI_FEATURES, abi.PSCI_CPU_OFF, abi.PSCI_SYSTEM_OFF, abi.PSCI_SYSTEM_RESET,
+			abi.PSCI_CPU_ON, abi.PSCI_CPU_ON32, abi.PSCI_AFFINITY_INFO, abi.PSCI_AFFINITY_INFO32,
+			abi.PSCI_CPU_SUSPEND, abi.PSCI_CPU_SUSPEND32:
 			c.X[0] = 0
 		default:
 			c.X[0] = abi.Word(abi.PSCI_NOT_SUPPORTED)
 		}
+	case abi.PSCI_CPU_ON, abi.PSCI_CPU_ON32:
+		t := vm.vcpuByMPIDR(c.X[1])
+		switch {
+		case t == nil:
+			c.X[0] = abi.Word(abi.PSCI_INVALID_PARAMETERS)
+		case t.On:
+			c.X[0] = abi.Word(abi.PSCI_ALREADY_ON)
+		case !vm.contains(c.X[2], 4) || c.X[2]%4 != 0:
+			c.X[0] = abi.Word(abi.PSCI_INVALID_ADDRESS)
+		default:
+			t.Ctx.Reset(c.X[2], c.X[3])
+			t.timer = vtimer{}
+			t.On, t.blocked = true, false
+			h.runq = append(h.runq, t)
+			c.X[0] = 0
+		}
+	case abi.PSCI_AFFINITY_INFO, abi.PSCI_AFFINITY_INFO32:
+		t := vm.vcpuByMPIDR(c.X[1])
+		switch {
+		case t == nil || c.X[2] != 0: // only level 0: a vCPU
+			c.X[0] = abi.Word(abi.PSCI_INVALID_PARAMETERS)
+		case t.On:
+			c.X[0] = 0 // ON
+		default:
+			c.X[0] = 1 // OFF
+		}
+	case abi.PSCI_CPU_SUSPEND, abi.PSCI_CPU_SUSPEND32:
+		// Every suspend is entered as standby, which PSCI allows for any
+		// power state: like WFI, until an interrupt.
+		c.X[0] = 0
+		if vm.vgic != nil && vm.vgic.HasPending(v.gic) {
+			return Resume
+		}
+		return Block
 	case abi.PSCI_CPU_OFF:
 		v.On = false
 		for _, o := range vm.VCPUs {
@@ -329,4 +365,13 @@ func (h *Hyp) emulateSysReg(r CPU, v *VCPU, reg cpu.SysReg, write bool, xt int) 
 		return true
 	}
 	return false
+}
+
+// vcpuByMPIDR finds the vCPU a PSCI call names by its MPIDR affinity:
+// Aff0 is the index, the higher levels are zero.
+func (vm *VM) vcpuByMPIDR(mpidr uint64) *VCPU {
+	if mpidr&^0xff != 0 || int(mpidr) >= len(vm.VCPUs) {
+		return nil
+	}
+	return vm.VCPUs[mpidr]
 }

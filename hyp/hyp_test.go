@@ -322,7 +322,7 @@ func TestPSCIAndUnexpectedExits(t *testing.T) {
 		}),
 		check(func(c *vcpu.Context) {
 			assert.Zero(t, c.X[0])
-			smc(abi.PSCI_FEATURES, 0xc4000003)(c) // CPU_ON: not yet
+			smc(abi.PSCI_FEATURES, 0xc4000005)(c) // MIGRATE: not offered
 		}),
 		check(func(c *vcpu.Context) {
 			assert.Equal(t, abi.Word(abi.PSCI_NOT_SUPPORTED), c.X[0])

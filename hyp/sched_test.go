@@ -156,3 +156,57 @@ func TestCNTPCTIsVirtual(t *testing.T) {
 	r.h.RunAll(s)
 	assert.Equal(t, Stopped, vm.State)
 }
+
+// PSCI brings a second vCPU up and down, as Linux does with its CPUs.
+func TestPSCICPUOnOff(t *testing.T) {
+	r := newRig(t)
+	vm, err := r.h.CreateVM("smp")
+	require.NoError(t, err)
+	require.NoError(t, r.h.Donate(vm, ramBase+0x20_0000, guestIPA, 1<<20, 7))
+	v0 := r.h.AddVCPU(vm, guestIPA, 0)
+	v1 := r.h.AddVCPU(vm, guestIPA, 0)
+	v1.On = false // secondaries wait for CPU_ON
+	require.NoError(t, r.h.StartVGIC(vm))
+	s := &script{t: t, steps: map[*vcpu.Context][]func(*vcpu.Context){}}
+	s.steps[&v0.Ctx] = []func(*vcpu.Context){
+		smc(abi.PSCI_AFFINITY_INFO, 1, 0),
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, uint64(1), c.X[0], "vCPU 1 is off")
+			smc(abi.PSCI_CPU_ON, 1, 0x1234, 0)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, abi.Word(abi.PSCI_INVALID_ADDRESS), c.X[0], "entry outside the VM")
+			smc(abi.PSCI_CPU_ON, 7, guestIPA+0x800, 0)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, abi.Word(abi.PSCI_INVALID_PARAMETERS), c.X[0], "no vCPU 7")
+			smc(abi.PSCI_CPU_ON, 1, guestIPA+0x800, 0xfeed)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			assert.Zero(t, c.X[0])
+			smc(abi.PSCI_CPU_ON, 1, guestIPA+0x800, 0)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, abi.Word(abi.PSCI_ALREADY_ON), c.X[0])
+			hvc(abi.YIELD)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			// vCPU 1 ran and went off again.
+			smc(abi.PSCI_AFFINITY_INFO, 1, 0)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, uint64(1), c.X[0], "off again")
+			smc(abi.PSCI_SYSTEM_OFF)(c)
+		}),
+	}
+	s.steps[&v1.Ctx] = []func(*vcpu.Context){
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, uint64(guestIPA+0x800), c.PC, "starts at the entry point")
+			assert.Equal(t, uint64(0xfeed), c.X[0], "with the context ID")
+			assert.Equal(t, uint64(0x3c5), c.PSTATE)
+			smc(abi.PSCI_CPU_OFF)(c)
+		}),
+	}
+	r.h.RunAll(s)
+	assert.Equal(t, "PSCI SYSTEM_OFF", vm.Reason)
+}
