@@ -131,7 +131,8 @@ test: images qemu
 	BULKHEAD_IMAGES=$(abspath $(BUILD)) $(GO) test -count=1 ./...
 	$(MAKE) --no-print-directory -C proofs
 
-# The Coq proofs, the Go ledger checked against the extracted oracle, and
+# The Coq proofs, the Go ledger and stage 2 (hyp, mmu) checked against the
+# extracted oracle, and
 # the SPIN model of break-before-make (proofs/README.md).
 proofs:
 	$(MAKE) --no-print-directory -C proofs

@@ -29,6 +29,8 @@ func (z ignoreZeroFailure) Zero(pa uint64) error { _ = z.m.Zero(pa); return nil 
 // method each.
 type wrapped struct{ *ledger.Ledger }
 
+func (w wrapped) raw() *ledger.Ledger { return w.Ledger }
+
 // donateKeepsControl: Donate leaves the pages borrowed by the control
 // partition, so it can still reach them.
 type donateKeepsControl struct{ wrapped }
@@ -101,6 +103,8 @@ type shareWithGuest struct {
 	lent map[uint64]ledger.Owner
 }
 
+func (m *shareWithGuest) raw() *ledger.Ledger { return m.Ledger }
+
 func (m *shareWithGuest) other(o ledger.Owner) ledger.Owner {
 	if o == ledger.FirstGuest {
 		return o + 1
@@ -158,60 +162,76 @@ func (m *shareWithGuest) Check() error {
 	return m.Ledger.Check()
 }
 
-var mutants = []struct {
+// mutant is a seeded bug: the code under test with one mistake in it.
+type mutant struct {
 	name string
-	mk   Factory
-}{
-	{"Reclaim skips zeroing", func(b uint64, n int, mem ledger.Memory) Ledger {
+	v    Variant
+}
+
+// ledgerMutant is a seeded bug in the ledger, with the real stage 2 code.
+func ledgerMutant(name string, mk Factory) mutant { return mutant{name, Variant{mk, realStage2}} }
+
+var ledgerMutants = []mutant{
+	ledgerMutant("Reclaim skips zeroing", func(b uint64, n int, mem ledger.Memory) Ledger {
 		return ledger.New(b, n, skipZero{})
-	}},
-	{"Reclaim hands out a page whose zeroing failed", func(b uint64, n int, mem ledger.Memory) Ledger {
+	}),
+	ledgerMutant("Reclaim hands out a page whose zeroing failed", func(b uint64, n int, mem ledger.Memory) Ledger {
 		return ledger.New(b, n, ignoreZeroFailure{mem})
-	}},
-	{"Donate leaves the control partition as borrower", func(b uint64, n int, mem ledger.Memory) Ledger {
+	}),
+	ledgerMutant("Donate leaves the control partition as borrower", func(b uint64, n int, mem ledger.Memory) Ledger {
 		return donateKeepsControl{wrapped{ledger.New(b, n, mem)}}
-	}},
-	{"Share lends to a guest instead of the control partition", func(b uint64, n int, mem ledger.Memory) Ledger {
+	}),
+	ledgerMutant("Share lends to a guest instead of the control partition", func(b uint64, n int, mem ledger.Memory) Ledger {
 		return &shareWithGuest{Ledger: ledger.New(b, n, mem), lent: map[uint64]ledger.Owner{}}
-	}},
-	{"Unshare keeps the borrower", func(b uint64, n int, mem ledger.Memory) Ledger {
+	}),
+	ledgerMutant("Unshare keeps the borrower", func(b uint64, n int, mem ledger.Memory) Ledger {
 		return unshareKeepsBorrower{wrapped{ledger.New(b, n, mem)}}
-	}},
-	{"refused Assign changes state", func(b uint64, n int, mem ledger.Memory) Ledger {
+	}),
+	ledgerMutant("refused Assign changes state", func(b uint64, n int, mem ledger.Memory) Ledger {
 		return partialAssign{wrapped{ledger.New(b, n, mem)}}
-	}},
-	{"refused Share changes state", func(b uint64, n int, mem ledger.Memory) Ledger {
+	}),
+	ledgerMutant("refused Share changes state", func(b uint64, n int, mem ledger.Memory) Ledger {
 		return partialShare{wrapped{ledger.New(b, n, mem)}}
-	}},
-	{"CanAccess lets the hypervisor in", func(b uint64, n int, mem ledger.Memory) Ledger {
+	}),
+	ledgerMutant("CanAccess lets the hypervisor in", func(b uint64, n int, mem ledger.Memory) Ledger {
 		return hypervisorAccess{wrapped{ledger.New(b, n, mem)}}
-	}},
+	}),
+}
+
+// mutantConfigs are the small searches every mutant goes through (with a
+// random trace of 5,000 calls, seed 1).
+var mutantConfigs = []config{
+	{name: "3 pages, ledger calls, depth 4", npages: 3, accessK: 6, maxDepth: 4},
+	{name: "2 pages, every ledger operation, depth 4", npages: 2, accessK: 6, writes: true, maxDepth: 4},
+	{name: "2 pages, every operation with stage 2, depth 3", npages: 2, accessK: 6, writes: true,
+		stage2: true, ipaPages: 2, perms: []int{1, 3}, maxDepth: 3},
+	{name: "2 pages, stage 2 calls with the ledger calls that set them up, depth 5", npages: 2, accessK: 6,
+		stage2: true, few: true, ipaPages: 2, perms: []int{1, 3}, maxDepth: 5},
 }
 
 // TestMutantsCaught runs the exhaustive search and a random trace against
 // every seeded bug and requires each to be reported as a mismatch.
 func TestMutantsCaught(t *testing.T) {
-	small := []config{
-		{name: "3 pages, ledger calls, depth 4", npages: 3, accessK: 6, maxDepth: 4},
-		{name: "2 pages, every operation, depth 4", npages: 2, accessK: 6, writes: true, maxDepth: 4},
-	}
-	// The same harness must find nothing wrong with the real ledger, so a
+	// The same harness must find nothing wrong with the real code, so a
 	// mutant is caught for its own bug.
-	for _, c := range small {
-		r, _ := explore(realLedger, c)
-		if m := check(t, realLedger, r); m != "" {
-			t.Fatalf("the real ledger differs from the model (%s):\n%s", c.name, m)
+	for _, c := range mutantConfigs {
+		r, _ := explore(t, realCode, c)
+		if m := check(t, r); m != "" {
+			t.Fatalf("the real code differs from the model (%s):\n%s", c.name, m)
 		}
 	}
-	if m := check(t, realLedger, randomTrace(realLedger, 1, 5000)); m != "" {
-		t.Fatalf("the real ledger differs from the model (random trace):\n%s", m)
+	if r, _ := randomTrace(t, realCode, 1, 5000); true {
+		if m := check(t, r); m != "" {
+			t.Fatalf("the real code differs from the model (random trace):\n%s", m)
+		}
 	}
+	all := append(append([]mutant(nil), ledgerMutants...), stage2Mutants...)
 	caught := 0
-	for _, mu := range mutants {
+	for _, mu := range all {
 		var by []string
-		for _, c := range small {
-			r, _ := explore(mu.mk, c)
-			if m := check(t, mu.mk, r); m != "" {
+		for _, c := range mutantConfigs {
+			r, _ := explore(t, mu.v, c)
+			if m := check(t, r); m != "" {
 				by = append(by, "exhaustive search ("+c.name+")")
 				if len(by) == 1 {
 					lines := strings.SplitN(m, "\n", 4)
@@ -219,7 +239,7 @@ func TestMutantsCaught(t *testing.T) {
 				}
 			}
 		}
-		if m := check(t, mu.mk, randomTrace(mu.mk, 1, 5000)); m != "" {
+		if r, _ := randomTrace(t, mu.v, 1, 5000); check(t, r) != "" {
 			by = append(by, "random trace (seed 1)")
 		}
 		if len(by) == 0 {
@@ -229,5 +249,5 @@ func TestMutantsCaught(t *testing.T) {
 		caught++
 		t.Logf("caught: %s, by %v", mu.name, by)
 	}
-	t.Logf("%d of %d mutants caught", caught, len(mutants))
+	t.Logf("%d of %d mutants caught", caught, len(all))
 }

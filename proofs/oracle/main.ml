@@ -26,28 +26,37 @@ let rec pos_of_int i =
 let n_of_int i = if i = 0 then N0 else Npos (pos_of_int i)
 let ten = n_of_int 10
 
-(* Decimal strings of any length (uint64 values exceed OCaml's int). *)
+(* Decimal strings of any length (uint64 values exceed OCaml's int): up to
+   18 digits through OCaml's int (exact: below 2^62), longer ones digit by
+   digit in N. *)
 let n_of_string s =
   if s = "" then failwith "empty number";
-  let acc = ref N0 in
-  String.iter
-    (fun c ->
-      if c < '0' || c > '9' then failwith ("bad number " ^ s);
-      acc := N.add (N.mul !acc ten) (n_of_int (Char.code c - 48)))
-    s;
-  !acc
+  String.iter (fun c -> if c < '0' || c > '9' then failwith ("bad number " ^ s)) s;
+  if String.length s <= 18 then n_of_int (int_of_string s)
+  else begin
+    let acc = ref N0 in
+    String.iter
+      (fun c -> acc := N.add (N.mul !acc ten) (n_of_int (Char.code c - 48)))
+      s;
+    !acc
+  end
 
+let rec int_of_pos = function
+  | XH -> 1
+  | XO p -> 2 * int_of_pos p
+  | XI p -> (2 * int_of_pos p) + 1
+
+(* The number of bits of a positive. *)
+let rec pos_bits = function XH -> 1 | XO p | XI p -> 1 + pos_bits p
+
+(* Below 2^62 through OCaml's int, above it by division in N. *)
 let rec string_of_n = function
   | N0 -> "0"
+  | Npos p when pos_bits p <= 62 -> string_of_int (int_of_pos p)
   | n ->
       let q = N.div n ten and r = N.modulo n ten in
       let d = match r with N0 -> 0 | Npos p -> int_of_pos p in
       (if q = N0 then "" else string_of_n q) ^ string_of_int d
-
-and int_of_pos = function
-  | XH -> 1
-  | XO p -> 2 * int_of_pos p
-  | XI p -> (2 * int_of_pos p) + 1
 
 let rec nat_of_int i = if i <= 0 then O else S (nat_of_int (i - 1))
 let rec int_of_nat = function O -> 0 | S n -> 1 + int_of_nat n
