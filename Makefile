@@ -132,8 +132,7 @@ test: images qemu
 	$(MAKE) --no-print-directory -C proofs
 
 # The Coq proofs, the Go ledger and stage 2 (hyp, mmu) checked against the
-# extracted oracle, and
-# the SPIN model of break-before-make (proofs/README.md).
+# extracted oracle, and the SPIN model of break-before-make (proofs/README.md).
 proofs:
 	$(MAKE) --no-print-directory -C proofs
 

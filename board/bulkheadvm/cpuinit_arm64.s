@@ -39,21 +39,6 @@ wrong_el:
 	WORD	$0xd4000002	// hvc #0x0
 	B	wrong_el
 
-// func hvc(fid, a1, a2, a3, a4, a5, a6, a7 uint64) (r0, r1 uint64)
-TEXT ·hvc(SB),NOSPLIT,$0-80
-	MOVD	fid+0(FP), R0
-	MOVD	a1+8(FP), R1
-	MOVD	a2+16(FP), R2
-	MOVD	a3+24(FP), R3
-	MOVD	a4+32(FP), R4
-	MOVD	a5+40(FP), R5
-	MOVD	a6+48(FP), R6
-	MOVD	a7+56(FP), R7
-	WORD	$0xd4000002	// hvc #0x0
-	MOVD	R0, r0+64(FP)
-	MOVD	R1, r1+72(FP)
-	RET
-
 // func hvc3(fid, a1, a2, a3, a4, a5, a6, a7 uint64) (r0, r1, r2 uint64)
 TEXT ·hvc3(SB),NOSPLIT,$0-88
 	MOVD	fid+0(FP), R0

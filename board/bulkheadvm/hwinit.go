@@ -31,8 +31,15 @@ var (
 	probeESR uint64
 )
 
-func hvc(fid, a1, a2, a3, a4, a5, a6, a7 uint64) (r0, r1 uint64)
 func hvc3(fid, a1, a2, a3, a4, a5, a6, a7 uint64) (r0, r1, r2 uint64)
+
+// hvc makes a hypercall (SMCCC: x0-x7 in, x0-x1 used out).
+//
+//go:nosplit
+func hvc(fid, a1, a2, a3, a4, a5, a6, a7 uint64) (r0, r1 uint64) {
+	r0, r1, _ = hvc3(fid, a1, a2, a3, a4, a5, a6, a7)
+	return
+}
 func imageSymbols() (text, rodata, noptrdata, end uint64)
 func enableMMU(mair, tcr, ttbr0 uint64)
 func readCNTVCT() uint64
