@@ -3,6 +3,7 @@ package hyp
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -27,10 +28,12 @@ const (
 type fakePhys struct {
 	pages  map[uint64]*[mmu.PageSize]byte
 	tables map[uint64]*[mmu.Entries]uint64
+	fail   map[uint64]bool // pages whose zeroing fails
 }
 
 func newPhys() *fakePhys {
-	return &fakePhys{pages: map[uint64]*[mmu.PageSize]byte{}, tables: map[uint64]*[mmu.Entries]uint64{}}
+	return &fakePhys{pages: map[uint64]*[mmu.PageSize]byte{}, tables: map[uint64]*[mmu.Entries]uint64{},
+		fail: map[uint64]bool{}}
 }
 
 func (p *fakePhys) Table(pa uint64) *[mmu.Entries]uint64 {
@@ -48,7 +51,13 @@ func (p *fakePhys) page(pa uint64) *[mmu.PageSize]byte {
 	return p.pages[pg]
 }
 
-func (p *fakePhys) Zero(pa uint64) error { *p.page(pa) = [mmu.PageSize]byte{}; return nil }
+func (p *fakePhys) Zero(pa uint64) error {
+	if p.fail[pa&^(mmu.PageSize-1)] {
+		return errors.New("fake: zeroing failed")
+	}
+	*p.page(pa) = [mmu.PageSize]byte{}
+	return nil
+}
 
 func (p *fakePhys) Write(pa uint64, b []byte) {
 	for i, c := range b {
@@ -378,6 +387,88 @@ func TestDestroyReturnsEverything(t *testing.T) {
 	assert.Empty(t, r.h.VMs())
 	_, err = r.h.DestroyVM(vm)
 	assert.ErrorIs(t, err, ErrNoSuchVM)
+}
+
+func TestDestroyRetryAfterDirtyReturn(t *testing.T) {
+	r := newRig(t)
+	freeTables := r.h.pool.Free()
+	pa := uint64(ramBase + 0x20_0000)
+	vm, _ := r.guest(t, "a", pa)
+	require.NoError(t, r.h.AssignIRQ(vm, 40))
+	vm.State = Stopped
+	r.phys.Write(pa, []byte("secret"))
+	bad := pa + 10*mmu.PageSize
+	r.phys.fail[bad] = true
+
+	n, err := r.h.DestroyVM(vm)
+	require.ErrorIs(t, err, ledger.ErrDirtyReturn)
+	assert.Equal(t, 10, n, "the pages before the dirty one are reclaimed")
+	assert.Contains(t, r.h.VMs(), vm, "the VM stays until all its pages are back")
+	assert.Equal(t, freeTables, r.h.pool.Free(), "its tables are freed anyway")
+	o, _, _ := r.h.Ledger.Owner(bad)
+	assert.Equal(t, vm.ID, o, "the dirty page stays with the dead guest")
+	_, _, ok := vm.Translate(guestIPA)
+	assert.False(t, ok, "a torn down VM translates nothing")
+	_, _, ok = vm.Translate(0)
+	assert.False(t, ok)
+	assert.ErrorIs(t, r.h.Donate(vm, ramBase+0x40_0000, guestIPA+1<<20, mmu.PageSize, mmu.Read), ErrVMTornDown)
+	assert.ErrorIs(t, r.h.Donate(vm, ramBase+0x40_0000, guestIPA, mmu.PageSize, mmu.Read), ErrVMTornDown)
+	other, err := r.h.CreateVM("b")
+	require.NoError(t, err)
+	require.NoError(t, r.h.AssignIRQ(other, 40), "the interrupt was released")
+	other.State = Stopped
+
+	// Still failing: the retry fails the same way, reclaiming nothing.
+	n, err = r.h.DestroyVM(vm)
+	require.ErrorIs(t, err, ledger.ErrDirtyReturn)
+	assert.Zero(t, n)
+
+	delete(r.phys.fail, bad)
+	n, err = r.h.DestroyVM(vm)
+	require.NoError(t, err)
+	assert.Equal(t, 256-10, n)
+	assert.NotContains(t, r.h.VMs(), vm)
+	_, err = r.h.DestroyVM(other)
+	require.NoError(t, err)
+	assert.Equal(t, r.boot, r.h.Ledger.Count(), "ledger back at its boot figures")
+	assert.Equal(t, r.h.pool.Size(), r.h.pool.Free(), "the table pool is all free")
+	assert.Zero(t, r.phys.read(pa), "reclaimed memory was zeroed")
+	_, err = r.h.DestroyVM(vm)
+	assert.ErrorIs(t, err, ErrNoSuchVM)
+}
+
+func TestDestroyRetryRemapsControl(t *testing.T) {
+	r := newRig(t)
+	ctl, err := r.h.CreateControl("control")
+	require.NoError(t, err)
+	pa := uint64(ramBase + 0x20_0000)
+	vm, _ := r.guest(t, "g", pa)
+	lent, err := r.h.Share(vm, guestIPA+20*mmu.PageSize, mmu.PageSize)
+	require.NoError(t, err)
+	_, _, ok := ctl.Translate(lent)
+	require.True(t, ok, "the lent page is in the control partition's map")
+	vm.State = Stopped
+	bad := pa + 10*mmu.PageSize
+	r.phys.fail[bad] = true
+
+	_, err = r.h.DestroyVM(vm)
+	require.ErrorIs(t, err, ledger.ErrDirtyReturn)
+	_, _, ok = ctl.Translate(pa)
+	assert.True(t, ok, "reclaimed pages come back to the control partition")
+	_, _, ok = ctl.Translate(bad)
+	assert.False(t, ok, "the dirty page is mapped nowhere")
+	_, _, ok = ctl.Translate(lent)
+	assert.False(t, ok, "the lent page, not reclaimed yet, left the control partition's map")
+
+	delete(r.phys.fail, bad)
+	_, err = r.h.DestroyVM(vm)
+	require.NoError(t, err)
+	for _, p := range []uint64{pa, bad, lent, pa + 1<<20 - mmu.PageSize} {
+		got, _, ok := ctl.Translate(p)
+		assert.True(t, ok, "page %#x back in the control partition's map", p)
+		assert.Equal(t, p, got)
+	}
+	assert.Equal(t, r.boot, r.h.Ledger.Count())
 }
 
 func (s *script) with(c *vcpu.Context, steps ...func(*vcpu.Context)) *script {

@@ -56,6 +56,14 @@ type VM struct {
 	RAM   []Region
 	VCPUs []*VCPU
 
+	// torn is set once DestroyVM has unmapped the VM's memory, destroyed
+	// its stage 2 tables and released its interrupts, though the ledger
+	// may not have taken all its pages back yet; tornRAM is what RAM was
+	// then, for putting reclaimed pages back in the control partition's
+	// map when DestroyVM is retried.
+	torn    bool
+	tornRAM []Region
+
 	State  State
 	Status int64  // exit status when Stopped
 	Reason string // why it stopped
@@ -173,6 +181,7 @@ var (
 	ErrIPARange   = errors.New("hyp: IPA range is not page aligned, empty, outside the IPA space, or overlaps the VM's memory")
 	ErrVMRunning  = errors.New("hyp: VM is running")
 	ErrTooManyVMs = errors.New("hyp: no free VM identifier")
+	ErrVMTornDown = errors.New("hyp: VM is being destroyed (an earlier DestroyVM could not reclaim all its pages)")
 )
 
 // New makes the hypervisor core.
@@ -302,6 +311,9 @@ func (h *Hyp) Control() *VM {
 func (h *Hyp) Donate(vm *VM, pa, ipa, size uint64, perm mmu.Perm) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if vm.torn {
+		return ErrVMTornDown
+	}
 	if ipa%mmu.PageSize != 0 || size%mmu.PageSize != 0 || size == 0 || ipa+size < ipa || ipa+size > 1<<h.cfg.IPABits {
 		return ErrIPARange
 	}
@@ -486,6 +498,11 @@ func (h *Hyp) StartVGIC(vm *VM) error {
 // DestroyVM tears a stopped VM down: its stage 2 map goes (with TLB
 // invalidation), its table pages return to the pool, and every page it
 // owned is zeroed and returned to the control partition by the ledger.
+//
+// If a page cannot be zeroed (ledger.ErrDirtyReturn), the VM stays, torn
+// down (no stage 2 map, no interrupts, no RAM; Donate refuses it with
+// ErrVMTornDown), holding the pages the ledger did not take back; calling
+// DestroyVM again retries only the reclaim.
 func (h *Hyp) DestroyVM(vm *VM) (pages int, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -501,16 +518,41 @@ func (h *Hyp) DestroyVM(vm *VM) (pages int, err error) {
 	if vm.State == Running {
 		return 0, ErrVMRunning
 	}
+	if !vm.torn {
+		if err := h.teardown(vm); err != nil {
+			return 0, err
+		}
+	}
+	pages, err = h.Ledger.Reclaim(vm.ID)
+	// Pages the ledger zeroed and returned go back into the control
+	// partition's map; a page that could not be zeroed stays with the
+	// dead guest, mapped nowhere.
+	for _, r := range vm.tornRAM {
+		h.remapControl(r.PA, r.Size)
+	}
+	if err != nil {
+		return pages, err
+	}
+	vm.tornRAM = nil
+	h.vms = append(h.vms[:idx], h.vms[idx+1:]...)
+	return pages, nil
+}
+
+// teardown unmaps a stopped VM's memory (and the pages it lent from the
+// control partition's map), frees its stage 2 tables and releases its
+// interrupts, once: the VM is then torn, and its regions move from RAM to
+// tornRAM.
+func (h *Hyp) teardown(vm *VM) error {
 	for _, r := range vm.RAM {
 		if err := vm.s2.Unmap(r.IPA, r.Size); err != nil {
-			return 0, err
+			return err
 		}
 		// Pages lent to the control partition leave its map too.
 		if c := h.control; c != nil && c != vm {
 			for p := r.PA; p < r.PA+r.Size; p += mmu.PageSize {
 				if o, b, _ := h.Ledger.Owner(p); o == vm.ID && b != ledger.None {
 					if err := c.s2.Unmap(p, mmu.PageSize); err != nil {
-						return 0, err
+						return err
 					}
 				}
 			}
@@ -520,19 +562,9 @@ func (h *Hyp) DestroyVM(vm *VM) (pages int, err error) {
 	for id := uint32(vgic.FirstSPI); id < vgic.FirstSPI+NumSPIs; id++ {
 		h.irqs.Release(id, gic.Owner(vm.ID))
 	}
-	pages, err = h.Ledger.Reclaim(vm.ID)
-	// Pages the ledger zeroed and returned go back into the control
-	// partition's map; a page that could not be zeroed stays with the
-	// dead guest, mapped nowhere.
-	for _, r := range vm.RAM {
-		h.remapControl(r.PA, r.Size)
-	}
-	if err != nil {
-		return pages, err
-	}
-	vm.RAM = nil
-	h.vms = append(h.vms[:idx], h.vms[idx+1:]...)
-	return pages, nil
+	vm.torn = true
+	vm.tornRAM, vm.RAM = vm.RAM, nil
+	return nil
 }
 
 // VMs returns the current VMs.
@@ -543,7 +575,11 @@ func (h *Hyp) VMs() []*VM {
 }
 
 // Translate walks a VM's stage 2 tables (for tests and reports).
+// A VM torn down by DestroyVM translates nothing.
 func (vm *VM) Translate(ipa uint64) (pa uint64, perm mmu.Perm, ok bool) {
+	if vm.torn {
+		return 0, 0, false
+	}
 	pa, attrs, _, ok := vm.s2.Translate(ipa)
 	return pa, mmu.S2Perm(attrs), ok
 }

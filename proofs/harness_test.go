@@ -232,7 +232,7 @@ type interp struct {
 	tlb     *recTLB
 	vms     map[ledger.Owner]*hyp.VM      // model guest -> its current VM
 	label   map[ledger.Owner]ledger.Owner // VM ID -> model guest, every VM made
-	dead    map[ledger.Owner]bool         // model guests whose DestroyVM failed
+	dead    map[ledger.Owner]bool         // model guests whose VM a failed DestroyVM tore down
 	cached  map[xl]bool
 	base    uint64
 	npages  int
@@ -259,6 +259,7 @@ var errNames = []struct {
 	{ledger.ErrNotFree, "notfree"},
 	{ledger.ErrDirtyReturn, "dirty"},
 	{hyp.ErrIPARange, "iparange"},
+	{hyp.ErrVMTornDown, "torndown"},
 }
 
 func errName(err error) string {
@@ -528,6 +529,7 @@ func (in *interp) op(w []string) string {
 		in.s2call(vm, func() { n, err = in.s2.DestroyVM(vm) })
 		switch {
 		case err == nil:
+			delete(in.dead, g)
 			in.incarnate(g)
 		case errors.Is(err, ledger.ErrDirtyReturn):
 			in.dead[g] = true
