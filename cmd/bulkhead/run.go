@@ -46,6 +46,7 @@ type runConfig struct {
 	control    string
 	qemu       string
 	image      string
+	instance   string
 }
 
 // sizeFlag parses sizes such as 16M, 1G, 0x1000000.
@@ -98,8 +99,10 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 		fmt.Fprintf(stderr, `Usage: bulkhead run [flags] IMAGE
 
 Runs IMAGE, an AArch64 ELF executable linked for guest RAM at 0x40000000
-(a TamaGo guest built with board/bulkheadvm, say), as a guest of a private
-Bulkhead instance in QEMU. The guest's console goes to standard output;
+(a TamaGo guest built with board/bulkheadvm, say), as a guest of Bulkhead:
+in the instance named by --instance if it is up (bulkhead up; the image is
+uploaded over its host channel), otherwise in a private instance booted for
+it in QEMU and stopped after. The guest's console goes to standard output;
 bulkhead exits with the guest's exit status (125 if the hypervisor fails).
 
 Examples:
@@ -122,6 +125,7 @@ Flags:
 	fs.StringVar(&c.hyp, "hypervisor", "", "hypervisor image (default: bulkhead-hyp.elf in $BULKHEAD_IMAGES or ./build)")
 	fs.StringVar(&c.control, "control", "", "control partition image (default: bulkhead-control.elf beside the hypervisor)")
 	fs.StringVar(&c.qemu, "qemu", "qemu-system-aarch64", "the QEMU binary")
+	fs.StringVar(&c.instance, "instance", "default", "run in this instance if it is up (bulkhead up); otherwise boot a private one")
 	// Flags may come before or after IMAGE.
 	var positional []string
 	for {
@@ -253,6 +257,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "bulkhead run: %v\n", err)
 		return exitUsage
+	}
+	if in, err := loadInstance(c.instance); err == nil {
+		return runRemote(c, in, stdout, stderr)
 	}
 	fi, _ := os.Stat(c.control)
 	qargs, err := qemuArgs(c, fi.Size(), imageSize)

@@ -26,9 +26,12 @@ func TestParseSize(t *testing.T) {
 	}
 }
 
+// imagesDir points the CLI at the built images, and at a private state
+// directory so that no instance the user has up is involved.
 func imagesDir(t *testing.T) string {
 	dir := qemutest.ImageDir(t)
 	t.Setenv("BULKHEAD_IMAGES", dir)
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
 	return dir
 }
 
@@ -151,7 +154,6 @@ func TestHelp(t *testing.T) {
 // and goes down when asked; its QEMU does not outlive it.
 func TestUpPsDown(t *testing.T) {
 	imagesDir(t)
-	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
 	var out, errb bytes.Buffer
 	require.Equal(t, exitUsage, cli([]string{"ps", "--name", "t"}, &out, &errb))
 	assert.Contains(t, errb.String(), `no instance named "t" is up`)
@@ -180,4 +182,37 @@ func TestUpPsDown(t *testing.T) {
 	assert.False(t, alive(in.PID), "QEMU is gone")
 	_, err = loadInstance("t")
 	assert.Error(t, err)
+}
+
+// With an instance up, run uploads the image over the host channel and
+// the guest runs there; the instance stays up for the next one.
+func TestRunInInstance(t *testing.T) {
+	dir := imagesDir(t)
+	var out, errb bytes.Buffer
+	require.Equal(t, 0, cli([]string{"up", "--name", "u"}, &out, &errb), errb.String())
+	in, err := loadInstance("u")
+	require.NoError(t, err)
+	t.Cleanup(func() { killPID(in.PID) })
+
+	for _, arg := range []string{"4", "6"} {
+		out.Reset()
+		errb.Reset()
+		code := cli([]string{"run", "--instance", "u", "--name", "h" + arg, "--arg", arg, filepath.Join(dir, "guest-hello.elf")}, &out, &errb)
+		assert.Equal(t, int(arg[0]-'0'), code, errb.String())
+		assert.Contains(t, out.String(), "hello from a TamaGo guest at EL1\n")
+		assert.Contains(t, out.String(), "exiting with status "+arg+"\n")
+		assert.Contains(t, errb.String(), "uploading h"+arg)
+		assert.Contains(t, errb.String(), "MB/s")
+		assert.NotContains(t, errb.String(), "booting", "no private instance")
+	}
+	out.Reset()
+	require.Equal(t, 0, cli([]string{"ps", "--name", "u", "--json"}, &out, &errb))
+	var ps struct {
+		VMs []map[string]any `json:"vms"`
+	}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &ps))
+	require.Len(t, ps.VMs, 2)
+	assert.Equal(t, "h4", ps.VMs[0]["name"])
+	assert.Equal(t, "stopped", ps.VMs[1]["state"])
+	require.Equal(t, 0, cli([]string{"down", "--name", "u"}, &out, &errb), errb.String())
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bulkhead-hv/bulkhead/abi"
 	vm "github.com/bulkhead-hv/bulkhead/board/bulkheadvm"
+	"github.com/bulkhead-hv/bulkhead/hyp"
 	"github.com/bulkhead-hv/bulkhead/virtio"
 )
 
@@ -17,6 +18,8 @@ import (
 type channel struct {
 	rx, tx  *virtio.Queue
 	pending []byte
+	// upload is a run request whose image is still arriving.
+	upload *request
 }
 
 // virtio-mmio transports on QEMU virt, which the hypervisor passes through.
@@ -62,13 +65,33 @@ func (c *channel) send(v any) {
 type request struct {
 	ID int    `json:"id"`
 	Op string `json:"op"`
+	// run: the VM, and the size of the ELF image that follows the line.
+	Name  string `json:"name,omitempty"`
+	Size  int    `json:"size,omitempty"`
+	Mem   uint64 `json:"mem,omitempty"`
+	CPUs  int    `json:"cpus,omitempty"`
+	Arg   uint64 `json:"arg,omitempty"`
+	image []byte
 }
+
+// maxImage bounds an upload: it is held in the control partition's heap.
+const maxImage = 32 << 20
 
 // requests returns the complete request lines received so far.
 func (c *channel) requests() []request {
 	c.pending = append(c.pending, c.rx.Receive()...)
 	var out []request
 	for {
+		if u := c.upload; u != nil {
+			n := copy(u.image[len(u.image):cap(u.image)], c.pending)
+			u.image = u.image[:len(u.image)+n]
+			c.pending = c.pending[n:]
+			if len(u.image) < cap(u.image) {
+				return out
+			}
+			out = append(out, *u)
+			c.upload = nil
+		}
 		i := bytes.IndexByte(c.pending, '\n')
 		if i < 0 {
 			return out
@@ -80,19 +103,53 @@ func (c *channel) requests() []request {
 			c.send(map[string]any{"ok": false, "error": "not a JSON request: " + err.Error()})
 			continue
 		}
+		if r.Op == "run" {
+			if r.Size <= 0 || r.Size > maxImage {
+				c.send(map[string]any{"id": r.ID, "ok": false, "error": fmt.Sprintf("image size %d: want 1 to %d bytes", r.Size, maxImage)})
+				continue
+			}
+			r.image = make([]byte, 0, r.Size)
+			c.upload = &r
+			continue
+		}
 		out = append(out, r)
 	}
 }
 
 // serve answers one request; it reports whether the host asked to shut
 // down.
-func serve(c *channel, r request, guests []*guest) bool {
+func serve(c *channel, r request, guests *[]*guest) bool {
 	switch r.Op {
+	case "run":
+		s := hyp.GuestSpec{Name: r.Name, Arg: r.Arg, Mem: r.Mem, CPUs: r.CPUs}
+		if s.Mem == 0 {
+			s.Mem = hyp.DefaultGuestMem
+		}
+		if s.CPUs == 0 {
+			s.CPUs = 1
+		}
+		if s.Name == "" || len(s.Name) > 16 || s.Mem%(2<<20) != 0 || s.CPUs > hyp.MaxVCPUs {
+			c.send(map[string]any{"id": r.ID, "ok": false, "error": "bad name (1-16 bytes), memory (multiple of 2M) or vCPUs (1-16)"})
+			return false
+		}
+		for _, g := range *guests {
+			if g.spec.Name == s.Name && !g.done {
+				c.send(map[string]any{"id": r.ID, "ok": false, "error": fmt.Sprintf("a VM named %q is running", s.Name)})
+				return false
+			}
+		}
+		g, err := start(s, r.image)
+		if err != nil {
+			c.send(map[string]any{"id": r.ID, "ok": false, "error": err.Error()})
+			return false
+		}
+		*guests = append(*guests, g)
+		c.send(map[string]any{"id": r.ID, "ok": true, "vm": g.handle})
 	case "ping":
 		c.send(map[string]any{"id": r.ID, "ok": true, "abi": fmt.Sprintf("%d.%d", abi.VersionMajor, abi.VersionMinor)})
 	case "ps":
 		var list []map[string]any
-		for _, g := range guests {
+		for _, g := range *guests {
 			state := "stopped"
 			if !g.done {
 				state = "running"
@@ -104,7 +161,7 @@ func serve(c *channel, r request, guests []*guest) bool {
 		c.send(map[string]any{"id": r.ID, "ok": true})
 		return true
 	default:
-		c.send(map[string]any{"id": r.ID, "ok": false, "error": fmt.Sprintf("unknown op %q (known: ping, ps, shutdown)", r.Op)})
+		c.send(map[string]any{"id": r.ID, "ok": false, "error": fmt.Sprintf("unknown op %q (known: ping, ps, run, shutdown)", r.Op)})
 	}
 	return false
 }

@@ -68,10 +68,10 @@ func main() {
 	for _, s := range specs {
 		avoid = append(avoid, hyp.Region{PA: s.Image, Size: s.ImageSize})
 	}
-	placer := hyp.NewPlacer(vm.PoolBase, vm.PoolEnd, avoid)
+	placer = hyp.NewPlacer(vm.PoolBase, vm.PoolEnd, avoid)
 	var guests []*guest
 	for _, s := range specs {
-		g, err := start(s, placer)
+		g, err := start(s, mem(s.Image, s.ImageSize))
 		if err != nil {
 			fmt.Printf("control: %s: %v\n", s.Name, err)
 			os.Exit(1)
@@ -91,7 +91,9 @@ func main() {
 	for live > 0 || (ch != nil && !shutdown) {
 		if ch != nil {
 			for _, req := range ch.requests() {
-				shutdown = serve(ch, req, guests) || shutdown
+				n := len(guests)
+				shutdown = serve(ch, req, &guests) || shutdown
+				live += len(guests) - n
 			}
 		}
 		for _, g := range guests {
@@ -126,16 +128,20 @@ func main() {
 	os.Exit(status)
 }
 
+// placer hands out pool memory for guests. It never takes memory back:
+// destroyed guests' RAM is not reused yet.
+var placer *hyp.Placer
+
 // start loads an ELF image into pages of the pool, then gives them to a
 // new VM and starts it.
-func start(s hyp.GuestSpec, placer *hyp.Placer) (*guest, error) {
+func start(s hyp.GuestSpec, image []byte) (*guest, error) {
 	pa, err := placer.Place(s.Mem)
 	if err != nil {
 		return nil, err
 	}
 	ram := mem(pa, s.Mem)
 	clear(ram)
-	f, err := elf.NewFile(bytes.NewReader(mem(s.Image, s.ImageSize)))
+	f, err := elf.NewFile(bytes.NewReader(image))
 	if err != nil {
 		return nil, fmt.Errorf("not an ELF image: %w", err)
 	}
