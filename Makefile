@@ -103,11 +103,17 @@ run-guests: build qemu
 # Benchmarks, deterministic: -icount shift=0 runs one instruction per
 # virtual nanosecond, so the guest's counter measures instructions.
 BENCH_AT := 0x50000000
-bench: build qemu
+bench: build qemu $(CLI)
 	@$(QEMU) $(QEMU_FLAGS) -icount shift=0 -kernel $(HYP) \
 		-device loader,file=$(BUILD)/guest-bench.elf,addr=$(BENCH_AT),force-raw=on \
 		-append "$(APPEND) guest0=bench:$(BENCH_AT):$$(stat -c %s $(BUILD)/guest-bench.elf):0:0x1000000:2" \
 		| tr -d '\r' | sed -n 's/^bench| //p'
+	@# Upload over the host channel: an instance that is up runs a guest.
+	@export XDG_RUNTIME_DIR=$$(mktemp -d) BULKHEAD_IMAGES=$(abspath $(BUILD)); \
+		$(CLI) up --name bench >/dev/null 2>&1 || { echo "bench: bulkhead up failed"; exit 1; }; \
+		$(CLI) run --instance bench $(BUILD)/guest-hello.elf 2>&1 >/dev/null | tr '\r' '\n' | \
+			sed -n 's/^.*uploading \(.*\): \([0-9]*\) of \([0-9]*\) KiB (\(.*\))$$/bench: image upload over the host channel: \3 KiB at \4 (VM start included)/p'; \
+		$(CLI) down --name bench >/dev/null; rm -rf "$$XDG_RUNTIME_DIR"
 
 # The same two guests, started by the control partition.
 CONTROL_AT := 0x60000000
