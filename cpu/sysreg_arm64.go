@@ -13,10 +13,6 @@ func ReadIDAA64MMFR0() uint64
 func ReadIDAA64MMFR1() uint64
 func ReadCNTFRQ() uint64
 func ReadCNTPCT() uint64
-func ReadSCTLR_EL2() uint64
-func ReadHCR_EL2() uint64
-func ReadTCR_EL2() uint64
-func ReadVBAR_EL2() uint64
 
 // RNDR reads FEAT_RNG's random number register; ok is false when the
 // hardware could not return a random number in reasonable time (NZCV.Z=1).
@@ -55,3 +51,8 @@ func TLBIAllE1()
 
 // WaitForInterrupt idles until an interrupt is pending.
 func WaitForInterrupt()
+
+// ImageSymbols returns where the linker put the running image's sections:
+// runtime.text, runtime.rodata (the page-aligned start of the read-only
+// segment with -R 0x1000), runtime.noptrdata and runtime.end.
+func ImageSymbols() (text, rodata, noptrdata, end uint64)

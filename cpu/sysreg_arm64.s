@@ -54,26 +54,6 @@ TEXT ·ReadCNTPCT(SB),NOSPLIT,$0-8
 
 // EL2 registers, encoded by hand.
 
-TEXT ·ReadSCTLR_EL2(SB),NOSPLIT,$0-8
-	WORD	$0xd53c1000	// mrs x0, sctlr_el2
-	MOVD	R0, ret+0(FP)
-	RET
-
-TEXT ·ReadHCR_EL2(SB),NOSPLIT,$0-8
-	WORD	$0xd53c1100	// mrs x0, hcr_el2
-	MOVD	R0, ret+0(FP)
-	RET
-
-TEXT ·ReadTCR_EL2(SB),NOSPLIT,$0-8
-	WORD	$0xd53c2040	// mrs x0, tcr_el2
-	MOVD	R0, ret+0(FP)
-	RET
-
-TEXT ·ReadVBAR_EL2(SB),NOSPLIT,$0-8
-	WORD	$0xd53cc000	// mrs x0, vbar_el2
-	MOVD	R0, ret+0(FP)
-	RET
-
 TEXT ·setVBAR(SB),NOSPLIT,$0-8
 	MOVD	addr+0(FP), R0
 	WORD	$0xd51cc000	// msr vbar_el2, x0
@@ -194,4 +174,16 @@ TEXT ·TLBIAllE1(SB),NOSPLIT,$0-0
 TEXT ·WaitForInterrupt(SB),NOSPLIT,$0-0
 	DSB	$15
 	WFI
+	RET
+
+// func ImageSymbols() (text, rodata, noptrdata, end uint64)
+TEXT ·ImageSymbols(SB),NOSPLIT,$0-32
+	MOVD	$runtime·text(SB), R0
+	MOVD	R0, text+0(FP)
+	MOVD	$runtime·rodata(SB), R0
+	MOVD	R0, rodata+8(FP)
+	MOVD	$runtime·noptrdata(SB), R0
+	MOVD	R0, noptrdata+16(FP)
+	MOVD	$runtime·end(SB), R0
+	MOVD	R0, end+24(FP)
 	RET

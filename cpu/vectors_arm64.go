@@ -2,8 +2,6 @@
 
 package cpu
 
-import "unsafe"
-
 var (
 	// excStackTop is loaded into SP_EL2 when a fault nests inside the
 	// handler, so that a corrupted handler stack cannot recurse forever.
@@ -53,5 +51,3 @@ func trap(f *Frame) {
 	FatalHandler(f)
 	Halt()
 }
-
-var _ = unsafe.Sizeof(Frame{}) // layout checked by TestFrameLayout

@@ -87,17 +87,14 @@ func (h *Hyp) HandleExit(r CPU, v *VCPU) Action {
 			return Resume
 		}
 		vm.Exits[ExitStage2Fault]++
-		return h.stage2Fault(r, v, esr)
+		return h.stage2Fault(r, v, esr, ipa)
 	case cpu.EC_WFx:
 		vm.Exits[ExitWFx]++
 		c.SkipInstruction()
 		if esr.ISS()&1 != 0 { // WFE: a hint, give others a turn
 			return Yield
 		}
-		if vm.vgic != nil && vm.vgic.HasPending(v.gic) {
-			return Resume
-		}
-		return Block
+		return h.waitForInterrupt(v)
 	case cpu.EC_SYS64:
 		vm.Exits[ExitSysReg]++
 		reg, write, xt := sysRegISS(esr.ISS())
@@ -144,9 +141,8 @@ func (h *Hyp) stopf(vm *VM, status int64, format string, args ...any) Action {
 // stage2Fault handles an access to an IPA the VM's stage 2 does not allow
 // and no emulated device claims: it is contained by injecting a synchronous
 // external abort, as a bus error on real hardware would be.
-func (h *Hyp) stage2Fault(r CPU, v *VCPU, esr cpu.ESR) Action {
+func (h *Hyp) stage2Fault(r CPU, v *VCPU, esr cpu.ESR, ipa uint64) Action {
 	vm, c := v.VM, &v.Ctx
-	ipa := (c.Exit.HPFAR>>4)<<12 | c.Exit.FAR&0xfff
 	instr := esr.EC() == cpu.EC_IABT_LOW
 	what := "read"
 	switch {
@@ -287,10 +283,7 @@ func (h *Hyp) psci(v *VCPU, imm uint16) Action {
 		// Every suspend is entered as standby, which PSCI allows for any
 		// power state: like WFI, until an interrupt.
 		c.X[0] = 0
-		if vm.vgic != nil && vm.vgic.HasPending(v.gic) {
-			return Resume
-		}
-		return Block
+		return h.waitForInterrupt(v)
 	case abi.PSCI_CPU_OFF:
 		v.On = false
 		for _, o := range vm.VCPUs {
@@ -374,4 +367,13 @@ func (vm *VM) vcpuByMPIDR(mpidr uint64) *VCPU {
 		return nil
 	}
 	return vm.VCPUs[mpidr]
+}
+
+// waitForInterrupt is WFI: the vCPU goes on at once if it has an interrupt
+// to take, and blocks until one arrives otherwise.
+func (h *Hyp) waitForInterrupt(v *VCPU) Action {
+	if v.VM.vgic != nil && v.VM.vgic.HasPending(v.gic) {
+		return Resume
+	}
+	return Block
 }

@@ -50,12 +50,8 @@ func (h *Hyp) LoadELF(vm *VM, image []byte) (entry uint64, err error) {
 }
 
 func (vm *VM) contains(ipa, size uint64) bool {
-	for _, r := range vm.RAM {
-		if ipa >= r.IPA && ipa+size <= r.IPA+r.Size {
-			return true
-		}
-	}
-	return false
+	_, ok := vm.find(ipa, size)
+	return ok
 }
 
 // writeGuest copies data to guest memory at ipa, page by page through the

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/bulkhead-hv/bulkhead/hyp/vgic"
+	"github.com/bulkhead-hv/bulkhead/mmu"
 	"github.com/bulkhead-hv/bulkhead/vcpu"
 )
 
@@ -141,7 +142,7 @@ func (h *Hyp) runVCPU(cpu CPU, v *VCPU) {
 		vm.stolenSince = 0
 	}
 	vm.vmid = h.vmids.Refresh(vm.vmid)
-	if t := vttbr(vm); t != v.Ctx.EL2.VTTBR {
+	if t := mmu.VTTBR(&vm.s2, vm.vmid.ID); t != v.Ctx.EL2.VTTBR {
 		// A new VMID (or a first run): the world switch loads the EL2
 		// configuration only with the rest of the context.
 		v.Ctx.EL2.VTTBR = t
@@ -308,5 +309,3 @@ func (h *Hyp) wake(v *VCPU) {
 	v.blocked = false
 	h.runq = append([]*VCPU{v}, h.runq...)
 }
-
-func vttbr(vm *VM) uint64 { return uint64(vm.vmid.ID)<<48 | vm.s2.Root() }

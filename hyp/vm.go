@@ -396,15 +396,10 @@ func (h *Hyp) Unshare(vm *VM, ipa, size uint64) error {
 
 // region translates [ipa, ipa+size) inside one of the VM's regions.
 func (vm *VM) region(ipa, size uint64) (uint64, bool) {
-	if ipa%mmu.PageSize != 0 || size%mmu.PageSize != 0 || size == 0 || ipa+size < ipa {
+	if ipa%mmu.PageSize != 0 || size%mmu.PageSize != 0 || size == 0 {
 		return 0, false
 	}
-	for _, r := range vm.RAM {
-		if ipa >= r.IPA && ipa+size <= r.IPA+r.Size {
-			return r.PA + ipa - r.IPA, true
-		}
-	}
-	return 0, false
+	return vm.find(ipa, size)
 }
 
 // remapControl maps the pages of [pa, pa+size) that the control partition
@@ -425,9 +420,15 @@ func (h *Hyp) remapControl(pa, size uint64) {
 }
 
 // IPAToPA translates through the VM's memory regions.
-func (vm *VM) IPAToPA(ipa uint64) (uint64, bool) {
+func (vm *VM) IPAToPA(ipa uint64) (uint64, bool) { return vm.find(ipa, 1) }
+
+// find translates [ipa, ipa+size), which must lie inside one region.
+func (vm *VM) find(ipa, size uint64) (uint64, bool) {
+	if ipa+size < ipa {
+		return 0, false
+	}
 	for _, r := range vm.RAM {
-		if ipa >= r.IPA && ipa < r.IPA+r.Size {
+		if ipa >= r.IPA && ipa+size <= r.IPA+r.Size {
 			return r.PA + ipa - r.IPA, true
 		}
 	}
@@ -584,16 +585,7 @@ func (vm *VM) Translate(ipa uint64) (pa uint64, perm mmu.Perm, ok bool) {
 	return pa, mmu.S2Perm(attrs), ok
 }
 
-// VTCR is the VTCR_EL2 value for this configuration's stage 2 tables,
-// computed by building a root the same way CreateVM does.
+// VTCR is the VTCR_EL2 value for this configuration's stage 2 tables.
 func (h *Hyp) VTCR(parange uint64) uint64 {
-	var t mmu.Tables
-	_ = t.InitStage2(&dryMem{}, h.cfg.IPABits)
-	return mmu.VTCREL2(&t, parange, h.cfg.VMID16)
+	return mmu.VTCREL2(h.cfg.IPABits, parange, h.cfg.VMID16)
 }
-
-type dryMem struct{ table [mmu.Entries]uint64 }
-
-func (d *dryMem) AllocTable() (uint64, bool)             { return mmu.PageSize, true }
-func (d *dryMem) AllocConcatenated(n int) (uint64, bool) { return uint64(n) * mmu.PageSize, true }
-func (d *dryMem) Table(pa uint64) *[mmu.Entries]uint64   { return &d.table }

@@ -66,12 +66,14 @@ const (
 	VTCR_VS_16BIT  = 1 << 19
 )
 
-// VTCREL2 returns VTCR_EL2 for the tables' IPA size and start level, the
-// PARange code as the output size, and 16-bit VMIDs when vmid16.
-func VTCREL2(t *Tables, parange uint64, vmid16 bool) uint64 {
+// VTCREL2 returns VTCR_EL2 for stage 2 tables of ipaBits (whose start level
+// InitStage2 derives the same way), the PARange code as the output size,
+// and 16-bit VMIDs when vmid16.
+func VTCREL2(ipaBits int, parange uint64, vmid16 bool) uint64 {
+	level, _ := Stage2Start(ipaBits)
 	// SL0 with the 4 KiB granule: 0b00 starts at level 2, 0b01 at 1, 0b10 at 0.
-	sl0 := uint64(2 - t.startLevel)
-	v := uint64(VTCR_RES1) | uint64(64-t.inputBits) | sl0<<VTCR_SL0_SHIFT |
+	sl0 := uint64(2 - level)
+	v := uint64(VTCR_RES1) | uint64(64-ipaBits) | sl0<<VTCR_SL0_SHIFT |
 		VTCR_IRGN0_WB | VTCR_ORGN0_WB | VTCR_SH0_INNER | VTCR_TG0_4K | (parange&7)<<VTCR_PS_SHIFT
 	if vmid16 {
 		v |= VTCR_VS_16BIT

@@ -93,7 +93,7 @@ func TestStage2ConcatenatedRoot(t *testing.T) {
 	assert.Equal(t, uint64(0x8000_0010), pa)
 	assert.Equal(t, mmu.Read|mmu.Write, mmu.S2Perm(attrs))
 	// VTCR_EL2: T0SZ 24, SL0 0b01 (level 1), WB, inner shareable, 4K, PS 40 bits, 16-bit VMIDs.
-	assert.Equal(t, uint64(0x80000000|24|1<<6|1<<8|1<<10|3<<12|2<<16|1<<19), mmu.VTCREL2(&s2, 2, true))
+	assert.Equal(t, uint64(0x80000000|24|1<<6|1<<8|1<<10|3<<12|2<<16|1<<19), mmu.VTCREL2(40, 2, true))
 	assert.Equal(t, uint64(7)<<48|s2.Root(), mmu.VTTBR(&s2, 7))
 
 	var noConcat mmu.Tables

@@ -55,17 +55,6 @@ TEXT ·hvc3(SB),NOSPLIT,$0-88
 	MOVD	R2, r2+80(FP)
 	RET
 
-// func imageSymbols() (text, rodata, noptrdata, end uint64)
-TEXT ·imageSymbols(SB),NOSPLIT,$0-32
-	MOVD	$runtime·text(SB), R0
-	MOVD	R0, text+0(FP)
-	MOVD	$runtime·rodata(SB), R0
-	MOVD	R0, rodata+8(FP)
-	MOVD	$runtime·noptrdata(SB), R0
-	MOVD	R0, noptrdata+16(FP)
-	MOVD	$runtime·end(SB), R0
-	MOVD	R0, end+24(FP)
-	RET
 
 // func enableMMU(mair, tcr, ttbr0 uint64)
 TEXT ·enableMMU(SB),NOSPLIT,$0-24

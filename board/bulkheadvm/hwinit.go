@@ -40,7 +40,6 @@ func hvc(fid, a1, a2, a3, a4, a5, a6, a7 uint64) (r0, r1 uint64) {
 	r0, r1, _ = hvc3(fid, a1, a2, a3, a4, a5, a6, a7)
 	return
 }
-func imageSymbols() (text, rodata, noptrdata, end uint64)
 func enableMMU(mair, tcr, ttbr0 uint64)
 func readCNTVCT() uint64
 func setVBAR()
@@ -53,7 +52,7 @@ func hwinit0() {
 	timerFreq = cpu.ReadCNTFRQ()
 	setVBAR()
 	pool.Init(poolMem[:])
-	text, rodata, noptrdata, end := imageSymbols()
+	text, rodata, noptrdata, end := cpu.ImageSymbols()
 	parange := cpu.ReadIDAA64MMFR0() & 0xf
 	if parange > 5 {
 		parange = 5

@@ -14,7 +14,6 @@ const (
 	UARTFR    = 0x018
 	UARTCR    = 0x030
 	FR_TXFF   = 1 << 5 // transmit FIFO full
-	FR_RXFE   = 1 << 4 // receive FIFO empty
 	CR_UARTEN = 1 << 0
 	CR_TXE    = 1 << 8
 	CR_RXE    = 1 << 9
@@ -63,12 +62,4 @@ func startConsole(base uint64) {
 		putc(early[i])
 	}
 	earlyN = 0
-}
-
-// ReadByte returns a received byte, if one is waiting.
-func ReadByte() (byte, bool) {
-	if uartBase == 0 || atomic.LoadUint32(mmio32(uartBase+UARTFR))&FR_RXFE != 0 {
-		return 0, false
-	}
-	return byte(atomic.LoadUint32(mmio32(uartBase + UARTDR))), true
 }

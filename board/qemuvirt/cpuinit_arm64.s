@@ -56,15 +56,3 @@ wrong_el:
 halt:
 	WFI
 	B	halt
-
-// func imageSymbols() (text, rodata, noptrdata, end uint64)
-TEXT ·imageSymbols(SB),NOSPLIT,$0-32
-	MOVD	$runtime·text(SB), R0
-	MOVD	R0, text+0(FP)
-	MOVD	$runtime·rodata(SB), R0
-	MOVD	R0, rodata+8(FP)
-	MOVD	$runtime·noptrdata(SB), R0
-	MOVD	R0, noptrdata+16(FP)
-	MOVD	$runtime·end(SB), R0
-	MOVD	R0, end+24(FP)
-	RET

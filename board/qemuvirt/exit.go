@@ -5,14 +5,8 @@ package qemuvirt
 import (
 	"unsafe"
 
+	"github.com/bulkhead-hv/bulkhead/abi"
 	"github.com/bulkhead-hv/bulkhead/cpu"
-)
-
-// PSCI function IDs (Arm PSCI, DEN0022, 5.1).
-const (
-	PSCI_VERSION      = 0x84000000
-	PSCI_SYSTEM_OFF   = 0x84000008
-	PSCI_SYSTEM_RESET = 0x84000009
 )
 
 // Semihosting (Arm semihosting specification, 6.5 SYS_EXIT).
@@ -37,12 +31,6 @@ func exit(code int32) {
 		exitBlock = [2]uint64{ADP_Stopped_ApplicationExit, uint64(code)}
 		cpu.Semihost(SYS_EXIT, uint64(uintptr(unsafe.Pointer(&exitBlock))))
 	}
-	cpu.SMC(PSCI_SYSTEM_OFF, 0, 0, 0)
+	cpu.SMC(abi.PSCI_SYSTEM_OFF, 0, 0, 0)
 	cpu.Halt()
-}
-
-// PSCIVersion asks the firmware for its PSCI version (major, minor).
-func PSCIVersion() (major, minor uint16) {
-	v, _, _, _ := cpu.SMC(PSCI_VERSION, 0, 0, 0)
-	return uint16(v >> 16), uint16(v)
 }

@@ -33,11 +33,9 @@ var (
 	bootErr error
 )
 
-func imageSymbols() (text, rodata, noptrdata, end uint64)
-
 // Image returns where the linker placed the hypervisor's sections.
 func CurrentImage() Image {
-	text, rodata, noptrdata, end := imageSymbols()
+	text, rodata, noptrdata, end := cpu.ImageSymbols()
 	return Image{Text: text, ROData: rodata, NoPtrData: noptrdata, End: end}
 }
 

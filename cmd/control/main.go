@@ -100,12 +100,13 @@ func main() {
 			if g.done {
 				continue
 			}
-			if _, state, _ := vm.Hypercall3(abi.VM_STATUS, g.handle); state != abi.StateStopped {
+			_, state, exit := vm.Hypercall3(abi.VM_STATUS, g.handle)
+			if state != abi.StateStopped {
 				continue
 			}
 			g.done = true
 			live--
-			st := statusOf(g.handle)
+			st := int32(exit)
 			code, pages := call(abi.VM_DESTROY, g.handle)
 			if code != abi.SUCCESS {
 				fmt.Printf("control: VM_DESTROY %d: %d\n", g.handle, code)
@@ -194,10 +195,4 @@ func probe(name string, addr uint64) {
 			fmt.Printf("control: probe %s %s %#x: NOT BLOCKED (ESR %#x)\n", name, op, addr, esr)
 		}
 	}
-}
-
-// statusOf returns a stopped VM's exit status (VM_STATUS's x2).
-func statusOf(h uint64) int32 {
-	_, _, x2 := vm.Hypercall3(abi.VM_STATUS, h)
-	return int32(x2)
 }

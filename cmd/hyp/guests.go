@@ -157,7 +157,7 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec, control string) int {
 	}
 	placer := hyp.NewPlacer(hypEnd, ram.End(), images)
 	for _, s := range specs {
-		if !imageIsControls(l, s) {
+		if !isControls(l, s.Image, s.ImageSize) {
 			fmt.Printf("bulkhead: %s: image [%#x, +%#x) is not in the control partition's RAM\n", s.Key, s.Image, s.ImageSize)
 			return 1
 		}
@@ -224,8 +224,10 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec, control string) int {
 	return status
 }
 
-func imageIsControls(l *ledger.Ledger, s hyp.GuestSpec) bool {
-	for pa := s.Image &^ (ledger.PageSize - 1); pa < s.Image+s.ImageSize; pa += ledger.PageSize {
+// isControls reports whether [pa, pa+size), an image a boot loader left,
+// is all the control partition's memory.
+func isControls(l *ledger.Ledger, start, size uint64) bool {
+	for pa := start &^ (ledger.PageSize - 1); pa < start+size; pa += ledger.PageSize {
 		if o, _, ok := l.Owner(pa); !ok || o != ledger.Control {
 			return false
 		}
@@ -265,7 +267,7 @@ func startControl(h *hyp.Hyp, l *ledger.Ledger, machine *qemuvirt.Machine, hypEn
 	if err1 != nil || err2 != nil || n == 0 {
 		return fmt.Errorf("control=%q: address and size must be numbers, the size not zero", arg)
 	}
-	if !imageIsControls(l, hyp.GuestSpec{Image: pa, ImageSize: n}) {
+	if !isControls(l, pa, n) {
 		return fmt.Errorf("image [%#x, +%#x) is not in the control partition's RAM", pa, n)
 	}
 	ctl, err := h.CreateControl("control")

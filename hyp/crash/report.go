@@ -107,12 +107,11 @@ func Disassemble(m Machine, pc uint64) string {
 	}
 	gnu := arm64asm.GNUSyntax(inst)
 	goSyn := arm64asm.GoSyntax(inst, pc, nil, nil)
-	if r, write, _, ok := cpu.DecodeSysRegAccess(insn); ok {
+	if r, _, _, ok := cpu.DecodeSysRegAccess(insn); ok {
 		generic := fmt.Sprintf("S%d_%d_C%d_C%d_%d", r.Op0, r.Op1, r.CRn, r.CRm, r.Op2)
 		name := strings.ToLower(r.String())
 		gnu = strings.Replace(strings.Replace(gnu, generic, name, 1), strings.ToLower(generic), name, 1)
 		goSyn = strings.Replace(goSyn, generic, r.String(), 1)
-		_ = write
 	}
 	return fmt.Sprintf("%08x  %s    (Go: %s)", insn, gnu, goSyn)
 }

@@ -2,7 +2,6 @@ package crash
 
 import (
 	"bytes"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -114,5 +113,4 @@ func TestBacktraceStopsOnLoopsAndGarbage(t *testing.T) {
 	pcs = Backtrace(m, &cpu.Frame{ELR: 0x1010, X: [31]uint64{29: 0xdead}}, 32)
 	assert.Equal(t, []uint64{0x1010}, pcs)
 	assert.Len(t, Backtrace(m, &cpu.Frame{ELR: 0x1010, X: [31]uint64{29: 0x8000, 30: 0x2040}}, 2), 2)
-	assert.True(t, strings.HasPrefix(Begin, "***"))
 }

@@ -102,39 +102,43 @@ func (l *Ledger) check(pa, size uint64, ok func(p page) error) (int, int, error)
 	return first, n, nil
 }
 
+// transition validates every page of [pa, pa+size) with ok and, only if
+// all pass, applies set to each: the shape of every range transition.
+func (l *Ledger) transition(pa, size uint64, ok func(page) error, set func(*page)) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	first, n, err := l.check(pa, size, ok)
+	if err != nil {
+		return err
+	}
+	for i := first; i < first+n; i++ {
+		set(&l.pages[i])
+	}
+	return nil
+}
+
 // Assign gives free pages to the hypervisor or the control partition: the
 // boot-time split of RAM.
 func (l *Ledger) Assign(pa, size uint64, to Owner) error {
 	if to != Hypervisor && to != Control {
 		return ErrBadOwner
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	first, n, err := l.check(pa, size, func(p page) error {
+	return l.transition(pa, size, func(p page) error {
 		if p.owner != None {
 			return ErrNotFree
 		}
 		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for i := first; i < first+n; i++ {
-		l.pages[i].owner = to
-	}
-	return nil
+	}, func(p *page) { p.owner = to })
 }
 
 // Donate moves pages from the control partition to a guest. The caller
 // unmaps them from the control partition's stage 2 and maps them into the
-// guest's, under the same critical section (see Do).
+// guest's, under its own lock (hyp.Hyp.Donate).
 func (l *Ledger) Donate(pa, size uint64, to Owner) error {
 	if !to.IsGuest() {
 		return ErrBadOwner
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.donateLocked(pa, size, to)
+	return l.transition(pa, size, donatable, func(p *page) { p.owner = to })
 }
 
 // CheckDonate validates a donation without making it, so a caller can
@@ -156,25 +160,12 @@ func donatable(p page) error {
 	return nil
 }
 
-func (l *Ledger) donateLocked(pa, size uint64, to Owner) error {
-	first, n, err := l.check(pa, size, donatable)
-	if err != nil {
-		return err
-	}
-	for i := first; i < first+n; i++ {
-		l.pages[i].owner = to
-	}
-	return nil
-}
-
 // Share lends a guest's pages to the control partition.
 func (l *Ledger) Share(pa, size uint64, owner Owner) error {
 	if !owner.IsGuest() {
 		return ErrBadOwner
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	first, n, err := l.check(pa, size, func(p page) error {
+	return l.transition(pa, size, func(p page) error {
 		if p.owner != owner {
 			return ErrNotOwner
 		}
@@ -182,14 +173,7 @@ func (l *Ledger) Share(pa, size uint64, owner Owner) error {
 			return ErrShared
 		}
 		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for i := first; i < first+n; i++ {
-		l.pages[i].borrower = Control
-	}
-	return nil
+	}, func(p *page) { p.borrower = Control })
 }
 
 // Unshare takes lent pages back; the caller unmaps them from the borrower.
@@ -197,9 +181,7 @@ func (l *Ledger) Unshare(pa, size uint64, owner Owner) error {
 	if !owner.IsGuest() {
 		return ErrBadOwner
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	first, n, err := l.check(pa, size, func(p page) error {
+	return l.transition(pa, size, func(p page) error {
 		if p.owner != owner {
 			return ErrNotOwner
 		}
@@ -207,14 +189,7 @@ func (l *Ledger) Unshare(pa, size uint64, owner Owner) error {
 			return ErrNotShared
 		}
 		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for i := first; i < first+n; i++ {
-		l.pages[i].borrower = None
-	}
-	return nil
+	}, func(p *page) { p.borrower = None })
 }
 
 // Reclaim zeroes every page a destroyed guest owns and returns it to the
