@@ -57,8 +57,9 @@ const (
 	// 1 read, 2 write, 4 execute) gives the caller's pages to the VM at
 	// that IPA. The caller loses access to them.
 	VM_DONATE = base | 0x11
-	// VCPU_CREATE(x1 = VM, x2 = entry point, x3 = x0 at entry) adds a vCPU
-	// that starts at EL1h with interrupts masked. Returns x1 = its index.
+	// VCPU_CREATE(x1 = VM, x2 = entry point, x3 = x0 at entry, x4 =
+	// flags) adds a vCPU that starts at EL1h with interrupts masked, or
+	// waits for a PSCI CPU_ON with VCPUOff. Returns x1 = its index.
 	VCPU_CREATE = base | 0x12
 	// VM_START(x1 = VM) gives the VM its interrupt controller and runs it.
 	VM_START = base | 0x13
@@ -71,7 +72,64 @@ const (
 	// VM_DESTROY(x1 = VM) tears a stopped VM down; its pages come back to
 	// the caller zeroed. Returns x1 = the number of pages.
 	VM_DESTROY = base | 0x16
+	// VM_STOP(x1 = VM, x2 = status) stops a running VM as if it had
+	// called EXIT(status); its memory stays until VM_DESTROY.
+	VM_STOP = base | 0x17
+	// VM_CONSOLE_READ(x1 = VM, x2 = PA, x3 = length) moves up to length
+	// bytes of the VM's console output into the caller's buffer at PA
+	// (one page at most, not crossing a page). Returns x1 = bytes moved.
+	VM_CONSOLE_READ = base | 0x18
+	// VM_CONSOLE_WRITE(x1 = VM, x2 = PA, x3 = length) queues up to length
+	// bytes from the caller's buffer as the VM's console input. Returns
+	// x1 = bytes taken (fewer when the VM has not read what came before).
+	VM_CONSOLE_WRITE = base | 0x19
+	// VM_STATS(x1 = VM, x2 = PA) writes the VM's counters, StatsWords
+	// little-endian 64-bit words laid out as the Stat* indices say, into
+	// the caller's page at PA. With x1 = 0 it writes the machine's
+	// (Machine* indices) instead. Returns x1 = the number of words.
+	VM_STATS = base | 0x1a
 )
+
+// StatusStopped is the exit status of a VM that VM_STOP stopped, unless
+// the caller gives another: 128 + SIGTERM, as a shell would report it.
+const StatusStopped = 143
+
+// Words of VM_STATS for a VM.
+const (
+	StatState      = iota // as VM_STATUS
+	StatStatus            // exit status, when stopped
+	StatRunTicks          // counter ticks its vCPUs ran (CNTFRQ_EL0 per second)
+	StatPages             // pages it owns
+	StatFaults            // stage 2 faults contained
+	StatConsoleOut        // console bytes waiting for VM_CONSOLE_READ
+	StatVCPUs             // vCPUs
+	StatExits             // first of NumExitReasons counters, as ExitReasons names them
+)
+
+// ExitReasons names the exit counters of VM_STATS, in order.
+var ExitReasons = [NumExitReasons]string{"hvc", "smc", "stage2-fault", "wfx", "sysreg", "irq", "serror", "aarch32", "unexpected", "mmio"}
+
+// Words of VM_STATS for the machine (x1 = 0): the ledger's page counts.
+const (
+	MachinePages      = iota // pages of RAM the ledger tracks
+	MachineFree              // owned by no one
+	MachineHypervisor        // the hypervisor's
+	MachineControl           // the control partition's
+	MachineGuests            // all guests'
+	MachineShared            // guest pages lent to the control partition
+	MachineVMs               // guests that exist (created, running or stopped)
+	MachineTablePages        // stage 2 table pages free in the hypervisor's pool
+)
+
+// NumExitReasons is the number of exit counters.
+const NumExitReasons = 10
+
+// StatsWords is the size of VM_STATS's answer.
+const StatsWords = StatExits + NumExitReasons
+
+// VCPUOff is VCPU_CREATE's flag for a vCPU that is off until another
+// starts it with PSCI CPU_ON (a Linux secondary); vCPU 0 must be on.
+const VCPUOff = 1
 
 // Permission bits of VM_DONATE.
 const (
@@ -142,6 +200,10 @@ var Calls = []Call{
 	{"VM_STATUS", VM_STATUS, false},
 	{"VM_WAIT", VM_WAIT, false},
 	{"VM_DESTROY", VM_DESTROY, false},
+	{"VM_STOP", VM_STOP, false},
+	{"VM_CONSOLE_READ", VM_CONSOLE_READ, false},
+	{"VM_CONSOLE_WRITE", VM_CONSOLE_WRITE, false},
+	{"VM_STATS", VM_STATS, false},
 }
 
 // PSCI functions the hypervisor emulates for guests over SMC (Arm DEN0022,
@@ -166,6 +228,12 @@ const (
 	PSCI_ALREADY_ON         = -4
 	PSCI_INVALID_ADDRESS    = -9
 )
+
+// IsPSCI reports whether fid is in PSCI's ranges of the Standard Secure
+// Service Calls (DEN0028, 6.3: function numbers 0x00-0x1F).
+func IsPSCI(fid uint32) bool {
+	return fid&^(SMC64|0x1f) == FastCall|OwnerStdSec<<OwnerShift
+}
 
 // Word returns a return code as the register value carrying it.
 func Word(code int64) uint64 { return uint64(code) }

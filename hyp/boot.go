@@ -84,24 +84,26 @@ func ParseGuestSpecs(args map[string]string) ([]GuestSpec, error) {
 
 // Placer hands out physical RAM for guests from the control partition's
 // range, 2 MiB aligned so stage 2 can use blocks, never overlapping the
-// ranges it must avoid (the images waiting to be loaded).
+// ranges it must avoid (the images waiting to be loaded) or what it
+// handed out and was not given back. It takes the lowest range that fits.
 type Placer struct {
-	next, end uint64
-	avoid     []Region
+	start, end uint64
+	avoid      []Region
+	used       []Region
 }
 
 // NewPlacer places in [start, end) avoiding the given PA ranges.
 func NewPlacer(start, end uint64, avoid []Region) *Placer {
-	return &Placer{next: start, end: end, avoid: avoid}
+	return &Placer{start: start, end: end, avoid: avoid}
 }
 
 // Place returns the PA of size bytes of free RAM.
 func (p *Placer) Place(size uint64) (uint64, error) {
 	const align = 2 << 20
-	pa := (p.next + align - 1) &^ (align - 1)
+	pa := (p.start + align - 1) &^ (align - 1)
 	for {
 		moved := false
-		for _, a := range p.avoid {
+		for _, a := range append(p.avoid[:len(p.avoid):len(p.avoid)], p.used...) {
 			if pa < a.PA+a.Size && a.PA < pa+size {
 				pa = (a.PA + a.Size + align - 1) &^ (align - 1)
 				moved = true
@@ -114,8 +116,18 @@ func (p *Placer) Place(size uint64) (uint64, error) {
 	if pa+size > p.end || pa+size < pa {
 		return 0, fmt.Errorf("no %d MiB of free RAM left for a guest", size>>20)
 	}
-	p.next = pa + size
+	p.used = append(p.used, Region{PA: pa, Size: size})
 	return pa, nil
+}
+
+// Free gives back what Place returned at pa.
+func (p *Placer) Free(pa uint64) {
+	for i, r := range p.used {
+		if r.PA == pa {
+			p.used = append(p.used[:i], p.used[i+1:]...)
+			return
+		}
+	}
 }
 
 // StartGuest creates a VM from a spec: RAM placed and donated, zeroed,
@@ -125,6 +137,7 @@ func (h *Hyp) StartGuest(s GuestSpec, image []byte, pa uint64) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
+	vm.Echo = true // no control partition drains its console
 	fail := func(err error) (*VM, error) {
 		vm.State = Stopped
 		h.DestroyVM(vm)
@@ -147,7 +160,7 @@ func (h *Hyp) StartGuest(s GuestSpec, image []byte, pa uint64) (*VM, error) {
 	for i := 0; i < cpus; i++ {
 		h.AddVCPU(vm, entry, s.Arg)
 	}
-	if err := h.StartVGIC(vm); err != nil {
+	if err := h.StartDevices(vm); err != nil {
 		return fail(err)
 	}
 	return vm, nil

@@ -28,9 +28,10 @@ const (
 	NumExitReasons
 )
 
-var exitNames = [NumExitReasons]string{"hvc", "smc", "stage2-fault", "wfx", "sysreg", "irq", "serror", "aarch32", "unexpected", "mmio"}
+// The ABI names the counters in this order.
+var _ = [1]int{}[NumExitReasons-abi.NumExitReasons]
 
-func (e ExitReason) String() string { return exitNames[e] }
+func (e ExitReason) String() string { return abi.ExitReasons[e] }
 
 // Action is what the scheduler does after an exit.
 type Action int
@@ -194,8 +195,7 @@ func (h *Hyp) hypercall(v *VCPU, imm uint16) Action {
 		for i := 0; i < 6; i++ {
 			binary.LittleEndian.PutUint64(buf[8*i:], c.X[2+i])
 		}
-		h.consoleWrite(vm, buf[:n])
-		c.X[0] = n
+		c.X[0] = uint64(h.consoleWrite(vm, buf[:n]))
 		return Resume
 	case abi.EXIT:
 		return h.stopf(vm, int64(int32(c.X[1])), "exited with status %d", int32(c.X[1]))
@@ -226,8 +226,12 @@ func (h *Hyp) hypercall(v *VCPU, imm uint16) Action {
 			c.X[0] = abi.Word(abi.DENIED) // already shared, or not shared
 		}
 		return Resume
-	case abi.VM_CREATE, abi.VM_DONATE, abi.VCPU_CREATE, abi.VM_START, abi.VM_STATUS, abi.VM_WAIT, abi.VM_DESTROY:
+	case abi.VM_CREATE, abi.VM_DONATE, abi.VCPU_CREATE, abi.VM_START, abi.VM_STATUS, abi.VM_WAIT, abi.VM_DESTROY,
+		abi.VM_STOP, abi.VM_CONSOLE_READ, abi.VM_CONSOLE_WRITE, abi.VM_STATS:
 		return h.manage(v, fid)
+	}
+	if abi.IsPSCI(fid) {
+		return h.psci(v, 0)
 	}
 	c.X[0] = abi.Word(abi.NOT_SUPPORTED)
 	return Resume
@@ -302,9 +306,21 @@ func (h *Hyp) psci(v *VCPU, imm uint16) Action {
 	return Resume
 }
 
-// consoleWrite prints a VM's output line by line, prefixed with its name.
-func (h *Hyp) consoleWrite(vm *VM, b []byte) {
-	vm.console.Write(b)
+// consoleWrite takes a VM's console output: echoed, or queued in its
+// UART's ring as far as there is room. It returns the bytes taken.
+func (h *Hyp) consoleWrite(vm *VM, b []byte) int {
+	if vm.Echo || vm.uart == nil {
+		h.echo(vm, b)
+		return len(b)
+	}
+	return vm.uart.Output(b)
+}
+
+// echo prints a VM's output line by line, prefixed with its name.
+func (h *Hyp) echo(vm *VM, b []byte) {
+	if vm.console.Len() < maxEcho {
+		vm.console.Write(b)
+	}
 	for _, ch := range b {
 		if ch == '\n' {
 			h.flushConsole(vm)
@@ -330,6 +346,32 @@ var (
 	regCNTPCT     = cpu.SysReg{Op0: 3, Op1: 3, CRn: 14, CRm: 0, Op2: 1}
 )
 
+// razWI reports the trapped registers of features guests are told are
+// absent, which read as zero and ignore writes, so that a guest probing
+// them does not die of an Undefined Instruction: the debug and trace
+// registers (op0 = 2, MDCR_EL2.TDA, TDOSA, TDRA, TTRF), the PMU's
+// (MDCR_EL2.TPM: CRn 9 CRm 12-14 of op1 3, PMINTEN*_EL1 and PMMIR_EL1 at
+// op1 0 CRm 14, the event counters at CRn 14 CRm 8-15), SPE's (CRn 9 CRm
+// 9-10, MDCR_EL2.TPMS) and the EL1 physical timer's (CNTP_*_EL0,
+// CNTHCTL_EL2.EL1PCEN clear).
+func razWI(r cpu.SysReg) bool {
+	switch {
+	case r.Op0 == 2:
+		return true
+	case r.Op0 != 3:
+		return false
+	case r.Op1 == 3 && r.CRn == 9 && r.CRm >= 12:
+		return true
+	case r.Op1 == 0 && r.CRn == 9 && (r.CRm == 14 || r.CRm == 9 || r.CRm == 10):
+		return true
+	case r.Op1 == 3 && r.CRn == 14 && r.CRm >= 8:
+		return true
+	case r.Op1 == 3 && r.CRn == 14 && r.CRm == 2 && r.Op2 <= 2:
+		return true
+	}
+	return false
+}
+
 // emulateSysReg handles the trapped accesses that have a meaning for a
 // guest: SGI generation (HCR_EL2.IMO traps ICC_SGI*R_EL1) and reads of the
 // physical counter (CNTHCTL_EL2.EL1PCTEN is clear), which return the VM's
@@ -354,6 +396,17 @@ func (h *Hyp) emulateSysReg(r CPU, v *VCPU, reg cpu.SysReg, write bool, xt int) 
 	case !write && reg == regCNTPCT:
 		if xt != 31 {
 			c.X[xt] = r.Counter() - v.VM.cntvoff
+		}
+		return true
+	case razWI(reg):
+		if !write && xt != 31 {
+			c.X[xt] = 0
+		}
+		return true
+	}
+	if id, ok := h.idReg(reg); ok && !write {
+		if xt != 31 {
+			c.X[xt] = id
 		}
 		return true
 	}

@@ -65,6 +65,12 @@ func (p *fakePhys) Write(pa uint64, b []byte) {
 	}
 }
 
+func (p *fakePhys) Read(pa uint64, b []byte) {
+	for i := range b {
+		b[i] = p.read(pa + uint64(i))
+	}
+}
+
 func (p *fakePhys) read(pa uint64) byte { return p.page(pa)[pa%mmu.PageSize] }
 
 type fakeTLB struct{ ipas, all int }
@@ -98,9 +104,10 @@ func newRig(t *testing.T) *rig {
 func (r *rig) guest(t *testing.T, name string, pa uint64) (*VM, *VCPU) {
 	vm, err := r.h.CreateVM(name)
 	require.NoError(t, err)
+	vm.Echo = true
 	require.NoError(t, r.h.Donate(vm, pa, guestIPA, 1<<20, mmu.Read|mmu.Write|mmu.Exec))
 	v := r.h.AddVCPU(vm, guestIPA, 0)
-	require.NoError(t, r.h.StartVGIC(vm))
+	require.NoError(t, r.h.StartDevices(vm))
 	return vm, v
 }
 
@@ -335,19 +342,35 @@ func TestPSCIAndUnexpectedExits(t *testing.T) {
 		}),
 		check(func(c *vcpu.Context) {
 			assert.Equal(t, abi.Word(abi.PSCI_NOT_SUPPORTED), c.X[0])
-			// MRS x3, ID_AA64DFR0_EL1 trapped: undefined instruction injected.
+			// MRS x3, ID_AA64DFR0_EL1 (TID3): the guest's view.
 			c.Exit = vcpu.Exit{Vector: vcpu.VectorSync64, ESR: cpu.EC_SYS64<<cpu.ESR_EC_SHIFT | cpu.ESR_IL |
 				3<<20 | 0<<17 | 0<<14 | 0<<10 | 3<<5 | 5<<1 | 1}
+		}),
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, r.h.cfg.IDRegs[idDFR0], c.X[3])
+			assert.Equal(t, uint64(6), c.X[3]&0xf, "Armv8.0 debug")
+			assert.Zero(t, c.X[3]>>8&0xf, "no PMU")
+			// MSR PMCR_EL0, x2 (TPMCR): ignored.
+			c.Exit = vcpu.Exit{Vector: vcpu.VectorSync64, ESR: cpu.EC_SYS64<<cpu.ESR_EC_SHIFT | cpu.ESR_IL |
+				3<<20 | 0<<17 | 3<<14 | 9<<10 | 2<<5 | 12<<1}
+		}),
+		check(func(c *vcpu.Context) {
+			// MRS x3, S3_0_C15_C0_0, implementation defined: undefined
+			// instruction injected.
+			c.Exit = vcpu.Exit{Vector: vcpu.VectorSync64, ESR: cpu.EC_SYS64<<cpu.ESR_EC_SHIFT | cpu.ESR_IL |
+				3<<20 | 0<<17 | 0<<14 | 15<<10 | 3<<5 | 0<<1 | 1}
 		}),
 		check(func(c *vcpu.Context) {
 			assert.Equal(t, uint8(cpu.EC_UNKNOWN), cpu.ESR(c.Sys.ESR_EL1).EC())
 			smc(abi.PSCI_SYSTEM_OFF)(c)
 		}),
 	}
+	r.h.cfg.IDRegs = GuestIDRegs([32]uint64{idDFR0: 0x1_0000_0f00_6_0_9}, 40)
 	r.h.RunAll(s)
 	assert.Equal(t, Stopped, vm.State)
 	assert.Equal(t, "PSCI SYSTEM_OFF", vm.Reason)
-	assert.Contains(t, r.out.String(), "trapped read of S3_0_C0_C5_0 (x3)")
+	assert.Contains(t, r.out.String(), "trapped read of S3_0_C15_C0_0 (x3)")
+	assert.NotContains(t, r.out.String(), "PMCR", "PMU accesses are absorbed")
 
 	vm2, v2 := r.guest(t, "weird", ramBase+0x40_0000)
 	s.steps[&v2.Ctx] = []func(*vcpu.Context){func(c *vcpu.Context) {

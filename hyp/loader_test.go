@@ -136,4 +136,15 @@ func TestPlacer(t *testing.T) {
 	assert.Equal(t, uint64(0x4640_0000), c, "past the second image")
 	_, err = p.Place(1 << 30)
 	assert.ErrorContains(t, err, "no 1024 MiB of free RAM")
+
+	// What comes back is handed out again, lowest first.
+	p.Free(a)
+	d, err := p.Place(4 << 20)
+	require.NoError(t, err)
+	assert.Equal(t, a, d, "reused")
+	e, err := p.Place(16 << 20)
+	require.NoError(t, err)
+	assert.Equal(t, c+14<<20, e, "a hole too small is skipped")
+	_, err = p.Place(0x8000_0000 - e - 16<<20 + 2<<20)
+	assert.Error(t, err, "exhausted")
 }

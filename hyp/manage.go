@@ -78,25 +78,31 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 		if vm == nil || !vm.contains(c.X[2], 4) || c.X[2]%4 != 0 {
 			return ret(abi.INVALID_PARAMETER)
 		}
+		if c.X[4]&^abi.VCPUOff != 0 {
+			return ret(abi.INVALID_PARAMETER)
+		}
 		if vm.State != Created || len(vm.VCPUs) >= MaxVCPUs {
 			return ret(abi.BUSY)
 		}
 		nv := h.AddVCPU(vm, c.X[2], c.X[3])
+		nv.On = c.X[4]&abi.VCPUOff == 0
 		return ret(abi.SUCCESS, uint64(nv.Index))
 	case abi.VM_START:
 		vm := target()
 		if vm == nil {
 			return ret(abi.INVALID_PARAMETER)
 		}
-		if vm.State != Created || len(vm.VCPUs) == 0 {
+		if vm.State != Created || len(vm.VCPUs) == 0 || !vm.VCPUs[0].On {
 			return ret(abi.BUSY)
 		}
-		if err := h.StartVGIC(vm); err != nil {
+		if err := h.StartDevices(vm); err != nil {
 			return ret(abi.NO_MEMORY)
 		}
 		vm.State = Running
 		for _, nv := range vm.VCPUs {
-			h.runq = append(h.runq, nv)
+			if nv.On {
+				h.runq = append(h.runq, nv)
+			}
 		}
 		return ret(abi.SUCCESS)
 	case abi.VM_STATUS:
@@ -114,6 +120,51 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 		}
 		h.waiter = v
 		return Block
+	case abi.VM_STOP:
+		vm := target()
+		if vm == nil {
+			return ret(abi.INVALID_PARAMETER)
+		}
+		if vm.State == Stopped {
+			return ret(abi.BUSY)
+		}
+		h.stopf(vm, int64(int32(c.X[2])), "stopped by the control partition with status %d", int32(c.X[2]))
+		return ret(abi.SUCCESS)
+	case abi.VM_CONSOLE_READ, abi.VM_CONSOLE_WRITE:
+		vm := target()
+		if vm == nil || !h.callerBuffer(c.X[2], c.X[3]) {
+			return ret(abi.INVALID_PARAMETER)
+		}
+		if vm.uart == nil || vm.Echo {
+			return ret(abi.SUCCESS, 0) // nothing comes or goes this way
+		}
+		var buf [ledger.PageSize]byte
+		b := buf[:c.X[3]]
+		if fid == abi.VM_CONSOLE_READ {
+			n := vm.uart.Drain(b)
+			h.phys.Write(c.X[2], b[:n])
+			return ret(abi.SUCCESS, uint64(n))
+		}
+		h.phys.Read(c.X[2], b)
+		return ret(abi.SUCCESS, uint64(vm.uart.Input(b)))
+	case abi.VM_STATS:
+		if !h.callerBuffer(c.X[2], abi.StatsWords*8) {
+			return ret(abi.INVALID_PARAMETER)
+		}
+		var w [abi.StatsWords]uint64
+		if c.X[1] == 0 {
+			h.machineStats(&w)
+		} else if vm := target(); vm != nil {
+			h.vmStats(vm, &w)
+		} else {
+			return ret(abi.INVALID_PARAMETER)
+		}
+		var b [abi.StatsWords * 8]byte
+		for i, x := range w {
+			binary.LittleEndian.PutUint64(b[8*i:], x)
+		}
+		h.phys.Write(c.X[2], b[:])
+		return ret(abi.SUCCESS, abi.StatsWords)
 	case abi.VM_DESTROY:
 		vm := target()
 		if vm == nil {
@@ -143,4 +194,53 @@ func (h *Hyp) notifyStopped(vm *VM) {
 	w.Ctx.X[1] = uint64(vm.ID)
 	w.blocked = true // VM_WAIT blocked it like a WFI
 	h.wake(w)
+}
+
+// callerBuffer checks that [pa, pa+n) is a non-empty buffer within one
+// page that the control partition owns: the hypervisor copies to and from
+// nothing else on its behalf.
+func (h *Hyp) callerBuffer(pa, n uint64) bool {
+	if n == 0 || n > ledger.PageSize || pa/ledger.PageSize != (pa+n-1)/ledger.PageSize {
+		return false
+	}
+	owner, borrower, ok := h.Ledger.Owner(pa)
+	return ok && owner == ledger.Control && borrower == ledger.None
+}
+
+func (h *Hyp) vmStats(vm *VM, w *[abi.StatsWords]uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	w[abi.StatState] = map[State]uint64{Created: abi.StateCreated, Running: abi.StateRunning, Stopped: abi.StateStopped}[vm.State]
+	w[abi.StatStatus] = uint64(vm.Status)
+	w[abi.StatRunTicks] = vm.RunTicks
+	for _, r := range vm.RAM {
+		w[abi.StatPages] += r.Size / ledger.PageSize
+	}
+	w[abi.StatFaults] = uint64(vm.Faults)
+	if vm.uart != nil {
+		w[abi.StatConsoleOut] = uint64(vm.uart.Pending())
+	}
+	w[abi.StatVCPUs] = uint64(len(vm.VCPUs))
+	for i, n := range vm.Exits {
+		w[abi.StatExits+i] = uint64(n)
+	}
+}
+
+func (h *Hyp) machineStats(w *[abi.StatsWords]uint64) {
+	c := h.Ledger.Count()
+	w[abi.MachinePages] = uint64(c.Free + c.Hypervisor + c.Control)
+	for _, n := range c.Guests {
+		w[abi.MachinePages] += uint64(n)
+		w[abi.MachineGuests] += uint64(n)
+	}
+	w[abi.MachineFree] = uint64(c.Free)
+	w[abi.MachineHypervisor] = uint64(c.Hypervisor)
+	w[abi.MachineControl] = uint64(c.Control)
+	w[abi.MachineShared] = uint64(c.Shared)
+	for _, vm := range h.VMs() {
+		if vm != h.control {
+			w[abi.MachineVMs]++
+		}
+	}
+	w[abi.MachineTablePages] = uint64(h.pool.Free())
 }

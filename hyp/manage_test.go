@@ -1,6 +1,7 @@
 package hyp
 
 import (
+	"encoding/binary"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -24,7 +25,7 @@ func TestManagementCalls(t *testing.T) {
 	ctl, err := r.h.CreateControl("control")
 	require.NoError(t, err)
 	cv := r.h.AddVCPU(ctl, ramBase+hypPages*4096, 0)
-	require.NoError(t, r.h.StartVGIC(ctl))
+	require.NoError(t, r.h.StartDevices(ctl))
 	pa := uint64(ramBase + 0x20_0000)
 	var handle uint64
 	var gv *vcpu.Context
@@ -59,11 +60,11 @@ func TestManagementCalls(t *testing.T) {
 		}),
 		check(func(c *vcpu.Context) {
 			wantRet(t, c, abi.SUCCESS, "donate")
-			hvc(abi.VCPU_CREATE, handle, 0x10, 0)(c)
+			hvc(abi.VCPU_CREATE, handle, 0x10, 0, 0)(c)
 		}),
 		check(func(c *vcpu.Context) {
 			wantRet(t, c, abi.INVALID_PARAMETER, "entry outside the VM")
-			hvc(abi.VCPU_CREATE, handle, guestIPA+0x100, 42)(c)
+			hvc(abi.VCPU_CREATE, handle, guestIPA+0x100, 42, 0)(c)
 		}),
 		check(func(c *vcpu.Context) {
 			wantRet(t, c, abi.SUCCESS, "vCPU")
@@ -168,4 +169,106 @@ func TestShareUnshare(t *testing.T) {
 	assert.True(t, ok, "its pages are back, at their address")
 	assert.Equal(t, pa, got)
 	require.NoError(t, r.h.Ledger.Check())
+}
+
+// The control partition drains a guest's console, feeds it input, reads
+// its counters and the machine's, and stops it.
+func TestConsoleStatsStop(t *testing.T) {
+	r := newRig(t)
+	ctl, err := r.h.CreateControl("control")
+	require.NoError(t, err)
+	cv := r.h.AddVCPU(ctl, ramBase+hypPages*4096, 0)
+	ctl.Echo = true
+	require.NoError(t, r.h.StartDevices(ctl))
+	pa := uint64(ramBase + 0x20_0000)
+	vm, err := r.h.CreateVM("chatty")
+	require.NoError(t, err)
+	require.NoError(t, r.h.Donate(vm, pa, guestIPA, 1<<20, mmu.Read|mmu.Write|mmu.Exec))
+	gv := r.h.AddVCPU(vm, guestIPA, 0)
+	require.NoError(t, r.h.StartDevices(vm))
+	h := uint64(vm.ID)
+	buf := uint64(ramBase + 0x80_0000) // the control partition's
+	s := &script{t: t, steps: map[*vcpu.Context][]func(*vcpu.Context){}}
+	s.steps[&gv.Ctx] = []func(*vcpu.Context){
+		hvc(abi.CONSOLE_WRITE, consoleArgs("hi there\n")...),
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, uint64(9), c.X[0], "all taken")
+			hvc(abi.YIELD)(c)
+		}),
+		hvc(abi.YIELD), hvc(abi.YIELD), hvc(abi.YIELD), hvc(abi.YIELD), hvc(abi.YIELD),
+	}
+	s.steps[&cv.Ctx] = []func(*vcpu.Context){
+		hvc(abi.YIELD),
+		hvc(abi.VM_CONSOLE_READ, h, buf, 4),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.SUCCESS, "read")
+			assert.Equal(t, uint64(4), c.X[1], "as much as asked")
+			got := make([]byte, 4)
+			r.phys.Read(buf, got)
+			assert.Equal(t, "hi t", string(got))
+			hvc(abi.VM_CONSOLE_READ, h, buf, 4096)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, uint64(5), c.X[1], "the rest")
+			hvc(abi.VM_CONSOLE_READ, h, buf+1, 4096)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.INVALID_PARAMETER, "crosses a page")
+			hvc(abi.VM_CONSOLE_READ, h, ramBase, 16)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.INVALID_PARAMETER, "the hypervisor's page")
+			hvc(abi.VM_CONSOLE_READ, h, pa, 16)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.INVALID_PARAMETER, "the guest's page")
+			r.phys.Write(buf, []byte("ls\n"))
+			hvc(abi.VM_CONSOLE_WRITE, h, buf, 3)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.SUCCESS, "input")
+			assert.Equal(t, uint64(3), c.X[1])
+			assert.Equal(t, 3, vm.uart.In.Len())
+			hvc(abi.VM_STATS, h, buf)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.SUCCESS, "stats")
+			assert.Equal(t, uint64(abi.StatsWords), c.X[1])
+			w := make([]byte, abi.StatsWords*8)
+			r.phys.Read(buf, w)
+			word := func(i int) uint64 { return binary.LittleEndian.Uint64(w[8*i:]) }
+			assert.Equal(t, uint64(abi.StateRunning), word(abi.StatState))
+			assert.Equal(t, uint64(256), word(abi.StatPages))
+			assert.Equal(t, uint64(1), word(abi.StatVCPUs))
+			assert.GreaterOrEqual(t, word(abi.StatExits+int(ExitHVC)), uint64(2))
+			hvc(abi.VM_STATS, 0, buf)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			w := make([]byte, abi.StatsWords*8)
+			r.phys.Read(buf, w)
+			word := func(i int) uint64 { return binary.LittleEndian.Uint64(w[8*i:]) }
+			assert.Equal(t, uint64(256), word(abi.MachineGuests))
+			assert.Equal(t, uint64(hypPages), word(abi.MachineHypervisor))
+			assert.Equal(t, uint64(1), word(abi.MachineVMs))
+			assert.Equal(t, word(abi.MachinePages), word(abi.MachineFree)+word(abi.MachineHypervisor)+word(abi.MachineControl)+word(abi.MachineGuests))
+			hvc(abi.VM_STOP, h, abi.StatusStopped)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.SUCCESS, "stop")
+			assert.Equal(t, Stopped, vm.State)
+			assert.Equal(t, int64(abi.StatusStopped), vm.Status)
+			hvc(abi.VM_STOP, h, 0)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.BUSY, "already stopped")
+			hvc(abi.VM_DESTROY, h)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.SUCCESS, "destroy")
+			hvc(abi.EXIT, 0)(c)
+		}),
+	}
+	r.h.RunAll(s)
+	assert.Equal(t, r.boot, r.h.Ledger.Count(), "ledger back at its boot figures")
+	assert.Less(t, len(s.steps[&gv.Ctx]), 6, "the guest ran until stopped")
 }

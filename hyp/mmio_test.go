@@ -47,30 +47,30 @@ func TestMMIOEmulation(t *testing.T) {
 	r := newRig(t)
 	vm, v := r.guest(t, "mmio", ramBase+0x20_0000)
 	dev := &regDev{val: 0xfedcba9876543280}
-	require.NoError(t, r.h.AddMMIO(vm, 0x0900_0000, 0x1000, dev))
-	assert.Error(t, r.h.AddMMIO(vm, 0x0900_0800, 0x1000, dev), "overlapping devices")
+	require.NoError(t, r.h.AddMMIO(vm, 0x0a00_0000, 0x1000, dev))
+	assert.Error(t, r.h.AddMMIO(vm, 0x0a00_0800, 0x1000, dev), "overlapping devices")
 	assert.Error(t, r.h.AddMMIO(vm, guestIPA, 0x1000, dev), "device over RAM")
 
 	pc := v.Ctx.PC
 	s := &script{t: t, steps: map[*vcpu.Context][]func(*vcpu.Context){}}
 	s.steps[&v.Ctx] = []func(*vcpu.Context){
-		func(c *vcpu.Context) { c.X[5] = 0x1122334455667788; access(0x0900_0018, true, 4, 5, false, false)(c) },
+		func(c *vcpu.Context) { c.X[5] = 0x1122334455667788; access(0x0a00_0018, true, 4, 5, false, false)(c) },
 		check(func(c *vcpu.Context) {
 			assert.Equal(t, pc+4, c.PC, "the emulated store is skipped")
-			access(0x0900_0004, false, 4, 7, false, false)(c) // ldr w7
+			access(0x0a00_0004, false, 4, 7, false, false)(c) // ldr w7
 		}),
 		check(func(c *vcpu.Context) {
 			assert.Equal(t, uint64(0x76543280), c.X[7], "32-bit load, zero-extended")
-			access(0x0900_0004, false, 1, 8, true, true)(c) // ldrsb x8
+			access(0x0a00_0004, false, 1, 8, true, true)(c) // ldrsb x8
 		}),
 		check(func(c *vcpu.Context) {
 			assert.Equal(t, uint64(0xffffffffffffff80), c.X[8], "sign-extended byte into an X register")
-			access(0x0900_0010, true, 8, 31, true, false)(c) // str xzr
+			access(0x0a00_0010, true, 8, 31, true, false)(c) // str xzr
 		}),
 		check(func(c *vcpu.Context) {
 			// Outside the device: contained as a fault, not emulated.
 			c.Sys.VBAR_EL1 = guestIPA
-			access(0x0900_1000, false, 4, 1, false, false)(c)
+			access(0x0a00_1000, false, 4, 1, false, false)(c)
 		}),
 		check(func(c *vcpu.Context) {
 			assert.Equal(t, uint64(guestIPA+0x200), c.PC)

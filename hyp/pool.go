@@ -17,6 +17,8 @@ type Phys interface {
 	Zero(pa uint64) error
 	// Write copies b to physical memory at pa.
 	Write(pa uint64, b []byte)
+	// Read copies physical memory at pa into b.
+	Read(pa uint64, b []byte)
 }
 
 // TablePool hands out stage 2 table pages from hypervisor-owned memory. It

@@ -153,6 +153,7 @@ func (h *Hyp) runVCPU(cpu CPU, v *VCPU) {
 	h.sliceEnd = now + h.cfg.Slice
 	h.armEL2Timer(cpu)
 	defer func() {
+		vm.RunTicks += cpu.Counter() - now
 		v.timer.ctl, v.timer.cval = cpu.SaveVTimer()
 		// Off the CPU the vCPU's timer is the scheduler's to watch: the
 		// hardware one must not fire for it.

@@ -100,7 +100,7 @@ func TestSGIWakesTheTarget(t *testing.T) {
 	require.NoError(t, r.h.Donate(vm, ramBase+0x20_0000, guestIPA, 1<<20, 7))
 	v0 := r.h.AddVCPU(vm, guestIPA, 0)
 	v1 := r.h.AddVCPU(vm, guestIPA, 0)
-	require.NoError(t, r.h.StartVGIC(vm))
+	require.NoError(t, r.h.StartDevices(vm))
 	gicBoot(vm, 1)
 	assert.Equal(t, uint64(1<<31|1), v1.Ctx.EL2.VMPIDR)
 	sgi := func(c *vcpu.Context) {
@@ -166,7 +166,7 @@ func TestPSCICPUOnOff(t *testing.T) {
 	v0 := r.h.AddVCPU(vm, guestIPA, 0)
 	v1 := r.h.AddVCPU(vm, guestIPA, 0)
 	v1.On = false // secondaries wait for CPU_ON
-	require.NoError(t, r.h.StartVGIC(vm))
+	require.NoError(t, r.h.StartDevices(vm))
 	s := &script{t: t, steps: map[*vcpu.Context][]func(*vcpu.Context){}}
 	s.steps[&v0.Ctx] = []func(*vcpu.Context){
 		smc(abi.PSCI_AFFINITY_INFO, 1, 0),

@@ -11,6 +11,7 @@ import (
 	"github.com/bulkhead-hv/bulkhead/gic"
 	"github.com/bulkhead-hv/bulkhead/hyp/ledger"
 	"github.com/bulkhead-hv/bulkhead/hyp/vgic"
+	"github.com/bulkhead-hv/bulkhead/hyp/vuart"
 	"github.com/bulkhead-hv/bulkhead/mmu"
 	"github.com/bulkhead-hv/bulkhead/vcpu"
 )
@@ -26,12 +27,13 @@ const (
 	HCR_BSU  = 1 << 10 // barrier shareability upgrade: inner shareable
 	HCR_TWI  = 1 << 13 // trap WFI
 	HCR_TWE  = 1 << 14 // trap WFE
+	HCR_TID3 = 1 << 18 // trap ID group 3: guests read GuestIDRegs
 	HCR_TSC  = 1 << 19 // trap SMC: guest PSCI is emulated
 	HCR_TSW  = 1 << 22 // trap cache maintenance by set/way
 	HCR_RW   = 1 << 31 // EL1 is AArch64
 
 	GuestHCR = HCR_VM | HCR_SWIO | HCR_FMO | HCR_IMO | HCR_AMO | HCR_FB | HCR_BSU |
-		HCR_TWI | HCR_TWE | HCR_TSC | HCR_TSW | HCR_RW
+		HCR_TWI | HCR_TWE | HCR_TID3 | HCR_TSC | HCR_TSW | HCR_RW
 )
 
 // State of a VM.
@@ -82,9 +84,26 @@ type VM struct {
 	cntvoff     uint64
 	stolenSince uint64
 
-	console     strings.Builder // the whole console output
+	// Echo sends the VM's console output to the hypervisor's own console,
+	// line by line: for the control partition and for guests started at
+	// boot, which no control partition drains. Otherwise the output waits
+	// in the UART's ring for VM_CONSOLE_READ.
+	Echo        bool
+	uart        *vuart.PL011
+	console     strings.Builder // what Echo printed, up to maxEcho bytes
 	consoleLine []byte
+
+	// RunTicks is the counter ticks its vCPUs have run.
+	RunTicks uint64
 }
+
+// Console ring sizes: output buffers a burst (a kernel's boot log) while
+// the control partition is busy; input holds what a user types or pastes.
+const (
+	consoleOutRing = 64 << 10
+	consoleInRing  = 4 << 10
+	maxEcho        = 1 << 20
+)
 
 // VCPU is one virtual CPU of a VM.
 type VCPU struct {
@@ -133,6 +152,9 @@ type Config struct {
 	Now func() uint64
 	// Trace prints every exit (boot argument trace=exits).
 	Trace bool
+	// IDRegs is what guests read from the AArch64 ID registers
+	// (GuestIDRegs).
+	IDRegs [32]uint64
 }
 
 // PPIs are the INTIDs of the private interrupts the scheduler handles, as
@@ -479,9 +501,9 @@ func (h *Hyp) irqOwner(intid uint32) *VM {
 // NumSPIs is the number of SPIs each guest's distributor implements.
 const NumSPIs = 64
 
-// StartVGIC gives vm its interrupt controller, once its vCPUs exist: the
-// distributor and redistributors appear at QEMU virt's addresses.
-func (h *Hyp) StartVGIC(vm *VM) error {
+// StartDevices gives vm its interrupt controller and its UART, once its
+// vCPUs exist, at QEMU virt's addresses.
+func (h *Hyp) StartDevices(vm *VM) error {
 	nLRs := h.cfg.NumLRs
 	if nLRs == 0 {
 		nLRs = 4
@@ -493,7 +515,18 @@ func (h *Hyp) StartVGIC(vm *VM) error {
 	if err := h.AddMMIO(vm, vgic.DistBase, vgic.DistSize, vm.vgic.Distributor()); err != nil {
 		return err
 	}
-	return h.AddMMIO(vm, vgic.RedistBase, vm.vgic.RedistSize(), vm.vgic.Redistributors())
+	if err := h.AddMMIO(vm, vgic.RedistBase, vm.vgic.RedistSize(), vm.vgic.Redistributors()); err != nil {
+		return err
+	}
+	vm.uart = vuart.NewPL011(consoleOutRing, consoleInRing, func() {
+		if c := vm.vgic.Inject(0, vuart.IntID); c != nil {
+			h.wake(vm.VCPUs[c.Index])
+		}
+	})
+	if vm.Echo {
+		vm.uart.Echo = func(b []byte) { h.echo(vm, b) }
+	}
+	return h.AddMMIO(vm, vuart.Base, vuart.Size, vm.uart)
 }
 
 // DestroyVM tears a stopped VM down: its stage 2 map goes (with TLB

@@ -157,6 +157,11 @@ func (m *fakeMem) Write(pa uint64, b []byte) {
 	panic("harness: Phys.Write is not used by the calls the harness makes")
 }
 
+// Read is hyp.Phys.Read, used only by the console calls.
+func (m *fakeMem) Read(pa uint64, b []byte) {
+	panic("harness: Phys.Read is not used by the calls the harness makes")
+}
+
 func (m *fakeMem) write(c ledger.Owner, pa uint64) {
 	if m.writers[pa] == nil {
 		m.writers[pa] = map[ledger.Owner]bool{}

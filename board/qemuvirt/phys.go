@@ -26,6 +26,10 @@ func (Phys) Write(pa uint64, b []byte) {
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(uintptr(pa))), len(b)), b)
 }
 
+func (Phys) Read(pa uint64, b []byte) {
+	copy(b, unsafe.Slice((*byte)(unsafe.Pointer(uintptr(pa))), len(b)))
+}
+
 // Bytes returns [pa, pa+n) of RAM for reading.
 func (Phys) Bytes(pa, n uint64) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(uintptr(pa))), n)

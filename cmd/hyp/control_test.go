@@ -44,7 +44,7 @@ func TestControlPartitionRunsGuests(t *testing.T) {
 		"bulkhead: exit status 0",
 	)
 	for _, g := range []struct{ name, status string }{{"hello", "3"}, {"timer", "0"}} {
-		started := regexp.MustCompile(`control\| control: started ` + g.name + ` as VM (\d+): 16 MiB at PA (0x[0-9a-f]+)`).FindStringSubmatch(r.Console)
+		started := regexp.MustCompile(`control\| control: started ` + g.name + ` \(AArch64 ELF executable\) as VM (\d+): 16 MiB at PA (0x[0-9a-f]+)`).FindStringSubmatch(r.Console)
 		if started == nil {
 			t.Errorf("the control partition did not start %s", g.name)
 			continue

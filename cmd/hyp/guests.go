@@ -87,6 +87,7 @@ func initInterrupts(m *qemuvirt.Machine) error {
 	}
 	cpu.WriteCNTHCTL(0)
 	cpu.WriteCNTHP_CTL(0)
+	cpu.WriteMDCR(cpu.ReadMDCR()&cpu.MDCR_HPMN_MASK | cpu.MDCRGuest)
 	return nil
 }
 
@@ -138,6 +139,7 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec, control string) int {
 		PPIs:   hyp.PPIs{Maintenance: m.GICMaintenance, HypTimer: m.TimerHyp, VTimer: m.TimerVirt},
 		Now:    cpu.ReadCNTPCT,
 		Trace:  qemuvirt.BootArgs(m.Bootargs)["trace"] == "exits",
+		IDRegs: hyp.GuestIDRegs(cpu.ReadAA64IDRegs(), ipaBits),
 	}, os.Stdout)
 	cpu.WriteVTCR(h.VTCR(parange))
 	percpu := hwCPU{vcpu.InitCPU(0)}
@@ -294,7 +296,8 @@ func startControl(h *hyp.Hyp, l *ledger.Ledger, machine *qemuvirt.Machine, hypEn
 	copy(page, info.String())
 	qemuvirt.Phys{}.Write(hypEnd, page)
 	h.AddVCPU(ctl, entry, hypEnd)
-	if err := h.StartVGIC(ctl); err != nil {
+	ctl.Echo = true
+	if err := h.StartDevices(ctl); err != nil {
 		return err
 	}
 	fmt.Printf("bulkhead: control partition: entry %#x, %d guest(s) to start\n", entry, len(specs))

@@ -54,7 +54,7 @@ func TestTwoGuestsSideBySide(t *testing.T) {
 		"back at its boot figures",
 		"bulkhead: exit status 0",
 	)
-	for _, target := range []string{"hypervisor-ram", "hypervisor-heap", "other-guest-ram", "control-ram", "gic-its", "uart", "virtio-mmio", "null", "high-ipa"} {
+	for _, target := range []string{"hypervisor-ram", "hypervisor-heap", "other-guest-ram", "control-ram", "gic-its", "rtc", "virtio-mmio", "null", "high-ipa"} {
 		for _, op := range []string{"read", "write"} {
 			line := regexp.MustCompile(`(?m)^adversary\| probe ` + target + ` ` + op + ` (0x[0-9a-f]+): (.*)$`).FindStringSubmatch(r.Console)
 			if line == nil {

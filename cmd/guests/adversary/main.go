@@ -44,10 +44,10 @@ func main() {
 		{"hypervisor-heap", 0x41000000}, // past this guest's 16 MiB
 		{"other-guest-ram", other},      // another guest's pages, by physical address
 		{"control-ram", 0x7f000000},     // RAM nobody donated
-		// Devices it was not given. (Its GIC distributor and redistributor
-		// are its own: the hypervisor emulates them.)
+		// Devices it was not given. (Its GIC distributor, redistributor
+		// and UART are its own: the hypervisor emulates them.)
 		{"gic-its", 0x08080000},
-		{"uart", 0x09000000},
+		{"rtc", 0x09010000},
 		{"virtio-mmio", 0x0a000000},
 		{"null", 0x0}, // unmapped IPAs
 		{"high-ipa", 0x7f_0000_0000},

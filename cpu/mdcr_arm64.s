@@ -1,0 +1,15 @@
+//go:build tamago
+
+#include "textflag.h"
+
+// MDCR_EL2 decides which debug, trace and PMU registers trap from EL1.
+TEXT ·ReadMDCR(SB),NOSPLIT,$0-8
+	WORD	$0xd53c1120	// mrs x0, mdcr_el2
+	MOVD	R0, ret+0(FP)
+	RET
+
+TEXT ·WriteMDCR(SB),NOSPLIT,$0-8
+	MOVD	v+0(FP), R0
+	WORD	$0xd51c1120	// msr mdcr_el2, x0
+	ISB	$15
+	RET
