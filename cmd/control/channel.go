@@ -9,6 +9,7 @@ import (
 
 	"github.com/bulkhead-hv/bulkhead/abi"
 	vm "github.com/bulkhead-hv/bulkhead/board/bulkheadvm"
+	"github.com/bulkhead-hv/bulkhead/cpu"
 	"github.com/bulkhead-hv/bulkhead/hyp"
 	"github.com/bulkhead-hv/bulkhead/virtio"
 )
@@ -18,7 +19,7 @@ import (
 type channel struct {
 	rx, tx  *virtio.Queue
 	pending []byte
-	// upload is a run request whose image is still arriving.
+	// upload is a run request whose image and initrd are still arriving.
 	upload *request
 }
 
@@ -65,28 +66,44 @@ func (c *channel) send(v any) {
 type request struct {
 	ID int    `json:"id"`
 	Op string `json:"op"`
-	// run: the VM, and the size of the ELF image that follows the line.
-	Name  string `json:"name,omitempty"`
-	Size  int    `json:"size,omitempty"`
-	Mem   uint64 `json:"mem,omitempty"`
-	CPUs  int    `json:"cpus,omitempty"`
-	Arg   uint64 `json:"arg,omitempty"`
-	image []byte
+	// The VM a request is about.
+	Name string `json:"name,omitempty"`
+	// run: the image and initrd sizes (their bytes follow the line), the
+	// VM's memory, vCPUs, argument and kernel command line.
+	Size       uint64 `json:"size,omitempty"`
+	InitrdSize uint64 `json:"initrd_size,omitempty"`
+	Mem        uint64 `json:"mem,omitempty"`
+	CPUs       int    `json:"cpus,omitempty"`
+	Arg        uint64 `json:"arg,omitempty"`
+	Cmdline    string `json:"cmdline,omitempty"`
+	// input: bytes for the VM's console.
+	Data []byte `json:"data,omitempty"`
+
+	// An upload lands in pool memory (staging, at got bytes so far), not
+	// in the heap: a 30 MB kernel does not fit there. refused says why it
+	// is being read only to be thrown away.
+	staging []byte
+	stagePA uint64
+	got     uint64
+	refused string
 }
 
-// maxImage bounds an upload: it is held in the control partition's heap.
-const maxImage = 32 << 20
+// maxUpload bounds an image plus its initrd.
+const maxUpload = 512 << 20
 
-// requests returns the complete request lines received so far.
+// requests returns the complete requests received so far.
 func (c *channel) requests() []request {
 	c.pending = append(c.pending, c.rx.Receive()...)
 	var out []request
 	for {
 		if u := c.upload; u != nil {
-			n := copy(u.image[len(u.image):cap(u.image)], c.pending)
-			u.image = u.image[:len(u.image)+n]
+			n := min(uint64(len(c.pending)), u.Size+u.InitrdSize-u.got)
+			if u.staging != nil {
+				copy(u.staging[u.got:], c.pending[:n])
+			}
+			u.got += n
 			c.pending = c.pending[n:]
-			if len(u.image) < cap(u.image) {
+			if u.got < u.Size+u.InitrdSize {
 				return out
 			}
 			out = append(out, *u)
@@ -104,11 +121,19 @@ func (c *channel) requests() []request {
 			continue
 		}
 		if r.Op == "run" {
-			if r.Size <= 0 || r.Size > maxImage {
-				c.send(map[string]any{"id": r.ID, "ok": false, "error": fmt.Sprintf("image size %d: want 1 to %d bytes", r.Size, maxImage)})
+			total := r.Size + r.InitrdSize
+			if r.Size == 0 || total > maxUpload || total < r.Size {
+				c.send(map[string]any{"id": r.ID, "ok": false, "error": fmt.Sprintf("image size %d, initrd size %d: want an image of 1 byte to %d MiB in all", r.Size, r.InitrdSize, maxUpload>>20)})
+				// The bytes that follow cannot be told from requests.
+				c.pending = nil
 				continue
 			}
-			r.image = make([]byte, 0, r.Size)
+			pa, err := placer.Place((total + 2<<20 - 1) &^ (2<<20 - 1))
+			if err != nil {
+				r.refused = fmt.Sprintf("no room to receive %d MiB: %v", total>>20, err)
+			} else {
+				r.stagePA, r.staging = pa, mem(pa, total)
+			}
 			c.upload = &r
 			continue
 		}
@@ -116,52 +141,114 @@ func (c *channel) requests() []request {
 	}
 }
 
-// serve answers one request; it reports whether the host asked to shut
-// down.
-func serve(c *channel, r request, guests *[]*guest) bool {
+// serve answers one request.
+func (c *control) serve(r request) {
+	ch := c.ch
+	fail := func(format string, args ...any) {
+		ch.send(map[string]any{"id": r.ID, "ok": false, "error": fmt.Sprintf(format, args...)})
+	}
 	switch r.Op {
 	case "run":
-		s := hyp.GuestSpec{Name: r.Name, Arg: r.Arg, Mem: r.Mem, CPUs: r.CPUs}
+		if r.staging != nil {
+			defer placer.Free(r.stagePA)
+		}
+		if r.refused != "" {
+			fail("%s", r.refused)
+			return
+		}
+		s := bootSpec{GuestSpec: hyp.GuestSpec{Name: r.Name, Arg: r.Arg, Mem: r.Mem, CPUs: r.CPUs}, Cmdline: r.Cmdline}
 		if s.Mem == 0 {
 			s.Mem = hyp.DefaultGuestMem
 		}
 		if s.CPUs == 0 {
 			s.CPUs = 1
 		}
-		if s.Name == "" || len(s.Name) > 16 || s.Mem%(2<<20) != 0 || s.CPUs > hyp.MaxVCPUs {
-			c.send(map[string]any{"id": r.ID, "ok": false, "error": "bad name (1-16 bytes), memory (multiple of 2M) or vCPUs (1-16)"})
-			return false
+		if s.Name == "" || len(s.Name) > 16 || s.Mem%(2<<20) != 0 || s.CPUs < 1 || s.CPUs > hyp.MaxVCPUs {
+			fail("bad name (1-16 bytes), memory (a multiple of 2M) or vCPUs (1-%d)", hyp.MaxVCPUs)
+			return
 		}
-		for _, g := range *guests {
-			if g.spec.Name == s.Name && !g.done {
-				c.send(map[string]any{"id": r.ID, "ok": false, "error": fmt.Sprintf("a VM named %q is running", s.Name)})
-				return false
-			}
+		if c.find(s.Name) != nil {
+			fail("a VM named %q exists: pick another --name, or stop it first", s.Name)
+			return
 		}
-		g, err := start(s, r.image)
+		s.Initrd = r.staging[r.Size:]
+		g, err := start(s, r.staging[:r.Size])
 		if err != nil {
-			c.send(map[string]any{"id": r.ID, "ok": false, "error": err.Error()})
-			return false
+			fail("%v", err)
+			return
 		}
-		*guests = append(*guests, g)
-		c.send(map[string]any{"id": r.ID, "ok": true, "vm": g.handle})
+		c.guests = append(c.guests, g)
+		ch.send(map[string]any{"id": r.ID, "ok": true, "vm": g.handle})
 	case "ping":
-		c.send(map[string]any{"id": r.ID, "ok": true, "abi": fmt.Sprintf("%d.%d", abi.VersionMajor, abi.VersionMinor)})
+		ch.send(map[string]any{"id": r.ID, "ok": true, "abi": fmt.Sprintf("%d.%d", abi.VersionMajor, abi.VersionMinor)})
 	case "ps":
-		var list []map[string]any
-		for _, g := range *guests {
-			state := "stopped"
-			if !g.done {
-				state = "running"
+		list := []map[string]any{}
+		for _, g := range c.guests {
+			state := "running"
+			if g.stopped {
+				state = "stopped"
 			}
-			list = append(list, map[string]any{"name": g.spec.Name, "vm": g.handle, "state": state})
+			list = append(list, map[string]any{"name": g.spec.Name, "vm": g.handle, "state": state, "status": g.status,
+				"mem": g.spec.Mem, "cpus": g.spec.CPUs})
 		}
-		c.send(map[string]any{"id": r.ID, "ok": true, "vms": list})
+		ch.send(map[string]any{"id": r.ID, "ok": true, "vms": list})
+	case "stop":
+		g := c.find(r.Name)
+		if g == nil {
+			fail("no VM named %q", r.Name)
+			return
+		}
+		if code, _ := call(abi.VM_STOP, g.handle, abi.StatusStopped); code != abi.SUCCESS {
+			fail("%s is not running", r.Name)
+			return
+		}
+		ch.send(map[string]any{"id": r.ID, "ok": true})
+	case "input":
+		g := c.find(r.Name)
+		if g == nil {
+			fail("no VM named %q", r.Name)
+			return
+		}
+		if len(g.input)+len(r.Data) > 1<<20 {
+			fail("%s is not reading its console: input refused", r.Name)
+			return
+		}
+		g.input = append(g.input, r.Data...)
+		g.feed()
+		ch.send(map[string]any{"id": r.ID, "ok": true})
+	case "stats":
+		c.sendStats(r.ID)
 	case "shutdown":
-		c.send(map[string]any{"id": r.ID, "ok": true})
-		return true
+		ch.send(map[string]any{"id": r.ID, "ok": true})
+		c.shutdown = true
 	default:
-		c.send(map[string]any{"id": r.ID, "ok": false, "error": fmt.Sprintf("unknown op %q (known: ping, ps, run, shutdown)", r.Op)})
+		fail("unknown op %q (known: ping, ps, run, stop, input, stats, shutdown)", r.Op)
 	}
-	return false
+}
+
+func (c *control) sendStats(id int) {
+	freq := cpu.ReadCNTFRQ()
+	list := []map[string]any{}
+	for _, g := range c.guests {
+		w, ok := stats(g.handle)
+		if !ok {
+			continue
+		}
+		exits := map[string]uint64{}
+		for i, name := range abi.ExitReasons {
+			if n := w[abi.StatExits+i]; n > 0 {
+				exits[name] = n
+			}
+		}
+		state := map[uint64]string{abi.StateCreated: "created", abi.StateRunning: "running", abi.StateStopped: "stopped"}[w[abi.StatState]]
+		list = append(list, map[string]any{"name": g.spec.Name, "vm": g.handle, "state": state,
+			"status": int32(w[abi.StatStatus]), "run_ms": w[abi.StatRunTicks] * 1000 / freq,
+			"pages": w[abi.StatPages], "faults": w[abi.StatFaults], "vcpus": w[abi.StatVCPUs],
+			"console_pending": w[abi.StatConsoleOut], "exits": exits})
+	}
+	m, _ := stats(0)
+	c.ch.send(map[string]any{"id": id, "ok": true, "vms": list, "machine": map[string]uint64{
+		"pages": m[abi.MachinePages], "free": m[abi.MachineFree], "hypervisor": m[abi.MachineHypervisor],
+		"control": m[abi.MachineControl], "guests": m[abi.MachineGuests], "shared": m[abi.MachineShared],
+		"vms": m[abi.MachineVMs], "table_pages": m[abi.MachineTablePages]}})
 }

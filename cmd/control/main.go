@@ -3,9 +3,10 @@
 // Command control is Bulkhead's control partition: a TamaGo program at EL1
 // in its own stage 2 compartment, holding every page of RAM the hypervisor
 // does not keep (at IPA = PA). It reaches the hypervisor only through the
-// management hypercalls (docs/abi.md). For now it starts the guests the
-// boot loader left in its memory, waits for each to stop and destroys it,
-// and shows that what it gave away is out of its reach.
+// management hypercalls (docs/abi.md). It starts the guests the boot
+// loader left in its memory and those the host sends over its channel,
+// carries their consoles, and destroys each once it has stopped and its
+// console is drained, taking its memory back for the next.
 //
 // The hypervisor starts it with x0 = the address of a page holding the
 // guestN= boot arguments, NUL-terminated.
@@ -13,8 +14,6 @@ package main
 
 import (
 	"bytes"
-	"debug/elf"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"strings"
@@ -31,13 +30,6 @@ func mem(pa, n uint64) []byte { return unsafe.Slice((*byte)(unsafe.Pointer(uintp
 func call(fid uint32, args ...uint64) (int64, uint64) {
 	r0, r1 := vm.Hypercall(fid, args...)
 	return int64(r0), r1
-}
-
-type guest struct {
-	spec   hyp.GuestSpec
-	handle uint64
-	pa     uint64
-	done   bool
 }
 
 func main() {
@@ -69,117 +61,115 @@ func main() {
 		avoid = append(avoid, hyp.Region{PA: s.Image, Size: s.ImageSize})
 	}
 	placer = hyp.NewPlacer(vm.PoolBase, vm.PoolEnd, avoid)
-	var guests []*guest
+	c := &control{}
 	for _, s := range specs {
-		g, err := start(s, mem(s.Image, s.ImageSize))
+		g, err := start(bootSpec{GuestSpec: s}, mem(s.Image, s.ImageSize))
 		if err != nil {
 			fmt.Printf("control: %s: %v\n", s.Name, err)
 			os.Exit(1)
 		}
-		guests = append(guests, g)
+		c.guests = append(c.guests, g)
 		// Given away: its first page is out of reach now.
 		probe("donated-to-"+s.Name, g.pa)
 	}
-
-	ch := openChannel()
-	if ch != nil {
-		ch.send(map[string]any{"event": "ready", "version": abi.VersionMajor*1000 + abi.VersionMinor, "guests": len(guests)})
+	c.ch = openChannel()
+	if c.ch != nil {
+		c.ch.send(map[string]any{"event": "ready", "version": abi.VersionMajor*1000 + abi.VersionMinor, "guests": len(c.guests)})
 	}
-	status := 0
-	live := len(guests)
-	shutdown := false
-	for live > 0 || (ch != nil && !shutdown) {
-		if ch != nil {
-			for _, req := range ch.requests() {
-				n := len(guests)
-				shutdown = serve(ch, req, &guests) || shutdown
-				live += len(guests) - n
+	os.Exit(c.loop())
+}
+
+// control is the control partition's state: its guests and the channel.
+type control struct {
+	guests   []*guest
+	ch       *channel
+	shutdown bool
+	status   int
+}
+
+// loop serves the host and the guests until the host asks to shut down,
+// or, without a host channel, until every guest has stopped.
+func (c *control) loop() int {
+	for len(c.guests) > 0 || (c.ch != nil && !c.shutdown) {
+		if c.ch != nil {
+			for _, req := range c.ch.requests() {
+				c.serve(req)
 			}
 		}
-		for _, g := range guests {
-			if g.done {
-				continue
+		for _, g := range append([]*guest(nil), c.guests...) {
+			empty := g.drain(c.console)
+			g.feed()
+			if !g.stopped {
+				_, state, exit := vm.Hypercall3(abi.VM_STATUS, g.handle)
+				if state == abi.StateStopped {
+					g.stopped, g.status = true, int32(exit)
+					empty = g.drain(c.console) && empty
+				}
 			}
-			_, state, exit := vm.Hypercall3(abi.VM_STATUS, g.handle)
-			if state != abi.StateStopped {
-				continue
-			}
-			g.done = true
-			live--
-			st := int32(exit)
-			code, pages := call(abi.VM_DESTROY, g.handle)
-			if code != abi.SUCCESS {
-				fmt.Printf("control: VM_DESTROY %d: %d\n", g.handle, code)
-				status = 1
-				continue
-			}
-			// The pages are back, zeroed.
-			if b := mem(g.pa, 4096); !bytes.Equal(b, make([]byte, 4096)) {
-				fmt.Printf("control: %s: a returned page is not zero\n", g.spec.Name)
-				status = 1
-			}
-			fmt.Printf("control: %s (VM %d) stopped with status %d; destroyed, %d pages back zeroed\n", g.spec.Name, g.handle, st, pages)
-			if ch != nil {
-				ch.send(map[string]any{"event": "exit", "vm": g.spec.Name, "status": st})
+			if g.stopped && empty {
+				c.destroy(g)
 			}
 		}
 		call(abi.YIELD)
 	}
 	fmt.Printf("control: all guests done\n")
-	os.Exit(status)
+	return c.status
 }
 
-// placer hands out pool memory for guests. It never takes memory back:
-// destroyed guests' RAM is not reused yet.
-var placer *hyp.Placer
-
-// start loads an ELF image into pages of the pool, then gives them to a
-// new VM and starts it.
-func start(s hyp.GuestSpec, image []byte) (*guest, error) {
-	pa, err := placer.Place(s.Mem)
-	if err != nil {
-		return nil, err
+// console passes a guest's output on: to the host, or line by line to
+// the control partition's own console when there is no host channel.
+func (c *control) console(g *guest, b []byte) {
+	if c.ch != nil {
+		c.ch.send(map[string]any{"event": "console", "vm": g.spec.Name, "data": b})
+		return
 	}
-	ram := mem(pa, s.Mem)
-	clear(ram)
-	f, err := elf.NewFile(bytes.NewReader(image))
-	if err != nil {
-		return nil, fmt.Errorf("not an ELF image: %w", err)
-	}
-	if f.Machine != elf.EM_AARCH64 || f.Class != elf.ELFCLASS64 {
-		return nil, fmt.Errorf("not an AArch64 ELF image")
-	}
-	for _, p := range f.Progs {
-		if p.Type != elf.PT_LOAD || p.Memsz == 0 {
+	for _, ch := range b {
+		if ch == '\n' {
+			fmt.Printf("%s| %s\n", g.spec.Name, g.line)
+			g.line = g.line[:0]
 			continue
 		}
-		if p.Paddr < hyp.GuestIPA || p.Paddr+p.Memsz > hyp.GuestIPA+s.Mem || p.Filesz > p.Memsz {
-			return nil, fmt.Errorf("segment at %#x does not fit the guest's %d MiB", p.Paddr, s.Mem>>20)
-		}
-		off := p.Paddr - hyp.GuestIPA
-		if _, err := p.ReadAt(ram[off:off+p.Filesz], 0); err != nil {
-			return nil, err
-		}
+		g.line = append(g.line, ch)
 	}
-	var name [16]byte
-	copy(name[:], s.Name)
-	code, h := call(abi.VM_CREATE, binary.LittleEndian.Uint64(name[:]), binary.LittleEndian.Uint64(name[8:]))
+}
+
+// destroy tears a stopped, drained guest down and takes its memory back.
+func (c *control) destroy(g *guest) {
+	if len(g.line) > 0 {
+		c.console(g, []byte{'\n'})
+	}
+	code, pages := call(abi.VM_DESTROY, g.handle)
 	if code != abi.SUCCESS {
-		return nil, fmt.Errorf("VM_CREATE: %d", code)
+		// Its pages could not all be zeroed: it stays, and is retried.
+		fmt.Printf("control: VM_DESTROY %d: %d\n", g.handle, code)
+		c.status = 1
+		return
 	}
-	if code, _ := call(abi.VM_DONATE, h, pa, hyp.GuestIPA, s.Mem, abi.PermRead|abi.PermWrite|abi.PermExec); code != abi.SUCCESS {
-		return nil, fmt.Errorf("VM_DONATE: %d", code)
+	// The pages are back, zeroed.
+	if b := mem(g.pa, 4096); !bytes.Equal(b, make([]byte, 4096)) {
+		fmt.Printf("control: %s: a returned page is not zero\n", g.spec.Name)
+		c.status = 1
 	}
-	for i := 0; i < s.CPUs; i++ {
-		if code, _ := call(abi.VCPU_CREATE, h, f.Entry, s.Arg); code != abi.SUCCESS {
-			return nil, fmt.Errorf("VCPU_CREATE: %d", code)
+	placer.Free(g.pa)
+	for i, o := range c.guests {
+		if o == g {
+			c.guests = append(c.guests[:i], c.guests[i+1:]...)
+			break
 		}
 	}
-	if code, _ := call(abi.VM_START, h); code != abi.SUCCESS {
-		return nil, fmt.Errorf("VM_START: %d", code)
+	fmt.Printf("control: %s (VM %d) stopped with status %d; destroyed, %d pages back zeroed\n", g.spec.Name, g.handle, g.status, pages)
+	if c.ch != nil {
+		c.ch.send(map[string]any{"event": "exit", "vm": g.spec.Name, "status": g.status})
 	}
-	fmt.Printf("control: started %s as VM %d: %d MiB at PA %#x, %d vCPU(s)\n", s.Name, h, s.Mem>>20, pa, s.CPUs)
-	return &guest{spec: s, handle: h, pa: pa}, nil
+}
+
+func (c *control) find(name string) *guest {
+	for _, g := range c.guests {
+		if g.spec.Name == name {
+			return g
+		}
+	}
+	return nil
 }
 
 // probe reads and writes addr and reports whether stage 2 stopped both.

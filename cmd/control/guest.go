@@ -1,0 +1,182 @@
+//go:build tamago
+
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"unsafe"
+
+	"github.com/bulkhead-hv/bulkhead/abi"
+	"github.com/bulkhead-hv/bulkhead/bootimage"
+	"github.com/bulkhead-hv/bulkhead/guestdt"
+	"github.com/bulkhead-hv/bulkhead/hyp"
+)
+
+// guest is a VM the control partition started, from VM_CREATE until
+// VM_DESTROY.
+type guest struct {
+	spec    hyp.GuestSpec
+	handle  uint64
+	pa      uint64
+	linux   bool
+	stopped bool  // VM_STATUS said so
+	status  int32 // its exit status, once stopped
+	// input waits for room in the VM's console input ring.
+	input []byte
+	// line collects console output into lines when there is no host
+	// channel to send it to.
+	line []byte
+}
+
+// placer hands out pool memory for guests and takes it back when they are
+// destroyed.
+var placer *hyp.Placer
+
+// bootSpec is what a guest is started from, besides its image.
+type bootSpec struct {
+	hyp.GuestSpec
+	Cmdline string
+	Initrd  []byte
+}
+
+// start places a guest's RAM in the pool, loads its image (an AArch64 ELF,
+// a Linux arm64 Image or a gzip-compressed one), its initrd and its device
+// tree there, then gives the pages to a new VM and starts it. Nothing of
+// the attempt remains when it fails.
+func start(s bootSpec, image []byte) (*guest, error) {
+	im, err := bootimage.Parse(image)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := im.Plan(hyp.GuestIPA, s.Mem, uint64(len(s.Initrd)))
+	if err != nil {
+		return nil, err
+	}
+	pa, err := placer.Place(s.Mem)
+	if err != nil {
+		return nil, err
+	}
+	g := &guest{spec: s.GuestSpec, pa: pa, linux: im.Kind != bootimage.KindELF}
+	ram := mem(pa, s.Mem)
+	fail := func(err error) (*guest, error) {
+		placer.Free(pa)
+		return nil, err
+	}
+	clear(ram)
+	if err := im.Load(ram, plan); err != nil {
+		return fail(err)
+	}
+	if len(s.Initrd) > 0 {
+		copy(ram[plan.InitrdAddr-hyp.GuestIPA:], s.Initrd)
+	}
+	dtb, err := guestdt.Build(guestdt.Config{
+		RAMBase: hyp.GuestIPA, RAMSize: s.Mem, CPUs: s.CPUs, Bootargs: s.Cmdline,
+		InitrdStart: plan.InitrdAddr, InitrdEnd: plan.InitrdAddr + plan.InitrdSize,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	copy(ram[plan.DTBAddr-hyp.GuestIPA:], dtb)
+	// Linux takes its device tree in x0; other guests get the argument.
+	x0 := s.Arg
+	if g.linux {
+		x0 = plan.DTBAddr
+	}
+
+	var name [16]byte
+	copy(name[:], s.Name)
+	code, h := call(abi.VM_CREATE, binary.LittleEndian.Uint64(name[:]), binary.LittleEndian.Uint64(name[8:]))
+	if code != abi.SUCCESS {
+		return fail(fmt.Errorf("VM_CREATE: %s", errText(code)))
+	}
+	g.handle = h
+	destroy := func(err error) (*guest, error) {
+		call(abi.VM_DESTROY, h)
+		return fail(err)
+	}
+	if code, _ := call(abi.VM_DONATE, h, pa, hyp.GuestIPA, s.Mem, abi.PermRead|abi.PermWrite|abi.PermExec); code != abi.SUCCESS {
+		return destroy(fmt.Errorf("VM_DONATE: %s", errText(code)))
+	}
+	for i := 0; i < s.CPUs; i++ {
+		// TamaGo guests start every vCPU at the entry point; Linux
+		// starts its secondaries with PSCI CPU_ON.
+		var flags uint64
+		if g.linux && i > 0 {
+			flags = abi.VCPUOff
+		}
+		if code, _ := call(abi.VCPU_CREATE, h, plan.Entry, x0, flags); code != abi.SUCCESS {
+			return destroy(fmt.Errorf("VCPU_CREATE: %s", errText(code)))
+		}
+	}
+	if code, _ := call(abi.VM_START, h); code != abi.SUCCESS {
+		return destroy(fmt.Errorf("VM_START: %s", errText(code)))
+	}
+	fmt.Printf("control: started %s (%v) as VM %d: %d MiB at PA %#x, %d vCPU(s)\n", s.Name, im.Kind, h, s.Mem>>20, pa, s.CPUs)
+	return g, nil
+}
+
+func errText(code int64) string {
+	switch code {
+	case abi.NO_MEMORY:
+		return "the hypervisor is out of table memory (NO_MEMORY)"
+	case abi.BUSY:
+		return "BUSY"
+	case abi.DENIED:
+		return "DENIED"
+	case abi.INVALID_PARAMETER:
+		return "INVALID_PARAMETER"
+	}
+	return fmt.Sprintf("error %d", code)
+}
+
+// conBuf is the page the hypervisor copies console bytes through: the
+// control partition's own memory, at IPA = PA.
+var conBuf = pageBuffer()
+
+func pageBuffer() []byte {
+	b := make([]byte, 2*4096)
+	off := (4096 - uintptr(unsafe.Pointer(&b[0]))%4096) % 4096
+	return b[off : off+4096]
+}
+
+func addr(b []byte) uint64 { return uint64(uintptr(unsafe.Pointer(&b[0]))) }
+
+// drain moves the guest's console output out of the hypervisor, to out.
+// It reports whether the ring is empty.
+func (g *guest) drain(out func(g *guest, b []byte)) bool {
+	for i := 0; i < 16; i++ {
+		code, n := call(abi.VM_CONSOLE_READ, g.handle, addr(conBuf), uint64(len(conBuf)))
+		if code != abi.SUCCESS || n == 0 {
+			return true
+		}
+		out(g, bytes.Clone(conBuf[:n]))
+	}
+	return false
+}
+
+// feed passes queued input to the guest as far as it takes it.
+func (g *guest) feed() {
+	for len(g.input) > 0 {
+		n := copy(conBuf, g.input)
+		code, took := call(abi.VM_CONSOLE_WRITE, g.handle, addr(conBuf), uint64(n))
+		if code != abi.SUCCESS || took == 0 {
+			return
+		}
+		g.input = g.input[took:]
+	}
+}
+
+// stats reads VM_STATS for handle (0: the machine).
+func stats(handle uint64) ([abi.StatsWords]uint64, bool) {
+	var w [abi.StatsWords]uint64
+	code, _ := call(abi.VM_STATS, handle, addr(conBuf))
+	if code != abi.SUCCESS {
+		return w, false
+	}
+	for i := range w {
+		w[i] = binary.LittleEndian.Uint64(conBuf[8*i:])
+	}
+	return w, true
+}
