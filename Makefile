@@ -26,7 +26,7 @@ QEMU_FLAGS := -machine virt,virtualization=on,gic-version=3 -cpu $(CPU) -m $(MEM
               -nographic -monitor none -semihosting-config enable=on,target=native
 APPEND     ?= exit=semihosting
 
-.PHONY: all build images run run-guests run-control bench debug test proofs toolchain qemu clean help
+.PHONY: all build images run run-guests run-control bench debug test proofs toolchain qemu clean help linux
 
 all: build
 
@@ -44,6 +44,7 @@ help:
 	@echo "make test       build everything and run every test: host unit tests, QEMU boots, proofs"
 	@echo "make proofs     check the Coq proofs, the oracle comparison and the SPIN model"
 	@echo "make clean      remove $(BUILD)/"
+	@echo "make linux      fetch Debian's arm64 kernel and build a busybox initramfs in $(BUILD)/linux/"
 
 GUESTS        := hello adversary bench timer ipi spin storm
 GUEST_IMAGES  := $(GUESTS:%=$(BUILD)/guest-%.elf)
@@ -182,3 +183,28 @@ qemu:
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq qemu-system-arm >/dev/null || \
 		{ echo "Installing qemu-system-arm failed. Install it with: sudo apt-get install qemu-system-arm"; exit 1; }; \
 	fi
+
+# --- Linux for the guest tests: Debian's arm64 kernel and an initramfs ----
+
+# Nothing prebuilt is committed: the kernel and a static busybox come from
+# Debian's arm64 packages (scripts/linux-artifacts.sh fetches them, and
+# keeps the .deb files in DEB_CACHE for later clones), and the initramfs is
+# built here. Each output is made only when it is missing, or, for the
+# initramfs, older than its busybox or the sources of cmd/mkinitramfs.
+LINUX     := $(BUILD)/linux
+DEB_CACHE ?= $(HOME)/.cache/bulkhead/debs
+MKINITRAMFS_SRC := $(filter-out %_test.go,$(wildcard cmd/mkinitramfs/*.go)) cmd/mkinitramfs/init.sh
+
+linux: $(LINUX)/vmlinuz $(LINUX)/rootfs.cpio.gz
+
+$(LINUX)/vmlinuz:
+	@DEB_CACHE='$(DEB_CACHE)' scripts/linux-artifacts.sh kernel $@
+
+$(LINUX)/busybox:
+	@DEB_CACHE='$(DEB_CACHE)' scripts/linux-artifacts.sh busybox $@
+
+$(LINUX)/rootfs.cpio.gz: $(LINUX)/busybox $(MKINITRAMFS_SRC)
+	@mkdir -p $(@D)
+	@echo "linux: building $@ (cmd/mkinitramfs)"
+	@$(GO) run ./cmd/mkinitramfs -busybox $(LINUX)/busybox -o $@
+	@echo "linux: wrote $@ ($$(stat -c %s $@) bytes)"
