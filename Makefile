@@ -134,7 +134,7 @@ debug: $(HYP) qemu
 
 # Unit tests of the pure logic run on the host; the QEMU tests (in the same
 # `go test` run) boot the images built here; then the proofs.
-test: images qemu
+test: images qemu linux
 	BULKHEAD_IMAGES=$(abspath $(BUILD)) $(GO) test -count=1 ./...
 	$(MAKE) --no-print-directory -C proofs
 

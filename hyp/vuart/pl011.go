@@ -102,13 +102,15 @@ func (u *PL011) fr() uint32 {
 	if u.In.Free() == 0 {
 		fr |= FR_RXFF
 	}
-	switch {
-	case u.Echo != nil || u.Out.Len() == 0:
-		fr |= FR_TXFE
-	case u.Out.Free() == 0:
+	// The output ring is the wire, not the FIFO: a byte in it has been
+	// sent, so the transmitter is idle (TXFE, not BUSY) until the ring is
+	// full. Drivers that wait for BUSY to clear after each console write
+	// (with interrupts masked) would otherwise wait for the control
+	// partition's next turn, and miss their timer ticks meanwhile.
+	if u.Echo == nil && u.Out.Free() == 0 {
 		fr |= FR_TXFF | FR_BUSY
-	default:
-		fr |= FR_BUSY
+	} else {
+		fr |= FR_TXFE
 	}
 	return fr
 }

@@ -1,0 +1,298 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-hv/bulkhead/internal/qemutest"
+)
+
+// controlChannel is the host's side of the control partition's channel,
+// as the CLI uses it: requests by id, console and exit events by VM.
+type controlChannel struct {
+	t    *testing.T
+	in   *qemutest.Instance
+	conn net.Conn
+	mu   sync.Mutex
+	cond *sync.Cond
+	next int
+	// what arrived: answers by id, console output and exit status by VM.
+	answers  map[int]map[string]any
+	consoles map[string]*strings.Builder
+	exits    map[string]int
+	closed   error
+}
+
+// startControl boots the hypervisor and control partition with the host
+// channel on a unix socket, in real time (Linux is not run under -icount).
+func startControl(t *testing.T, mem string) *controlChannel {
+	dir := qemutest.ImageDir(t)
+	ctl := filepath.Join(dir, "bulkhead-control.elf")
+	fi, err := os.Stat(ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "ctl.sock")
+	m := qemutest.Machine{Image: hypImage(t), Mem: mem, Timeout: 5 * time.Minute,
+		Append: fmt.Sprintf("control=0x60000000:%d", fi.Size()),
+		Extra: []string{
+			"-device", fmt.Sprintf("loader,file=%s,addr=0x60000000,force-raw=on", ctl),
+			"-global", "virtio-mmio.force-legacy=false",
+			"-device", "virtio-serial-device",
+			"-chardev", "socket,id=ctl,path=" + sock + ",server=on,wait=on",
+			"-device", "virtconsole,chardev=ctl"}}
+	in := qemutest.Start(t, m)
+	var conn net.Conn
+	for i := 0; i < 200 && conn == nil; i++ {
+		if conn, err = net.Dial("unix", sock); err != nil {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if conn == nil {
+		t.Fatalf("no channel socket: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := &controlChannel{t: t, in: in, conn: conn, next: 1, answers: map[int]map[string]any{},
+		consoles: map[string]*strings.Builder{}, exits: map[string]int{}}
+	c.cond = sync.NewCond(&c.mu)
+	go c.read()
+	return c
+}
+
+func (c *controlChannel) read() {
+	rd := bufio.NewReader(c.conn)
+	for {
+		line, err := rd.ReadBytes('\n')
+		c.mu.Lock()
+		if err != nil {
+			c.closed = err
+			c.cond.Broadcast()
+			c.mu.Unlock()
+			return
+		}
+		var all map[string]any
+		if json.Unmarshal(line, &all) == nil {
+			vm, _ := all["vm"].(string)
+			switch {
+			case all["id"] != nil:
+				c.answers[int(all["id"].(float64))] = all
+			case all["event"] == "console":
+				var v struct{ Data []byte }
+				json.Unmarshal(line, &v)
+				if c.consoles[vm] == nil {
+					c.consoles[vm] = &strings.Builder{}
+				}
+				c.consoles[vm].Write(v.Data)
+			case all["event"] == "exit":
+				c.exits[vm] = int(all["status"].(float64))
+			}
+		}
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	}
+}
+
+// waitFor waits until cond holds (checked under the lock) or the deadline.
+func (c *controlChannel) waitFor(what string, d time.Duration, cond func() bool) {
+	c.t.Helper()
+	timer := time.AfterFunc(d, func() { c.mu.Lock(); c.cond.Broadcast(); c.mu.Unlock() })
+	defer timer.Stop()
+	deadline := time.Now().Add(d)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for !cond() {
+		if c.closed != nil || time.Now().After(deadline) {
+			var cons []string
+			for name, b := range c.consoles {
+				cons = append(cons, fmt.Sprintf("--- %s:\n%s", name, tail(b.String(), 4000)))
+			}
+			c.t.Fatalf("waiting for %s: %v (channel: %v)\n%s\n--- hypervisor:\n%s", what, d, c.closed, strings.Join(cons, "\n"), tail(c.in.Console(), 3000))
+		}
+		c.cond.Wait()
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// call sends a request, with payload bytes after its line, and returns
+// the answer.
+func (c *controlChannel) call(req map[string]any, payload ...[]byte) map[string]any {
+	c.t.Helper()
+	c.mu.Lock()
+	id := c.next
+	c.next++
+	c.mu.Unlock()
+	req["id"] = id
+	b, _ := json.Marshal(req)
+	if _, err := c.conn.Write(append(b, '\n')); err != nil {
+		c.t.Fatal(err)
+	}
+	for _, p := range payload {
+		if _, err := c.conn.Write(p); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	var ans map[string]any
+	c.waitFor(fmt.Sprintf("the answer to %v", req["op"]), 2*time.Minute, func() bool { ans = c.answers[id]; return ans != nil })
+	return ans
+}
+
+func (c *controlChannel) console(vm string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b := c.consoles[vm]; b != nil {
+		return b.String()
+	}
+	return ""
+}
+
+// waitConsole waits until the VM's console matches re after offset from.
+func (c *controlChannel) waitConsole(vm string, from int, re string, d time.Duration) int {
+	c.t.Helper()
+	rx := regexp.MustCompile(re)
+	end := -1
+	c.waitFor(fmt.Sprintf("%q on %s's console", re, vm), d, func() bool {
+		b := c.consoles[vm]
+		if b == nil || b.Len() < from {
+			return false
+		}
+		if loc := rx.FindStringIndex(b.String()[from:]); loc != nil {
+			end = from + loc[1]
+			return true
+		}
+		return false
+	})
+	return end
+}
+
+func linuxArtifacts(t *testing.T) (kernel, initrd []byte) {
+	dir := filepath.Join(qemutest.ImageDir(t), "linux")
+	k, err := os.ReadFile(filepath.Join(dir, "vmlinuz"))
+	if err != nil {
+		t.Fatalf("the Linux kernel (make linux builds it): %v", err)
+	}
+	i, err := os.ReadFile(filepath.Join(dir, "rootfs.cpio.gz"))
+	if err != nil {
+		t.Fatalf("the initramfs (make linux builds it): %v", err)
+	}
+	return k, i
+}
+
+// runLinux starts a Linux VM and returns once its shell prompts.
+func (c *controlChannel) runLinux(name string, cpus int, kernel, initrd []byte) {
+	c.t.Helper()
+	ans := c.call(map[string]any{"op": "run", "name": name, "size": len(kernel), "initrd_size": len(initrd),
+		"mem": 256 << 20, "cpus": cpus, "cmdline": "console=ttyAMA0 earlycon panic=-1"}, kernel, initrd)
+	if ans["ok"] != true {
+		c.t.Fatalf("run %s: %v", name, ans["error"])
+	}
+}
+
+// shell types a command and returns what it printed before the next
+// prompt.
+func (c *controlChannel) shell(vm, cmd string) string {
+	c.t.Helper()
+	from := len(c.console(vm))
+	c.call(map[string]any{"op": "input", "name": vm, "data": []byte(cmd + "\n")})
+	end := c.waitConsole(vm, from, `(?m)\n[^\n]*# `, time.Minute)
+	out := c.console(vm)[from:end]
+	// Drop the echoed command line and the prompt.
+	if i := strings.IndexByte(out, '\n'); i >= 0 {
+		out = out[i+1:]
+	}
+	if i := strings.LastIndexByte(out, '\n'); i >= 0 {
+		out = out[:i]
+	}
+	return strings.ReplaceAll(out, "\r", "")
+}
+
+// Debian's kernel and a busybox initramfs boot with 2 vCPUs to a shell,
+// which runs commands; dmesg shows nothing wrong; poweroff stops the VM
+// and the control partition reports its exit.
+func TestLinuxBootsToAShell(t *testing.T) {
+	kernel, initrd := linuxArtifacts(t)
+	c := startControl(t, "1G")
+	c.waitFor("the ready event", time.Minute, func() bool { return true })
+	c.runLinux("linux", 2, kernel, initrd)
+	t.Cleanup(func() {
+		os.WriteFile(filepath.Join(os.TempDir(), "bulkhead-linux-console.log"), []byte(c.console("linux")), 0o644)
+		os.WriteFile(filepath.Join(os.TempDir(), "bulkhead-linux-hyp.log"), []byte(c.in.Console()), 0o644)
+	})
+	c.waitConsole("linux", 0, `bulkhead-init: up [0-9.]+`, 3*time.Minute)
+	c.waitConsole("linux", 0, `(?m)^[^\n]*# `, time.Minute)
+
+	uname := c.shell("linux", "uname -a")
+	if !strings.Contains(uname, "Linux") || !strings.Contains(uname, "aarch64") {
+		t.Errorf("uname -a: %q", uname)
+	}
+	if cpus := c.shell("linux", "grep -c ^processor /proc/cpuinfo"); strings.TrimSpace(cpus) != "2" {
+		t.Errorf("/proc/cpuinfo lists %q processors, want 2", cpus)
+	}
+	dmesg := c.shell("linux", "dmesg")
+	for _, bad := range []string{"BUG:", "WARNING:", "Oops", "Call trace"} {
+		if strings.Contains(dmesg, bad) {
+			t.Errorf("dmesg has %q:\n%s", bad, dmesg)
+		}
+	}
+	if !strings.Contains(dmesg, "smp: Brought up 1 node, 2 CPUs") {
+		t.Errorf("dmesg does not show both CPUs up:\n%s", tail(dmesg, 3000))
+	}
+	c.call(map[string]any{"op": "input", "name": "linux", "data": []byte("poweroff -f\n")})
+	c.waitFor("linux's exit event", time.Minute, func() bool { _, ok := c.exits["linux"]; return ok })
+	if st := c.exits["linux"]; st != 0 {
+		t.Errorf("linux exited with status %d, want 0 (PSCI SYSTEM_OFF)", st)
+	}
+	if !strings.Contains(c.in.Console(), "bulkhead: vm linux stopped: PSCI SYSTEM_OFF") {
+		t.Errorf("the hypervisor did not report the power-off")
+	}
+}
+
+// Two Linux VMs run at once, each with its own console; one powers off
+// while the other keeps answering; then the other does too.
+func TestTwoLinuxVMs(t *testing.T) {
+	kernel, initrd := linuxArtifacts(t)
+	c := startControl(t, "1G")
+	c.runLinux("left", 1, kernel, initrd)
+	c.runLinux("right", 1, kernel, initrd)
+	for _, vm := range []string{"left", "right"} {
+		c.waitConsole(vm, 0, `bulkhead-init: up [0-9.]+`, 3*time.Minute)
+		c.waitConsole(vm, 0, `(?m)^[^\n]*# `, time.Minute)
+	}
+	// Each shell sees its own machine: write a file in one, look in both.
+	c.shell("left", "echo left-was-here > /tmp/mark")
+	if out := c.shell("left", "cat /tmp/mark"); !strings.Contains(out, "left-was-here") {
+		t.Errorf("left: cat /tmp/mark: %q", out)
+	}
+	if out := c.shell("right", "cat /tmp/mark"); strings.Contains(out, "left-was-here") || !strings.Contains(out, "No such file") {
+		t.Errorf("right sees left's file: %q", out)
+	}
+	c.call(map[string]any{"op": "input", "name": "left", "data": []byte("poweroff -f\n")})
+	c.waitFor("left's exit event", time.Minute, func() bool { _, ok := c.exits["left"]; return ok })
+	if out := c.shell("right", "echo still here; uname -r"); !strings.Contains(out, "still here") {
+		t.Errorf("right after left stopped: %q", out)
+	}
+	c.call(map[string]any{"op": "input", "name": "right", "data": []byte("poweroff -f\n")})
+	c.waitFor("right's exit event", time.Minute, func() bool { _, ok := c.exits["right"]; return ok })
+	st := c.call(map[string]any{"op": "stats"})
+	m := st["machine"].(map[string]any)
+	if m["guests"] != float64(0) || m["vms"] != float64(0) || m["shared"] != float64(0) {
+		t.Errorf("after both stopped, the ledger still has guest pages: %v", m)
+	}
+	if m["free"].(float64)+m["hypervisor"].(float64)+m["control"].(float64) != m["pages"].(float64) {
+		t.Errorf("ledger pages do not add up: %v", m)
+	}
+}
