@@ -104,7 +104,7 @@ run-guests: build qemu
 # Benchmarks, deterministic: -icount shift=0 runs one instruction per
 # virtual nanosecond, so the guest's counter measures instructions.
 BENCH_AT := 0x50000000
-bench: build qemu $(CLI)
+bench: build qemu linux $(CLI)
 	@$(QEMU) $(QEMU_FLAGS) -icount shift=0 -kernel $(HYP) \
 		-device loader,file=$(BUILD)/guest-bench.elf,addr=$(BENCH_AT),force-raw=on \
 		-append "$(APPEND) guest0=bench:$(BENCH_AT):$$(stat -c %s $(BUILD)/guest-bench.elf):0:0x1000000:2" \
@@ -115,6 +115,9 @@ bench: build qemu $(CLI)
 		$(CLI) run --instance bench $(BUILD)/guest-hello.elf 2>&1 >/dev/null | tr '\r' '\n' | \
 			sed -n 's/^.*uploading \(.*\): \([0-9]*\) of \([0-9]*\) KiB (\(.*\))$$/bench: image upload over the host channel: \3 KiB at \4 (VM start included)/p'; \
 		$(CLI) down --name bench >/dev/null; rm -rf "$$XDG_RUNTIME_DIR"
+	@# Linux from its first console line to init, under Bulkhead and directly.
+	@BULKHEAD_IMAGES=$(abspath $(BUILD)) $(GO) test ./cmd/hyp -run '^$$' -bench LinuxBoot -benchtime 3x | \
+		sed -n 's/^BenchmarkLinuxBoot[^ ]*[ \t]*[0-9]*[ \t]*[0-9]* ns\/op[ \t]*\([0-9]*\) bulkhead-ms[ \t]*\([0-9]*\) direct-ms[ \t]*\([0-9.]*\) ratio/bench: Linux boot, first console line to init (mean of 3, 2 vCPUs): \1 ms under Bulkhead, \2 ms directly in QEMU at EL1: ratio \3 (target <= 1.3)/p'
 
 # The same two guests, started by the control partition.
 CONTROL_AT := 0x60000000

@@ -16,7 +16,7 @@ import (
 	"github.com/bulkhead-hv/bulkhead/mmu"
 )
 
-func hypImage(t *testing.T) string {
+func hypImage(t testing.TB) string {
 	return filepath.Join(qemutest.ImageDir(t), "bulkhead-hyp.elf")
 }
 

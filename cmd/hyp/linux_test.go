@@ -19,7 +19,7 @@ import (
 // controlChannel is the host's side of the control partition's channel,
 // as the CLI uses it: requests by id, console and exit events by VM.
 type controlChannel struct {
-	t    *testing.T
+	t    testing.TB
 	in   *qemutest.Instance
 	conn net.Conn
 	mu   sync.Mutex
@@ -28,13 +28,14 @@ type controlChannel struct {
 	// what arrived: answers by id, console output and exit status by VM.
 	answers  map[int]map[string]any
 	consoles map[string]*strings.Builder
+	first    map[string]time.Time // when each VM's console first spoke
 	exits    map[string]int
 	closed   error
 }
 
 // startControl boots the hypervisor and control partition with the host
 // channel on a unix socket, in real time (Linux is not run under -icount).
-func startControl(t *testing.T, mem string) *controlChannel {
+func startControl(t testing.TB, mem string) *controlChannel {
 	dir := qemutest.ImageDir(t)
 	ctl := filepath.Join(dir, "bulkhead-control.elf")
 	fi, err := os.Stat(ctl)
@@ -62,7 +63,7 @@ func startControl(t *testing.T, mem string) *controlChannel {
 	}
 	t.Cleanup(func() { conn.Close() })
 	c := &controlChannel{t: t, in: in, conn: conn, next: 1, answers: map[int]map[string]any{},
-		consoles: map[string]*strings.Builder{}, exits: map[string]int{}}
+		consoles: map[string]*strings.Builder{}, first: map[string]time.Time{}, exits: map[string]int{}}
 	c.cond = sync.NewCond(&c.mu)
 	go c.read()
 	return c
@@ -90,6 +91,7 @@ func (c *controlChannel) read() {
 				json.Unmarshal(line, &v)
 				if c.consoles[vm] == nil {
 					c.consoles[vm] = &strings.Builder{}
+					c.first[vm] = time.Now()
 				}
 				c.consoles[vm].Write(v.Data)
 			case all["event"] == "exit":
@@ -179,7 +181,7 @@ func (c *controlChannel) waitConsole(vm string, from int, re string, d time.Dura
 	return end
 }
 
-func linuxArtifacts(t *testing.T) (kernel, initrd []byte) {
+func linuxArtifacts(t testing.TB) (kernel, initrd []byte) {
 	dir := filepath.Join(qemutest.ImageDir(t), "linux")
 	k, err := os.ReadFile(filepath.Join(dir, "vmlinuz"))
 	if err != nil {
@@ -192,7 +194,7 @@ func linuxArtifacts(t *testing.T) (kernel, initrd []byte) {
 	return k, i
 }
 
-// runLinux starts a Linux VM and returns once its shell prompts.
+// runLinux starts a Linux VM.
 func (c *controlChannel) runLinux(name string, cpus int, kernel, initrd []byte) {
 	c.t.Helper()
 	ans := c.call(map[string]any{"op": "run", "name": name, "size": len(kernel), "initrd_size": len(initrd),
