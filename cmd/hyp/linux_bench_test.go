@@ -36,8 +36,8 @@ func BenchmarkLinuxBoot(b *testing.B) {
 		direct += directBoot(b, marker)
 	}
 	n := time.Duration(b.N)
-	b.ReportMetric(float64((under/n).Milliseconds()), "bulkhead-ms")
-	b.ReportMetric(float64((direct/n).Milliseconds()), "direct-ms")
+	b.ReportMetric(float64((under / n).Milliseconds()), "bulkhead-ms")
+	b.ReportMetric(float64((direct / n).Milliseconds()), "direct-ms")
 	b.ReportMetric(float64(under)/float64(direct), "ratio")
 }
 
