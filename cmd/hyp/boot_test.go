@@ -4,6 +4,7 @@ package main
 
 import (
 	"debug/elf"
+	"fmt"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -71,6 +72,29 @@ func TestBootReadsDeviceTree(t *testing.T) {
 	r := qemutest.Boot(t, qemutest.Machine{Image: hypImage(t), Mem: "2G", SMP: 3})
 	r.Contains(t, "RAM: 2048 MiB [0x40000000-0xc0000000)", "3 CPU(s) in the device tree",
 		"3 redistributor(s)", "bulkhead: exit status 0")
+}
+
+// Every CPU the device tree lists joins the hypervisor at EL2 with its own
+// exception stack, per-CPU pointer and redistributor.
+func TestSecondaryCPUsComeUp(t *testing.T) {
+	r := qemutest.Boot(t, qemutest.Machine{Image: hypImage(t), SMP: 4})
+	r.Contains(t, "4 CPU(s) in the device tree", "bulkhead: 4 of 4 CPU(s) up at EL2", "bulkhead: exit status 0")
+	stacks := map[string]bool{}
+	for i := 1; i < 4; i++ {
+		line, ok := r.Line(fmt.Sprintf("bulkhead: CPU %d (MPIDR %#x) up at EL2: exception stack at ", i, i))
+		if !ok {
+			t.Errorf("CPU %d did not report itself up", i)
+			continue
+		}
+		if !strings.Contains(line, fmt.Sprintf("TPIDR_EL2 %d, redistributor awake", i)) {
+			t.Errorf("CPU %d: %q", i, line)
+		}
+		stack := strings.Fields(strings.SplitAfter(line, "exception stack at ")[1])[0]
+		if stacks[stack] {
+			t.Errorf("CPU %d shares exception stack %s", i, stack)
+		}
+		stacks[stack] = true
+	}
 }
 
 // A CPU without FEAT_RNG boots, and says loudly that it has no entropy.

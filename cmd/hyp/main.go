@@ -37,6 +37,7 @@ func main() {
 		os.Exit(1)
 	}
 	printBanner(os.Stdout, m)
+	fmt.Printf("bulkhead: %d of %d CPU(s) up at EL2\n", startCPUs(m), len(m.CPUs))
 
 	args := qemuvirt.BootArgs(m.Bootargs)
 	keys := make([]string, 0, len(args))
