@@ -72,3 +72,22 @@ yield:
 	SUB	R3, R4, R4
 	MOVD	R4, ret+8(FP)
 	RET
+
+// func loopUART(n uint64) uint64
+//
+// Reads of the emulated PL011's flag register (UARTFR at 0x09000018): a
+// stage 2 data abort, the register model in EL2, and the return.
+TEXT ·loopUART(SB),NOSPLIT,$0-16
+	MOVD	n+0(FP), R2
+	MOVD	$0x09000018, R5
+	ISB	$15
+	MRS	CNTVCT_EL0, R3
+uart:
+	MOVWU	(R5), R0
+	SUBS	$1, R2, R2
+	BNE	uart
+	ISB	$15
+	MRS	CNTVCT_EL0, R4
+	SUB	R3, R4, R4
+	MOVD	R4, ret+8(FP)
+	RET

@@ -18,6 +18,7 @@ func loopEmpty(n uint64) uint64
 func loopHVC(n uint64) uint64
 func loopSGI(n uint64) uint64
 func loopYield(n uint64) uint64
+func loopUART(n uint64) uint64
 
 const iterations = 1 << 16
 
@@ -31,6 +32,8 @@ func main() {
 	fmt.Printf("bench: counter %d Hz, %d iterations\n", freq, iterations)
 	fmt.Printf("bench: empty loop: %.1f instructions per iteration\n", empty)
 	fmt.Printf("bench: null hypercall (HVC SMCCC_VERSION round trip): %.0f instructions\n", hvc-empty)
+	uart := float64(loopUART(iterations)) * perTick / iterations
+	fmt.Printf("bench: UART register read (UARTFR, emulated in EL2): %.0f instructions\n", uart-empty)
 
 	// Virtual interrupt injection: an SGI this vCPU sends itself, from
 	// the trapped ICC_SGI1R_EL1 write to the acknowledge and EOI.
