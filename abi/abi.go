@@ -64,7 +64,7 @@ const (
 	// VM_START(x1 = VM) gives the VM its interrupt controller and runs it.
 	VM_START = base | 0x13
 	// VM_STATUS(x1 = VM) returns x1 = state (0 created, 1 running,
-	// 2 stopped) and x2 = exit status.
+	// 2 stopped), x2 = exit status and x3 = why it stopped (Stop*).
 	VM_STATUS = base | 0x14
 	// VM_WAIT returns x1 = a stopped VM not yet destroyed, waiting until
 	// one stops.
@@ -88,6 +88,15 @@ const (
 	// the caller's page at PA. With x1 = 0 it writes the machine's
 	// (Machine* indices) instead. Returns x1 = the number of words.
 	VM_STATS = base | 0x1a
+)
+
+// Why a VM stopped, in VM_STATUS's x3.
+const (
+	StopExit      = 0 // it called EXIT
+	StopPowerOff  = 1 // PSCI SYSTEM_OFF, or CPU_OFF of its last vCPU
+	StopReset     = 2 // PSCI SYSTEM_RESET: it asks to be started again
+	StopFault     = 3 // it did something it cannot go on from
+	StopByControl = 4 // VM_STOP
 )
 
 // StatusStopped is the exit status of a VM that VM_STOP stopped, unless

@@ -126,9 +126,16 @@ func sysRegISS(iss uint32) (cpu.SysReg, bool, int) {
 	return r, iss&1 == 0, int((iss >> 5) & 31)
 }
 
+// stopf stops a VM that did something it cannot go on from.
 func (h *Hyp) stopf(vm *VM, status int64, format string, args ...any) Action {
+	return h.stop(vm, abi.StopFault, status, format, args...)
+}
+
+// stop stops a VM, for the reason why (abi.Stop*), with an exit status.
+func (h *Hyp) stop(vm *VM, why uint64, status int64, format string, args ...any) Action {
 	vm.State = Stopped
 	vm.Status = status
+	vm.Why = why
 	vm.Reason = fmt.Sprintf(format, args...)
 	for _, v := range vm.VCPUs {
 		v.On = false
@@ -198,7 +205,7 @@ func (h *Hyp) hypercall(v *VCPU, imm uint16) Action {
 		c.X[0] = uint64(h.consoleWrite(vm, buf[:n]))
 		return Resume
 	case abi.EXIT:
-		return h.stopf(vm, int64(int32(c.X[1])), "exited with status %d", int32(c.X[1]))
+		return h.stop(vm, abi.StopExit, int64(int32(c.X[1])), "exited with status %d", int32(c.X[1]))
 	case abi.YIELD:
 		c.X[0] = abi.SUCCESS
 		return Yield
@@ -295,11 +302,12 @@ func (h *Hyp) psci(v *VCPU, imm uint16) Action {
 				return Yield
 			}
 		}
-		return h.stopf(vm, 0, "last vCPU called PSCI CPU_OFF")
+		return h.stop(vm, abi.StopPowerOff, 0, "last vCPU called PSCI CPU_OFF")
 	case abi.PSCI_SYSTEM_OFF:
-		return h.stopf(vm, 0, "PSCI SYSTEM_OFF")
+		return h.stop(vm, abi.StopPowerOff, 0, "PSCI SYSTEM_OFF")
 	case abi.PSCI_SYSTEM_RESET:
-		return h.stopf(vm, 0, "PSCI SYSTEM_RESET (restart is not supported yet)")
+		// The VM stops; its control partition starts it again.
+		return h.stop(vm, abi.StopReset, 0, "PSCI SYSTEM_RESET")
 	default:
 		c.X[0] = abi.Word(abi.PSCI_NOT_SUPPORTED)
 	}

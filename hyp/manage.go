@@ -111,7 +111,7 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 			return ret(abi.INVALID_PARAMETER)
 		}
 		state := map[State]uint64{Created: abi.StateCreated, Running: abi.StateRunning, Stopped: abi.StateStopped}[vm.State]
-		return ret(abi.SUCCESS, state, uint64(vm.Status))
+		return ret(abi.SUCCESS, state, uint64(vm.Status), vm.Why)
 	case abi.VM_WAIT:
 		for _, vm := range h.VMs() {
 			if vm != h.control && vm.State == Stopped {
@@ -128,7 +128,7 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 		if vm.State == Stopped {
 			return ret(abi.BUSY)
 		}
-		h.stopf(vm, int64(int32(c.X[2])), "stopped by the control partition with status %d", int32(c.X[2]))
+		h.stop(vm, abi.StopByControl, int64(int32(c.X[2])), "stopped by the control partition with status %d", int32(c.X[2]))
 		return ret(abi.SUCCESS)
 	case abi.VM_CONSOLE_READ, abi.VM_CONSOLE_WRITE:
 		vm := target()

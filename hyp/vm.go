@@ -68,7 +68,8 @@ type VM struct {
 
 	State  State
 	Status int64  // exit status when Stopped
-	Reason string // why it stopped
+	Reason string // why it stopped, for people
+	Why    uint64 // why it stopped, for programs: abi.Stop*
 
 	// Exits counts exits by reason; Faults counts contained stage 2 faults.
 	Exits  [NumExitReasons]int

@@ -39,8 +39,8 @@ wrong_el:
 	WORD	$0xd4000002	// hvc #0x0
 	B	wrong_el
 
-// func hvc3(fid, a1, a2, a3, a4, a5, a6, a7 uint64) (r0, r1, r2 uint64)
-TEXT ·hvc3(SB),NOSPLIT,$0-88
+// func hvc4(fid, a1, a2, a3, a4, a5, a6, a7 uint64) (r0, r1, r2, r3 uint64)
+TEXT ·hvc4(SB),NOSPLIT,$0-96
 	MOVD	fid+0(FP), R0
 	MOVD	a1+8(FP), R1
 	MOVD	a2+16(FP), R2
@@ -53,6 +53,7 @@ TEXT ·hvc3(SB),NOSPLIT,$0-88
 	MOVD	R0, r0+64(FP)
 	MOVD	R1, r1+72(FP)
 	MOVD	R2, r2+80(FP)
+	MOVD	R3, r3+88(FP)
 	RET
 
 

@@ -31,13 +31,13 @@ var (
 	probeESR uint64
 )
 
-func hvc3(fid, a1, a2, a3, a4, a5, a6, a7 uint64) (r0, r1, r2 uint64)
+func hvc4(fid, a1, a2, a3, a4, a5, a6, a7 uint64) (r0, r1, r2, r3 uint64)
 
 // hvc makes a hypercall (SMCCC: x0-x7 in, x0-x1 used out).
 //
 //go:nosplit
 func hvc(fid, a1, a2, a3, a4, a5, a6, a7 uint64) (r0, r1 uint64) {
-	r0, r1, _ = hvc3(fid, a1, a2, a3, a4, a5, a6, a7)
+	r0, r1, _, _ = hvc4(fid, a1, a2, a3, a4, a5, a6, a7)
 	return
 }
 func enableMMU(mair, tcr, ttbr0 uint64)
@@ -142,7 +142,15 @@ func Probe(addr uint64, write bool) (value, esr uint64) {
 func Hypercall3(fid uint32, args ...uint64) (r0, r1, r2 uint64) {
 	var a [7]uint64
 	copy(a[:], args)
-	return hvc3(uint64(fid), a[0], a[1], a[2], a[3], a[4], a[5], a[6])
+	r0, r1, r2, _ = hvc4(uint64(fid), a[0], a[1], a[2], a[3], a[4], a[5], a[6])
+	return
+}
+
+// Hypercall4 makes a raw hypercall and returns x0-x3.
+func Hypercall4(fid uint32, args ...uint64) (r0, r1, r2, r3 uint64) {
+	var a [7]uint64
+	copy(a[:], args)
+	return hvc4(uint64(fid), a[0], a[1], a[2], a[3], a[4], a[5], a[6])
 }
 
 // Hypercall makes a raw hypercall.

@@ -149,8 +149,15 @@ func (c *control) serve(r request) {
 	}
 	switch r.Op {
 	case "run":
+		// The upload stays with the guest, to start it again from when
+		// it asks to be reset; it goes with the guest, or now on failure.
+		kept := false
 		if r.staging != nil {
-			defer placer.Free(r.stagePA)
+			defer func() {
+				if !kept {
+					placer.Free(r.stagePA)
+				}
+			}()
 		}
 		if r.refused != "" {
 			fail("%s", r.refused)
@@ -177,6 +184,7 @@ func (c *control) serve(r request) {
 			fail("%v", err)
 			return
 		}
+		g.stagePA, kept = r.stagePA, true
 		c.guests = append(c.guests, g)
 		ch.send(map[string]any{"id": r.ID, "ok": true, "vm": g.handle})
 	case "ping":

@@ -18,6 +18,13 @@ import (
 // VM_DESTROY.
 type guest struct {
 	spec    hyp.GuestSpec
+	// boot and image are what it was started from, kept to start it
+	// again when it asks to be reset; stagePA is the upload holding them,
+	// if any, freed with the guest.
+	boot    bootSpec
+	image   []byte
+	stagePA uint64
+	why     uint64 // why it stopped (abi.Stop*)
 	handle  uint64
 	pa      uint64
 	linux   bool
@@ -58,7 +65,7 @@ func start(s bootSpec, image []byte) (*guest, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &guest{spec: s.GuestSpec, pa: pa, linux: im.Kind != bootimage.KindELF}
+	g := &guest{spec: s.GuestSpec, boot: s, image: image, pa: pa, linux: im.Kind != bootimage.KindELF}
 	ram := mem(pa, s.Mem)
 	fail := func(err error) (*guest, error) {
 		placer.Free(pa)

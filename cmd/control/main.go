@@ -100,9 +100,9 @@ func (c *control) loop() int {
 			empty := g.drain(c.console)
 			g.feed()
 			if !g.stopped {
-				_, state, exit := vm.Hypercall3(abi.VM_STATUS, g.handle)
+				_, state, exit, why := vm.Hypercall4(abi.VM_STATUS, g.handle)
 				if state == abi.StateStopped {
-					g.stopped, g.status = true, int32(exit)
+					g.stopped, g.status, g.why = true, int32(exit), why
 					empty = g.drain(c.console) && empty
 				}
 			}
@@ -151,13 +151,30 @@ func (c *control) destroy(g *guest) {
 		c.status = 1
 	}
 	placer.Free(g.pa)
-	for i, o := range c.guests {
-		if o == g {
-			c.guests = append(c.guests[:i], c.guests[i+1:]...)
-			break
-		}
+	i := 0
+	for i < len(c.guests) && c.guests[i] != g {
+		i++
 	}
 	fmt.Printf("control: %s (VM %d) stopped with status %d; destroyed, %d pages back zeroed\n", g.spec.Name, g.handle, g.status, pages)
+	if g.why == abi.StopReset {
+		// It asked to be reset: the same image, initrd and command line
+		// in a new VM of the same name.
+		n, err := start(g.boot, g.image)
+		if err == nil {
+			n.stagePA = g.stagePA
+			c.guests[i] = n
+			fmt.Printf("control: %s reset\n", g.spec.Name)
+			if c.ch != nil {
+				c.ch.send(map[string]any{"event": "reset", "vm": g.spec.Name})
+			}
+			return
+		}
+		fmt.Printf("control: %s: reset failed: %v\n", g.spec.Name, err)
+	}
+	if g.stagePA != 0 {
+		placer.Free(g.stagePA)
+	}
+	c.guests = append(c.guests[:i], c.guests[i+1:]...)
 	if c.ch != nil {
 		c.ch.send(map[string]any{"event": "exit", "vm": g.spec.Name, "status": g.status})
 	}

@@ -30,6 +30,7 @@ type controlChannel struct {
 	consoles map[string]*strings.Builder
 	first    map[string]time.Time // when each VM's console first spoke
 	exits    map[string]int
+	resets   map[string]int
 	closed   error
 }
 
@@ -63,7 +64,7 @@ func startControl(t testing.TB, mem string) *controlChannel {
 	}
 	t.Cleanup(func() { conn.Close() })
 	c := &controlChannel{t: t, in: in, conn: conn, next: 1, answers: map[int]map[string]any{},
-		consoles: map[string]*strings.Builder{}, first: map[string]time.Time{}, exits: map[string]int{}}
+		consoles: map[string]*strings.Builder{}, first: map[string]time.Time{}, exits: map[string]int{}, resets: map[string]int{}}
 	c.cond = sync.NewCond(&c.mu)
 	go c.read()
 	return c
@@ -94,6 +95,8 @@ func (c *controlChannel) read() {
 					c.first[vm] = time.Now()
 				}
 				c.consoles[vm].Write(v.Data)
+			case all["event"] == "reset":
+				c.resets[vm]++
 			case all["event"] == "exit":
 				c.exits[vm] = int(all["status"].(float64))
 			}
@@ -223,8 +226,8 @@ func (c *controlChannel) shell(vm, cmd string) string {
 }
 
 // Debian's kernel and a busybox initramfs boot with 2 vCPUs to a shell,
-// which runs commands; dmesg shows nothing wrong; poweroff stops the VM
-// and the control partition reports its exit.
+// which runs commands; dmesg shows nothing wrong; reboot starts it again;
+// poweroff stops the VM and the control partition reports its exit.
 func TestLinuxBootsToAShell(t *testing.T) {
 	kernel, initrd := linuxArtifacts(t)
 	c := startControl(t, "1G")
@@ -253,13 +256,30 @@ func TestLinuxBootsToAShell(t *testing.T) {
 	if !strings.Contains(dmesg, "smp: Brought up 1 node, 2 CPUs") {
 		t.Errorf("dmesg does not show both CPUs up:\n%s", tail(dmesg, 3000))
 	}
+
+	// PSCI SYSTEM_RESET: the control partition starts it again.
+	from := len(c.console("linux"))
+	c.call(map[string]any{"op": "input", "name": "linux", "data": []byte("reboot -f\n")})
+	c.waitFor("linux's reset event", time.Minute, func() bool { return c.resets["linux"] == 1 })
+	c.waitConsole("linux", from, `bulkhead-init: up [0-9.]+`, 3*time.Minute)
+	c.waitConsole("linux", from, `(?m)^[^\n]*# `, time.Minute)
+	if _, gone := c.exits["linux"]; gone {
+		t.Errorf("a reset was reported as an exit")
+	}
+	if cpus := c.shell("linux", "nproc"); strings.TrimSpace(cpus) != "2" {
+		t.Errorf("after the reset nproc says %q, want 2", cpus)
+	}
+
 	c.call(map[string]any{"op": "input", "name": "linux", "data": []byte("poweroff -f\n")})
 	c.waitFor("linux's exit event", time.Minute, func() bool { _, ok := c.exits["linux"]; return ok })
 	if st := c.exits["linux"]; st != 0 {
 		t.Errorf("linux exited with status %d, want 0 (PSCI SYSTEM_OFF)", st)
 	}
-	if !strings.Contains(c.in.Console(), "bulkhead: vm linux stopped: PSCI SYSTEM_OFF") {
-		t.Errorf("the hypervisor did not report the power-off")
+	for _, want := range []string{"bulkhead: vm linux stopped: PSCI SYSTEM_RESET", "control: linux reset",
+		"bulkhead: vm linux stopped: PSCI SYSTEM_OFF"} {
+		if !strings.Contains(c.in.Console(), want) {
+			t.Errorf("the hypervisor's console lacks %q", want)
+		}
 	}
 }
 
