@@ -17,7 +17,7 @@ import (
 // guest is a VM the control partition started, from VM_CREATE until
 // VM_DESTROY.
 type guest struct {
-	spec    hyp.GuestSpec
+	spec hyp.GuestSpec
 	// boot and image are what it was started from, kept to start it
 	// again when it asks to be reset; stagePA is the upload holding them,
 	// if any, freed with the guest.
