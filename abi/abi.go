@@ -88,6 +88,28 @@ const (
 	// the caller's page at PA. With x1 = 0 it writes the machine's
 	// (Machine* indices) instead. Returns x1 = the number of words.
 	VM_STATS = base | 0x1a
+	// VM_MMIO_MAP(x1 = VM, x2 = IPA, x3 = size) sends the VM's accesses to
+	// [IPA, IPA+size) to the caller, which emulates a device there: the
+	// vCPU waits until VM_MMIO_REPLY.
+	VM_MMIO_MAP = base | 0x1b
+	// VM_MMIO_NEXT(x1 = PA, x2 = length) writes the oldest access waiting
+	// for the caller, MMIOWords words laid out as the MMIO* indices say,
+	// into its buffer at PA. Returns x1 = 1, or 0 when none waits.
+	VM_MMIO_NEXT = base | 0x1c
+	// VM_MMIO_REPLY(x1 = VM, x2 = vCPU, x3 = value) completes that vCPU's
+	// access, with the value a read returns, and lets it run on.
+	VM_MMIO_REPLY = base | 0x1d
+)
+
+// Words of VM_MMIO_NEXT's answer.
+const (
+	MMIOVM    = iota // the VM
+	MMIOVCPU         // the vCPU's index
+	MMIOIPA          // the address accessed
+	MMIOSize         // 1, 2, 4 or 8 bytes
+	MMIOWrite        // 1 for a write, 0 for a read
+	MMIOValue        // what a write writes
+	MMIOWords
 )
 
 // Why a VM stopped, in VM_STATUS's x3.
@@ -213,6 +235,9 @@ var Calls = []Call{
 	{"VM_CONSOLE_READ", VM_CONSOLE_READ, false},
 	{"VM_CONSOLE_WRITE", VM_CONSOLE_WRITE, false},
 	{"VM_STATS", VM_STATS, false},
+	{"VM_MMIO_MAP", VM_MMIO_MAP, false},
+	{"VM_MMIO_NEXT", VM_MMIO_NEXT, false},
+	{"VM_MMIO_REPLY", VM_MMIO_REPLY, false},
 }
 
 // PSCI functions the hypervisor emulates for guests over SMC (Arm DEN0022,

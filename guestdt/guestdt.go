@@ -30,6 +30,14 @@ const (
 	UARTClock = 24000000
 )
 
+// The guest's real-time clock, a PL031 at QEMU virt's address, which the
+// control partition emulates (VM_MMIO_MAP).
+const (
+	RTCBase  = 0x09010000
+	RTCSize  = 0x1000
+	RTCIntID = 34 // SPI 2
+)
+
 // Generic timer PPIs, numbered as device trees number PPIs: the INTID is
 // FirstPPI + n.
 const (
@@ -97,6 +105,7 @@ func devices(cpus int) []fdt.Range {
 		{Addr: DistBase, Size: DistSize},
 		{Addr: RedistBase, Size: RedistStride * uint64(cpus)},
 		{Addr: UARTBase, Size: UARTSize},
+		{Addr: RTCBase, Size: RTCSize},
 	}
 }
 
@@ -225,6 +234,14 @@ func Build(c Config) ([]byte, error) {
 	b.PropU32("interrupts", gicSPI, UARTIntID-vgic.FirstSPI, irqTypeLevelHigh)
 	b.PropStrings("clock-names", "uartclk", "apb_pclk")
 	b.PropU32("clocks", clockPhandle, clockPhandle)
+	b.EndNode()
+
+	b.BeginNode(fmt.Sprintf("pl031@%x", RTCBase))
+	b.PropStrings("compatible", "arm,pl031", "arm,primecell")
+	b.PropU64("reg", RTCBase, RTCSize)
+	b.PropU32("interrupts", gicSPI, RTCIntID-vgic.FirstSPI, irqTypeLevelHigh)
+	b.PropStrings("clock-names", "apb_pclk")
+	b.PropU32("clocks", clockPhandle)
 	b.EndNode()
 
 	b.BeginNode("apb-pclk")

@@ -94,7 +94,7 @@ func TestTree(t *testing.T) {
 		names = append(names, c.Name)
 	}
 	assert.ElementsMatch(t, []string{"aliases", "chosen", "memory@40000000", "cpus", "psci", "timer",
-		"intc@8000000", "pl011@9000000", "apb-pclk"}, names)
+		"intc@8000000", "pl011@9000000", "pl031@9010000", "apb-pclk"}, names)
 
 	mem := node(t, tree, "/memory@40000000")
 	assert.Equal(t, []string{"memory"}, strs(t, mem, "device_type"))
@@ -145,6 +145,14 @@ func TestTree(t *testing.T) {
 	ph := u32(t, clk, "phandle")
 	assert.NotEqual(t, u32(t, gic, "phandle"), ph)
 	assert.Equal(t, cells(ph, ph), prop(t, uart, "clocks"))
+
+	rtc := node(t, tree, "/pl031@9010000")
+	assert.Equal(t, []string{"arm,pl031", "arm,primecell"}, strs(t, rtc, "compatible"))
+	reg, err = rtc.Reg()
+	require.NoError(t, err)
+	assert.Equal(t, []fdt.Range{{Addr: 0x09010000, Size: 0x1000}}, reg)
+	assert.Equal(t, cells(0, 2, 4), prop(t, rtc, "interrupts"), "SPI 2 (INTID 34), level high")
+	assert.Equal(t, cells(ph), prop(t, rtc, "clocks"))
 	assert.Equal(t, []string{"fixed-clock"}, strs(t, clk, "compatible"))
 	assert.Equal(t, uint32(0), u32(t, clk, "#clock-cells"))
 	assert.Equal(t, uint32(24000000), u32(t, clk, "clock-frequency"))

@@ -83,9 +83,9 @@ func (h *Hyp) HandleExit(r CPU, v *VCPU) Action {
 		return h.psci(v, uint16(esr.ISS()))
 	case cpu.EC_DABT_LOW, cpu.EC_IABT_LOW:
 		ipa := (c.Exit.HPFAR>>4)<<12 | c.Exit.FAR&0xfff
-		if h.emulateMMIO(v, esr, ipa) {
+		if ok, act := h.emulateMMIO(v, esr, ipa); ok {
 			vm.faultsInARow = 0
-			return Resume
+			return act
 		}
 		vm.Exits[ExitStage2Fault]++
 		return h.stage2Fault(r, v, esr, ipa)
@@ -234,7 +234,8 @@ func (h *Hyp) hypercall(v *VCPU, imm uint16) Action {
 		}
 		return Resume
 	case abi.VM_CREATE, abi.VM_DONATE, abi.VCPU_CREATE, abi.VM_START, abi.VM_STATUS, abi.VM_WAIT, abi.VM_DESTROY,
-		abi.VM_STOP, abi.VM_CONSOLE_READ, abi.VM_CONSOLE_WRITE, abi.VM_STATS:
+		abi.VM_STOP, abi.VM_CONSOLE_READ, abi.VM_CONSOLE_WRITE, abi.VM_STATS,
+		abi.VM_MMIO_MAP, abi.VM_MMIO_NEXT, abi.VM_MMIO_REPLY:
 		return h.manage(v, fid)
 	}
 	if abi.IsPSCI(fid) {

@@ -165,6 +165,53 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 		}
 		h.phys.Write(c.X[2], b[:])
 		return ret(abi.SUCCESS, abi.StatsWords)
+	case abi.VM_MMIO_MAP:
+		vm := target()
+		if vm == nil || vm.torn || h.ForwardMMIO(vm, c.X[2], c.X[3]) != nil {
+			return ret(abi.INVALID_PARAMETER)
+		}
+		return ret(abi.SUCCESS)
+	case abi.VM_MMIO_NEXT:
+		if c.X[2] < abi.MMIOWords*8 || !h.callerBuffer(c.X[1], abi.MMIOWords*8) {
+			return ret(abi.INVALID_PARAMETER)
+		}
+		for _, vm := range h.VMs() {
+			if vm.State != Running {
+				continue
+			}
+			for _, gv := range vm.VCPUs {
+				p := gv.mmio
+				if p == nil || p.delivered {
+					continue
+				}
+				p.delivered = true
+				w := [abi.MMIOWords]uint64{uint64(vm.ID), uint64(gv.Index), p.ipa, uint64(p.size), 0, p.value}
+				if p.write {
+					w[abi.MMIOWrite] = 1
+				}
+				var b [abi.MMIOWords * 8]byte
+				for i, x := range w {
+					binary.LittleEndian.PutUint64(b[8*i:], x)
+				}
+				h.phys.Write(c.X[1], b[:])
+				return ret(abi.SUCCESS, 1)
+			}
+		}
+		return ret(abi.SUCCESS, 0)
+	case abi.VM_MMIO_REPLY:
+		vm := target()
+		if vm == nil || c.X[2] >= uint64(len(vm.VCPUs)) {
+			return ret(abi.INVALID_PARAMETER)
+		}
+		gv := vm.VCPUs[c.X[2]]
+		if gv.mmio == nil || !gv.mmio.delivered {
+			return ret(abi.BUSY) // no access of its waits for an answer
+		}
+		gv.mmio.value = c.X[3]
+		complete(&gv.Ctx, gv.mmio)
+		gv.mmio = nil
+		h.wake(gv)
+		return ret(abi.SUCCESS)
 	case abi.VM_DESTROY:
 		vm := target()
 		if vm == nil {

@@ -272,3 +272,96 @@ func TestConsoleStatsStop(t *testing.T) {
 	assert.Equal(t, r.boot, r.h.Ledger.Count(), "ledger back at its boot figures")
 	assert.Less(t, len(s.steps[&gv.Ctx]), 6, "the guest ran until stopped")
 }
+
+// An access to a range forwarded to the control partition waits for its
+// answer: the control partition reads it with VM_MMIO_NEXT and completes
+// it with VM_MMIO_REPLY; meanwhile the vCPU does not run.
+func TestForwardedMMIO(t *testing.T) {
+	r := newRig(t)
+	ctl, err := r.h.CreateControl("control")
+	require.NoError(t, err)
+	cv := r.h.AddVCPU(ctl, ramBase+hypPages*4096, 0)
+	ctl.Echo = true
+	require.NoError(t, r.h.StartDevices(ctl))
+	vm, err := r.h.CreateVM("dev")
+	require.NoError(t, err)
+	require.NoError(t, r.h.Donate(vm, ramBase+0x20_0000, guestIPA, 1<<20, mmu.Read|mmu.Write|mmu.Exec))
+	gv := r.h.AddVCPU(vm, guestIPA, 0)
+	require.NoError(t, r.h.StartDevices(vm))
+	h := uint64(vm.ID)
+	buf := uint64(ramBase + 0x80_0000)
+	const dev = 0x0901_0000
+	words := func() []uint64 {
+		b := make([]byte, abi.MMIOWords*8)
+		r.phys.Read(buf, b)
+		w := make([]uint64, abi.MMIOWords)
+		for i := range w {
+			w[i] = binary.LittleEndian.Uint64(b[8*i:])
+		}
+		return w
+	}
+	pc := gv.Ctx.PC
+	guestRan := 0
+	s := &script{t: t, steps: map[*vcpu.Context][]func(*vcpu.Context){}}
+	s.steps[&gv.Ctx] = []func(*vcpu.Context){
+		access(dev+4, false, 2, 7, false, true), // ldrsh w7, [dev+4]
+		check(func(c *vcpu.Context) {
+			guestRan++
+			assert.Equal(t, pc+4, c.PC, "past the load once answered")
+			assert.Equal(t, uint64(0xffff8001), c.X[7], "sign-extended into a W register")
+			c.X[3] = 0xabcd
+			access(dev+8, true, 4, 3, false, false)(c) // str w3, [dev+8]
+		}),
+		check(func(c *vcpu.Context) {
+			guestRan++
+			hvc(abi.EXIT, 0)(c)
+		}),
+	}
+	s.steps[&cv.Ctx] = []func(*vcpu.Context){
+		hvc(abi.VM_MMIO_MAP, h, dev, 0x1000),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.SUCCESS, "map")
+			hvc(abi.VM_MMIO_MAP, h, guestIPA, 0x1000)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.INVALID_PARAMETER, "over the VM's RAM")
+			hvc(abi.VM_MMIO_REPLY, h, 0, 1)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.BUSY, "nothing to answer yet")
+			hvc(abi.YIELD)(c)
+		}),
+		hvc(abi.VM_MMIO_NEXT, buf, 8),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.INVALID_PARAMETER, "buffer too short")
+			hvc(abi.VM_MMIO_NEXT, buf, 4096)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.SUCCESS, "next")
+			require.Equal(t, uint64(1), c.X[1], "the guest's read waits")
+			assert.Equal(t, []uint64{h, 0, dev + 4, 2, 0, 0}, words())
+			assert.Zero(t, guestRan, "the guest waits")
+			hvc(abi.VM_MMIO_NEXT, buf, 4096)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, uint64(0), c.X[1], "handed out once")
+			hvc(abi.VM_MMIO_REPLY, h, 0, 0x8001)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.SUCCESS, "reply")
+			hvc(abi.YIELD)(c)
+		}),
+		hvc(abi.VM_MMIO_NEXT, buf, 4096),
+		check(func(c *vcpu.Context) {
+			require.Equal(t, uint64(1), c.X[1], "the guest's write waits")
+			assert.Equal(t, []uint64{h, 0, dev + 8, 4, 1, 0xabcd}, words())
+			hvc(abi.VM_MMIO_REPLY, h, 0, 0)(c)
+		}),
+		hvc(abi.YIELD), hvc(abi.YIELD),
+		hvc(abi.EXIT, 0),
+	}
+	r.h.RunAll(s)
+	assert.Equal(t, 2, guestRan)
+	assert.Equal(t, Stopped, vm.State)
+	assert.Equal(t, 2, vm.Exits[ExitMMIO])
+}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/bulkhead-hv/bulkhead/cpu"
+	"github.com/bulkhead-hv/bulkhead/mmu"
+	"github.com/bulkhead-hv/bulkhead/vcpu"
 )
 
 // Device is an emulated MMIO device. Offsets are from the region's start;
@@ -15,7 +17,18 @@ type Device interface {
 
 type mmioRegion struct {
 	ipa, size uint64
-	dev       Device
+	dev       Device // nil: forwarded to the control partition
+}
+
+// pendingMMIO is an access a vCPU waits on the control partition for.
+type pendingMMIO struct {
+	ipa       uint64
+	size      int
+	reg       int // the register a read loads, 31 for XZR
+	write     bool
+	value     uint64
+	sse, sf   bool // sign-extend, 64-bit register (ESR ISS)
+	delivered bool // VM_MMIO_NEXT handed it out
 }
 
 // AddMMIO emulates dev at [ipa, ipa+size) in vm: guest accesses there, which
@@ -40,49 +53,74 @@ func (h *Hyp) AddMMIO(vm *VM, ipa, size uint64, dev Device) error {
 	return nil
 }
 
+// ForwardMMIO sends vm's accesses to [ipa, ipa+size) to the control
+// partition (VM_MMIO_MAP).
+func (h *Hyp) ForwardMMIO(vm *VM, ipa, size uint64) error {
+	if ipa%mmu.PageSize != 0 || size%mmu.PageSize != 0 {
+		return ErrIPARange
+	}
+	return h.AddMMIO(vm, ipa, size, nil)
+}
+
 // emulateMMIO handles a data abort on an emulated device. It needs the
 // instruction syndrome (ISV): accesses without one (load/store pair,
-// writeback forms) are not emulated and fault like any other.
-func (h *Hyp) emulateMMIO(v *VCPU, esr cpu.ESR, ipa uint64) bool {
+// writeback forms) are not emulated and fault like any other. An access
+// to a forwarded range leaves the vCPU waiting (Block) for the control
+// partition's VM_MMIO_REPLY.
+func (h *Hyp) emulateMMIO(v *VCPU, esr cpu.ESR, ipa uint64) (bool, Action) {
 	vm, c := v.VM, &v.Ctx
 	size, reg, ok := esr.Access()
 	if !ok || esr.EC() != cpu.EC_DABT_LOW {
-		return false
+		return false, Resume
 	}
 	for _, m := range vm.mmio {
 		if ipa < m.ipa || ipa+uint64(size) > m.ipa+m.size {
 			continue
 		}
-		off := ipa - m.ipa
-		if esr.Write() {
-			var val uint64
-			if reg != 31 { // x31 is XZR here
-				val = c.X[reg]
-			}
+		vm.Exits[ExitMMIO]++
+		p := pendingMMIO{ipa: ipa, size: size, reg: reg, write: esr.Write(),
+			sse: esr.ISS()&cpu.ISS_DA_SSE != 0, sf: esr.ISS()&cpu.ISS_DA_SF != 0}
+		if p.write && reg != 31 { // x31 is XZR here
+			p.value = c.X[reg]
 			if size < 8 {
-				val &= 1<<(8*size) - 1
-			}
-			m.dev.Write(off, size, val)
-		} else {
-			val := m.dev.Read(off, size)
-			if size < 8 {
-				val &= 1<<(8*size) - 1
-				// ISS.SSE: the load sign-extends to the register width.
-				if esr.ISS()&cpu.ISS_DA_SSE != 0 && val&(1<<(8*size-1)) != 0 {
-					val |= ^uint64(0) << (8 * size)
-				}
-				// ISS.SF clear: a W register, whose upper half is zero.
-				if esr.ISS()&cpu.ISS_DA_SF == 0 {
-					val &= 0xffffffff
-				}
-			}
-			if reg != 31 {
-				c.X[reg] = val
+				p.value &= 1<<(8*size) - 1
 			}
 		}
-		vm.Exits[ExitMMIO]++
-		c.SkipInstruction()
-		return true
+		if m.dev == nil {
+			v.mmio = &p
+			return true, Block
+		}
+		off := ipa - m.ipa
+		if p.write {
+			m.dev.Write(off, size, p.value)
+		} else {
+			p.value = m.dev.Read(off, size)
+		}
+		complete(c, &p)
+		return true, Resume
 	}
-	return false
+	return false, Resume
+}
+
+// complete finishes an access: a read's value goes to its register,
+// narrowed and extended as the load would, and the vCPU moves past it.
+func complete(c *vcpu.Context, p *pendingMMIO) {
+	if !p.write {
+		val := p.value
+		if p.size < 8 {
+			val &= 1<<(8*p.size) - 1
+			// ISS.SSE: the load sign-extends to the register width.
+			if p.sse && val&(1<<(8*p.size-1)) != 0 {
+				val |= ^uint64(0) << (8 * p.size)
+			}
+			// ISS.SF clear: a W register, whose upper half is zero.
+			if !p.sf {
+				val &= 0xffffffff
+			}
+		}
+		if p.reg != 31 {
+			c.X[p.reg] = val
+		}
+	}
+	c.SkipInstruction()
 }

@@ -94,7 +94,7 @@ func (h *Hyp) RunAll(cpu CPU) {
 // idle waits for an interrupt when nothing can run. It returns false when
 // no vCPU is alive, and stops VMs that wait for something nothing can send.
 func (h *Hyp) idle(cpu CPU) bool {
-	alive, armed := false, false
+	alive, armed, forwarded := false, false, false
 	var next uint64
 	for _, vm := range h.VMs() {
 		if vm.State != Running {
@@ -105,6 +105,7 @@ func (h *Hyp) idle(cpu CPU) bool {
 				continue
 			}
 			alive = true
+			forwarded = forwarded || v.mmio != nil
 			if d, ok := v.timer.deadline(vm.cntvoff); ok && (!armed || d < next) {
 				next, armed = d, true
 			}
@@ -112,6 +113,12 @@ func (h *Hyp) idle(cpu CPU) bool {
 	}
 	if !alive {
 		return false
+	}
+	if !armed && forwarded {
+		// A vCPU waits on the control partition, which will answer.
+		cpu.WaitForInterrupt()
+		h.serviceIRQs(cpu, nil)
+		return true
 	}
 	if !armed {
 		// Every vCPU waits for an interrupt and no timer is armed: with no
@@ -304,7 +311,7 @@ func (h *Hyp) serviceIRQs(cpu CPU, running *VCPU) (preempt bool) {
 
 // wake makes a blocked vCPU runnable, ahead of the others.
 func (h *Hyp) wake(v *VCPU) {
-	if !v.blocked {
+	if !v.blocked || v.mmio != nil {
 		return
 	}
 	v.blocked = false

@@ -115,6 +115,9 @@ type VCPU struct {
 	blocked bool // in WFI, waiting for an interrupt or its timer
 	timer   vtimer
 	gic     *vgic.CPU
+	// mmio is the access it waits on the control partition for; it does
+	// not run until VM_MMIO_REPLY, whatever interrupt comes.
+	mmio *pendingMMIO
 }
 
 // ExitCounts names the non-zero exit counters.

@@ -76,6 +76,9 @@ type request struct {
 	CPUs       int    `json:"cpus,omitempty"`
 	Arg        uint64 `json:"arg,omitempty"`
 	Cmdline    string `json:"cmdline,omitempty"`
+	// Time is the host's clock, in seconds since 1970, for the guests'
+	// real-time clocks.
+	Time uint64 `json:"time,omitempty"`
 	// input: bytes for the VM's console.
 	Data []byte `json:"data,omitempty"`
 
@@ -162,6 +165,9 @@ func (c *control) serve(r request) {
 		if r.refused != "" {
 			fail("%s", r.refused)
 			return
+		}
+		if r.Time != 0 {
+			setHostTime(r.Time)
 		}
 		s := bootSpec{GuestSpec: hyp.GuestSpec{Name: r.Name, Arg: r.Arg, Mem: r.Mem, CPUs: r.CPUs}, Cmdline: r.Cmdline}
 		if s.Mem == 0 {

@@ -10,8 +10,10 @@ import (
 
 	"github.com/bulkhead-hv/bulkhead/abi"
 	"github.com/bulkhead-hv/bulkhead/bootimage"
+	"github.com/bulkhead-hv/bulkhead/cpu"
 	"github.com/bulkhead-hv/bulkhead/guestdt"
 	"github.com/bulkhead-hv/bulkhead/hyp"
+	"github.com/bulkhead-hv/bulkhead/vdev/pl031"
 )
 
 // guest is a VM the control partition started, from VM_CREATE until
@@ -25,6 +27,8 @@ type guest struct {
 	image   []byte
 	stagePA uint64
 	why     uint64 // why it stopped (abi.Stop*)
+	// rtc is its real-time clock, emulated here over forwarded MMIO.
+	rtc     *pl031.RTC
 	handle  uint64
 	pa      uint64
 	linux   bool
@@ -103,6 +107,10 @@ func start(s bootSpec, image []byte) (*guest, error) {
 		call(abi.VM_DESTROY, h)
 		return fail(err)
 	}
+	if code, _ := call(abi.VM_MMIO_MAP, h, guestdt.RTCBase, guestdt.RTCSize); code != abi.SUCCESS {
+		return destroy(fmt.Errorf("VM_MMIO_MAP: %s", errText(code)))
+	}
+	g.rtc = &pl031.RTC{Now: hostSeconds}
 	if code, _ := call(abi.VM_DONATE, h, pa, hyp.GuestIPA, s.Mem, abi.PermRead|abi.PermWrite|abi.PermExec); code != abi.SUCCESS {
 		return destroy(fmt.Errorf("VM_DONATE: %s", errText(code)))
 	}
@@ -186,4 +194,44 @@ func stats(handle uint64) ([abi.StatsWords]uint64, bool) {
 		w[i] = binary.LittleEndian.Uint64(conBuf[8*i:])
 	}
 	return w, true
+}
+
+// hostEpoch is the host's clock, in seconds, when the counter read zero:
+// run requests carry the host's time.
+var hostEpoch uint64
+
+func hostSeconds() uint64 { return hostEpoch + cpu.ReadCNTPCT()/cpu.ReadCNTFRQ() }
+
+// setHostTime records the host's time, in seconds since 1970.
+func setHostTime(unix uint64) { hostEpoch = unix - cpu.ReadCNTPCT()/cpu.ReadCNTFRQ() }
+
+// serveMMIO answers the guests' accesses to the devices emulated here.
+func (c *control) serveMMIO() {
+	for i := 0; i < 64; i++ {
+		code, found := call(abi.VM_MMIO_NEXT, addr(conBuf), uint64(len(conBuf)))
+		if code != abi.SUCCESS || found == 0 {
+			return
+		}
+		var w [abi.MMIOWords]uint64
+		for j := range w {
+			w[j] = binary.LittleEndian.Uint64(conBuf[8*j:])
+		}
+		var value uint64
+		var g *guest
+		for _, o := range c.guests {
+			if o.handle == w[abi.MMIOVM] {
+				g = o
+			}
+		}
+		ipa := w[abi.MMIOIPA]
+		if g != nil && g.rtc != nil && ipa >= guestdt.RTCBase && ipa < guestdt.RTCBase+guestdt.RTCSize {
+			off := ipa - guestdt.RTCBase
+			if w[abi.MMIOWrite] == 1 {
+				g.rtc.Write(off&^3, uint32(w[abi.MMIOValue]))
+			} else {
+				value = uint64(g.rtc.Read(off&^3)) >> (8 * (off & 3))
+			}
+		}
+		call(abi.VM_MMIO_REPLY, w[abi.MMIOVM], w[abi.MMIOVCPU], value)
+	}
 }

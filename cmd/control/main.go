@@ -96,6 +96,7 @@ func (c *control) loop() int {
 				c.serve(req)
 			}
 		}
+		c.serveMMIO()
 		for _, g := range append([]*guest(nil), c.guests...) {
 			empty := g.drain(c.console)
 			g.feed()

@@ -201,7 +201,8 @@ func linuxArtifacts(t testing.TB) (kernel, initrd []byte) {
 func (c *controlChannel) runLinux(name string, cpus int, kernel, initrd []byte) {
 	c.t.Helper()
 	ans := c.call(map[string]any{"op": "run", "name": name, "size": len(kernel), "initrd_size": len(initrd),
-		"mem": 256 << 20, "cpus": cpus, "cmdline": "console=ttyAMA0 earlycon panic=-1"}, kernel, initrd)
+		"mem": 256 << 20, "cpus": cpus, "cmdline": "console=ttyAMA0 earlycon panic=-1",
+		"time": time.Now().Unix()}, kernel, initrd)
 	if ans["ok"] != true {
 		c.t.Fatalf("run %s: %v", name, ans["error"])
 	}
@@ -243,6 +244,16 @@ func TestLinuxBootsToAShell(t *testing.T) {
 	uname := c.shell("linux", "uname -a")
 	if !strings.Contains(uname, "Linux") || !strings.Contains(uname, "aarch64") {
 		t.Errorf("uname -a: %q", uname)
+	}
+	// The real-time clock the control partition emulates over forwarded
+	// MMIO: Linux's rtc-pl031 drives it and takes the host's time from it.
+	if name := c.shell("linux", "cat /sys/class/rtc/rtc0/name"); !strings.Contains(name, "pl031") {
+		t.Errorf("rtc0 is %q, want the PL031", name)
+	}
+	var guestNow int64
+	fmt.Sscan(c.shell("linux", "date +%s"), &guestNow)
+	if d := time.Now().Unix() - guestNow; d < -5 || d > 60 {
+		t.Errorf("the guest's clock is %d s off the host's", d)
 	}
 	if cpus := c.shell("linux", "grep -c ^processor /proc/cpuinfo"); strings.TrimSpace(cpus) != "2" {
 		t.Errorf("/proc/cpuinfo lists %q processors, want 2", cpus)
