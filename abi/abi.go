@@ -58,8 +58,9 @@ const (
 	// that IPA. The caller loses access to them.
 	VM_DONATE = base | 0x11
 	// VCPU_CREATE(x1 = VM, x2 = entry point, x3 = x0 at entry, x4 =
-	// flags) adds a vCPU that starts at EL1h with interrupts masked, or
-	// waits for a PSCI CPU_ON with VCPUOff. Returns x1 = its index.
+	// flags, x5 = physical CPU + 1, or 0) adds a vCPU that starts at EL1h
+	// with interrupts masked, or waits for a PSCI CPU_ON with VCPUOff, and
+	// runs on that physical CPU. Returns x1 = its index.
 	VCPU_CREATE = base | 0x12
 	// VM_START(x1 = VM) gives the VM its interrupt controller and runs it.
 	VM_START = base | 0x13

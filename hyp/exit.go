@@ -143,6 +143,11 @@ func (h *Hyp) stop(vm *VM, why uint64, status int64, format string, args ...any)
 	h.flushConsole(vm)
 	fmt.Fprintf(h.Out, "bulkhead: vm %s stopped: %s\n", vm.Name, vm.Reason)
 	h.notifyStopped(vm)
+	// Its vCPUs in the guest on other CPUs leave at once; and CPUs with
+	// nothing left to run look again whether anything is alive.
+	for _, p := range h.pcpus {
+		h.kick(p)
+	}
 	return Stop
 }
 
@@ -278,7 +283,7 @@ func (h *Hyp) psci(v *VCPU, imm uint16) Action {
 			t.Ctx.Reset(c.X[2], c.X[3])
 			t.timer = vtimer{}
 			t.On, t.blocked = true, false
-			h.runq = append(h.runq, t)
+			h.enqueue(t)
 			c.X[0] = 0
 		}
 	case abi.PSCI_AFFINITY_INFO, abi.PSCI_AFFINITY_INFO32:
@@ -399,7 +404,7 @@ func (h *Hyp) emulateSysReg(r CPU, v *VCPU, reg cpu.SysReg, write bool, xt int) 
 			return false
 		}
 		for _, t := range v.VM.vgic.SGI(v.Index, val()) {
-			h.wake(v.VM.VCPUs[t.Index])
+			h.notify(v.VM.VCPUs[t.Index])
 		}
 		return true
 	case !write && reg == regCNTPCT:

@@ -78,7 +78,7 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 		if vm == nil || !vm.contains(c.X[2], 4) || c.X[2]%4 != 0 {
 			return ret(abi.INVALID_PARAMETER)
 		}
-		if c.X[4]&^abi.VCPUOff != 0 {
+		if c.X[4]&^abi.VCPUOff != 0 || c.X[5] > uint64(len(h.pcpus)) {
 			return ret(abi.INVALID_PARAMETER)
 		}
 		if vm.State != Created || len(vm.VCPUs) >= MaxVCPUs {
@@ -86,6 +86,9 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 		}
 		nv := h.AddVCPU(vm, c.X[2], c.X[3])
 		nv.On = c.X[4]&abi.VCPUOff == 0
+		if c.X[5] != 0 {
+			nv.home = int(c.X[5] - 1)
+		}
 		return ret(abi.SUCCESS, uint64(nv.Index))
 	case abi.VM_START:
 		vm := target()
@@ -101,7 +104,7 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 		vm.State = Running
 		for _, nv := range vm.VCPUs {
 			if nv.On {
-				h.runq = append(h.runq, nv)
+				h.enqueue(nv)
 			}
 		}
 		return ret(abi.SUCCESS)
@@ -219,6 +222,12 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 		}
 		if vm.State == Running {
 			return ret(abi.BUSY)
+		}
+		for _, v := range vm.VCPUs {
+			if v.running {
+				// Stopped, but still leaving the guest on another CPU.
+				return ret(abi.BUSY)
+			}
 		}
 		vm.State = Stopped
 		n, err := h.DestroyVM(vm)

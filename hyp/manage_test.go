@@ -60,11 +60,11 @@ func TestManagementCalls(t *testing.T) {
 		}),
 		check(func(c *vcpu.Context) {
 			wantRet(t, c, abi.SUCCESS, "donate")
-			hvc(abi.VCPU_CREATE, handle, 0x10, 0, 0)(c)
+			hvc(abi.VCPU_CREATE, handle, 0x10, 0, 0, 0)(c)
 		}),
 		check(func(c *vcpu.Context) {
 			wantRet(t, c, abi.INVALID_PARAMETER, "entry outside the VM")
-			hvc(abi.VCPU_CREATE, handle, guestIPA+0x100, 42, 0)(c)
+			hvc(abi.VCPU_CREATE, handle, guestIPA+0x100, 42, 0, 0)(c)
 		}),
 		check(func(c *vcpu.Context) {
 			wantRet(t, c, abi.SUCCESS, "vCPU")

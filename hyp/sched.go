@@ -63,37 +63,72 @@ func (t vtimer) deadline(cntvoff uint64) (uint64, bool) {
 	return t.cval + cntvoff, true
 }
 
-// RunAll schedules every vCPU on this CPU until all VMs have stopped:
-// round-robin time slices driven by the EL2 timer, vCPUs in WFI blocked
-// until an interrupt or their timer, woken vCPUs run first.
-func (h *Hyp) RunAll(cpu CPU) {
+// pcpu is one physical CPU's share of the scheduler: its run queue and
+// the hardware state it keeps across vCPU runs. vCPUs are pinned: each
+// runs only on its home CPU.
+type pcpu struct {
+	id         int
+	runq       []*VCPU
+	running    *VCPU // in the guest right now, if any
+	idle       bool  // waiting for an interrupt
+	sliceEnd   uint64
+	hwEL2Timer uint64
+	hwLRs      int
+	hwHCR      uint64
+}
+
+// RunAll schedules every vCPU on a single CPU: Run(0, cpu).
+func (h *Hyp) RunAll(cpu CPU) { h.Run(0, cpu) }
+
+// Run schedules the vCPUs homed on physical CPU id until every VM has
+// stopped: round-robin time slices driven by the EL2 timer, vCPUs in WFI
+// blocked until an interrupt or their timer, woken vCPUs run first. Each
+// CPU calls it, on itself. The scheduler lock is held throughout except
+// while a guest runs or the CPU idles, so the hypervisor's own work is
+// serialized and guests run in parallel.
+func (h *Hyp) Run(id int, cpu CPU) {
+	h.sched.Lock()
+	defer h.sched.Unlock()
+	p := h.pcpus[id]
+	h.holder = p
 	for _, vm := range h.VMs() {
 		for _, v := range vm.VCPUs {
-			if v.On && !v.blocked {
-				h.runq = append(h.runq, v)
+			if v.home == id && v.On && !v.blocked {
+				p.runq = append(p.runq, v)
 			}
 		}
 	}
 	for {
-		if len(h.runq) == 0 {
-			if !h.idle(cpu) {
+		if len(p.runq) == 0 {
+			if !h.idle(cpu, p) {
 				break
 			}
 			continue
 		}
-		v := h.runq[0]
-		h.runq = h.runq[1:]
-		if v.VM.State != Running || !v.On || v.blocked {
+		v := p.runq[0]
+		p.runq = p.runq[1:]
+		if v.VM.State != Running || !v.On || v.blocked || v.running {
 			continue
 		}
-		h.runVCPU(cpu, v)
+		h.runVCPU(cpu, p, v)
 	}
 	cpu.SetEL2Timer(0)
+	h.holder = nil
 }
 
-// idle waits for an interrupt when nothing can run. It returns false when
-// no vCPU is alive, and stops VMs that wait for something nothing can send.
-func (h *Hyp) idle(cpu CPU) bool {
+// unlocked runs fn without the scheduler lock: the guest, or an idle wait.
+func (h *Hyp) unlocked(p *pcpu, fn func()) {
+	h.holder = nil
+	h.sched.Unlock()
+	fn()
+	h.sched.Lock()
+	h.holder = p
+}
+
+// idle waits for an interrupt when nothing can run here. It returns false
+// when no vCPU is alive anywhere, and, on a single CPU, stops VMs that
+// wait for something nothing can send.
+func (h *Hyp) idle(cpu CPU, p *pcpu) bool {
 	alive, armed, forwarded := false, false, false
 	var next uint64
 	for _, vm := range h.VMs() {
@@ -105,6 +140,9 @@ func (h *Hyp) idle(cpu CPU) bool {
 				continue
 			}
 			alive = true
+			if v.home != p.id {
+				continue
+			}
 			forwarded = forwarded || v.mmio != nil
 			if d, ok := v.timer.deadline(vm.cntvoff); ok && (!armed || d < next) {
 				next, armed = d, true
@@ -114,13 +152,7 @@ func (h *Hyp) idle(cpu CPU) bool {
 	if !alive {
 		return false
 	}
-	if !armed && forwarded {
-		// A vCPU waits on the control partition, which will answer.
-		cpu.WaitForInterrupt()
-		h.serviceIRQs(cpu, nil)
-		return true
-	}
-	if !armed {
+	if !armed && len(h.pcpus) == 1 && !forwarded {
 		// Every vCPU waits for an interrupt and no timer is armed: with no
 		// devices yet, nothing can ever wake them.
 		for _, vm := range h.VMs() {
@@ -130,22 +162,32 @@ func (h *Hyp) idle(cpu CPU) bool {
 		}
 		return true
 	}
-	cpu.SetEL2Timer(next)
-	if h.cfg.Trace {
-		fmt.Fprintf(h.Out, "trace: idle until %d (now %d)\n", next, cpu.Counter())
+	if armed {
+		cpu.SetEL2Timer(next)
+		p.hwEL2Timer = next
 	}
-	cpu.WaitForInterrupt()
-	h.serviceIRQs(cpu, nil)
+	if h.cfg.Trace {
+		fmt.Fprintf(h.Out, "trace: cpu %d idle until %d (now %d)\n", p.id, next, cpu.Counter())
+	}
+	// Another CPU that gives this one work kicks it out of the wait.
+	p.idle = true
+	h.unlocked(p, cpu.WaitForInterrupt)
+	p.idle = false
+	h.serviceIRQs(cpu, p, nil)
 	return true
 }
 
 // runVCPU runs v for one time slice, or until it yields, blocks or stops.
-func (h *Hyp) runVCPU(cpu CPU, v *VCPU) {
+func (h *Hyp) runVCPU(cpu CPU, p *pcpu, v *VCPU) {
 	vm := v.VM
 	now := cpu.Counter()
 	if vm.stolenSince != 0 {
 		// Time the VM could have run but did not does not pass for it.
-		vm.cntvoff += now - vm.stolenSince
+		// (Only for a VM on one CPU: a VM whose vCPUs run elsewhere
+		// meanwhile must keep one clock for all of them.)
+		if h.oneHome(vm) {
+			vm.cntvoff += now - vm.stolenSince
+		}
 		vm.stolenSince = 0
 	}
 	vm.vmid = h.vmids.Refresh(vm.vmid)
@@ -157,9 +199,11 @@ func (h *Hyp) runVCPU(cpu CPU, v *VCPU) {
 	}
 	cpu.LoadVTimer(v.timer.ctl, v.timer.cval, vm.cntvoff)
 	cpu.LoadICH(v.gic.VMCR, v.gic.AP0R, v.gic.AP1R)
-	h.sliceEnd = now + h.cfg.Slice
-	h.armEL2Timer(cpu)
+	p.sliceEnd = now + h.cfg.Slice
+	h.armEL2Timer(cpu, p)
+	v.running, p.running = true, v
 	defer func() {
+		v.running, p.running = false, nil
 		vm.RunTicks += cpu.Counter() - now
 		v.timer.ctl, v.timer.cval = cpu.SaveVTimer()
 		// Off the CPU the vCPU's timer is the scheduler's to watch: the
@@ -167,45 +211,45 @@ func (h *Hyp) runVCPU(cpu CPU, v *VCPU) {
 		cpu.LoadVTimer(0, 0, vm.cntvoff)
 		v.gic.VMCR, v.gic.AP0R, v.gic.AP1R = cpu.SaveICH()
 		cpu.WriteICHHCR(0)
-		h.hwHCR = 0
-		for i := 0; i < h.hwLRs; i++ {
+		p.hwHCR = 0
+		for i := 0; i < p.hwLRs; i++ {
 			cpu.WriteLR(i, 0)
 		}
-		h.hwLRs = 0
+		p.hwLRs = 0
 	}()
 	for {
 		n := vm.vgic.Flush(v.gic)
-		if n > 0 || h.hwLRs > 0 {
-			if h.hwLRs > n {
-				for i := n; i < h.hwLRs; i++ {
+		if n > 0 || p.hwLRs > 0 {
+			if p.hwLRs > n {
+				for i := n; i < p.hwLRs; i++ {
 					cpu.WriteLR(i, 0)
 				}
 			}
 			v.gic.LoadLRs(cpu, n)
-			h.hwLRs = n
+			p.hwLRs = n
 		}
-		if v.gic.HCR != h.hwHCR {
+		if v.gic.HCR != p.hwHCR {
 			cpu.WriteICHHCR(v.gic.HCR)
-			h.hwHCR = v.gic.HCR
+			p.hwHCR = v.gic.HCR
 		}
-		cpu.Run(&v.Ctx)
-		if h.hwLRs > 0 {
-			vm.vgic.Sync(v.gic, cpu, h.hwLRs)
+		h.unlocked(p, func() { cpu.Run(&v.Ctx) })
+		if p.hwLRs > 0 {
+			vm.vgic.Sync(v.gic, cpu, p.hwLRs)
 		}
 		act := h.HandleExit(cpu, v)
 		preempt := false
 		if v.Ctx.Exit.Vector == vcpu.VectorIRQ64 || v.Ctx.Exit.Vector == vcpu.VectorFIQ64 {
-			preempt = h.serviceIRQs(cpu, v)
+			preempt = h.serviceIRQs(cpu, p, v)
 		}
 		switch act {
 		case Resume:
-			if !preempt {
+			if !preempt && vm.State == Running && v.On {
 				continue
 			}
 			vm.stolenSince = cpu.Counter()
-			h.runq = append(h.runq, v)
+			p.runq = append(p.runq, v)
 		case Yield:
-			h.runq = append(h.runq, v)
+			p.runq = append(p.runq, v)
 		case Block:
 			v.blocked = true
 		}
@@ -213,13 +257,23 @@ func (h *Hyp) runVCPU(cpu CPU, v *VCPU) {
 	}
 }
 
+// oneHome reports whether all of vm's vCPUs live on one CPU.
+func (h *Hyp) oneHome(vm *VM) bool {
+	for _, v := range vm.VCPUs {
+		if v.home != vm.VCPUs[0].home {
+			return false
+		}
+	}
+	return true
+}
+
 // armEL2Timer programs CNTHP for the end of the slice or the earliest
 // deadline of a blocked vCPU, whichever comes first.
-func (h *Hyp) armEL2Timer(cpu CPU) {
-	next := h.sliceEnd
+func (h *Hyp) armEL2Timer(cpu CPU, p *pcpu) {
+	next := p.sliceEnd
 	for _, vm := range h.vms {
 		for _, v := range vm.VCPUs {
-			if !v.blocked || vm.State != Running {
+			if !v.blocked || vm.State != Running || v.home != p.id {
 				continue
 			}
 			if d, ok := v.timer.deadline(vm.cntvoff); ok && d < next {
@@ -227,9 +281,9 @@ func (h *Hyp) armEL2Timer(cpu CPU) {
 			}
 		}
 	}
-	if next != h.hwEL2Timer {
+	if next != p.hwEL2Timer {
 		cpu.SetEL2Timer(next)
-		h.hwEL2Timer = next
+		p.hwEL2Timer = next
 	}
 }
 
@@ -237,7 +291,7 @@ func (h *Hyp) armEL2Timer(cpu CPU) {
 // timer (slice end, sleepers' deadlines), the running vCPU's virtual timer,
 // and the vGIC maintenance interrupt. It reports whether the running vCPU
 // should give way.
-func (h *Hyp) serviceIRQs(cpu CPU, running *VCPU) (preempt bool) {
+func (h *Hyp) serviceIRQs(cpu CPU, p *pcpu, running *VCPU) (preempt bool) {
 	for {
 		intid := cpu.Ack()
 		if h.cfg.Trace {
@@ -248,8 +302,12 @@ func (h *Hyp) serviceIRQs(cpu CPU, running *VCPU) (preempt bool) {
 		}
 		switch intid {
 		case h.cfg.PPIs.HypTimer:
-			h.hwEL2Timer = 0
+			p.hwEL2Timer = 0
 			cpu.SetEL2Timer(0)
+		case h.cfg.PPIs.Kick:
+			// Another CPU gave this one work, or an interrupt for the
+			// running vCPU: the exit alone refreshes its list registers.
+			preempt = preempt || running != nil && len(p.runq) > 0
 		case h.cfg.PPIs.VTimer:
 			if running == nil {
 				// Stale: no vCPU's timer is loaded. Make sure it is off.
@@ -269,7 +327,7 @@ func (h *Hyp) serviceIRQs(cpu CPU, running *VCPU) (preempt bool) {
 				// running priority only; the guest's deactivation of the
 				// linked virtual interrupt deactivates this one.
 				if c := vm.vgic.InjectPhysical(intid); c != nil {
-					h.wake(vm.VCPUs[c.Index])
+					h.notify(vm.VCPUs[c.Index])
 					preempt = preempt || running == nil || running.VM != vm
 				}
 				cpu.PriorityDrop(intid)
@@ -285,7 +343,7 @@ func (h *Hyp) serviceIRQs(cpu CPU, running *VCPU) (preempt bool) {
 			continue
 		}
 		for _, v := range vm.VCPUs {
-			if !v.blocked || !v.On {
+			if !v.blocked || !v.On || v.home != p.id {
 				continue
 			}
 			if d, ok := v.timer.deadline(vm.cntvoff); ok && d <= now {
@@ -296,24 +354,52 @@ func (h *Hyp) serviceIRQs(cpu CPU, running *VCPU) (preempt bool) {
 			}
 		}
 	}
-	if running != nil && now >= h.sliceEnd {
-		if len(h.runq) > 0 {
+	if running != nil && now >= p.sliceEnd {
+		if len(p.runq) > 0 {
 			preempt = true
 		} else {
-			h.sliceEnd = now + h.cfg.Slice // nobody waits: another slice
+			p.sliceEnd = now + h.cfg.Slice // nobody waits: another slice
 		}
 	}
 	if !preempt && running != nil {
-		h.armEL2Timer(cpu)
+		h.armEL2Timer(cpu, p)
 	}
 	return preempt
 }
 
-// wake makes a blocked vCPU runnable, ahead of the others.
+// wake makes a blocked vCPU runnable, ahead of the others on its CPU.
 func (h *Hyp) wake(v *VCPU) {
 	if !v.blocked || v.mmio != nil {
 		return
 	}
 	v.blocked = false
-	h.runq = append([]*VCPU{v}, h.runq...)
+	p := h.pcpus[v.home]
+	p.runq = append([]*VCPU{v}, p.runq...)
+	h.kick(p)
+}
+
+// enqueue makes a vCPU that was off runnable on its CPU.
+func (h *Hyp) enqueue(v *VCPU) {
+	p := h.pcpus[v.home]
+	p.runq = append(p.runq, v)
+	h.kick(p)
+}
+
+// notify tells v an interrupt is pending for it: a blocked vCPU wakes; one
+// in the guest on another CPU is made to exit, which loads it.
+func (h *Hyp) notify(v *VCPU) {
+	if v.running {
+		h.kick(h.pcpus[v.home])
+		return
+	}
+	h.wake(v)
+}
+
+// kick interrupts CPU p, unless it is the caller (who will look at its
+// run queue anyway) or has nothing to be interrupted from.
+func (h *Hyp) kick(p *pcpu) {
+	if p == h.holder || h.cfg.Kick == nil || !p.idle && p.running == nil {
+		return
+	}
+	h.cfg.Kick(p.id)
 }

@@ -118,6 +118,10 @@ type VCPU struct {
 	// mmio is the access it waits on the control partition for; it does
 	// not run until VM_MMIO_REPLY, whatever interrupt comes.
 	mmio *pendingMMIO
+	// home is the physical CPU it runs on; running says it is in the
+	// guest there now.
+	home    int
+	running bool
 }
 
 // ExitCounts names the non-zero exit counters.
@@ -159,6 +163,11 @@ type Config struct {
 	// IDRegs is what guests read from the AArch64 ID registers
 	// (GuestIDRegs).
 	IDRegs [32]uint64
+	// CPUs is how many physical CPUs run the scheduler (Run), 1 if 0.
+	CPUs int
+	// Kick interrupts physical CPU cpu with the PPIs.Kick SGI; any CPU may
+	// call it. Needed with more than one CPU.
+	Kick func(cpu int)
 }
 
 // PPIs are the INTIDs of the private interrupts the scheduler handles, as
@@ -166,6 +175,7 @@ type Config struct {
 type PPIs struct {
 	Maintenance uint32 // vGIC maintenance interrupt
 	HypTimer    uint32 // EL2 physical timer (CNTHP)
+	Kick        uint32 // the SGI one CPU sends another (Config.Kick); 0 for none
 	VTimer      uint32 // EL1 virtual timer (CNTV)
 }
 
@@ -194,12 +204,13 @@ type Hyp struct {
 	// ledger's: the VM's ID).
 	irqs gic.Ownership
 
-	// The scheduler's state for the one CPU it runs on (see sched.go).
-	runq       []*VCPU
-	sliceEnd   uint64
-	hwEL2Timer uint64
-	hwLRs      int
-	hwHCR      uint64
+	// sched is the scheduler lock (sched.go): it covers the run queues,
+	// the vCPUs' and VMs' run state and everything an exit handler
+	// touches, and is held by a CPU except while a guest runs there or it
+	// idles; holder is the CPU holding it. It is taken before mu.
+	sched  sync.Mutex
+	holder *pcpu
+	pcpus  []*pcpu
 }
 
 var (
@@ -212,12 +223,19 @@ var (
 
 // New makes the hypervisor core.
 func New(l *ledger.Ledger, pool *TablePool, phys Phys, tlb StageTLB, cfg Config, out io.Writer) *Hyp {
-	return &Hyp{
+	h := &Hyp{
 		Ledger: l, pool: pool, phys: phys, tlb: tlb, cfg: cfg, Out: out,
 		vmids:  mmu.NewVMIDs(cfg.VMID16, tlb.InvalidateAll),
 		nextID: ledger.FirstGuest,
 	}
+	for i := 0; i < max(cfg.CPUs, 1); i++ {
+		h.pcpus = append(h.pcpus, &pcpu{id: i})
+	}
+	return h
 }
+
+// NumCPUs is the number of physical CPUs the scheduler runs on.
+func (h *Hyp) NumCPUs() int { return len(h.pcpus) }
 
 // vmTLB adapts StageTLB to one VM's tables.
 type vmTLB struct {
@@ -466,6 +484,7 @@ func (h *Hyp) AddVCPU(vm *VM, entry, arg0 uint64) *VCPU {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	v := &VCPU{VM: vm, Index: len(vm.VCPUs), On: true}
+	v.home = v.Index % len(h.pcpus)
 	v.Ctx.EL2 = vcpu.EL2Config{
 		HCR:    GuestHCR,
 		VPIDR:  h.cfg.MIDR,
@@ -524,7 +543,7 @@ func (h *Hyp) StartDevices(vm *VM) error {
 	}
 	vm.uart = vuart.NewPL011(consoleOutRing, consoleInRing, func() {
 		if c := vm.vgic.Inject(0, vuart.IntID); c != nil {
-			h.wake(vm.VCPUs[c.Index])
+			h.notify(vm.VCPUs[c.Index])
 		}
 	})
 	if vm.Echo {

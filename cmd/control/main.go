@@ -140,6 +140,9 @@ func (c *control) destroy(g *guest) {
 		c.console(g, []byte{'\n'})
 	}
 	code, pages := call(abi.VM_DESTROY, g.handle)
+	if code == abi.BUSY && pages == 0 {
+		return // a vCPU of it is still leaving the guest: next time
+	}
 	if code != abi.SUCCESS {
 		// Its pages could not all be zeroed: it stays, and is retried.
 		fmt.Printf("control: VM_DESTROY %d: %d\n", g.handle, code)
