@@ -454,12 +454,31 @@ func (h *Hyp) remapControl(pa, size uint64) {
 		return
 	}
 	attrs := mmu.S2Normal(mmu.Read | mmu.Write | mmu.Exec)
-	for p := pa; p < pa+size; p += mmu.PageSize {
-		if o, _, ok := h.Ledger.Owner(p); ok && o == ledger.Control {
-			if _, _, _, mapped := c.s2.Translate(p); !mapped {
-				_ = c.s2.Map(p, p, mmu.PageSize, attrs)
-			}
+	// Map runs, not pages: Map uses blocks where a run covers one, and
+	// replaces the tables the donation left empty, so a range given away
+	// and taken back costs no table pages for good.
+	run := uint64(0)
+	flush := func(end uint64) {
+		if run < end {
+			_ = c.s2.Map(run, run, end-run, attrs)
 		}
+	}
+	for p := pa; p < pa+size; p += mmu.PageSize {
+		o, _, ok := h.Ledger.Owner(p)
+		_, _, _, mapped := c.s2.Translate(p)
+		if ok && o == ledger.Control && !mapped {
+			if run == 0 {
+				run = p
+			}
+			continue
+		}
+		if run != 0 {
+			flush(p)
+			run = 0
+		}
+	}
+	if run != 0 {
+		flush(pa + size)
 	}
 }
 

@@ -1,15 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,14 +16,19 @@ import (
 	"time"
 )
 
-// A long-lived instance: QEMU running in the background with the
-// hypervisor and the control partition, reached through the control
-// partition's host channel, a unix socket in the instance's directory.
+// An instance: QEMU running in the background with the hypervisor and the
+// control partition, and the broker holding the control partition's host
+// channel. Its state is a directory, $XDG_RUNTIME_DIR/bulkhead/NAME.
 type instance struct {
-	Name   string `json:"name"`
-	PID    int    `json:"pid"`
-	Socket string `json:"socket"`
-	Log    string `json:"log"`
+	Name      string `json:"name"`
+	PID       int    `json:"pid"`        // QEMU's
+	Socket    string `json:"socket"`     // QEMU's end of the host channel; the broker holds it
+	Log       string `json:"log"`        // the machine's serial console: the hypervisor and the control partition
+	QEMULog   string `json:"qemu_log"`   // what QEMU itself says
+	BrokerPID int    `json:"broker_pid"` // the broker's
+	API       string `json:"api"`        // the broker's socket, which CLIs talk to
+	BrokerLog string `json:"broker_log"`
+	Private   bool   `json:"private,omitempty"` // booted for one run, gone after it
 }
 
 func stateDir(name string) string {
@@ -35,7 +39,8 @@ func stateDir(name string) string {
 	return filepath.Join(base, "bulkhead", name)
 }
 
-func loadInstance(name string) (*instance, error) {
+// readInstance reads an instance's state, whether or not it still runs.
+func readInstance(name string) (*instance, error) {
 	b, err := os.ReadFile(filepath.Join(stateDir(name), "instance.json"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("no instance named %q is up: start one with: bulkhead up --name %s", name, name)
@@ -45,261 +50,439 @@ func loadInstance(name string) (*instance, error) {
 	}
 	var in instance
 	if err := json.Unmarshal(b, &in); err != nil {
-		return nil, fmt.Errorf("instance %q: corrupt state file: %v", name, err)
-	}
-	if syscall.Kill(in.PID, 0) != nil {
-		os.RemoveAll(stateDir(name))
-		return nil, fmt.Errorf("instance %q is gone (QEMU pid %d no longer runs); its log was %s", name, in.PID, in.Log)
+		return nil, fmt.Errorf("instance %q: corrupt state file %s: %v; remove it", name, filepath.Join(stateDir(name), "instance.json"), err)
 	}
 	return &in, nil
 }
 
-// channel is a connection to the control partition.
-type channel struct {
-	conn net.Conn
-	rd   *bufio.Reader
-	next int
-}
-
-func dial(sock string, timeout time.Duration) (*channel, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		conn, err := net.Dial("unix", sock)
-		if err == nil {
-			return &channel{conn: conn, rd: bufio.NewReader(conn), next: 1}, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("cannot reach the control partition at %s: %v", sock, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// read returns the next message, waiting at most timeout.
-func (c *channel) read(timeout time.Duration) (map[string]any, error) {
-	c.conn.SetReadDeadline(time.Now().Add(timeout))
-	line, err := c.rd.ReadBytes('\n')
+// loadInstance returns an instance that is up and reachable.
+func loadInstance(name string) (*instance, error) {
+	in, err := readInstance(name)
 	if err != nil {
-		return nil, fmt.Errorf("reading from the control partition: %v", err)
-	}
-	var v map[string]any
-	if err := json.Unmarshal(line, &v); err != nil {
-		return nil, fmt.Errorf("the control partition sent %q, not JSON", line)
-	}
-	return v, nil
-}
-
-// call sends a request and returns its answer, skipping events.
-func (c *channel) call(op string, timeout time.Duration) (map[string]any, error) {
-	id := c.next
-	c.next++
-	if _, err := fmt.Fprintf(c.conn, `{"id":%d,"op":%q}`+"\n", id, op); err != nil {
 		return nil, err
 	}
-	for {
-		v, err := c.read(timeout)
-		if err != nil {
-			return nil, err
+	if !alive(in.PID) {
+		if alive(in.BrokerPID) {
+			syscall.Kill(in.BrokerPID, syscall.SIGKILL)
 		}
-		if v["id"] == float64(id) {
-			if v["ok"] != true {
-				return v, fmt.Errorf("%s: %v", op, v["error"])
-			}
-			return v, nil
-		}
+		os.RemoveAll(stateDir(name))
+		return nil, fmt.Errorf("instance %q is gone (QEMU pid %d no longer runs)", name, in.PID)
 	}
+	if !alive(in.BrokerPID) {
+		return nil, fmt.Errorf("instance %q is unreachable: its broker (pid %d) is gone (its log: %s); bring it down with: bulkhead down --name %s", name, in.BrokerPID, in.BrokerLog, name)
+	}
+	return in, nil
 }
 
-func instanceFlags(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*flag.FlagSet, *string, error) {
-	fs := flag.NewFlagSet("bulkhead "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	inst := fs.String("name", "default", "the instance's name")
-	if extra != nil {
-		extra(fs)
-	}
-	if err := fs.Parse(args); err != nil {
-		return nil, nil, err
-	}
-	if fs.NArg() != 0 {
-		return nil, nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	return fs, inst, nil
+// machineConfig is the QEMU machine an instance runs on.
+type machineConfig struct {
+	mem     uint64
+	smp     int
+	opts    []string
+	hyp     string
+	control string
+	qemu    string
 }
 
-// cmdUp boots an instance in the background and waits for its control
-// partition to say it is ready.
-func cmdUp(args []string, stdout, stderr io.Writer) int {
-	c := &runConfig{machineMem: 1 << 30}
-	var name *string
-	var err error
-	_, name, err = instanceFlags("up", args, stderr, func(fs *flag.FlagSet) {
-		fs.Var(sizeFlag{&c.machineMem}, "mem", "the QEMU machine's RAM")
-		fs.Var(listFlag{&c.qemuOpts}, "qemu-opt", "extra QEMU argument (repeatable)")
-		fs.StringVar(&c.hyp, "hypervisor", "", "hypervisor image (default: bulkhead-hyp.elf in $BULKHEAD_IMAGES or ./build)")
-		fs.StringVar(&c.control, "control", "", "control partition image (default: beside the hypervisor)")
-		fs.StringVar(&c.qemu, "qemu", "qemu-system-aarch64", "the QEMU binary")
-	})
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
+// flags defines the machine's flags; the RAM's is memFlag (run has its own
+// --mem, the guest's).
+func (m *machineConfig) flags(fs *flag.FlagSet, memFlag string) {
+	m.mem, m.smp = 1<<30, 1
+	fs.Var(sizeFlag{&m.mem}, memFlag, "the QEMU machine's RAM, at least 512M")
+	fs.IntVar(&m.smp, "smp", 1, "the QEMU machine's CPUs (QEMU's -smp)")
+	fs.Var(listFlag{&m.opts}, "qemu-opt", "extra QEMU argument (repeatable), e.g. --qemu-opt=-icount --qemu-opt=shift=0")
+	fs.StringVar(&m.hyp, "hypervisor", "", "hypervisor image (default: bulkhead-hyp.elf in $BULKHEAD_IMAGES or ./build)")
+	fs.StringVar(&m.control, "control", "", "control partition image (default: bulkhead-control.elf beside the hypervisor)")
+	fs.StringVar(&m.qemu, "qemu", "qemu-system-aarch64", "the QEMU binary")
+}
+
+func (m *machineConfig) check(memFlag string) error {
+	if m.mem < 512<<20 {
+		return fmt.Errorf("--%s %s: at least 512M (the hypervisor keeps 64M, the control partition's runtime 64M at 0x48000000, images go above 0x50000000)", memFlag, sizeFlag{&m.mem})
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "bulkhead up: %v\n", err)
-		return exitUsage
+	if m.smp < 1 || m.smp > 64 {
+		return fmt.Errorf("--smp %d: want 1 to 64", m.smp)
 	}
-	if err := c.locate(); err != nil {
-		fmt.Fprintf(stderr, "bulkhead up: %v\n", err)
-		return exitUsage
+	dir := os.Getenv("BULKHEAD_IMAGES")
+	if dir == "" {
+		dir = "build"
 	}
-	if in, err := loadInstance(*name); err == nil {
-		fmt.Fprintf(stderr, "bulkhead up: instance %q is already up (QEMU pid %d); stop it with: bulkhead down --name %s\n", *name, in.PID, *name)
-		return exitUsage
+	if m.hyp == "" {
+		m.hyp = filepath.Join(dir, "bulkhead-hyp.elf")
 	}
-	dir := stateDir(*name)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		fmt.Fprintf(stderr, "bulkhead up: %v\n", err)
-		return exitInternal
+	if m.control == "" {
+		m.control = filepath.Join(filepath.Dir(m.hyp), "bulkhead-control.elf")
 	}
-	in := &instance{Name: *name, Socket: filepath.Join(dir, "ctl.sock"), Log: filepath.Join(dir, "console.log")}
-	os.Remove(in.Socket)
-	fi, err := os.Stat(c.control)
-	if err != nil {
-		fmt.Fprintf(stderr, "bulkhead up: %v\n", err)
-		return exitUsage
+	for _, f := range []struct{ what, path string }{{"hypervisor", m.hyp}, {"control partition", m.control}} {
+		if _, err := os.Stat(f.path); err != nil {
+			return fmt.Errorf("%s image %s: %v (build it with make, or point --hypervisor/--control or $BULKHEAD_IMAGES at it)", f.what, f.path, errors.Unwrap(err))
+		}
 	}
-	qargs := []string{
+	if _, err := exec.LookPath(m.qemu); err != nil {
+		return fmt.Errorf("%s not found: install it with: sudo apt-get install qemu-system-arm", m.qemu)
+	}
+	return nil
+}
+
+// qemuArgs is QEMU's command line for an instance: the hypervisor as the
+// kernel, the control partition as a boot module at moduleBase, its host
+// channel a virtio console on the socket the broker connects to.
+func qemuArgs(m *machineConfig, in *instance, controlSize int64) []string {
+	args := []string{
 		"-machine", "virt,virtualization=on,gic-version=3", "-cpu", "max",
-		"-m", fmt.Sprintf("%dM", c.machineMem>>20), "-smp", "1",
+		"-m", fmt.Sprintf("%dM", m.mem>>20), "-smp", strconv.Itoa(m.smp),
 		"-display", "none", "-monitor", "none", "-serial", "file:" + in.Log,
 		"-semihosting-config", "enable=on,target=native",
-		"-kernel", c.hyp,
-		"-device", fmt.Sprintf("loader,file=%s,addr=%#x,force-raw=on", c.control, uint64(moduleBase)),
+		"-kernel", m.hyp,
+		"-device", fmt.Sprintf("loader,file=%s,addr=%#x,force-raw=on", m.control, uint64(moduleBase)),
 		"-global", "virtio-mmio.force-legacy=false",
 		"-device", "virtio-serial-device",
 		"-chardev", "socket,id=ctl,path=" + in.Socket + ",server=on,wait=on",
 		"-device", "virtconsole,chardev=ctl",
-		"-append", fmt.Sprintf("exit=semihosting control=%#x:%d", uint64(moduleBase), fi.Size()),
+		"-append", fmt.Sprintf("exit=semihosting control=%#x:%d", uint64(moduleBase), controlSize),
 	}
-	qargs = append(qargs, c.qemuOpts...)
-	cmd := exec.Command(c.qemu, qargs...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives this command
-	if err := cmd.Start(); err != nil {
-		fmt.Fprintf(stderr, "bulkhead up: starting %s: %v\n", c.qemu, err)
-		return exitInternal
+	return append(args, m.opts...)
+}
+
+// errInterrupted is a boot abandoned on a signal.
+var errInterrupted = errors.New("interrupted")
+
+// bootInstance starts QEMU and the broker in the background, and returns
+// once the control partition answers through the broker. A private
+// instance ends with its owner, this process, however it ends. Anything
+// that arrives on abort abandons the boot. On failure nothing is left
+// running.
+func bootInstance(m *machineConfig, name string, private bool, abort <-chan os.Signal) (*instance, error) {
+	dir := stateDir(name)
+	in := &instance{Name: name, Private: private,
+		Socket: filepath.Join(dir, "ctl.sock"), API: filepath.Join(dir, "api.sock"),
+		Log: filepath.Join(dir, "console.log"), QEMULog: filepath.Join(dir, "qemu.log"),
+		BrokerLog: filepath.Join(dir, "broker.log")}
+	if len(in.API) > 100 {
+		return nil, fmt.Errorf("the instance's directory %s is too long a path for a unix socket: set XDG_RUNTIME_DIR to a shorter one", dir)
 	}
-	in.PID = cmd.Process.Pid
-	go cmd.Wait() // reaped if it dies while we wait for it
-	fail := func(err error) int {
-		syscall.Kill(in.PID, syscall.SIGKILL)
-		log, _ := os.ReadFile(in.Log)
-		fmt.Fprintf(stderr, "bulkhead up: %v\nits console:\n%s", err, log)
+	fi, err := os.Stat(m.control)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	os.Remove(in.Socket)
+	os.Remove(in.API)
+	logs := map[string]*os.File{}
+	for _, p := range []string{in.QEMULog, in.BrokerLog} {
+		if logs[p], err = os.Create(p); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
+
+	// Both outlive this command (their own session): an instance that is
+	// up stays up. A private one dies with its owner: QEMU at once, and
+	// the broker cleans up after it.
+	qemu := exec.Command(m.qemu, qemuArgs(m, in, fi.Size())...)
+	qemu.Stdout, qemu.Stderr = logs[in.QEMULog], logs[in.QEMULog]
+	qemu.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if private {
+		qemu.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
+	if err := qemu.Start(); err != nil {
 		os.RemoveAll(dir)
-		return exitInternal
+		return nil, fmt.Errorf("starting %s: %v", m.qemu, err)
 	}
-	fmt.Fprintf(stderr, "bulkhead: booting instance %q...\n", *name)
-	ch, err := dial(in.Socket, 10*time.Second)
+	in.PID = qemu.Process.Pid
+	qemuDone := make(chan struct{})
+	go func() { qemu.Wait(); close(qemuDone) }() // reaped, so that alive() sees it go
+
+	brokerDone := make(chan struct{})
+	fail := func(err error) (*instance, error) {
+		syscall.Kill(in.PID, syscall.SIGKILL)
+		if in.BrokerPID > 0 {
+			syscall.Kill(in.BrokerPID, syscall.SIGKILL)
+			<-brokerDone
+		}
+		<-qemuDone
+		var why strings.Builder
+		fmt.Fprintf(&why, "%v; its last lines:\n%s", err, tail(in.Log, 30))
+		for _, p := range []string{in.QEMULog, in.BrokerLog} {
+			if t := tail(p, 10); t != "" {
+				fmt.Fprintf(&why, "%s:\n%s", filepath.Base(p), t)
+			}
+		}
+		os.RemoveAll(dir)
+		if errors.Is(err, errInterrupted) {
+			return nil, err
+		}
+		return nil, errors.New(strings.TrimRight(why.String(), "\n"))
+	}
+	exe, err := os.Executable()
 	if err != nil {
 		return fail(err)
 	}
-	defer ch.conn.Close()
-	ready, err := ch.read(60 * time.Second)
-	if err != nil {
-		return fail(err)
+	bargs := []string{brokerCmd, "--name", name, "--qemu", strconv.Itoa(in.PID)}
+	if private {
+		bargs = append(bargs, "--owner", strconv.Itoa(os.Getpid()))
 	}
-	if ready["event"] != "ready" {
-		return fail(fmt.Errorf("the control partition said %v first, not ready", ready))
+	broker := exec.Command(exe, bargs...)
+	broker.Stdout, broker.Stderr = logs[in.BrokerLog], logs[in.BrokerLog]
+	broker.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := broker.Start(); err != nil {
+		close(brokerDone)
+		return fail(fmt.Errorf("starting the broker: %v", err))
+	}
+	in.BrokerPID = broker.Process.Pid
+	go func() { broker.Wait(); close(brokerDone) }()
+	for _, f := range logs {
+		f.Close() // the children have their own
+	}
+
+	deadline := time.After(90 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-qemuDone:
+			return fail(errors.New("QEMU exited before the control partition was ready"))
+		case <-brokerDone:
+			// The broker ends when QEMU does: if QEMU did, that is the news.
+			select {
+			case <-qemuDone:
+				return fail(errors.New("QEMU exited before the control partition was ready"))
+			case <-time.After(500 * time.Millisecond):
+			}
+			return fail(errors.New("the broker exited before the control partition was ready"))
+		case <-deadline:
+			return fail(errors.New("the control partition was not ready within 90s"))
+		case s := <-abort:
+			return fail(fmt.Errorf("%w by %v", errInterrupted, s))
+		case <-tick.C:
+		}
+		cl, err := connect(in)
+		if err != nil {
+			continue // the broker listens once the control partition is ready
+		}
+		_, err = cl.call(map[string]any{"op": "ping"}, 10*time.Second)
+		cl.close()
+		if err != nil {
+			return fail(fmt.Errorf("ping: %v", err))
+		}
+		break
 	}
 	b, _ := json.MarshalIndent(in, "", "  ")
 	if err := os.WriteFile(filepath.Join(dir, "instance.json"), b, 0o600); err != nil {
 		return fail(err)
 	}
-	fmt.Fprintf(stdout, "instance %q is up: QEMU pid %d, console log %s\n", *name, in.PID, in.Log)
-	return 0
+	return in, nil
 }
 
-// cmdPs lists the instance's VMs.
-func cmdPs(args []string, stdout, stderr io.Writer) int {
-	var asJSON bool
-	_, name, err := instanceFlags("ps", args, stderr, func(fs *flag.FlagSet) {
-		fs.BoolVar(&asJSON, "json", false, "print JSON")
-	})
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "bulkhead ps: %v\n", err)
-		return exitUsage
-	}
-	in, err := loadInstance(*name)
-	if err != nil {
-		fmt.Fprintf(stderr, "bulkhead ps: %v\n", err)
-		return exitUsage
-	}
-	ch, err := dial(in.Socket, 5*time.Second)
-	if err != nil {
-		fmt.Fprintf(stderr, "bulkhead ps: %v\n", err)
-		return exitInternal
-	}
-	defer ch.conn.Close()
-	v, err := ch.call("ps", 10*time.Second)
-	if err != nil {
-		fmt.Fprintf(stderr, "bulkhead ps: %v\n", err)
-		return exitInternal
-	}
-	vms, _ := v["vms"].([]any)
-	if asJSON {
-		json.NewEncoder(stdout).Encode(map[string]any{"instance": *name, "vms": vms})
-		return 0
-	}
-	fmt.Fprintf(stdout, "%-16s %-6s %s\n", "NAME", "VM", "STATE")
-	for _, x := range vms {
-		m, _ := x.(map[string]any)
-		fmt.Fprintf(stdout, "%-16v %-6v %v\n", m["name"], m["vm"], m["state"])
-	}
-	return 0
-}
-
-// cmdDown asks the control partition to shut the instance down, and makes
-// sure QEMU is gone.
-func cmdDown(args []string, stdout, stderr io.Writer) int {
-	_, name, err := instanceFlags("down", args, stderr, nil)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "bulkhead down: %v\n", err)
-		return exitUsage
-	}
-	in, err := loadInstance(*name)
-	if err != nil {
-		fmt.Fprintf(stderr, "bulkhead down: %v\n", err)
-		return exitUsage
-	}
-	if ch, err := dial(in.Socket, 5*time.Second); err == nil {
-		_, err = ch.call("shutdown", 10*time.Second)
-		ch.conn.Close()
-		if err != nil {
-			fmt.Fprintf(stderr, "bulkhead down: %v; stopping QEMU\n", err)
+// teardown stops the instance's running VMs, shuts it down and makes sure
+// QEMU and the broker are gone. It returns the hypervisor's exit status
+// (-1 if it did not say) and the last lines of its console.
+func teardown(in *instance, stderr io.Writer) (int, string) {
+	if cl, err := connect(in); err == nil {
+		// The control partition shuts down once its VMs have stopped.
+		if vms, _, err := cl.ps(); err == nil {
+			running := map[string]bool{}
+			for _, v := range vms {
+				if v.State == "running" {
+					running[v.Name] = true
+					cl.send(map[string]any{"op": "stop", "name": v.Name})
+				}
+			}
+			for timeout := time.After(10 * time.Second); len(running) > 0; {
+				select {
+				case m, ok := <-cl.msgs:
+					if !ok {
+						running = nil
+					} else if m.Event == "exit" {
+						delete(running, m.vmName())
+					}
+				case <-timeout:
+					running = nil
+				}
+			}
 		}
+		if _, err := cl.call(map[string]any{"op": "shutdown"}, answerTimeout); err != nil {
+			fmt.Fprintf(stderr, "bulkhead: instance %q: shutdown: %v; stopping QEMU\n", in.Name, err)
+		}
+		cl.close()
 	}
-	for i := 0; i < 100 && syscall.Kill(in.PID, 0) == nil; i++ {
-		time.Sleep(100 * time.Millisecond)
-	}
-	if syscall.Kill(in.PID, 0) == nil {
+	if !waitGone(in.PID, 10*time.Second) {
 		syscall.Kill(in.PID, syscall.SIGKILL)
-		fmt.Fprintf(stderr, "bulkhead down: the instance did not stop within 10s: killed QEMU\n")
+		fmt.Fprintf(stderr, "bulkhead: instance %q did not stop within 10s: killed QEMU\n", in.Name)
+		waitGone(in.PID, 5*time.Second)
 	}
-	log, _ := os.ReadFile(in.Log)
-	os.RemoveAll(stateDir(*name))
-	status := "unknown"
-	for _, l := range strings.Split(string(log), "\n") {
-		if strings.HasPrefix(l, "bulkhead: exit status ") {
-			status = strings.TrimSpace(strings.TrimPrefix(l, "bulkhead: exit status "))
+	if !waitGone(in.BrokerPID, 5*time.Second) {
+		syscall.Kill(in.BrokerPID, syscall.SIGKILL)
+	}
+	status, last := hypervisorStatus(in.Log), tail(in.Log, 30)
+	os.RemoveAll(stateDir(in.Name))
+	return status, last
+}
+
+func waitGone(pid int, timeout time.Duration) bool {
+	for deadline := time.Now().Add(timeout); alive(pid); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
 		}
 	}
-	if n, err := strconv.Atoi(status); err == nil && n == 0 {
+	return true
+}
+
+// hypervisorStatus is the status the hypervisor printed as it ended, -1 if
+// none.
+func hypervisorStatus(log string) int {
+	b, _ := os.ReadFile(log)
+	status := -1
+	for _, l := range strings.Split(string(b), "\n") {
+		if s, ok := strings.CutPrefix(strings.TrimSpace(l), "bulkhead: exit status "); ok {
+			if n, err := strconv.Atoi(s); err == nil {
+				status = n
+			}
+		}
+	}
+	return status
+}
+
+// tail is a file's last n lines, indented.
+func tail(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n"), "\n")
+	if len(lines) == 1 && lines[0] == "" {
+		return ""
+	}
+	lines = lines[max(0, len(lines)-n):]
+	return "  " + strings.Join(lines, "\n  ") + "\n"
+}
+
+// commandFlags makes an instance command's flag set: --name (or
+// --instance) names the instance. usage teaches the command.
+func commandFlags(cmd, usage string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("bulkhead "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	inst := new(string)
+	fs.StringVar(inst, "name", "default", "the instance")
+	fs.StringVar(inst, "instance", "default", "the same as --name")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage+"\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	return fs, inst
+}
+
+// parseArgs parses flags before, between and after the positional
+// arguments, and wants exactly len(names) of those.
+func parseArgs(fs *flag.FlagSet, args []string, names ...string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(pos) != len(names) {
+		if len(names) == 0 {
+			return nil, fmt.Errorf("unexpected argument %q", pos[0])
+		}
+		return nil, fmt.Errorf("want %s, got %d argument(s)", strings.Join(names, " "), len(pos))
+	}
+	return pos, nil
+}
+
+// failed reports a command's error and returns the status to exit with;
+// a request for help is not one.
+func failed(cmd string, err error, status int, stderr io.Writer) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintf(stderr, "bulkhead %s: %v\n", cmd, err)
+	return status
+}
+
+const upUsage = `Usage: bulkhead up [flags]
+
+Boots an instance in the background: QEMU with the EL2 hypervisor and its
+control partition, and a broker through which every other command reaches
+the control partition. It returns once the control partition is ready. The
+instance runs guests (bulkhead run) until bulkhead down; its state, logs
+and sockets are in $XDG_RUNTIME_DIR/bulkhead/NAME.
+
+Examples:
+	bulkhead up
+	bulkhead up --name big --mem 4G --smp 4
+	bulkhead up --qemu-opt=-icount --qemu-opt=shift=0,sleep=off
+`
+
+func cmdUp(args []string, stdout, stderr io.Writer) int {
+	fs, name := commandFlags("up", upUsage, stderr)
+	m := &machineConfig{}
+	m.flags(fs, "mem")
+	asJSON := fs.Bool("json", false, "print the instance's state as JSON")
+	if _, err := parseArgs(fs, args); err != nil {
+		return failed("up", err, exitUsage, stderr)
+	}
+	if err := m.check("mem"); err != nil {
+		return failed("up", err, exitUsage, stderr)
+	}
+	if in, err := readInstance(*name); err == nil {
+		if _, err := loadInstance(*name); err == nil || alive(in.PID) {
+			return failed("up", fmt.Errorf("instance %q is already up (QEMU pid %d); bring it down with: bulkhead down --name %s", *name, in.PID, *name), exitUsage, stderr)
+		}
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	fmt.Fprintf(stderr, "bulkhead: booting instance %q...\n", *name)
+	in, err := bootInstance(m, *name, false, sigs)
+	if errors.Is(err, errInterrupted) {
+		fmt.Fprintf(stderr, "bulkhead up: %v: nothing is left running\n", err)
+		return 130
+	}
+	if err != nil {
+		return failed("up", fmt.Errorf("instance %q failed to boot: %v", *name, err), exitInternal, stderr)
+	}
+	if *asJSON {
+		json.NewEncoder(stdout).Encode(in)
+	} else {
+		fmt.Fprintf(stdout, "instance %q is up: QEMU pid %d, broker pid %d, console log %s\n", *name, in.PID, in.BrokerPID, in.Log)
+	}
+	return 0
+}
+
+const downUsage = `Usage: bulkhead down [flags]
+
+Shuts an instance down: stops its running VMs, asks the control partition
+to end, and makes sure QEMU and the broker are gone. It exits 0 when the
+hypervisor ended cleanly (its ledger back at its boot figures), 125 if not.
+
+Examples:
+	bulkhead down
+	bulkhead down --name big
+`
+
+func cmdDown(args []string, stdout, stderr io.Writer) int {
+	fs, name := commandFlags("down", downUsage, stderr)
+	if _, err := parseArgs(fs, args); err != nil {
+		return failed("down", err, exitUsage, stderr)
+	}
+	in, err := readInstance(*name)
+	if err != nil {
+		return failed("down", err, exitUsage, stderr)
+	}
+	status, last := teardown(in, stderr)
+	if status == 0 {
 		fmt.Fprintf(stdout, "instance %q is down\n", *name)
 		return 0
 	}
-	fmt.Fprintf(stdout, "instance %q is down; the hypervisor's exit status was %s (log was %s)\n", *name, status, in.Log)
+	what := strconv.Itoa(status)
+	if status < 0 {
+		what = "not printed"
+	}
+	fmt.Fprintf(stdout, "instance %q is down; the hypervisor's exit status was %s; its last lines were:\n%s", *name, what, last)
 	return exitInternal
 }

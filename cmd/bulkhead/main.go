@@ -1,11 +1,11 @@
-// Command bulkhead runs guests on the Bulkhead hypervisor.
+// Command bulkhead runs guests on the Bulkhead hypervisor, in QEMU.
 //
 //	bulkhead run [flags] IMAGE
 //
-// boots a private Bulkhead instance in QEMU (the hypervisor and its control
-// partition), runs the ELF image as a guest, streams the guest's console to
-// standard output and exits with the guest's exit status. See
-// `bulkhead help run`.
+// runs IMAGE as a guest, streams its console to standard output and exits
+// with its exit status: in the instance that is up (bulkhead up), or in a
+// private one booted for it. up, ps, console, stop, stats and down manage
+// instances and their VMs. See `bulkhead help`.
 package main
 
 import (
@@ -20,63 +20,74 @@ const usage = `bulkhead runs guests on the Bulkhead hypervisor, in QEMU.
 
 Usage:
 
-	bulkhead run [flags] IMAGE   run IMAGE (an AArch64 ELF) as a guest
-	bulkhead up [--name N]       boot an instance in the background
-	bulkhead ps [--name N]       list an instance's VMs
-	bulkhead down [--name N]     shut an instance down
-	bulkhead version             print the version
-	bulkhead help [COMMAND]      print help
+	bulkhead run [flags] IMAGE     run IMAGE as a guest, stream its console
+	bulkhead up [flags]            boot an instance that stays up
+	bulkhead ps [flags]            list an instance's VMs
+	bulkhead console [flags] VM    attach to a VM's console (Ctrl-] detaches)
+	bulkhead stop [flags] VM       stop a VM
+	bulkhead stats [flags]         VMs' counters and the machine's page ledger
+	bulkhead down [flags]          shut an instance down
+	bulkhead version               print the version
+	bulkhead help [COMMAND]        print a command's help, with examples
 
-"bulkhead run" boots a private instance (the EL2 hypervisor and its
-control partition) in QEMU, has the control partition load IMAGE into a
-new VM, streams the guest's console to standard output, and exits with the
-guest's exit status. "bulkhead help run" lists its flags.
+An instance is QEMU running the EL2 hypervisor and its control partition,
+with a broker in the background that relays every command to the control
+partition's host channel; its state is in $XDG_RUNTIME_DIR/bulkhead/NAME.
+"bulkhead up" boots one (named "default" unless --name says otherwise) and
+"run" uploads images to it, so that several VMs run side by side; without
+one, "run" boots a private instance for its image and brings it down after.
 
-"bulkhead up" boots an instance that stays up; "ps" and "down" reach it
-through the control partition's host channel (a virtio console on a unix
-socket in $XDG_RUNTIME_DIR/bulkhead/NAME). Running images in an instance
-that is up (uploading them over the channel) is not there yet: "run"
-always boots its own.
+	bulkhead up
+	bulkhead run --name a build/guest-hello.elf
+	bulkhead ps; bulkhead stats
+	bulkhead down
+
+Every instance command takes --name (or --instance) for the instance, and
+--json where its output is data.
 `
 
 func main() {
 	os.Exit(cli(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// commands, by name; each takes its arguments and returns the exit status.
+var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
+	"run":     cmdRun,
+	"up":      cmdUp,
+	"ps":      cmdPs,
+	"console": cmdConsole,
+	"stop":    cmdStop,
+	"stats":   cmdStats,
+	"down":    cmdDown,
+}
+
 // cli runs one command and returns the process exit status.
 func cli(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return 2
+		return exitUsage
+	}
+	if cmd, ok := commands[args[0]]; ok {
+		return cmd(args[1:], stdout, stderr)
 	}
 	switch args[0] {
-	case "run":
-		return cmdRun(args[1:], stdout, stderr)
-	case "up":
-		return cmdUp(args[1:], stdout, stderr)
-	case "ps":
-		return cmdPs(args[1:], stdout, stderr)
-	case "down":
-		return cmdDown(args[1:], stdout, stderr)
+	case brokerCmd:
+		return cmdBroker(args[1:], stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "bulkhead %s\n", version)
 		return 0
 	case "help", "-h", "--help":
 		if len(args) > 1 {
-			switch args[1] {
-			case "run":
-				return cmdRun([]string{"-h"}, stdout, stderr)
-			case "up":
-				return cmdUp([]string{"-h"}, stdout, stderr)
-			case "ps":
-				return cmdPs([]string{"-h"}, stdout, stderr)
-			case "down":
-				return cmdDown([]string{"-h"}, stdout, stderr)
+			if cmd, ok := commands[args[1]]; ok {
+				return cmd([]string{"-h"}, stdout, stdout)
 			}
+			fmt.Fprintf(stderr, "bulkhead help: no command %q\n\n", args[1])
+			fmt.Fprint(stderr, usage)
+			return exitUsage
 		}
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
 	fmt.Fprintf(stderr, "bulkhead: unknown command %q\n\n%s", args[0], usage)
-	return 2
+	return exitUsage
 }

@@ -1,52 +1,56 @@
 package main
 
 import (
-	"bufio"
-	"context"
+	"bytes"
 	"debug/elf"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Exit statuses of bulkhead itself, apart from the guest's.
 const (
-	exitUsage    = 2   // bad command line or image
-	exitInternal = 125 // the hypervisor or QEMU failed
+	exitUsage    = 2   // bad command line, image or VM name
+	exitInternal = 125 // the hypervisor, QEMU or the instance failed
 )
 
 // Guest physical layout (hyp.GuestIPA) and the machine's memory map the
-// images are placed in (board/qemuvirt, board/bulkheadvm).
+// control partition is placed in (board/qemuvirt, board/bulkheadvm).
 const (
 	guestIPA   = 0x40000000
 	moduleBase = 0x50000000 // above the control partition's runtime
 	maxCPUs    = 16
+	// arm64Magic is "ARM\x64" at offset 0x38 of a Linux arm64 Image
+	// (Documentation/arch/arm64/booting.rst).
+	arm64Magic = 0x644d5241
 )
 
 type runConfig struct {
-	name       string
-	mem        uint64
-	cpus       int
-	arg        uint64
-	machineMem uint64
-	qemuOpts   []string
-	json       bool
-	verbose    bool
-	hyp        string
-	control    string
-	qemu       string
-	image      string
-	instance   string
+	name     string
+	mem      uint64
+	cpus     int
+	arg      uint64
+	cmdline  string
+	initrd   string
+	json     bool
+	verbose  bool
+	private  bool
+	image    string
+	instance string
+	machine  machineConfig
+	// machineSet lists the flags given that shape a private instance.
+	machineSet []string
 }
 
 // sizeFlag parses sizes such as 16M, 1G, 0x1000000.
@@ -91,58 +95,65 @@ type listFlag struct{ v *[]string }
 func (l listFlag) String() string     { return "" }
 func (l listFlag) Set(s string) error { *l.v = append(*l.v, s); return nil }
 
-func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
-	c := &runConfig{mem: 16 << 20, cpus: 1, machineMem: 1 << 30}
-	fs := flag.NewFlagSet("bulkhead run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, `Usage: bulkhead run [flags] IMAGE
+const runUsage = `Usage: bulkhead run [flags] IMAGE
 
-Runs IMAGE, an AArch64 ELF executable linked for guest RAM at 0x40000000
-(a TamaGo guest built with board/bulkheadvm, say), as a guest of Bulkhead:
-in the instance named by --instance if it is up (bulkhead up; the image is
-uploaded over its host channel), otherwise in a private instance booted for
-it in QEMU and stopped after. The guest's console goes to standard output;
-bulkhead exits with the guest's exit status (125 if the hypervisor fails).
+Runs IMAGE as a guest of Bulkhead, streams its console to standard output
+and exits with its exit status. IMAGE is an AArch64 ELF executable linked
+for guest RAM at 0x40000000 (a TamaGo guest built with board/bulkheadvm,
+say), or a Linux arm64 Image, plain or gzip-compressed, with --initrd and
+--cmdline.
+
+If the instance named by --instance is up (bulkhead up), IMAGE is uploaded
+to it over its host channel and runs there beside its other VMs; otherwise
+bulkhead boots a private instance for it, and brings that down after,
+however the run ends. Ctrl-C stops the guest and exits 130. Other statuses
+of bulkhead's own: 2 for a bad command line or image, 125 if the
+hypervisor, QEMU or the instance fails.
 
 Examples:
 	bulkhead run build/guest-hello.elf
 	bulkhead run --arg 3 --mem 32M build/guest-hello.elf; echo $?
-	bulkhead run --qemu-opt=-icount --qemu-opt=shift=0 build/guest-timer.elf
+	bulkhead up && bulkhead run --name h1 build/guest-hello.elf && bulkhead stats
+	bulkhead run --json --qemu-opt=-icount --qemu-opt=shift=0,sleep=off build/guest-timer.elf
+	bulkhead run --mem 256M --initrd build/linux/rootfs.cpio.gz --cmdline console=ttyAMA0 build/linux/vmlinuz
+`
 
-Flags:
-`)
+// machineFlags shape a private instance, not a guest.
+var machineFlags = map[string]bool{"machine-mem": true, "smp": true, "qemu-opt": true, "hypervisor": true, "control": true, "qemu": true}
+
+func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
+	c := &runConfig{}
+	fs := flag.NewFlagSet("bulkhead run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), runUsage+"\nFlags:\n")
 		fs.PrintDefaults()
 	}
+	c.mem = 16 << 20
 	fs.StringVar(&c.name, "name", "", "the VM's name (default: the image's file name)")
 	fs.Var(sizeFlag{&c.mem}, "mem", "guest RAM, a multiple of 2M")
 	fs.IntVar(&c.cpus, "cpus", 1, "guest vCPUs, 1 to 16")
 	fs.Uint64Var(&c.arg, "arg", 0, "value the guest finds in x0 at entry")
-	fs.Var(sizeFlag{&c.machineMem}, "machine-mem", "the QEMU machine's RAM")
-	fs.Var(listFlag{&c.qemuOpts}, "qemu-opt", "extra QEMU argument (repeatable), e.g. --qemu-opt=-icount --qemu-opt=shift=0")
-	fs.BoolVar(&c.json, "json", false, "print JSON lines: console output and the final status")
+	fs.StringVar(&c.cmdline, "cmdline", "", "the kernel command line, for a Linux guest")
+	fs.StringVar(&c.initrd, "initrd", "", "an initramfs `FILE`, uploaded after the image, for a Linux guest")
+	fs.BoolVar(&c.json, "json", false, "print JSON lines: the console's lines and the final status")
 	fs.BoolVar(&c.verbose, "v", false, "also print the hypervisor's and control partition's log to standard error")
-	fs.StringVar(&c.hyp, "hypervisor", "", "hypervisor image (default: bulkhead-hyp.elf in $BULKHEAD_IMAGES or ./build)")
-	fs.StringVar(&c.control, "control", "", "control partition image (default: bulkhead-control.elf beside the hypervisor)")
-	fs.StringVar(&c.qemu, "qemu", "qemu-system-aarch64", "the QEMU binary")
 	fs.StringVar(&c.instance, "instance", "default", "run in this instance if it is up (bulkhead up); otherwise boot a private one")
-	// Flags may come before or after IMAGE.
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
+	fs.BoolVar(&c.private, "private", false, "boot a private instance even if --instance is up")
+	c.machine.flags(fs, "machine-mem")
+	pos, err := parseArgs(fs, args, "IMAGE")
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) && !strings.Contains(err.Error(), "flag") {
+			fs.Usage()
 		}
-		if fs.NArg() == 0 {
-			break
+		return nil, err
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if machineFlags[f.Name] {
+			c.machineSet = append(c.machineSet, "--"+f.Name)
 		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-	if len(positional) != 1 {
-		fs.Usage()
-		return nil, fmt.Errorf("want exactly one IMAGE, got %d", len(positional))
-	}
-	c.image = positional[0]
+	})
+	c.image = pos[0]
 	if c.name == "" {
 		c.name = strings.TrimSuffix(filepath.Base(c.image), filepath.Ext(c.image))
 	}
@@ -155,52 +166,51 @@ Flags:
 	if c.cpus < 1 || c.cpus > maxCPUs {
 		return nil, fmt.Errorf("--cpus %d: want 1 to %d", c.cpus, maxCPUs)
 	}
-	if c.machineMem < 512<<20 {
-		return nil, fmt.Errorf("--machine-mem %s: at least 512M (the hypervisor keeps 64M, the control partition's runtime 64M at 0x48000000, images go above 0x50000000)", sizeFlag{&c.machineMem})
-	}
-	if err := c.locate(); err != nil {
-		return nil, err
-	}
 	return c, nil
 }
 
-// locate finds the hypervisor and control partition images.
-func (c *runConfig) locate() error {
-	dir := os.Getenv("BULKHEAD_IMAGES")
-	if dir == "" {
-		dir = "build"
-	}
-	if c.hyp == "" {
-		c.hyp = filepath.Join(dir, "bulkhead-hyp.elf")
-	}
-	if c.control == "" {
-		c.control = filepath.Join(filepath.Dir(c.hyp), "bulkhead-control.elf")
-	}
-	for _, f := range []struct{ what, path string }{{"hypervisor", c.hyp}, {"control partition", c.control}} {
-		if _, err := os.Stat(f.path); err != nil {
-			return fmt.Errorf("%s image %s: %v (build it with make, or point --hypervisor/--control or $BULKHEAD_IMAGES at it)", f.what, f.path, errors.Unwrap(err))
-		}
-	}
-	return nil
-}
-
-// checkImage rejects what the control partition would: anything but an
-// AArch64 ELF executable whose segments fit the guest's RAM.
-func checkImage(path string, mem uint64) (size int64, err error) {
-	fi, err := os.Stat(path)
+// checkImage rejects, before anything is uploaded, what the control
+// partition would: it takes an AArch64 ELF executable whose segments fit
+// the guest's RAM, a Linux arm64 Image, or a gzip file (a compressed
+// Image, which only the control partition unpacks). It returns the kind.
+func checkImage(path string, mem uint64) (string, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return 0, fmt.Errorf("image %s: %v", path, errors.Unwrap(err))
-	}
-	f, err := elf.Open(path)
-	if err != nil {
-		return 0, fmt.Errorf("image %s: not an ELF file (%v)", path, err)
+		return "", fmt.Errorf("image %s: %v", path, errors.Unwrap(err))
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("image %s: not a regular file", path)
+	}
+	var hdr [64]byte
+	n, _ := io.ReadFull(f, hdr[:])
+	switch {
+	case n >= 4 && string(hdr[:4]) == elf.ELFMAG:
+		return "ELF", checkELF(path, f, fi.Size(), mem)
+	case n == len(hdr) && binary.LittleEndian.Uint32(hdr[0x38:]) == arm64Magic:
+		// text_offset and image_size: where the kernel goes in its 2 MiB
+		// aligned RAM, and how much it needs there, bss included.
+		if need := binary.LittleEndian.Uint64(hdr[8:]) + binary.LittleEndian.Uint64(hdr[0x10:]); need > mem {
+			return "", fmt.Errorf("image %s: a Linux arm64 Image that needs %d MiB of RAM: give the guest more --mem", path, need>>20+1)
+		}
+		return "Linux Image", nil
+	case n >= 2 && hdr[0] == 0x1f && hdr[1] == 0x8b:
+		return "gzip", nil
+	}
+	return "", fmt.Errorf("image %s: not an AArch64 ELF, a Linux arm64 Image or a gzip file (it starts % x)", path, hdr[:min(n, 8)])
+}
+
+func checkELF(path string, r io.ReaderAt, size int64, mem uint64) error {
+	f, err := elf.NewFile(r)
+	if err != nil {
+		return fmt.Errorf("image %s: a damaged ELF file (%v): truncated?", path, err)
+	}
 	if f.Machine != elf.EM_AARCH64 || f.Class != elf.ELFCLASS64 || f.Data != elf.ELFDATA2LSB {
-		return 0, fmt.Errorf("image %s: %v %v %v, want a 64-bit little-endian AArch64 ELF", path, f.Class, f.Data, f.Machine)
+		return fmt.Errorf("image %s: %v %v %v, want a 64-bit little-endian AArch64 ELF", path, f.Class, f.Data, f.Machine)
 	}
 	if f.Type != elf.ET_EXEC {
-		return 0, fmt.Errorf("image %s: %v, want an executable (ET_EXEC)", path, f.Type)
+		return fmt.Errorf("image %s: %v, want an executable (ET_EXEC)", path, f.Type)
 	}
 	loads := 0
 	for _, p := range f.Progs {
@@ -209,154 +219,274 @@ func checkImage(path string, mem uint64) (size int64, err error) {
 		}
 		loads++
 		if p.Paddr < guestIPA || p.Paddr+p.Memsz > guestIPA+mem {
-			return 0, fmt.Errorf("image %s: segment [%#x, +%#x) does not fit the guest's RAM [%#x, +%#x): link it at 0x40000000 or give it more --mem",
+			return fmt.Errorf("image %s: segment [%#x, +%#x) does not fit the guest's RAM [%#x, +%#x): link it at 0x40000000 or give it more --mem",
 				path, p.Paddr, p.Memsz, guestIPA, mem)
+		}
+		if p.Filesz > p.Memsz || p.Off+p.Filesz > uint64(size) {
+			return fmt.Errorf("image %s: truncated: its segment at file offset %#x needs %d bytes, the file has %d", path, p.Off, p.Filesz, size)
 		}
 	}
 	if loads == 0 {
-		return 0, fmt.Errorf("image %s: no loadable segment", path)
+		return fmt.Errorf("image %s: no loadable segment", path)
 	}
-	return fi.Size(), nil
+	return nil
 }
 
-func align2M(v uint64) uint64 { return (v + 2<<20 - 1) &^ (2<<20 - 1) }
-
-// qemuArgs builds the QEMU command line: the hypervisor as the kernel, the
-// control partition's and the guest's images as boot modules above
-// moduleBase, and the boot arguments naming them.
-func qemuArgs(c *runConfig, controlSize, imageSize int64) ([]string, error) {
-	ctlAt := uint64(moduleBase)
-	imgAt := align2M(ctlAt + uint64(controlSize))
-	if imgAt+uint64(imageSize) > guestIPA+c.machineMem {
-		return nil, fmt.Errorf("the images do not fit below the end of the machine's %s of RAM: raise --machine-mem", sizeFlag{&c.machineMem})
-	}
-	appendArgs := fmt.Sprintf("exit=semihosting control=%#x:%d guest0=%s:%#x:%d:%d:%#x:%d",
-		ctlAt, controlSize, c.name, imgAt, imageSize, c.arg, c.mem, c.cpus)
-	args := []string{
-		"-machine", "virt,virtualization=on,gic-version=3", "-cpu", "max",
-		"-m", fmt.Sprintf("%dM", c.machineMem>>20), "-smp", "1",
-		"-nographic", "-monitor", "none", "-semihosting-config", "enable=on,target=native",
-		"-kernel", c.hyp,
-		"-device", fmt.Sprintf("loader,file=%s,addr=%#x,force-raw=on", c.control, ctlAt),
-		"-device", fmt.Sprintf("loader,file=%s,addr=%#x,force-raw=on", c.image, imgAt),
-		"-append", appendArgs,
-	}
-	return append(args, c.qemuOpts...), nil
-}
-
-func cmdRun(args []string, stdout, stderr io.Writer) int {
+func cmdRun(args []string, stdout, stderr io.Writer) (code int) {
 	c, err := parseRun(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "bulkhead run: %v\n", err)
-		return exitUsage
+		return failed("run", err, exitUsage, stderr)
 	}
-	imageSize, err := checkImage(c.image, c.mem)
-	if err != nil {
-		fmt.Fprintf(stderr, "bulkhead run: %v\n", err)
-		return exitUsage
+	if _, err := checkImage(c.image, c.mem); err != nil {
+		return failed("run", err, exitUsage, stderr)
 	}
-	if in, err := loadInstance(c.instance); err == nil {
-		return runRemote(c, in, stdout, stderr)
+	if c.initrd != "" {
+		if fi, err := os.Stat(c.initrd); err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 {
+			return failed("run", fmt.Errorf("--initrd %s: not a file with something in it", c.initrd), exitUsage, stderr)
+		}
 	}
-	fi, _ := os.Stat(c.control)
-	qargs, err := qemuArgs(c, fi.Size(), imageSize)
-	if err != nil {
-		fmt.Fprintf(stderr, "bulkhead run: %v\n", err)
-		return exitUsage
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	// One path for both: a private instance is booted, used like one that
+	// is up, and brought down after, whatever happened.
+	var in *instance
+	if !c.private {
+		in, _ = loadInstance(c.instance)
 	}
-	if _, err := exec.LookPath(c.qemu); err != nil {
-		fmt.Fprintf(stderr, "bulkhead run: %s not found: install it with: sudo apt-get install qemu-system-arm\n", c.qemu)
-		return exitInternal
+	if in != nil && len(c.machineSet) > 0 {
+		return failed("run", fmt.Errorf("%s shape a private instance, but instance %q is up: drop them, or add --private", strings.Join(c.machineSet, ", "), c.instance), exitUsage, stderr)
 	}
-	return run(c, qargs, stdout, stderr)
+	if in == nil {
+		if err := c.machine.check("machine-mem"); err != nil {
+			return failed("run", err, exitUsage, stderr)
+		}
+		if !c.json {
+			fmt.Fprintf(stderr, "bulkhead: booting %s in a private instance...\n", c.name)
+		}
+		in, err = bootInstance(&c.machine, fmt.Sprintf("run-%d", os.Getpid()), true, sigs)
+		if errors.Is(err, errInterrupted) {
+			fmt.Fprintf(stderr, "bulkhead: %v; the private instance was stopped\n", err)
+			return 130
+		}
+		if err != nil {
+			return failed("run", fmt.Errorf("the private instance failed to boot: %v", err), exitInternal, stderr)
+		}
+		defer func() {
+			status, last := teardown(in, stderr)
+			if status != 0 && code != 130 && code != exitInternal {
+				fmt.Fprintf(stderr, "bulkhead: the hypervisor ended with status %d after %s stopped; its last lines:\n%s", status, c.name, last)
+				code = exitInternal
+			}
+		}()
+	}
+	return runIn(c, in, sigs, stdout, stderr)
 }
 
-var (
-	consoleLine = regexp.MustCompile(`^([A-Za-z0-9_.-]+)\| (.*)$`)
-	stoppedLine = regexp.MustCompile(`^bulkhead: vm (\S+) stopped: (.*)$`)
-	statusLine  = regexp.MustCompile(`^control\| control: (\S+) \(VM \d+\) stopped with status (-?\d+)`)
-	hypExitLine = regexp.MustCompile(`^bulkhead: exit status (-?\d+)$`)
-)
-
-// run starts QEMU, follows the hypervisor's console and returns the guest's
-// exit status. QEMU dies with bulkhead: on return, on Ctrl-C, and (through
-// its process group and Pdeathsig) if bulkhead is killed.
-func run(c *runConfig, qargs []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cmd := exec.CommandContext(ctx, c.qemu, qargs...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	out, err := cmd.StdoutPipe()
+// runIn runs the image in an instance that is up: it uploads it through
+// the broker (showing progress), prints the guest's console as it comes
+// and returns the guest's exit status.
+func runIn(c *runConfig, in *instance, sigs <-chan os.Signal, stdout, stderr io.Writer) int {
+	img, err := os.ReadFile(c.image)
 	if err != nil {
-		fmt.Fprintf(stderr, "bulkhead run: %v\n", err)
-		return exitInternal
+		return failed("run", err, exitUsage, stderr)
 	}
-	cmd.Stderr = cmd.Stdout
-	if !c.json {
-		fmt.Fprintf(stderr, "bulkhead: booting %s in a private instance...\n", c.name)
+	var initrd []byte
+	if c.initrd != "" {
+		if initrd, err = os.ReadFile(c.initrd); err != nil {
+			return failed("run", err, exitUsage, stderr)
+		}
 	}
-	if err := cmd.Start(); err != nil {
-		fmt.Fprintf(stderr, "bulkhead run: starting %s: %v\n", c.qemu, err)
-		return exitInternal
+	cl, err := connect(in)
+	if err != nil {
+		return failed("run", err, exitInternal, stderr)
 	}
-	defer syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	defer cl.close()
+	if c.verbose {
+		defer follow(in.Log, !in.Private, stderr)()
+	}
+	req := map[string]any{"op": "run", "name": c.name, "size": len(img), "mem": c.mem, "cpus": c.cpus, "arg": c.arg}
+	if c.cmdline != "" {
+		req["cmdline"] = c.cmdline
+	}
+	if initrd != nil {
+		req["initrd_size"] = len(initrd)
+	}
+	prog := &progress{w: stderr, name: c.name, image: int64(len(img)), initrd: int64(len(initrd)), quiet: c.json, start: time.Now()}
+	id, err := cl.send(req, img, initrd)
+	if err != nil {
+		return failed("run", err, exitInternal, stderr)
+	}
 
-	enc := json.NewEncoder(stdout)
-	guestStatus, hypStatus, reason := -1, -1, ""
-	var log []string
-	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimRight(sc.Text(), "\r")
-		log = append(log, line)
-		if len(log) > 200 {
-			log = log[1:]
-		}
-		if m := consoleLine.FindStringSubmatch(line); m != nil && m[1] == c.name {
-			if c.json {
-				enc.Encode(map[string]string{"event": "console", "vm": c.name, "text": m[2]})
-			} else {
-				fmt.Fprintln(stdout, m[2])
+	out := &consoleOut{w: stdout, json: c.json, vm: c.name}
+	var early [][]byte // console output that came before the answer
+	started, stopping := false, false
+	var stopWait <-chan time.Time
+	for {
+		select {
+		case m, ok := <-cl.msgs:
+			if !ok {
+				out.flush()
+				fmt.Fprintf(stderr, "\nbulkhead run: %v before %s stopped; the instance's last lines:\n%s", cl.lost(), c.name, tail(in.Log, 20))
+				return exitInternal
 			}
-			continue
-		}
-		if c.verbose {
-			fmt.Fprintln(stderr, line)
-		}
-		if m := stoppedLine.FindStringSubmatch(line); m != nil && m[1] == c.name {
-			reason = m[2]
-		}
-		if m := statusLine.FindStringSubmatch(line); m != nil && m[1] == c.name {
-			guestStatus, _ = strconv.Atoi(m[2])
-		}
-		if m := hypExitLine.FindStringSubmatch(line); m != nil {
-			hypStatus, _ = strconv.Atoi(m[1])
+			switch {
+			case m.Event == "upload" && m.ID == id && !started:
+				prog.show(m.Sent)
+			case m.Event == "" && m.ID == id:
+				prog.done(m.OK)
+				if !m.OK {
+					fmt.Fprintf(stderr, "bulkhead run: instance %q refused %s: %s\n", in.Name, c.name, m.Error)
+					return exitUsage
+				}
+				started = true
+				for _, d := range early {
+					out.write(d)
+				}
+				early = nil
+			case m.Event == "console" && m.vmName() == c.name:
+				if started {
+					out.write(m.Data)
+				} else {
+					early = append(early, m.Data)
+				}
+			case m.Event == "exit" && m.vmName() == c.name && started:
+				out.flush()
+				if c.json {
+					json.NewEncoder(stdout).Encode(map[string]any{"event": "exit", "vm": c.name, "status": m.Status})
+				}
+				if stopping {
+					return 130
+				}
+				return m.Status & 0xff
+			}
+		case s := <-sigs:
+			if !started {
+				// Hanging up is enough: the broker stops a VM whose
+				// client went away before it started.
+				fmt.Fprintf(stderr, "\nbulkhead: interrupted (%v) before %s started; it is stopped if it does\n", s, c.name)
+				return 130
+			}
+			if stopping {
+				return 130
+			}
+			stopping = true
+			fmt.Fprintf(stderr, "\nbulkhead: interrupted (%v): stopping %s (again to stop waiting)\n", s, c.name)
+			if _, err := cl.send(map[string]any{"op": "stop", "name": c.name}); err != nil {
+				return 130
+			}
+			stopWait = time.After(10 * time.Second)
+		case <-stopWait:
+			fmt.Fprintf(stderr, "bulkhead: %s did not stop within 10s\n", c.name)
+			return 130
 		}
 	}
-	waitErr := cmd.Wait()
-	if ctx.Err() != nil {
-		fmt.Fprintf(stderr, "bulkhead: interrupted; the instance was stopped\n")
-		return 130
+}
+
+// progress shows an upload's progress on one line per file.
+type progress struct {
+	w             io.Writer
+	name          string
+	image, initrd int64
+	quiet         bool
+	start         time.Time
+	shown, second bool
+}
+
+func (p *progress) show(sent int64) {
+	if p.quiet {
+		return
 	}
-	if guestStatus < 0 || hypStatus != 0 {
-		fmt.Fprintf(stderr, "bulkhead: the instance failed (hypervisor status %d, QEMU: %v); its last lines:\n", hypStatus, waitErr)
-		start := len(log) - 30
-		if start < 0 {
-			start = 0
+	p.shown = true
+	if sent <= p.image || p.initrd == 0 {
+		fmt.Fprintf(p.w, "\rbulkhead: uploading %s: %d of %d KiB", p.name, min(sent, p.image)>>10, p.image>>10)
+		return
+	}
+	if !p.second {
+		p.second = true
+		fmt.Fprintf(p.w, "\rbulkhead: uploading %s: %d of %d KiB\n", p.name, p.image>>10, p.image>>10)
+	}
+	fmt.Fprintf(p.w, "\rbulkhead: uploading %s's initrd: %d of %d KiB", p.name, (sent-p.image)>>10, p.initrd>>10)
+}
+
+// done ends the progress line with the throughput, VM start included.
+func (p *progress) done(ok bool) {
+	if p.quiet {
+		return
+	}
+	if !ok {
+		if p.shown {
+			fmt.Fprintln(p.w)
 		}
-		for _, l := range log[start:] {
-			fmt.Fprintf(stderr, "  %s\n", l)
+		return
+	}
+	if !p.shown {
+		p.show(p.image + p.initrd)
+	}
+	fmt.Fprintf(p.w, " (%.1f MB/s)\n", float64(p.image+p.initrd)/1e6/time.Since(p.start).Seconds())
+}
+
+// consoleOut writes a guest's console: its bytes as they are, or with
+// --json one event per line.
+type consoleOut struct {
+	w       io.Writer
+	json    bool
+	vm      string
+	partial []byte
+}
+
+func (o *consoleOut) write(b []byte) {
+	if !o.json {
+		o.w.Write(b)
+		return
+	}
+	o.partial = append(o.partial, b...)
+	for {
+		i := bytes.IndexByte(o.partial, '\n')
+		if i < 0 {
+			return
 		}
-		return exitInternal
+		o.emit(o.partial[:i])
+		o.partial = o.partial[i+1:]
 	}
-	if c.json {
-		enc.Encode(map[string]any{"event": "exit", "vm": c.name, "status": guestStatus, "reason": reason})
-	} else if c.verbose {
-		fmt.Fprintf(stderr, "bulkhead: %s %s\n", c.name, reason)
+}
+
+func (o *consoleOut) emit(line []byte) {
+	json.NewEncoder(o.w).Encode(map[string]string{"event": "console", "vm": o.vm, "text": strings.TrimRight(string(line), "\r")})
+}
+
+// flush writes what is left of a last line without its newline.
+func (o *consoleOut) flush() {
+	if o.json && len(o.partial) > 0 {
+		o.emit(o.partial)
+		o.partial = nil
 	}
-	return guestStatus & 0xff
+}
+
+// follow copies what is appended to a file to w until the returned
+// function is called; from its start, or from its end if fromEnd.
+func follow(path string, fromEnd bool, w io.Writer) (stop func()) {
+	f, err := os.Open(path)
+	if err != nil {
+		return func() {}
+	}
+	if fromEnd {
+		f.Seek(0, io.SeekEnd)
+	}
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			io.Copy(w, f)
+			select {
+			case <-done:
+				io.Copy(w, f)
+				f.Close()
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"debug/elf"
+	"encoding/binary"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]uint64{"16M": 16 << 20, "1g": 1 << 30, "4096": 4096, "0x200000": 2 << 20, "64K": 64 << 10} {
+		got, err := parseSize(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, bad := range []string{"", "M", "-1M", "12Q", "0"} {
+		_, err := parseSize(bad)
+		assert.Error(t, err, bad)
+	}
+}
+
+func TestParseRunErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "want IMAGE, got 0 argument(s)"},
+		{[]string{"a.elf", "b.elf"}, "want IMAGE, got 2 argument(s)"},
+		{[]string{"--mem", "3M", "a.elf"}, "multiple of 2M"},
+		{[]string{"--cpus", "17", "a.elf"}, "want 1 to 16"},
+		{[]string{"--name", "a name with spaces", "a.elf"}, "use 1 to 16 letters"},
+		{[]string{"--bogus", "a.elf"}, "flag provided but not defined"},
+	} {
+		var stderr bytes.Buffer
+		_, err := parseRun(tc.args, &stderr)
+		if assert.Error(t, err, "%v", tc.args) {
+			assert.Contains(t, err.Error()+stderr.String(), tc.want, "%v", tc.args)
+		}
+	}
+	c, err := parseRun([]string{"dir/guest-hello.elf", "--arg", "7", "--mem", "32M", "--cpus", "2", "--smp", "2",
+		"--qemu-opt=-icount", "--cmdline", "console=hvc0 quiet", "--initrd", "r.gz"}, &bytes.Buffer{})
+	require.NoError(t, err, "flags after IMAGE")
+	assert.Equal(t, "guest-hello", c.name)
+	assert.Equal(t, uint64(7), c.arg)
+	assert.Equal(t, uint64(32<<20), c.mem)
+	assert.Equal(t, 2, c.cpus)
+	assert.Equal(t, "console=hvc0 quiet", c.cmdline)
+	assert.Equal(t, "r.gz", c.initrd)
+	assert.Equal(t, 2, c.machine.smp)
+	assert.Equal(t, []string{"--qemu-opt", "--smp"}, c.machineSet, "flags that only a private instance takes")
+
+	var m machineConfig
+	for _, tc := range []struct {
+		set  func()
+		want string
+	}{
+		{func() { m = machineConfig{mem: 256 << 20, smp: 1} }, "--machine-mem 256M: at least 512M"},
+		{func() { m = machineConfig{mem: 1 << 30, smp: 0} }, "--smp 0: want 1 to 64"},
+		{func() { m = machineConfig{mem: 1 << 30, smp: 1, hyp: "/nonexistent/hyp.elf"} }, "hypervisor image /nonexistent/hyp.elf"},
+	} {
+		tc.set()
+		assert.ErrorContains(t, m.check("machine-mem"), tc.want)
+	}
+}
+
+// elfImage builds a small ELF executable with one loadable segment of n
+// bytes at paddr; cut drops that many bytes from its end.
+func elfImage(machine elf.Machine, typ elf.Type, paddr uint64, n, cut int) []byte {
+	var b bytes.Buffer
+	hdr := elf.Header64{Type: uint16(typ), Machine: uint16(machine), Version: 1, Entry: paddr,
+		Phoff: 64, Ehsize: 64, Phentsize: 56, Phnum: 1, Shentsize: 64}
+	copy(hdr.Ident[:], elf.ELFMAG)
+	hdr.Ident[elf.EI_CLASS], hdr.Ident[elf.EI_DATA], hdr.Ident[elf.EI_VERSION] = byte(elf.ELFCLASS64), byte(elf.ELFDATA2LSB), 1
+	binary.Write(&b, binary.LittleEndian, hdr)
+	binary.Write(&b, binary.LittleEndian, elf.Prog64{Type: uint32(elf.PT_LOAD), Flags: uint32(elf.PF_R | elf.PF_X),
+		Off: 0x1000, Vaddr: paddr, Paddr: paddr, Filesz: uint64(n), Memsz: uint64(n), Align: 0x1000})
+	b.Write(make([]byte, 0x1000-b.Len()))
+	b.Write(bytes.Repeat([]byte{0x1f, 0x20, 0x03, 0xd5}, n/4)) // NOPs
+	return b.Bytes()[:b.Len()-cut]
+}
+
+func TestUnitCheckImage(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, b, 0o644))
+		return p
+	}
+	linux := make([]byte, 4096)
+	binary.LittleEndian.PutUint64(linux[0x10:], 20<<20) // image_size
+	binary.LittleEndian.PutUint32(linux[0x38:], arm64Magic)
+	var gz bytes.Buffer
+	w := gzip.NewWriter(&gz)
+	w.Write(linux)
+	w.Close()
+
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		kind string
+	}{
+		{"good.elf", elfImage(elf.EM_AARCH64, elf.ET_EXEC, guestIPA+0x10000, 8192, 0), "ELF"},
+		{"Image", linux, "Linux Image"},
+		{"Image.gz", gz.Bytes(), "gzip"},
+	} {
+		kind, err := checkImage(file(tc.name, tc.b), 32<<20)
+		assert.NoError(t, err, tc.name)
+		assert.Equal(t, tc.kind, kind, tc.name)
+	}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		mem  uint64
+		want string
+	}{
+		{"x86.elf", elfImage(elf.EM_X86_64, elf.ET_EXEC, guestIPA, 4096, 0), 16 << 20, "ELFCLASS64 ELFDATA2LSB EM_X86_64, want a 64-bit little-endian AArch64 ELF"},
+		{"truncated.elf", elfImage(elf.EM_AARCH64, elf.ET_EXEC, guestIPA, 8192, 100), 16 << 20, "truncated: its segment at file offset 0x1000 needs 8192 bytes, the file has 12188"},
+		{"header-only.elf", elfImage(elf.EM_AARCH64, elf.ET_EXEC, guestIPA, 8192, 0)[:40], 16 << 20, "a damaged ELF file"},
+		{"dyn.elf", elfImage(elf.EM_AARCH64, elf.ET_DYN, guestIPA, 4096, 0), 16 << 20, "want an executable (ET_EXEC)"},
+		{"high.elf", elfImage(elf.EM_AARCH64, elf.ET_EXEC, guestIPA+(2<<20), 4096, 0), 2 << 20, "does not fit the guest's RAM"},
+		{"low.elf", elfImage(elf.EM_AARCH64, elf.ET_EXEC, 0x1000, 4096, 0), 16 << 20, "does not fit the guest's RAM"},
+		{"big-Image", linux, 16 << 20, "a Linux arm64 Image that needs 21 MiB of RAM: give the guest more --mem"},
+		{"notes.txt", []byte("hello, world"), 16 << 20, "not an AArch64 ELF, a Linux arm64 Image or a gzip file (it starts 68 65 6c 6c 6f 2c 20 77)"},
+		{"empty", nil, 16 << 20, "not an AArch64 ELF"},
+	} {
+		_, err := checkImage(file(tc.name, tc.b), tc.mem)
+		assert.ErrorContains(t, err, tc.want, tc.name)
+	}
+	_, err := checkImage(filepath.Join(dir, "missing.elf"), 16<<20)
+	assert.ErrorContains(t, err, "no such file")
+	_, err = checkImage(dir, 16<<20)
+	assert.ErrorContains(t, err, "not a regular file")
+}
+
+func TestUnitQEMUArgs(t *testing.T) {
+	m := &machineConfig{mem: 2 << 30, smp: 4, hyp: "h.elf", control: "c.elf", opts: []string{"-icount", "shift=0"}}
+	in := &instance{Socket: "/run/x/ctl.sock", Log: "/run/x/console.log"}
+	joined := strings.Join(qemuArgs(m, in, 3<<20), " ")
+	assert.Contains(t, joined, "-m 2048M -smp 4")
+	assert.Contains(t, joined, "-kernel h.elf")
+	assert.Contains(t, joined, "loader,file=c.elf,addr=0x50000000,force-raw=on")
+	assert.Contains(t, joined, "control=0x50000000:3145728")
+	assert.Contains(t, joined, "-serial file:/run/x/console.log")
+	assert.Contains(t, joined, "socket,id=ctl,path=/run/x/ctl.sock,server=on,wait=on")
+	assert.True(t, strings.HasSuffix(joined, "-icount shift=0"))
+	assert.NotContains(t, joined, "guest0=", "guests are uploaded, never boot modules")
+}
+
+func TestUnitConsoleOut(t *testing.T) {
+	var b bytes.Buffer
+	o := &consoleOut{w: &b, json: true, vm: "v"}
+	o.write([]byte("one\r\ntw"))
+	o.write([]byte("o\nthree"))
+	o.flush()
+	var lines []map[string]string
+	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		var m map[string]string
+		require.NoError(t, json.Unmarshal([]byte(l), &m))
+		lines = append(lines, m)
+	}
+	require.Len(t, lines, 3)
+	assert.Equal(t, map[string]string{"event": "console", "vm": "v", "text": "one"}, lines[0])
+	assert.Equal(t, "two", lines[1]["text"])
+	assert.Equal(t, "three", lines[2]["text"], "a last line without its newline")
+
+	b.Reset()
+	o = &consoleOut{w: &b, vm: "v"}
+	o.write([]byte("raw\r\nbytes\x1b[0m"))
+	o.flush()
+	assert.Equal(t, "raw\r\nbytes\x1b[0m", b.String(), "without --json, bytes as they come")
+}
+
+func TestUnitProgress(t *testing.T) {
+	var b bytes.Buffer
+	p := &progress{w: &b, name: "k", image: 3 << 20, initrd: 2 << 20}
+	for _, s := range []int64{1 << 20, 3 << 20, 4 << 20, 5 << 20} {
+		p.show(s)
+	}
+	p.done(true)
+	lines := strings.Split(b.String(), "\n")
+	require.Len(t, lines, 3)
+	assert.True(t, strings.HasSuffix(lines[0], "\rbulkhead: uploading k: 3072 of 3072 KiB"), "%q", lines[0])
+	assert.Contains(t, lines[1], "\rbulkhead: uploading k's initrd: 2048 of 2048 KiB (")
+	assert.Contains(t, lines[1], " MB/s)")
+}
+
+func TestUnitStatsTable(t *testing.T) {
+	var b bytes.Buffer
+	printStats(&b, []vmStats{
+		{Name: "a", VM: 1, State: "running", RunMS: 1234, Pages: 4096, Faults: 2, VCPUs: 1, Exits: map[string]int64{"hvc": 10, "irq": 30, "wfi": 10}},
+		{Name: "b", VM: 2, State: "stopped", Status: 143, Pages: 512, VCPUs: 2},
+	}, machineStats{Pages: 262144, Free: 100, Hypervisor: 16384, Control: 241564, Guests: 4096, VMs: 2, TablePages: 60})
+	out := b.String()
+	assert.Contains(t, out, "NAME  VM  STATE    STATUS  RUN TIME  PAGES  MIB  FAULTS  VCPUS  EXITS")
+	assert.Contains(t, out, "a     1   running  -       1.23s     4096   16   2       1      irq 30, hvc 10, wfi 10")
+	assert.Contains(t, out, "b     2   stopped  143     0s        512    2    0       2      -")
+	assert.Contains(t, out, "machine: 262144 pages (1024 MiB), 2 VM(s), 60 free stage 2 table pages")
+	assert.Contains(t, out, "  hypervisor  16384 pages   64 MiB")
+	assert.Contains(t, out, "  free        100 pages     0.39 MiB")
+
+	b.Reset()
+	printStats(&b, nil, machineStats{Pages: 256})
+	assert.True(t, strings.HasPrefix(b.String(), "no VMs\n"))
+}
+
+func TestUnitHelp(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	assert.Equal(t, 0, cli([]string{"help"}, &stdout, &stderr))
+	assert.Contains(t, stdout.String(), "bulkhead run [flags] IMAGE")
+	for _, cmd := range []string{"run", "up", "ps", "console", "stop", "stats", "down"} {
+		stdout.Reset()
+		assert.Equal(t, 0, cli([]string{"help", cmd}, &stdout, &stderr), cmd)
+		assert.Contains(t, stdout.String(), "Usage: bulkhead "+cmd, cmd)
+		assert.Contains(t, stdout.String(), "Examples:", cmd)
+		assert.Contains(t, stdout.String(), "Flags:", cmd)
+		stderr.Reset()
+		assert.Equal(t, 0, cli([]string{cmd, "--help"}, &stdout, &stderr), cmd)
+		assert.Contains(t, stderr.String(), "Usage: bulkhead "+cmd, cmd)
+	}
+	stdout.Reset()
+	cli([]string{"help", "run"}, &stdout, &stderr)
+	for _, f := range []string{"--qemu-opt", "--smp", "--machine-mem", "--initrd", "--cmdline", "--private"} {
+		assert.Contains(t, stdout.String(), "  -"+strings.TrimPrefix(f, "--"), f)
+	}
+	assert.Equal(t, exitUsage, cli([]string{"help", "frobnicate"}, &stdout, &stderr))
+	assert.Equal(t, exitUsage, cli([]string{"frobnicate"}, &stdout, &stderr))
+	assert.Equal(t, exitUsage, cli(nil, &stdout, &stderr))
+	stdout.Reset()
+	assert.Equal(t, 0, cli([]string{"version"}, &stdout, &stderr))
+	assert.Equal(t, "bulkhead dev\n", stdout.String())
+}
+
+// Commands that need an instance say clearly when there is none, and
+// which VM argument they want.
+func TestUnitNoInstance(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	for _, args := range [][]string{{"ps"}, {"stats", "--name", "t"}, {"stop", "web"}, {"console", "--instance", "t", "web"}, {"down", "--name", "t"}} {
+		var stdout, stderr bytes.Buffer
+		assert.Equal(t, exitUsage, cli(args, &stdout, &stderr), "%v", args)
+		assert.Regexp(t, `^bulkhead \w+: no instance named "(default|t)" is up: start one with: bulkhead up --name (default|t)\n$`, stderr.String(), "%v", args)
+	}
+	var stdout, stderr bytes.Buffer
+	assert.Equal(t, exitUsage, cli([]string{"stop"}, &stdout, &stderr))
+	assert.Contains(t, stderr.String(), "bulkhead stop: want VM, got 0 argument(s)")
+	stderr.Reset()
+	assert.Equal(t, exitUsage, cli([]string{"ps", "extra"}, &stdout, &stderr))
+	assert.Contains(t, stderr.String(), `bulkhead ps: unexpected argument "extra"`)
+	assert.Equal(t, "no VM named web in instance default; bulkhead ps lists them", unknownVM("web", "default").Error())
+	assert.Equal(t, "no VM named web in instance t; bulkhead ps --name t lists them", unknownVM("web", "t").Error())
+}
+
+// A zombie is not alive: the broker of a private instance whose owner was
+// killed must see it gone before its parent reaps it.
+func TestUnitAliveZombie(t *testing.T) {
+	assert.True(t, alive(os.Getpid()))
+	assert.False(t, alive(0))
+	cmd := exec.Command("true")
+	require.NoError(t, cmd.Start())
+	pid := cmd.Process.Pid
+	require.Eventually(t, func() bool { return !alive(pid) }, 5*time.Second, 10*time.Millisecond, "a zombie until Wait")
+	assert.NoError(t, syscall.Kill(pid, 0), "still a process: a zombie")
+	require.NoError(t, cmd.Wait())
+	assert.False(t, alive(pid))
+}

@@ -1,0 +1,294 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// instanceClient loads the instance a command names and connects to it.
+func instanceClient(name string) (*instance, *client, int, error) {
+	in, err := loadInstance(name)
+	if err != nil {
+		return nil, nil, exitUsage, err
+	}
+	cl, err := connect(in)
+	if err != nil {
+		return nil, nil, exitInternal, err
+	}
+	return in, cl, 0, nil
+}
+
+const psUsage = `Usage: bulkhead ps [flags]
+
+Lists an instance's VMs: running ones, and stopped ones whose console is
+still being drained, with their exit status. A VM leaves the list once it
+is destroyed; its status went to the run or console attached to it.
+
+Examples:
+	bulkhead ps
+	bulkhead ps --name big --json
+`
+
+func cmdPs(args []string, stdout, stderr io.Writer) int {
+	fs, name := commandFlags("ps", psUsage, stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parseArgs(fs, args); err != nil {
+		return failed("ps", err, exitUsage, stderr)
+	}
+	_, cl, code, err := instanceClient(*name)
+	if err != nil {
+		return failed("ps", err, code, stderr)
+	}
+	defer cl.close()
+	vms, raw, err := cl.ps()
+	if err != nil {
+		return failed("ps", err, exitInternal, stderr)
+	}
+	if *asJSON {
+		json.NewEncoder(stdout).Encode(map[string]any{"instance": *name, "vms": raw})
+		return 0
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tVM\tSTATE\tSTATUS\tMEM\tCPUS")
+	for _, v := range vms {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", v.Name, v.VM, v.State, status(v.State, v.Status), mib(v.Mem), orDash(v.CPUs))
+	}
+	tw.Flush()
+	return 0
+}
+
+func status(state string, n int) string {
+	if state == "running" {
+		return "-"
+	}
+	return strconv.Itoa(n)
+}
+
+func mib(b uint64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%dM", b>>20)
+}
+
+func orDash(n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return strconv.Itoa(n)
+}
+
+const stopUsage = `Usage: bulkhead stop [flags] VM
+
+Stops a running VM: the hypervisor stops its vCPUs, the control partition
+drains its console, destroys it and takes its pages back, zeroed. Its exit
+status is 143, which a bulkhead run attached to it exits with. stop
+returns once the VM is gone, and prints its status.
+
+Examples:
+	bulkhead stop web
+	bulkhead stop --name big web
+`
+
+func cmdStop(args []string, stdout, stderr io.Writer) int {
+	fs, name := commandFlags("stop", stopUsage, stderr)
+	asJSON := fs.Bool("json", false, "print the VM's exit as JSON")
+	pos, err := parseArgs(fs, args, "VM")
+	if err != nil {
+		return failed("stop", err, exitUsage, stderr)
+	}
+	vm := pos[0]
+	_, cl, code, err := instanceClient(*name)
+	if err != nil {
+		return failed("stop", err, code, stderr)
+	}
+	defer cl.close()
+	report := func(st int, already bool) int {
+		switch {
+		case *asJSON:
+			json.NewEncoder(stdout).Encode(map[string]any{"event": "exit", "vm": vm, "status": st, "already": already})
+		case already:
+			fmt.Fprintf(stdout, "%s had already stopped (status %d)\n", vm, st)
+		default:
+			fmt.Fprintf(stdout, "%s stopped (status %d)\n", vm, st)
+		}
+		return 0
+	}
+	vms, _, err := cl.ps()
+	if err != nil {
+		return failed("stop", err, exitInternal, stderr)
+	}
+	v, ok := find(vms, vm)
+	if !ok {
+		return failed("stop", unknownVM(vm, *name), exitUsage, stderr)
+	}
+	if v.State != "running" {
+		return report(v.Status, true)
+	}
+	id, err := cl.send(map[string]any{"op": "stop", "name": vm})
+	if err != nil {
+		return failed("stop", err, exitInternal, stderr)
+	}
+	var refused error
+	answered := false
+	timeout := time.After(answerTimeout)
+	for {
+		select {
+		case m, ok := <-cl.msgs:
+			if !ok {
+				return failed("stop", cl.lost(), exitInternal, stderr)
+			}
+			switch {
+			case m.Event == "exit" && m.vmName() == vm:
+				return report(m.Status, refused != nil)
+			case m.Event == "" && m.ID == id && !m.OK:
+				// It may be ending by itself: its exit comes soon.
+				refused = fmt.Errorf("%s: %s", vm, m.Error)
+				timeout = time.After(3 * time.Second)
+			case m.Event == "" && m.ID == id:
+				answered = true
+				timeout = time.After(15 * time.Second)
+			}
+		case <-timeout:
+			switch {
+			case refused != nil:
+				return failed("stop", refused, exitInternal, stderr)
+			case !answered:
+				return failed("stop", fmt.Errorf("no answer from instance %s within %v", *name, answerTimeout), exitInternal, stderr)
+			}
+			return failed("stop", fmt.Errorf("%s did not stop within 15s of being asked to; see bulkhead ps, and the instance's log", vm), exitInternal, stderr)
+		}
+	}
+}
+
+// Per-VM counters and the machine's ledger, as stats reports them.
+type vmStats struct {
+	Name           string           `json:"name"`
+	VM             int              `json:"vm"`
+	State          string           `json:"state"`
+	Status         int              `json:"status"`
+	RunMS          int64            `json:"run_ms"`
+	Pages          int64            `json:"pages"`
+	Faults         int64            `json:"faults"`
+	VCPUs          int              `json:"vcpus"`
+	ConsolePending int64            `json:"console_pending"`
+	Exits          map[string]int64 `json:"exits"`
+}
+
+type machineStats struct {
+	Pages      int64 `json:"pages"`
+	Free       int64 `json:"free"`
+	Hypervisor int64 `json:"hypervisor"`
+	Control    int64 `json:"control"`
+	Guests     int64 `json:"guests"`
+	Shared     int64 `json:"shared"`
+	VMs        int   `json:"vms"`
+	TablePages int64 `json:"table_pages"`
+}
+
+const statsUsage = `Usage: bulkhead stats [flags]
+
+Shows each VM's state, exit status, run time, pages (and MiB), stage 2
+faults, vCPUs and exits by reason, then the machine's page ledger: how many
+pages are free, the hypervisor's, the control partition's, the guests' and
+shared, how many VMs exist and how many stage 2 table pages are free. When
+every VM has stopped, guests is 0 and the rest is back at its boot figures.
+
+Examples:
+	bulkhead stats
+	bulkhead stats --json | jq .machine
+`
+
+func cmdStats(args []string, stdout, stderr io.Writer) int {
+	fs, name := commandFlags("stats", statsUsage, stderr)
+	asJSON := fs.Bool("json", false, "print JSON: {instance, vms, machine} as the control partition reports them")
+	if _, err := parseArgs(fs, args); err != nil {
+		return failed("stats", err, exitUsage, stderr)
+	}
+	_, cl, code, err := instanceClient(*name)
+	if err != nil {
+		return failed("stats", err, code, stderr)
+	}
+	defer cl.close()
+	m, err := cl.call(map[string]any{"op": "stats"}, answerTimeout)
+	if err != nil {
+		return failed("stats", err, exitInternal, stderr)
+	}
+	var raw struct {
+		VMs     json.RawMessage `json:"vms"`
+		Machine json.RawMessage `json:"machine"`
+	}
+	json.Unmarshal(m.raw, &raw)
+	if len(raw.VMs) == 0 || string(raw.VMs) == "null" {
+		raw.VMs = json.RawMessage("[]")
+	}
+	if *asJSON {
+		json.NewEncoder(stdout).Encode(map[string]any{"instance": *name, "vms": raw.VMs, "machine": raw.Machine})
+		return 0
+	}
+	var vms []vmStats
+	var mach machineStats
+	if err := json.Unmarshal(raw.VMs, &vms); err != nil {
+		return failed("stats", fmt.Errorf("the control partition's VM list: %v", err), exitInternal, stderr)
+	}
+	if err := json.Unmarshal(raw.Machine, &mach); err != nil {
+		return failed("stats", fmt.Errorf("the control partition's ledger figures: %v", err), exitInternal, stderr)
+	}
+	printStats(stdout, vms, mach)
+	return 0
+}
+
+func printStats(w io.Writer, vms []vmStats, m machineStats) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if len(vms) == 0 {
+		fmt.Fprintln(w, "no VMs")
+	} else {
+		fmt.Fprintln(tw, "NAME\tVM\tSTATE\tSTATUS\tRUN TIME\tPAGES\tMIB\tFAULTS\tVCPUS\tEXITS")
+		for _, v := range vms {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%v\t%d\t%s\t%d\t%d\t%s\n", v.Name, v.VM, v.State, status(v.State, v.Status),
+				(time.Duration(v.RunMS) * time.Millisecond).Round(10*time.Millisecond), v.Pages, pageMiB(v.Pages), v.Faults, v.VCPUs, exits(v.Exits))
+		}
+		tw.Flush()
+	}
+	fmt.Fprintf(w, "\nmachine: %d pages (%s MiB), %d VM(s), %d free stage 2 table pages\n", m.Pages, pageMiB(m.Pages), m.VMs, m.TablePages)
+	for _, r := range []struct {
+		what string
+		n    int64
+	}{{"free", m.Free}, {"hypervisor", m.Hypervisor}, {"control", m.Control}, {"guests", m.Guests}, {"shared", m.Shared}} {
+		fmt.Fprintf(tw, "  %s\t%d pages\t%s MiB\n", r.what, r.n, pageMiB(r.n))
+	}
+	tw.Flush()
+}
+
+// pageMiB is a count of 4 KiB pages in MiB.
+func pageMiB(pages int64) string {
+	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", float64(pages)/256), "0"), ".")
+}
+
+// exits lists exit counts, the most frequent first.
+func exits(m map[string]int64) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	var names []string
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if m[names[i]] != m[names[j]] {
+			return m[names[i]] > m[names[j]]
+		}
+		return names[i] < names[j]
+	})
+	var parts []string
+	for _, k := range names {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
