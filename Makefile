@@ -139,6 +139,10 @@ debug: $(HYP) qemu
 # `go test` run) boot the images built here; then the proofs.
 test: images qemu linux
 	BULKHEAD_IMAGES=$(abspath $(BUILD)) $(GO) test -count=1 ./...
+	@# The race detector does not run on bare metal: the scheduler, ledger,
+	@# tables and the CLI's broker under it on the host.
+	$(GO) test -race -count=1 ./hyp/... ./mmu/... ./virtio/...
+	$(GO) test -race -count=1 -run 'Unit|Broker' ./cmd/bulkhead/
 	$(MAKE) --no-print-directory -C proofs
 
 # The Coq proofs, the Go ledger and stage 2 (hyp, mmu) checked against the
