@@ -26,7 +26,7 @@ func TestGoOnEveryCPU(t *testing.T) {
 	if line, ok := r.Line("smptest: 4 goroutines"); ok {
 		t.Log(line)
 	}
-	gc := regexp.MustCompile(`smptest: GC stress: 4 goroutines on CPUs \[([0-9 ]+)\], (\d+) rounds, (\d+) MiB allocated, (\d+) GC cycles: ok`).
+	gc := regexp.MustCompile(`smptest: GC stress: 4 goroutines for 2 s on CPUs \[([0-9 ]+)\], (\d+) rounds, (\d+) MiB allocated, (\d+) GC cycles: ok`).
 		FindStringSubmatch(r.Console)
 	if gc == nil {
 		t.Fatalf("no GC stress result")
@@ -38,6 +38,7 @@ func TestGoOnEveryCPU(t *testing.T) {
 	if n, _ := strconv.Atoi(gc[4]); n < 1 {
 		t.Errorf("no garbage collection ran during the GC stress")
 	}
+	r.Contains(t, "smptest: 4 Ms on 4 CPUs")
 	if strings.Contains(r.Console, "FAIL") {
 		t.Errorf("smptest failed")
 	}

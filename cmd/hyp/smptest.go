@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -19,7 +20,7 @@ import (
 // that allocate hard enough for the garbage collector to run across all
 // CPUs while they do. It is the prototype's evidence that Ms on
 // secondary CPUs work; the hypervisor itself still runs on CPU 0.
-func smpTest(m *qemuvirt.Machine) {
+func smpTest(m *qemuvirt.Machine, arg string) {
 	n := startMs()
 	fmt.Printf("smptest: GOMAXPROCS %d\n", n)
 
@@ -79,7 +80,24 @@ func smpTest(m *qemuvirt.Machine) {
 	fmt.Printf("smptest: %d goroutines on CPUs %v, parallel %.1fx faster than sequential (%d ms against %d ms)\n",
 		n, ran, float64(seq)/float64(par), par*1000/freq, seq*1000/freq)
 
-	gcStress(m, n)
+	seconds := 2
+	if v, err := strconv.Atoi(arg); err == nil && v > 0 {
+		seconds = v
+	}
+	gcStress(m, n, seconds)
+
+	// Every secondary CPU holds an M, and the runtime asked for no more:
+	// task stops the machine if it does.
+	ms := 1
+	for _, s := range secondaries {
+		if s.boot.Running() {
+			ms++
+		}
+	}
+	var st runtime.MemStats
+	runtime.ReadMemStats(&st)
+	fmt.Printf("smptest: %d Ms on %d CPUs; stacks %d MiB (each M's unused 8 MiB thread stack included), heap %d MiB of %d MiB obtained\n",
+		ms, n, st.StackSys>>20, st.HeapAlloc>>20, st.Sys>>20)
 }
 
 // spin is CPU-bound work with no calls, loads or stores: xorshift64.
@@ -92,14 +110,14 @@ func spin(x uint64, rounds int) uint64 {
 	return x
 }
 
-// gcStress has n goroutines build and drop maps and slices for about two
+// gcStress has n goroutines build and drop maps and slices for some
 // seconds, checking what they built, and reports the collections that ran
 // meanwhile and the CPUs the goroutines ran on.
-func gcStress(m *qemuvirt.Machine, n int) {
+func gcStress(m *qemuvirt.Machine, n, seconds int) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	freq := qemuvirt.TimerFrequency()
-	deadline := cpu.ReadCNTPCT() + 2*freq
+	deadline := cpu.ReadCNTPCT() + uint64(seconds)*freq
 	var wg sync.WaitGroup
 	var onCPU atomic.Uint64 // bit i: some goroutine ran on CPU i
 	var rounds, bad atomic.Uint64
@@ -145,8 +163,8 @@ func gcStress(m *qemuvirt.Machine, n int) {
 		fmt.Printf("smptest: FAIL: GC stress: %d corrupt values\n", bad.Load())
 		os.Exit(1)
 	}
-	fmt.Printf("smptest: GC stress: %d goroutines on CPUs %v, %d rounds, %d MiB allocated, %d GC cycles: ok\n",
-		n, cpus, rounds.Load(), (after.TotalAlloc-before.TotalAlloc)>>20, after.NumGC-before.NumGC)
+	fmt.Printf("smptest: GC stress: %d goroutines for %d s on CPUs %v, %d rounds, %d MiB allocated, %d GC cycles: ok\n",
+		n, seconds, cpus, rounds.Load(), (after.TotalAlloc-before.TotalAlloc)>>20, after.NumGC-before.NumGC)
 }
 
 // cpuIndex is this CPU's place in the device tree's /cpus, found by its
