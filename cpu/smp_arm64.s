@@ -48,7 +48,8 @@ clean:
 // caches off, x0 = its SecondaryBoot (PSCI CPU_ON's context ID). It takes
 // the boot CPU's translation regime, vectors and controls, its own
 // exception stack and per-CPU pointer, enables its GIC CPU interface, says
-// it is up, and parks: it runs no Go code (docs/architecture.md, "CPUs").
+// it is up, and parks until Give hands it a Go M through the boot
+// record's mailbox (docs/architecture.md, "CPUs").
 TEXT ·secondaryEntry(SB),NOSPLIT|NOFRAME,$0
 	MSR	$0xf, DAIFSet
 	MOVD	0(R0), R1
@@ -104,6 +105,36 @@ TEXT ·secondaryEntry(SB),NOSPLIT|NOFRAME,$0
 	ADD	$80, R0, R2
 	STLR	R1, (R2)
 	SEV
+	// Park until the mailbox holds an M. Give stores TaskPC last with
+	// release semantics and then sends an event; reading it with acquire
+	// semantics first makes TaskSP and TaskG valid once it is non-zero.
+	// An event sent between the read and the WFE is not lost: it sets
+	// this CPU's event register, and the WFE returns at once.
+	ADD	$112, R0, R2
 park:
-	WFI
+	LDAR	(R2), R3
+	CBNZ	R3, task
+	WFE
 	B	park
+task:
+	// Enter the M as the runtime's newosproc expects of a new thread:
+	// Go's stack on SP_EL0 (SP_EL2 stays the exception stack), g in R28,
+	// no frame or return address for the unwinder to follow.
+	MOVD	96(R0), R1
+	MOVD	104(R0), g
+	WORD	$0xd50040bf	// msr spsel, #0x0
+	WORD	$0x9100003f	// mov sp, x1
+	MOVD	ZR, R29
+	MOVD	ZR, R30
+	JMP	(R3)
+
+// sendEvent wakes every CPU waiting in WFE, after this CPU's earlier
+// stores are visible to them.
+TEXT ·sendEvent(SB),NOSPLIT,$0-0
+	DSB	$11	// ish
+	SEV
+	RET
+
+TEXT ·WaitForEvent(SB),NOSPLIT,$0-0
+	WFE
+	RET

@@ -4,10 +4,13 @@ package main
 
 import (
 	"fmt"
-
-	"github.com/bulkhead-hv/bulkhead/cpu"
 	"os"
+	"runtime"
+	"sync/atomic"
 	"unsafe"
+
+	"github.com/bulkhead-hv/bulkhead/board/qemuvirt"
+	"github.com/bulkhead-hv/bulkhead/cpu"
 )
 
 // Faults on purpose, so tests can check the crash report. Only images built
@@ -61,6 +64,9 @@ var crashTests = map[string]func(){
 		}
 		crashNullRead()
 	},
+	// A fault on a secondary CPU running a Go M: the report comes from
+	// that CPU's own exception stack.
+	"secondary-null-read": crashOnSecondary,
 	// The handler always faults: the machine must power off, not hang.
 	"double-fault": func() {
 		cpu.FatalHandler = func(f *cpu.Frame) { crashNullRead() }
@@ -81,3 +87,34 @@ func crashTest(name string) {
 }
 
 func brk()
+
+// crashOnSecondary gives every CPU an M, holds one goroutine on each and
+// has the one on the last CPU read the null page; the others spin.
+func crashOnSecondary() {
+	m, _ := qemuvirt.Boot()
+	n := startMs()
+	if n < 2 {
+		fmt.Println("bulkhead: crashtest secondary-null-read needs more than one CPU")
+		os.Exit(2)
+	}
+	var arrived atomic.Int32
+	for i := 0; i < n; i++ {
+		go func() {
+			runtime.LockOSThread()
+			arrived.Add(1)
+			for arrived.Load() < int32(n) {
+			}
+			if c := cpuIndex(m); c == n-1 {
+				print("bulkhead: crashtest faulting on CPU ", c, "\n")
+				crashNullRead()
+			}
+			for {
+			}
+		}()
+	}
+	// Block rather than yield: without sysmon nothing preempts the
+	// spinning goroutines, so a goroutine queued on a P whose M spins is
+	// only ever taken by an idle M stealing it, and a main that keeps
+	// yielding keeps its M from ever being idle.
+	select {}
+}

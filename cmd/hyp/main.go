@@ -28,6 +28,7 @@ var knownArgs = map[string]string{
 	"guestN":    "guestN=NAME:IMAGE_ADDR:IMAGE_SIZE[:ARG[:MEM[:CPUS]]]: run the ELF image a boot loader put at IMAGE_ADDR as a guest",
 	"trace":     "trace=exits: print every guest exit",
 	"control":   "control=IMAGE_ADDR:IMAGE_SIZE: run that ELF image as the control partition, which starts the guests",
+	"smptest":   "smptest[=SECONDS]: run Go on every CPU (fixed work at once and in turn, then SECONDS (2) of GC stress) and power off",
 }
 
 func main() {
@@ -52,6 +53,10 @@ func main() {
 	}
 	if name, ok := args["crashtest"]; ok {
 		crashTest(name)
+	}
+	if v, ok := args["smptest"]; ok {
+		smpTest(m, v)
+		return
 	}
 
 	specs, err := hyp.ParseGuestSpecs(args)

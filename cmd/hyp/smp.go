@@ -4,6 +4,8 @@ package main
 
 import (
 	"fmt"
+	"runtime"
+	"runtime/goos"
 	"time"
 	"unsafe"
 
@@ -19,6 +21,7 @@ const exceptionStack = 16 << 10
 // A secondary CPU's boot record and stack, kept for its lifetime.
 type secondary struct {
 	boot  cpu.SecondaryBoot
+	index int // its place in the device tree's /cpus
 	stack [exceptionStack]byte
 }
 
@@ -39,7 +42,7 @@ func startCPUs(m *qemuvirt.Machine) int {
 			fmt.Printf("bulkhead: CPU %d (MPIDR %#x): PSCI over %s is not reachable from EL2; left off\n", i, mpidr, m.PSCI)
 			continue
 		}
-		s := &secondary{}
+		s := &secondary{index: i}
 		secondaries = append(secondaries, s)
 		top := (uint64(uintptrOf(&s.stack[exceptionStack-16])) + 16) &^ 15
 		cpu.PrepareSecondary(&s.boot, top, uint64(i))
@@ -85,3 +88,69 @@ func wakeRedistributor(m *qemuvirt.Machine, mpidr uint64) error {
 }
 
 func uintptrOf[T any](p *T) uintptr { return uintptr(unsafe.Pointer(p)) }
+
+// startMs lets the Go runtime run an M on every secondary CPU that is up
+// and parked: the runtime creates Ms lazily, when a P is idle and work is
+// waiting, and each new M goes to the next parked CPU through task. It
+// returns GOMAXPROCS, the number of CPUs Go may now use.
+//
+// Ms never exit on GOOS=tamago, and no M is ever put aside for another
+// on a CPU, so an M that blocks outside the scheduler holds its CPU. The
+// runtime starts a further M when one is locked to a goroutine
+// (runtime.LockOSThread) and that goroutine blocks or is preempted with
+// work waiting; with every CPU taken that M has nowhere to run, and task
+// stops the machine. Locked goroutines must not block.
+func startMs() int {
+	n := 1
+	for _, s := range secondaries {
+		if s.boot.IsUp() {
+			n++
+		}
+	}
+	if n == 1 {
+		return 1
+	}
+	idleWake = qemuvirt.TimerFrequency() / 10000
+	goos.Task = task
+	goos.Idle = idle
+	runtime.GOMAXPROCS(n)
+	return n
+}
+
+// task is goos.Task: the runtime's newosproc asks for its new M, mp, to
+// run fn (mstart) with g0 gp. The M gets the next parked CPU.
+//
+// The runtime also passes sp, the top of an 8 MiB block it allocated for
+// the thread, but its stack checks on g0 compare against gp's own bounds
+// (a 16 KiB stack from the heap, as on Linux): running on the block would
+// put SP outside them and every check on that g0 would pass, or fail, by
+// where the allocator happened to place the two. So the M runs on g0's
+// stack, and the block is never used.
+//
+// It may run without a P, so it must not allocate: no fmt, no errors.
+//
+//go:nosplit
+func task(sp, mp, gp, fn unsafe.Pointer) {
+	// g.stack is the first field of the runtime's g: {lo, hi}.
+	hi := *(*uint64)(unsafe.Add(gp, 8))
+	for _, s := range secondaries {
+		if s.boot.Give(hi, uint64(uintptr(gp)), uint64(uintptr(fn))) {
+			return
+		}
+	}
+	print("bulkhead: the Go runtime started more Ms than there are CPUs; stopping\n")
+	goos.Exit(70)
+}
+
+// idleWake is how often an idle M looks for work without being woken:
+// 100 us, in counter ticks.
+var idleWake uint64
+
+// idle is goos.Idle: an M with nothing to run waits for an event. Each
+// CPU turns its own event stream on the first time it idles, so an idle
+// M finds work other CPUs queued within about 100 us, without IPIs.
+// (QEMU's TCG treats WFE as a yield, so there it spins.)
+func idle(until int64) {
+	cpu.EnableEventStream(idleWake)
+	cpu.WaitForEvent()
+}

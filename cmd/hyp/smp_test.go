@@ -1,0 +1,62 @@
+//go:build !tamago
+
+package main
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/bulkhead-hv/bulkhead/internal/qemutest"
+)
+
+// Go's scheduler runs Ms on the secondary CPUs (boot argument smptest):
+// four goroutines locked to their Ms run at once on the four CPUs and
+// compute what one CPU computes in turn, and goroutines that allocate in
+// parallel go through garbage collections without a wrong value. QEMU
+// runs each vCPU on its own host thread (thread=multi), so every CPU
+// makes progress however the host schedules them; the speedup is printed,
+// not checked, since it depends on the host's free cores.
+func TestGoOnEveryCPU(t *testing.T) {
+	r := qemutest.Boot(t, qemutest.Machine{Image: hypImage(t), SMP: 4, Append: "smptest",
+		Extra: []string{"-accel", "tcg,thread=multi"}})
+	r.Contains(t, "bulkhead: 4 of 4 CPU(s) up at EL2", "smptest: GOMAXPROCS 4",
+		"smptest: 4 goroutines on CPUs [0 1 2 3], parallel ", "bulkhead: exit status 0")
+	if line, ok := r.Line("smptest: 4 goroutines"); ok {
+		t.Log(line)
+	}
+	gc := regexp.MustCompile(`smptest: GC stress: 4 goroutines for 2 s on CPUs \[([0-9 ]+)\], (\d+) rounds, (\d+) MiB allocated, (\d+) GC cycles: ok`).
+		FindStringSubmatch(r.Console)
+	if gc == nil {
+		t.Fatalf("no GC stress result")
+	}
+	t.Log(gc[0])
+	if cpus := strings.Fields(gc[1]); len(cpus) < 2 {
+		t.Errorf("GC stress ran on CPUs %v only", cpus)
+	}
+	if n, _ := strconv.Atoi(gc[4]); n < 1 {
+		t.Errorf("no garbage collection ran during the GC stress")
+	}
+	r.Contains(t, "smptest: 4 Ms on 4 CPUs")
+	if strings.Contains(r.Console, "FAIL") {
+		t.Errorf("smptest failed")
+	}
+	if r.ExitCode != 0 {
+		t.Errorf("QEMU exit status %d, want 0", r.ExitCode)
+	}
+}
+
+// A fault in Go code on a secondary CPU is reported from that CPU's own
+// exception stack, as on the boot CPU.
+func TestCrashOnSecondaryCPU(t *testing.T) {
+	r := qemutest.Boot(t, qemutest.Machine{Image: crashImage(t), SMP: 4, Append: "crashtest=secondary-null-read",
+		Extra: []string{"-accel", "tcg,thread=multi"}})
+	r.Contains(t, "bulkhead: crashtest faulting on CPU 3", "*** BULKHEAD EL2 EXCEPTION ***",
+		"EC 0x25 (Data Abort taken without a change in Exception level): Translation fault",
+		"main.crashNullRead at", "main.crashOnSecondary.func1 at", "*** END OF EXCEPTION REPORT ***",
+		"bulkhead: exit status 70")
+	if r.ExitCode != 70 {
+		t.Errorf("QEMU exit status %d, want 70", r.ExitCode)
+	}
+}
