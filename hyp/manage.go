@@ -141,8 +141,7 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 		if vm.uart == nil || vm.Echo {
 			return ret(abi.SUCCESS, 0) // nothing comes or goes this way
 		}
-		var buf [ledger.PageSize]byte
-		b := buf[:c.X[3]]
+		b := h.scratch[:c.X[3]]
 		if fid == abi.VM_CONSOLE_READ {
 			n := vm.uart.Drain(b)
 			h.phys.Write(c.X[2], b[:n])

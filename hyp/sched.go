@@ -2,6 +2,7 @@ package hyp
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/bulkhead-hv/bulkhead/hyp/vgic"
 	"github.com/bulkhead-hv/bulkhead/mmu"
@@ -68,6 +69,7 @@ func (t vtimer) deadline(cntvoff uint64) (uint64, bool) {
 // runs only on its home CPU.
 type pcpu struct {
 	id         int
+	started    bool // it has taken its first turn
 	runq       []*VCPU
 	running    *VCPU // in the guest right now, if any
 	idle       bool  // waiting for an interrupt
@@ -88,32 +90,49 @@ func (h *Hyp) RunAll(cpu CPU) { h.Run(0, cpu) }
 // serialized and guests run in parallel.
 func (h *Hyp) Run(id int, cpu CPU) {
 	h.sched.Lock()
+	h.pcpus[id].started = false // take up the vCPUs that exist now
+	h.sched.Unlock()
+	for h.Step(id, cpu) {
+	}
+}
+
+// Step does one turn of CPU id's scheduling: runs one vCPU for up to a
+// time slice, or idles until an interrupt. It returns false, with the
+// CPU's EL2 timer off, once no vCPU is alive anywhere. It must run on CPU
+// id and stay there until it returns (the board pins it), and it never
+// blocks in Go's scheduler: the scheduler lock is a spin lock.
+func (h *Hyp) Step(id int, cpu CPU) bool {
+	h.sched.Lock()
 	defer h.sched.Unlock()
 	p := h.pcpus[id]
 	h.holder = p
-	for _, vm := range h.VMs() {
-		for _, v := range vm.VCPUs {
-			if v.home == id && v.On && !v.blocked {
-				p.runq = append(p.runq, v)
+	defer func() { h.holder = nil }()
+	if !p.started {
+		// The vCPUs made before this CPU's first turn.
+		p.started = true
+		for _, vm := range h.VMs() {
+			for _, v := range vm.VCPUs {
+				if v.home == id && v.On && !v.blocked {
+					p.runq = append(p.runq, v)
+				}
 			}
 		}
 	}
-	for {
-		if len(p.runq) == 0 {
-			if !h.idle(cpu, p) {
-				break
-			}
-			continue
-		}
+	for len(p.runq) > 0 {
 		v := p.runq[0]
 		p.runq = p.runq[1:]
 		if v.VM.State != Running || !v.On || v.blocked || v.running {
 			continue
 		}
 		h.runVCPU(cpu, p, v)
+		return true
 	}
-	cpu.SetEL2Timer(0)
-	h.holder = nil
+	if !h.idle(cpu, p) {
+		cpu.SetEL2Timer(0)
+		p.hwEL2Timer = 0
+		return false
+	}
+	return true
 }
 
 // unlocked runs fn without the scheduler lock: the guest, or an idle wait.
@@ -161,6 +180,12 @@ func (h *Hyp) idle(cpu CPU, p *pcpu) bool {
 			}
 		}
 		return true
+	}
+	if !armed && len(h.pcpus) > 1 {
+		// Nothing of this CPU's to wait for but a kick: wait no longer
+		// than a slice anyway, so that the CPU comes back to Go, whose
+		// stop-the-world waits for it, and sees VMs stop elsewhere.
+		next, armed = cpu.Counter()+h.cfg.Slice, true
 	}
 	if armed {
 		cpu.SetEL2Timer(next)
@@ -403,3 +428,18 @@ func (h *Hyp) kick(p *pcpu) {
 	}
 	h.cfg.Kick(p.id)
 }
+
+// spinLock is the scheduler lock. It spins rather than parks: on the
+// hypervisor's CPUs a goroutine pinned to its CPU (for the per-CPU
+// hardware it drives) must never wait in Go's scheduler.
+type spinLock struct{ held atomic.Uint32 }
+
+func (l *spinLock) Lock() {
+	for !l.held.CompareAndSwap(0, 1) {
+		for l.held.Load() != 0 {
+			SpinWait()
+		}
+	}
+}
+
+func (l *spinLock) Unlock() { l.held.Store(0) }

@@ -208,9 +208,15 @@ type Hyp struct {
 	// the vCPUs' and VMs' run state and everything an exit handler
 	// touches, and is held by a CPU except while a guest runs there or it
 	// idles; holder is the CPU holding it. It is taken before mu.
-	sched  sync.Mutex
+	sched  spinLock
 	holder *pcpu
 	pcpus  []*pcpu
+
+	// scratch is the page console bytes pass through between the
+	// control partition's buffer and a VM's rings (under the scheduler
+	// lock): the exit path allocates as little as it can, as on several
+	// CPUs the garbage collector runs only between scheduler turns.
+	scratch [ledger.PageSize]byte
 }
 
 var (

@@ -24,9 +24,12 @@ type PerCPU struct {
 	loaded *Context
 }
 
+// MaxCPUs is the most physical CPUs the hypervisor runs guests on.
+const MaxCPUs = 64
+
 // cpus holds every CPU's state where the GC can see it: TPIDR_EL2 is not
 // a GC root.
-var cpus [1]PerCPU
+var cpus [MaxCPUs]PerCPU
 
 // InitCPU installs CPU id's per-CPU data in TPIDR_EL2 and routes exceptions
 // from lower ELs to the world switch. Call it on that CPU.

@@ -53,6 +53,13 @@ func startControl(t testing.TB, mem string) *controlChannel {
 			"-chardev", "socket,id=ctl,path=" + sock + ",server=on,wait=on",
 			"-device", "virtconsole,chardev=ctl"}}
 	in := qemutest.Start(t, m)
+	t.Cleanup(func() {
+		if t.Failed() {
+			f := filepath.Join(os.TempDir(), "bulkhead-"+filepath.Base(t.Name())+".log")
+			os.WriteFile(f, []byte(in.Console()), 0o644)
+			t.Logf("the hypervisor's console: %s", f)
+		}
+	})
 	var conn net.Conn
 	for i := 0; i < 200 && conn == nil; i++ {
 		if conn, err = net.Dial("unix", sock); err != nil {
@@ -67,6 +74,17 @@ func startControl(t testing.TB, mem string) *controlChannel {
 		consoles: map[string]*strings.Builder{}, first: map[string]time.Time{}, exits: map[string]int{}, resets: map[string]int{}}
 	c.cond = sync.NewCond(&c.mu)
 	go c.read()
+	t.Cleanup(func() {
+		if t.Failed() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			for name, b := range c.consoles {
+				f := filepath.Join(os.TempDir(), "bulkhead-"+filepath.Base(t.Name())+"-"+name+".log")
+				os.WriteFile(f, []byte(b.String()), 0o644)
+				t.Logf("%s's console: %s", name, f)
+			}
+		}
+	})
 	return c
 }
 
