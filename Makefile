@@ -114,6 +114,9 @@ bench: build qemu linux $(CLI)
 		$(CLI) up --name bench >/dev/null 2>&1 || { echo "bench: bulkhead up failed"; exit 1; }; \
 		$(CLI) run --instance bench $(BUILD)/guest-hello.elf 2>&1 >/dev/null | tr '\r' '\n' | \
 			sed -n 's/^.*uploading \(.*\): \([0-9]*\) of \([0-9]*\) KiB (\(.*\))$$/bench: image upload over the host channel: \3 KiB at \4 (VM start included)/p'; \
+		$(CLI) run --instance bench --name k --mem 256M --cmdline "console=ttyAMA0 rdinit=/bin/poweroff -- -f" \
+			--initrd $(BUILD)/linux/rootfs.cpio.gz $(BUILD)/linux/vmlinuz 2>&1 >/dev/null | tr '\r' '\n' | \
+			sed -n "s/^.*uploading k's initrd: \([0-9]*\) of \([0-9]*\) KiB (\(.*\))$$/bench: Linux kernel ($$(($$(stat -c %s $(BUILD)\/linux\/vmlinuz) >> 10)) KiB) and initrd (\2 KiB) upload: \3 (VM start included)/p"; \
 		$(CLI) down --name bench >/dev/null; rm -rf "$$XDG_RUNTIME_DIR"
 	@# Linux from its first console line to init, under Bulkhead and directly.
 	@BULKHEAD_IMAGES=$(abspath $(BUILD)) $(GO) test ./cmd/hyp -run '^$$' -bench LinuxBoot -benchtime 3x | \

@@ -87,7 +87,8 @@ func (h *Hyp) emulateMMIO(v *VCPU, esr cpu.ESR, ipa uint64) (bool, Action) {
 			}
 		}
 		if m.dev == nil {
-			v.mmio = &p
+			pm := p // only this copy goes to the heap
+			v.mmio = &pm
 			return true, Block
 		}
 		off := ipa - m.ipa

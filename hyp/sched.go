@@ -103,10 +103,17 @@ func (h *Hyp) Run(id int, cpu CPU) {
 // blocks in Go's scheduler: the scheduler lock is a spin lock.
 func (h *Hyp) Step(id int, cpu CPU) bool {
 	h.sched.Lock()
-	defer h.sched.Unlock()
 	p := h.pcpus[id]
 	h.holder = p
-	defer func() { h.holder = nil }()
+	alive := h.turn(cpu, p)
+	h.holder = nil
+	h.sched.Unlock()
+	return alive
+}
+
+// turn is Step with the lock held.
+func (h *Hyp) turn(cpu CPU, p *pcpu) bool {
+	id := p.id
 	if !p.started {
 		// The vCPUs made before this CPU's first turn.
 		p.started = true
@@ -257,7 +264,17 @@ func (h *Hyp) runVCPU(cpu CPU, p *pcpu, v *VCPU) {
 			cpu.WriteICHHCR(v.gic.HCR)
 			p.hwHCR = v.gic.HCR
 		}
-		h.unlocked(p, func() { cpu.Run(&v.Ctx) })
+		// The guest runs without the lock, which on one CPU nobody else
+		// wants (this is the hypercall round trip's path).
+		if h.smp {
+			h.holder = nil
+			h.sched.Unlock()
+		}
+		cpu.Run(&v.Ctx)
+		if h.smp {
+			h.sched.Lock()
+			h.holder = p
+		}
 		if p.hwLRs > 0 {
 			vm.vgic.Sync(v.gic, cpu, p.hwLRs)
 		}

@@ -211,6 +211,7 @@ type Hyp struct {
 	sched  spinLock
 	holder *pcpu
 	pcpus  []*pcpu
+	smp    bool // more than one CPU
 
 	// scratch is the page console bytes pass through between the
 	// control partition's buffer and a VM's rings (under the scheduler
@@ -237,6 +238,7 @@ func New(l *ledger.Ledger, pool *TablePool, phys Phys, tlb StageTLB, cfg Config,
 	for i := 0; i < max(cfg.CPUs, 1); i++ {
 		h.pcpus = append(h.pcpus, &pcpu{id: i})
 	}
+	h.smp = len(h.pcpus) > 1
 	return h
 }
 
