@@ -183,7 +183,7 @@ const ConsoleChunk = 48
 // The ABI version: major changes break callers, minor ones add calls.
 const (
 	VersionMajor = 0
-	VersionMinor = 1
+	VersionMinor = 2
 )
 
 // CallUID is the UUID VENDOR_HYP_CALL_UID returns in w0-w3, identifying

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkhead-hv/bulkhead/abi"
 	"github.com/bulkhead-hv/bulkhead/internal/qemutest"
 )
 
@@ -116,7 +117,7 @@ func TestHostChannel(t *testing.T) {
 		t.Fatalf("first message %v, want the ready event", v)
 	}
 	send(`{"id":7,"op":"ping"}`)
-	if v := next(); v["id"] != float64(7) || v["ok"] != true || v["abi"] != "0.1" {
+	if v := next(); v["id"] != float64(7) || v["ok"] != true || v["abi"] != fmt.Sprintf("%d.%d", abi.VersionMajor, abi.VersionMinor) {
 		t.Errorf("ping answer %v", v)
 	}
 	send(`{"id":8,"op":"frobnicate"}`)
