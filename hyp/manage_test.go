@@ -175,17 +175,8 @@ func TestShareUnshare(t *testing.T) {
 // its counters and the machine's, and stops it.
 func TestConsoleStatsStop(t *testing.T) {
 	r := newRig(t)
-	ctl, err := r.h.CreateControl("control")
-	require.NoError(t, err)
-	cv := r.h.AddVCPU(ctl, ramBase+hypPages*4096, 0)
-	ctl.Echo = true
-	require.NoError(t, r.h.StartDevices(ctl))
 	pa := uint64(ramBase + 0x20_0000)
-	vm, err := r.h.CreateVM("chatty")
-	require.NoError(t, err)
-	require.NoError(t, r.h.Donate(vm, pa, guestIPA, 1<<20, mmu.Read|mmu.Write|mmu.Exec))
-	gv := r.h.AddVCPU(vm, guestIPA, 0)
-	require.NoError(t, r.h.StartDevices(vm))
+	cv, vm, gv := r.controlAndGuest(t, "chatty", pa)
 	h := uint64(vm.ID)
 	buf := uint64(ramBase + 0x80_0000) // the control partition's
 	s := &script{t: t, steps: map[*vcpu.Context][]func(*vcpu.Context){}}
@@ -278,16 +269,7 @@ func TestConsoleStatsStop(t *testing.T) {
 // it with VM_MMIO_REPLY; meanwhile the vCPU does not run.
 func TestForwardedMMIO(t *testing.T) {
 	r := newRig(t)
-	ctl, err := r.h.CreateControl("control")
-	require.NoError(t, err)
-	cv := r.h.AddVCPU(ctl, ramBase+hypPages*4096, 0)
-	ctl.Echo = true
-	require.NoError(t, r.h.StartDevices(ctl))
-	vm, err := r.h.CreateVM("dev")
-	require.NoError(t, err)
-	require.NoError(t, r.h.Donate(vm, ramBase+0x20_0000, guestIPA, 1<<20, mmu.Read|mmu.Write|mmu.Exec))
-	gv := r.h.AddVCPU(vm, guestIPA, 0)
-	require.NoError(t, r.h.StartDevices(vm))
+	cv, vm, gv := r.controlAndGuest(t, "dev", ramBase+0x20_0000)
 	h := uint64(vm.ID)
 	buf := uint64(ramBase + 0x80_0000)
 	const dev = 0x0901_0000
@@ -389,4 +371,20 @@ func TestReclaimCostsNoTablePages(t *testing.T) {
 	assert.GreaterOrEqual(t, r.h.pool.Free(), free-1, "table pages lost to donations")
 	_, _, ok := r.h.Control().Translate(ramBase + 0x40_3000)
 	assert.True(t, ok, "the pages are back in the control partition's map")
+}
+
+// controlAndGuest makes the control partition, with one vCPU, and a guest
+// of 1 MiB at pa, started, whose management the test scripts.
+func (r *rig) controlAndGuest(t *testing.T, name string, pa uint64) (cv *VCPU, vm *VM, gv *VCPU) {
+	ctl, err := r.h.CreateControl("control")
+	require.NoError(t, err)
+	cv = r.h.AddVCPU(ctl, ramBase+hypPages*4096, 0)
+	ctl.Echo = true
+	require.NoError(t, r.h.StartDevices(ctl))
+	vm, err = r.h.CreateVM(name)
+	require.NoError(t, err)
+	require.NoError(t, r.h.Donate(vm, pa, guestIPA, 1<<20, mmu.Read|mmu.Write|mmu.Exec))
+	gv = r.h.AddVCPU(vm, guestIPA, 0)
+	require.NoError(t, r.h.StartDevices(vm))
+	return cv, vm, gv
 }

@@ -58,20 +58,25 @@ func (hwCPU) SetEL2Timer(cval uint64) {
 	cpu.WriteCNTHP_CTL(hyp.CNT_CTL_ENABLE)
 }
 
-// initInterrupts brings up the physical GIC for this CPU and enables the
-// private interrupts the scheduler uses. Guests' accesses to the EL1
-// physical timer and counter trap (CNTHCTL_EL2.EL1PCEN and EL1PCTEN clear).
-func initInterrupts(m *qemuvirt.Machine) error {
+// physicalGIC is the GIC as the CPU with affinity aff drives it.
+func physicalGIC(m *qemuvirt.Machine, aff uint64) (*gic.Physical, error) {
 	var gicr []gic.Region
 	for _, r := range m.GICR {
 		gicr = append(gicr, gic.Region{Addr: r.Addr, Size: r.Size})
 	}
 	info, err := gic.Discover(qemuvirt.MMIO{}, m.GICD.Addr, gicr)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return gic.NewPhysical(qemuvirt.MMIO{}, m.GICD.Addr, gicr, info, aff)
+}
+
+// initInterrupts brings up the physical GIC for this CPU and enables the
+// private interrupts the scheduler uses. Guests' accesses to the EL1
+// physical timer and counter trap (CNTHCTL_EL2.EL1PCEN and EL1PCTEN clear).
+func initInterrupts(m *qemuvirt.Machine) error {
 	aff := gic.Affinity(cpu.ReadMPIDR())
-	p, err := gic.NewPhysical(qemuvirt.MMIO{}, m.GICD.Addr, gicr, info, aff)
+	p, err := physicalGIC(m, aff)
 	if err != nil {
 		return err
 	}

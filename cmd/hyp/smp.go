@@ -72,15 +72,7 @@ func startCPUs(m *qemuvirt.Machine) int {
 // wakeRedistributor brings a secondary CPU's redistributor out of sleep,
 // with its private interrupts off, as the boot CPU's own.
 func wakeRedistributor(m *qemuvirt.Machine, mpidr uint64) error {
-	var gicr []gic.Region
-	for _, r := range m.GICR {
-		gicr = append(gicr, gic.Region{Addr: r.Addr, Size: r.Size})
-	}
-	info, err := gic.Discover(qemuvirt.MMIO{}, m.GICD.Addr, gicr)
-	if err != nil {
-		return err
-	}
-	p, err := gic.NewPhysical(qemuvirt.MMIO{}, m.GICD.Addr, gicr, info, gic.Affinity(mpidr))
+	p, err := physicalGIC(m, gic.Affinity(mpidr))
 	if err != nil {
 		return err
 	}

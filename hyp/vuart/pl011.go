@@ -131,12 +131,7 @@ func (u *PL011) raiseIf(rise bool) {
 
 // Update re-evaluates the interrupt line after the rings changed from the
 // control partition's side.
-func (u *PL011) Update() {
-	u.mu.Lock()
-	rise := u.update()
-	u.mu.Unlock()
-	u.raiseIf(rise)
-}
+func (u *PL011) Update() { u.change(func() int { return 0 }) }
 
 // Read emulates a register read. Unknown offsets read as zero.
 func (u *PL011) Read(off uint64, size int) uint64 {
@@ -197,29 +192,19 @@ func (u *PL011) Write(off uint64, size int, val uint64) {
 
 // Output queues bytes written by other means than the data register (the
 // CONSOLE_WRITE hypercall) and returns how many fit.
-func (u *PL011) Output(b []byte) int {
-	u.mu.Lock()
-	n := u.Out.Write(b)
-	rise := u.update()
-	u.mu.Unlock()
-	u.raiseIf(rise)
-	return n
-}
+func (u *PL011) Output(b []byte) int { return u.change(func() int { return u.Out.Write(b) }) }
 
 // Drain moves waiting output into b for the control partition.
-func (u *PL011) Drain(b []byte) int {
-	u.mu.Lock()
-	n := u.Out.Read(b)
-	rise := u.update()
-	u.mu.Unlock()
-	u.raiseIf(rise)
-	return n
-}
+func (u *PL011) Drain(b []byte) int { return u.change(func() int { return u.Out.Read(b) }) }
 
 // Input queues bytes for the guest to receive and returns how many fit.
-func (u *PL011) Input(b []byte) int {
+func (u *PL011) Input(b []byte) int { return u.change(func() int { return u.In.Write(b) }) }
+
+// change moves bytes through the rings from outside the register model,
+// then re-evaluates the interrupt line.
+func (u *PL011) change(fn func() int) int {
 	u.mu.Lock()
-	n := u.In.Write(b)
+	n := fn()
 	rise := u.update()
 	u.mu.Unlock()
 	u.raiseIf(rise)
