@@ -54,11 +54,11 @@ func SecondaryEntry() uint64 { return secondaryEntryAddr() }
 func (b *SecondaryBoot) IsUp() bool { return atomic.LoadUint64(&b.Up) == 1 }
 
 // Give hands the parked CPU a Go M: it starts running fn (the runtime's
-// mstart) on stack sp with g, Go's R28, set to the M's g0. It reports
-// false if the CPU already has one: an M never exits, so a CPU runs at
-// most one for its lifetime. It is called from the runtime's
-// newosproc, possibly without a P, so it must not allocate or split
-// its stack.
+// mstart) on stack sp with g, Go's R28, set to the M's g0, once the caller
+// has woken it with an SGI (WakeSGI). It reports false if the CPU already
+// has one: an M never exits, so a CPU runs at most one for its lifetime.
+// It is called from the runtime's newosproc, possibly without a P, so it
+// must not allocate or split its stack.
 //
 //go:nosplit
 func (b *SecondaryBoot) Give(sp, g, fn uint64) bool {
@@ -70,6 +70,10 @@ func (b *SecondaryBoot) Give(sp, g, fn uint64) bool {
 	sendEvent()
 	return true
 }
+
+// WakeSGI is the SGI that wakes a parked CPU (from WFI) to look at its
+// mailbox.
+const WakeSGI = 8
 
 // Running reports whether the CPU has been given an M.
 func (b *SecondaryBoot) Running() bool { return atomic.LoadUint64(&b.TaskPC) != 0 }

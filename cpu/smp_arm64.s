@@ -106,15 +106,16 @@ TEXT ·secondaryEntry(SB),NOSPLIT|NOFRAME,$0
 	STLR	R1, (R2)
 	SEV
 	// Park until the mailbox holds an M. Give stores TaskPC last with
-	// release semantics and then sends an event; reading it with acquire
-	// semantics first makes TaskSP and TaskG valid once it is non-zero.
-	// An event sent between the read and the WFE is not lost: it sets
-	// this CPU's event register, and the WFE returns at once.
+	// release semantics, then its caller sends this CPU an SGI (WakeSGI);
+	// reading TaskPC with acquire semantics first makes TaskSP and TaskG
+	// valid once it is non-zero. WFI, not WFE: a parked CPU sleeps (under
+	// QEMU, WFE spins). An SGI sent between the read and the WFI is not
+	// lost: it stays pending, and WFI returns at once while it does.
 	ADD	$112, R0, R2
 park:
 	LDAR	(R2), R3
 	CBNZ	R3, task
-	WFE
+	WFI
 	B	park
 task:
 	// Enter the M as the runtime's newosproc expects of a new thread:

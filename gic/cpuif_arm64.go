@@ -23,3 +23,9 @@ func EOI(intid uint32) { writeICC_EOIR1(uint64(intid)) }
 
 // Deactivate ends intid (EOImode 1).
 func Deactivate(intid uint32) { writeICC_DIR(uint64(intid)) }
+
+// SendSGI raises SGI intid on the one CPU whose MPIDR is mpidr (IHI 0069,
+// 12.11.19, ICC_SGI1R_EL1, IRM 0).
+//
+//go:nosplit
+func SendSGI(intid uint32, mpidr uint64) { writeICC_SGI1R(SGI1R(intid, mpidr)) }

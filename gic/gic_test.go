@@ -53,3 +53,9 @@ func TestDiscoverErrors(t *testing.T) {
 	_, err = Discover(regs{GICD_PIDR2: 0x3b}, 0, []Region{{0x100000, 0x1000}})
 	assert.ErrorIs(t, err, ErrNoRedistributor)
 }
+
+func TestSGI1R(t *testing.T) {
+	assert.Equal(t, uint64(8<<24|1<<3), SGI1R(8, 0x80000003), "Aff0 3: target bit 3")
+	assert.Equal(t, uint64(1<<44|2<<24|1<<1), SGI1R(2, 17), "Aff0 17: range 1, bit 1")
+	assert.Equal(t, uint64(4<<48|3<<32|5<<16|15<<24|1), SGI1R(15, 4<<32|3<<16|5<<8), "Aff3.Aff2.Aff1")
+}

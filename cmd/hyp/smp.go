@@ -34,6 +34,18 @@ var secondaries []*secondary
 func startCPUs(m *qemuvirt.Machine) int {
 	self := cpu.ReadMPIDR() & 0xff00ffffff
 	up := 1
+	// The distributor forwards the SGI that wakes a parked CPU: it needs
+	// affinity routing and group 1 on, whether or not guests run later.
+	if len(m.CPUs) > 1 {
+		p, err := physicalGIC(m, gic.Affinity(self))
+		if err == nil {
+			err = p.InitDistributor(gic.Affinity(self))
+		}
+		if err != nil {
+			fmt.Printf("bulkhead: GIC distributor: %v; other CPUs left off\n", err)
+			return 1
+		}
+	}
 	for i, mpidr := range m.CPUs {
 		if mpidr == self {
 			continue
@@ -70,13 +82,18 @@ func startCPUs(m *qemuvirt.Machine) int {
 }
 
 // wakeRedistributor brings a secondary CPU's redistributor out of sleep,
-// with its private interrupts off, as the boot CPU's own.
+// with its private interrupts off but the one that wakes it.
 func wakeRedistributor(m *qemuvirt.Machine, mpidr uint64) error {
 	p, err := physicalGIC(m, gic.Affinity(mpidr))
 	if err != nil {
 		return err
 	}
-	return p.InitRedistributor()
+	if err := p.InitRedistributor(); err != nil {
+		return err
+	}
+	// The SGI that wakes it from its park (cpu.WakeSGI) must reach it.
+	p.EnablePPI(cpu.WakeSGI, gic.HypervisorPriority)
+	return nil
 }
 
 func uintptrOf[T any](p *T) uintptr { return uintptr(unsafe.Pointer(p)) }
@@ -127,6 +144,7 @@ func task(sp, mp, gp, fn unsafe.Pointer) {
 	hi := *(*uint64)(unsafe.Add(gp, 8))
 	for _, s := range secondaries {
 		if s.boot.Give(hi, uint64(uintptr(gp)), uint64(uintptr(fn))) {
+			gic.SendSGI(cpu.WakeSGI, s.boot.MPIDR)
 			return
 		}
 	}
