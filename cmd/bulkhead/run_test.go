@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"debug/elf"
 	"encoding/json"
 	"fmt"
@@ -358,6 +359,26 @@ func TestBadInput(t *testing.T) {
 		assert.NotContains(t, errb, "uploading", "refused before upload")
 	}
 	assert.Len(t, ps(t, "bad"), 1, "only the spinner")
+
+	// What only the control partition can tell: a gzip file that holds no
+	// Image, and more memory than the machine has free. Refused after the
+	// upload; the ledger does not move.
+	_, before := stats(t, "bad")
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(bytes.Repeat([]byte("not a kernel "), 1000))
+	zw.Close()
+	junk := filepath.Join(t.TempDir(), "junk.gz")
+	require.NoError(t, os.WriteFile(junk, gz.Bytes(), 0o644))
+	code, _, errb = bh("run", "--instance", "bad", "--name", "junk", junk)
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errb, "gzip-compressed data is not a Linux arm64 Image")
+	code, _, errb = bh("run", "--instance", "bad", "--name", "huge", "--mem", "2G", filepath.Join(dir, "guest-hello.elf"))
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errb, "no 2048 MiB of free RAM left for a guest")
+	_, after := stats(t, "bad")
+	assert.Equal(t, before, after, "the ledger as it was")
+	assert.Equal(t, "running", ps(t, "bad")["spinner"].State, "the spinner runs on")
 
 	// Ctrl-C: the guest is stopped, run exits 130.
 	require.NoError(t, spinner.cmd.Process.Signal(os.Interrupt))
