@@ -69,7 +69,6 @@ func (t vtimer) deadline(cntvoff uint64) (uint64, bool) {
 // runs only on its home CPU.
 type pcpu struct {
 	id         int
-	started    bool // it has taken its first turn
 	runq       []*VCPU
 	running    *VCPU // in the guest right now, if any
 	idle       bool  // waiting for an interrupt
@@ -87,59 +86,37 @@ func (h *Hyp) RunAll(cpu CPU) { h.Run(0, cpu) }
 // blocked until an interrupt or their timer, woken vCPUs run first. Each
 // CPU calls it, on itself. The scheduler lock is held throughout except
 // while a guest runs or the CPU idles, so the hypervisor's own work is
-// serialized and guests run in parallel.
+// serialized and guests run in parallel. The lock spins: a CPU waiting
+// for it has nothing else to do.
 func (h *Hyp) Run(id int, cpu CPU) {
 	h.sched.Lock()
-	h.pcpus[id].started = false // take up the vCPUs that exist now
-	h.sched.Unlock()
-	for h.Step(id, cpu) {
-	}
-}
-
-// Step does one turn of CPU id's scheduling: runs one vCPU for up to a
-// time slice, or idles until an interrupt. It returns false, with the
-// CPU's EL2 timer off, once no vCPU is alive anywhere. It must run on CPU
-// id and stay there until it returns (the board pins it), and it never
-// blocks in Go's scheduler: the scheduler lock is a spin lock.
-func (h *Hyp) Step(id int, cpu CPU) bool {
-	h.sched.Lock()
+	defer h.sched.Unlock()
 	p := h.pcpus[id]
 	h.holder = p
-	alive := h.turn(cpu, p)
-	h.holder = nil
-	h.sched.Unlock()
-	return alive
-}
-
-// turn is Step with the lock held.
-func (h *Hyp) turn(cpu CPU, p *pcpu) bool {
-	id := p.id
-	if !p.started {
-		// The vCPUs made before this CPU's first turn.
-		p.started = true
-		for _, vm := range h.VMs() {
-			for _, v := range vm.VCPUs {
-				if v.home == id && v.On && !v.blocked {
-					p.runq = append(p.runq, v)
-				}
+	defer func() { h.holder = nil }()
+	for _, vm := range h.VMs() {
+		for _, v := range vm.VCPUs {
+			if v.home == id && v.On && !v.blocked {
+				p.runq = append(p.runq, v)
 			}
 		}
 	}
-	for len(p.runq) > 0 {
+	for {
+		if len(p.runq) == 0 {
+			if !h.idle(cpu, p) {
+				break
+			}
+			continue
+		}
 		v := p.runq[0]
 		p.runq = p.runq[1:]
 		if v.VM.State != Running || !v.On || v.blocked || v.running {
 			continue
 		}
 		h.runVCPU(cpu, p, v)
-		return true
 	}
-	if !h.idle(cpu, p) {
-		cpu.SetEL2Timer(0)
-		p.hwEL2Timer = 0
-		return false
-	}
-	return true
+	cpu.SetEL2Timer(0)
+	p.hwEL2Timer = 0
 }
 
 // unlocked runs fn without the scheduler lock: the guest, or an idle wait.
@@ -454,7 +431,7 @@ type spinLock struct{ held atomic.Uint32 }
 func (l *spinLock) Lock() {
 	for !l.held.CompareAndSwap(0, 1) {
 		for l.held.Load() != 0 {
-			SpinWait()
+			spinWait()
 		}
 	}
 }

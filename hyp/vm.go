@@ -242,9 +242,6 @@ func New(l *ledger.Ledger, pool *TablePool, phys Phys, tlb StageTLB, cfg Config,
 	return h
 }
 
-// NumCPUs is the number of physical CPUs the scheduler runs on.
-func (h *Hyp) NumCPUs() int { return len(h.pcpus) }
-
 // vmTLB adapts StageTLB to one VM's tables.
 type vmTLB struct {
 	h  *Hyp

@@ -138,14 +138,6 @@ func Probe(addr uint64, write bool) (value, esr uint64) {
 	return value, esr
 }
 
-// Hypercall3 makes a raw hypercall and returns x0-x2.
-func Hypercall3(fid uint32, args ...uint64) (r0, r1, r2 uint64) {
-	var a [7]uint64
-	copy(a[:], args)
-	r0, r1, r2, _ = hvc4(uint64(fid), a[0], a[1], a[2], a[3], a[4], a[5], a[6])
-	return
-}
-
 // Hypercall4 makes a raw hypercall and returns x0-x3.
 func Hypercall4(fid uint32, args ...uint64) (r0, r1, r2, r3 uint64) {
 	var a [7]uint64
