@@ -122,6 +122,10 @@ const (
 	StopByControl = 4 // VM_STOP
 )
 
+// MaxUpload bounds a run request's image and initrd together, as the
+// host channel carries them to the control partition.
+const MaxUpload = 512 << 20
+
 // StatusStopped is the exit status of a VM that VM_STOP stopped, unless
 // the caller gives another: 128 + SIGTERM, as a shell would report it.
 const StatusStopped = 143

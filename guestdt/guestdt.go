@@ -10,7 +10,10 @@ import (
 	"strings"
 
 	"github.com/bulkhead-hv/bulkhead/board/fdt"
+	"github.com/bulkhead-hv/bulkhead/hyp"
 	"github.com/bulkhead-hv/bulkhead/hyp/vgic"
+	"github.com/bulkhead-hv/bulkhead/hyp/vuart"
+	"github.com/bulkhead-hv/bulkhead/vdev/pl031"
 )
 
 // The guest's interrupt controller, as hyp/vgic emulates it.
@@ -21,11 +24,12 @@ const (
 	RedistStride = vgic.RedistStride // one RD_base and one SGI_base frame per vCPU
 )
 
-// The guest's console, a PL011 at QEMU virt's address and interrupt.
+// The guest's console, the PL011 the hypervisor emulates (hyp/vuart) at
+// QEMU virt's address and interrupt.
 const (
-	UARTBase  = 0x09000000
-	UARTSize  = 0x1000
-	UARTIntID = 33 // SPI 1
+	UARTBase  = vuart.Base
+	UARTSize  = vuart.Size
+	UARTIntID = vuart.IntID // SPI 1
 	// UARTClock is the frequency of the fixed clock the PL011 node names.
 	UARTClock = 24000000
 )
@@ -34,7 +38,7 @@ const (
 // control partition emulates (VM_MMIO_MAP).
 const (
 	RTCBase  = 0x09010000
-	RTCSize  = 0x1000
+	RTCSize  = pl031.Size
 	RTCIntID = 34 // SPI 2
 )
 
@@ -50,9 +54,8 @@ const (
 
 // Limits of the inputs.
 const (
-	// MaxCPUs is the most vCPUs a guest can have; it must equal
-	// hyp.MaxVCPUs (a test checks).
-	MaxCPUs = 16
+	// MaxCPUs is the most vCPUs a guest can have.
+	MaxCPUs = hyp.MaxVCPUs
 	// MaxBootargs is the longest command line: arm64 Linux keeps 2048
 	// bytes including the terminating NUL (COMMAND_LINE_SIZE).
 	MaxBootargs = 2047

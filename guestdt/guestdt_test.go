@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bulkhead-hv/bulkhead/board/fdt"
-	"github.com/bulkhead-hv/bulkhead/hyp"
 )
 
 const ramBase = 0x40000000
@@ -239,7 +238,6 @@ func TestValidate(t *testing.T) {
 
 // The constants are what the hypervisor implements.
 func TestConstantsMatchTheHypervisor(t *testing.T) {
-	assert.Equal(t, hyp.MaxVCPUs, MaxCPUs)
 	assert.Equal(t, 27, FirstPPI+PPIVirtTimer, "board/bulkheadvm: VirtualTimer")
 	assert.Equal(t, 30, FirstPPI+PPIPhysTimer)
 	assert.EqualValues(t, 0x08000000, DistBase)

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/bulkhead-hv/bulkhead/abi"
 )
 
 // The broker is the one holder of an instance's host channel. QEMU's
@@ -34,9 +36,10 @@ import (
 const brokerCmd = "__broker"
 
 const (
-	// maxUpload bounds what the broker holds for one run: the image and
-	// the initrd.
-	maxUpload = 1 << 30
+	// maxUpload bounds what the broker holds for one run, the image and
+	// the initrd: what the control partition takes, so that nothing it
+	// would refuse goes down the channel.
+	maxUpload = abi.MaxUpload
 	// uploadChunk is how much of an upload goes to QEMU between two
 	// progress events.
 	uploadChunk = 256 << 10

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"debug/elf"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -17,6 +15,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/bulkhead-hv/bulkhead/bootimage"
+	"github.com/bulkhead-hv/bulkhead/hyp"
 )
 
 // Exit statuses of bulkhead itself, apart from the guest's.
@@ -25,16 +26,9 @@ const (
 	exitInternal = 125 // the hypervisor, QEMU or the instance failed
 )
 
-// Guest physical layout (hyp.GuestIPA) and the machine's memory map the
-// control partition is placed in (board/qemuvirt, board/bulkheadvm).
-const (
-	guestIPA   = 0x40000000
-	moduleBase = 0x50000000 // above the control partition's runtime
-	maxCPUs    = 16
-	// arm64Magic is "ARM\x64" at offset 0x38 of a Linux arm64 Image
-	// (Documentation/arch/arm64/booting.rst).
-	arm64Magic = 0x644d5241
-)
+// moduleBase is where the control partition's image is loaded in the
+// machine's memory (board/qemuvirt, board/bulkheadvm).
+const moduleBase = 0x50000000 // above the control partition's runtime
 
 type runConfig struct {
 	name     string
@@ -163,71 +157,34 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	if c.mem%(2<<20) != 0 {
 		return nil, fmt.Errorf("--mem %s: must be a multiple of 2M", sizeFlag{&c.mem})
 	}
-	if c.cpus < 1 || c.cpus > maxCPUs {
-		return nil, fmt.Errorf("--cpus %d: want 1 to %d", c.cpus, maxCPUs)
+	if c.cpus < 1 || c.cpus > hyp.MaxVCPUs {
+		return nil, fmt.Errorf("--cpus %d: want 1 to %d", c.cpus, hyp.MaxVCPUs)
 	}
 	return c, nil
 }
 
-// checkImage rejects, before anything is uploaded, what the control
-// partition would: it takes an AArch64 ELF executable whose segments fit
-// the guest's RAM, a Linux arm64 Image, or a gzip file (a compressed
-// Image, which only the control partition unpacks). It returns the kind.
-func checkImage(path string, mem uint64) (string, error) {
-	f, err := os.Open(path)
+// checkImage refuses, before anything is uploaded, what the control
+// partition would: it recognises and places the image in the guest's RAM
+// the way the control partition does (bootimage), with room for an
+// initrd of initrdSize bytes and the device tree.
+func checkImage(path string, mem, initrdSize uint64) error {
+	fi, err := os.Stat(path)
 	if err != nil {
-		return "", fmt.Errorf("image %s: %v", path, errors.Unwrap(err))
+		return fmt.Errorf("image %s: %v", path, errors.Unwrap(err))
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("image %s: not a regular file", path)
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("image %s: not a regular file", path)
 	}
-	var hdr [64]byte
-	n, _ := io.ReadFull(f, hdr[:])
-	switch {
-	case n >= 4 && string(hdr[:4]) == elf.ELFMAG:
-		return "ELF", checkELF(path, f, fi.Size(), mem)
-	case n == len(hdr) && binary.LittleEndian.Uint32(hdr[0x38:]) == arm64Magic:
-		// text_offset and image_size: where the kernel goes in its 2 MiB
-		// aligned RAM, and how much it needs there, bss included.
-		if need := binary.LittleEndian.Uint64(hdr[8:]) + binary.LittleEndian.Uint64(hdr[0x10:]); need > mem {
-			return "", fmt.Errorf("image %s: a Linux arm64 Image that needs %d MiB of RAM: give the guest more --mem", path, need>>20+1)
-		}
-		return "Linux Image", nil
-	case n >= 2 && hdr[0] == 0x1f && hdr[1] == 0x8b:
-		return "gzip", nil
-	}
-	return "", fmt.Errorf("image %s: not an AArch64 ELF, a Linux arm64 Image or a gzip file (it starts % x)", path, hdr[:min(n, 8)])
-}
-
-func checkELF(path string, r io.ReaderAt, size int64, mem uint64) error {
-	f, err := elf.NewFile(r)
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("image %s: a damaged ELF file (%v): truncated?", path, err)
+		return fmt.Errorf("image %s: %v", path, errors.Unwrap(err))
 	}
-	if f.Machine != elf.EM_AARCH64 || f.Class != elf.ELFCLASS64 || f.Data != elf.ELFDATA2LSB {
-		return fmt.Errorf("image %s: %v %v %v, want a 64-bit little-endian AArch64 ELF", path, f.Class, f.Data, f.Machine)
+	im, err := bootimage.Parse(b)
+	if err == nil {
+		_, err = im.Plan(hyp.GuestIPA, mem, initrdSize)
 	}
-	if f.Type != elf.ET_EXEC {
-		return fmt.Errorf("image %s: %v, want an executable (ET_EXEC)", path, f.Type)
-	}
-	loads := 0
-	for _, p := range f.Progs {
-		if p.Type != elf.PT_LOAD || p.Memsz == 0 {
-			continue
-		}
-		loads++
-		if p.Paddr < guestIPA || p.Paddr+p.Memsz > guestIPA+mem {
-			return fmt.Errorf("image %s: segment [%#x, +%#x) does not fit the guest's RAM [%#x, +%#x): link it at 0x40000000 or give it more --mem",
-				path, p.Paddr, p.Memsz, guestIPA, mem)
-		}
-		if p.Filesz > p.Memsz || p.Off+p.Filesz > uint64(size) {
-			return fmt.Errorf("image %s: truncated: its segment at file offset %#x needs %d bytes, the file has %d", path, p.Off, p.Filesz, size)
-		}
-	}
-	if loads == 0 {
-		return fmt.Errorf("image %s: no loadable segment", path)
+	if err != nil {
+		return fmt.Errorf("image %s: %v", path, err)
 	}
 	return nil
 }
@@ -237,13 +194,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) (code int) {
 	if err != nil {
 		return failed("run", err, exitUsage, stderr)
 	}
-	if _, err := checkImage(c.image, c.mem); err != nil {
-		return failed("run", err, exitUsage, stderr)
-	}
+	var initrdSize uint64
 	if c.initrd != "" {
-		if fi, err := os.Stat(c.initrd); err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 {
+		fi, err := os.Stat(c.initrd)
+		if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 {
 			return failed("run", fmt.Errorf("--initrd %s: not a file with something in it", c.initrd), exitUsage, stderr)
 		}
+		initrdSize = uint64(fi.Size())
+	}
+	if err := checkImage(c.image, c.mem, initrdSize); err != nil {
+		return failed("run", err, exitUsage, stderr)
 	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)

@@ -91,9 +91,6 @@ type request struct {
 	refused string
 }
 
-// maxUpload bounds an image plus its initrd.
-const maxUpload = 512 << 20
-
 // requests returns the complete requests received so far.
 func (c *channel) requests() []request {
 	c.pending = append(c.pending, c.rx.Receive()...)
@@ -125,8 +122,8 @@ func (c *channel) requests() []request {
 		}
 		if r.Op == "run" {
 			total := r.Size + r.InitrdSize
-			if r.Size == 0 || total > maxUpload || total < r.Size {
-				c.send(map[string]any{"id": r.ID, "ok": false, "error": fmt.Sprintf("image size %d, initrd size %d: want an image of 1 byte to %d MiB in all", r.Size, r.InitrdSize, maxUpload>>20)})
+			if r.Size == 0 || total > abi.MaxUpload || total < r.Size {
+				c.send(map[string]any{"id": r.ID, "ok": false, "error": fmt.Sprintf("image size %d, initrd size %d: want an image of 1 byte to %d MiB in all", r.Size, r.InitrdSize, abi.MaxUpload>>20)})
 				// The bytes that follow cannot be told from requests.
 				c.pending = nil
 				continue
