@@ -199,8 +199,8 @@ func (c *control) serve(r request) {
 			if g.stopped {
 				state = "stopped"
 			}
-			list = append(list, map[string]any{"name": g.spec.Name, "vm": g.handle, "state": state, "status": g.status,
-				"mem": g.spec.Mem, "cpus": g.spec.CPUs})
+			list = append(list, map[string]any{"name": g.boot.Name, "vm": g.handle, "state": state, "status": g.status,
+				"mem": g.boot.Mem, "cpus": g.boot.CPUs})
 		}
 		ch.send(map[string]any{"id": r.ID, "ok": true, "vms": list})
 	case "stop":
@@ -252,7 +252,7 @@ func (c *control) sendStats(id int) {
 			}
 		}
 		state := map[uint64]string{abi.StateCreated: "created", abi.StateRunning: "running", abi.StateStopped: "stopped"}[w[abi.StatState]]
-		list = append(list, map[string]any{"name": g.spec.Name, "vm": g.handle, "state": state,
+		list = append(list, map[string]any{"name": g.boot.Name, "vm": g.handle, "state": state,
 			"status": int32(w[abi.StatStatus]), "run_ms": w[abi.StatRunTicks] * 1000 / freq,
 			"pages": w[abi.StatPages], "faults": w[abi.StatFaults], "vcpus": w[abi.StatVCPUs],
 			"console_pending": w[abi.StatConsoleOut], "exits": exits})

@@ -19,7 +19,6 @@ import (
 // guest is a VM the control partition started, from VM_CREATE until
 // VM_DESTROY.
 type guest struct {
-	spec hyp.GuestSpec
 	// boot and image are what it was started from, kept to start it
 	// again when it asks to be reset; stagePA is the upload holding them,
 	// if any, freed with the guest.
@@ -69,7 +68,7 @@ func start(s bootSpec, image []byte) (*guest, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &guest{spec: s.GuestSpec, boot: s, image: image, pa: pa, linux: im.Kind != bootimage.KindELF}
+	g := &guest{boot: s, image: image, pa: pa, linux: im.Kind != bootimage.KindELF}
 	ram := mem(pa, s.Mem)
 	fail := func(err error) (*guest, error) {
 		placer.Free(pa)

@@ -121,12 +121,12 @@ func (c *control) loop() int {
 // the control partition's own console when there is no host channel.
 func (c *control) console(g *guest, b []byte) {
 	if c.ch != nil {
-		c.ch.send(map[string]any{"event": "console", "vm": g.spec.Name, "data": b})
+		c.ch.send(map[string]any{"event": "console", "vm": g.boot.Name, "data": b})
 		return
 	}
 	for _, ch := range b {
 		if ch == '\n' {
-			fmt.Printf("%s| %s\n", g.spec.Name, g.line)
+			fmt.Printf("%s| %s\n", g.boot.Name, g.line)
 			g.line = g.line[:0]
 			continue
 		}
@@ -151,7 +151,7 @@ func (c *control) destroy(g *guest) {
 	}
 	// The pages are back, zeroed.
 	if b := mem(g.pa, 4096); !bytes.Equal(b, make([]byte, 4096)) {
-		fmt.Printf("control: %s: a returned page is not zero\n", g.spec.Name)
+		fmt.Printf("control: %s: a returned page is not zero\n", g.boot.Name)
 		c.status = 1
 	}
 	placer.Free(g.pa)
@@ -159,7 +159,7 @@ func (c *control) destroy(g *guest) {
 	for i < len(c.guests) && c.guests[i] != g {
 		i++
 	}
-	fmt.Printf("control: %s (VM %d) stopped with status %d; destroyed, %d pages back zeroed\n", g.spec.Name, g.handle, g.status, pages)
+	fmt.Printf("control: %s (VM %d) stopped with status %d; destroyed, %d pages back zeroed\n", g.boot.Name, g.handle, g.status, pages)
 	if g.why == abi.StopReset {
 		// It asked to be reset: the same image, initrd and command line
 		// in a new VM of the same name.
@@ -167,26 +167,26 @@ func (c *control) destroy(g *guest) {
 		if err == nil {
 			n.stagePA = g.stagePA
 			c.guests[i] = n
-			fmt.Printf("control: %s reset\n", g.spec.Name)
+			fmt.Printf("control: %s reset\n", g.boot.Name)
 			if c.ch != nil {
-				c.ch.send(map[string]any{"event": "reset", "vm": g.spec.Name})
+				c.ch.send(map[string]any{"event": "reset", "vm": g.boot.Name})
 			}
 			return
 		}
-		fmt.Printf("control: %s: reset failed: %v\n", g.spec.Name, err)
+		fmt.Printf("control: %s: reset failed: %v\n", g.boot.Name, err)
 	}
 	if g.stagePA != 0 {
 		placer.Free(g.stagePA)
 	}
 	c.guests = append(c.guests[:i], c.guests[i+1:]...)
 	if c.ch != nil {
-		c.ch.send(map[string]any{"event": "exit", "vm": g.spec.Name, "status": g.status})
+		c.ch.send(map[string]any{"event": "exit", "vm": g.boot.Name, "status": g.status})
 	}
 }
 
 func (c *control) find(name string) *guest {
 	for _, g := range c.guests {
-		if g.spec.Name == name {
+		if g.boot.Name == name {
 			return g
 		}
 	}
