@@ -56,23 +56,11 @@ type fakeControl struct {
 
 func newFakeControl(t *testing.T) (*broker, *fakeControl) {
 	ours, theirs := socketpair(t)
-	var logbuf bytes.Buffer
-	b := newBroker(ours, log.New(&syncWriter{w: &logbuf}, "broker: ", 0))
+	b := newBroker(ours, log.New(io.Discard, "broker: ", 0))
 	fc := &fakeControl{t: t, conn: theirs, vms: map[string]int{}}
 	go b.serveControl(ours)
 	go fc.serve()
 	return b, fc
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
 
 func (fc *fakeControl) send(v any) {

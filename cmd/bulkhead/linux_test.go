@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/bulkhead-hv/bulkhead/internal/qemutest"
 )
 
 // The command line: Debian's kernel, gzip-compressed here, with
@@ -43,7 +45,7 @@ func TestLinuxThroughTheCLI(t *testing.T) {
 	con := exec.Command(exe, "console", "--name", "lx", "k")
 	con.Env = append(os.Environ(), "BULKHEAD_TEST_CLI=1")
 	con.Stdin = strings.NewReader("echo hello from $(uname -m); nproc\npoweroff -f\n")
-	var out, errb syncBuffer
+	var out, errb qemutest.LockedBuffer
 	con.Stdout, con.Stderr = &out, &errb
 	require.NoError(t, con.Start())
 	t.Cleanup(func() { con.Process.Kill(); con.Wait() })

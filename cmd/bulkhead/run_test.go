@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -69,33 +68,16 @@ func upInstance(t *testing.T, name string, args ...string) *instance {
 // TestMain), to be killed or interrupted.
 type proc struct {
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
+	stdout, stderr *qemutest.LockedBuffer
 	done           chan struct{}
 	code           int
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startCLI(t *testing.T, args ...string) *proc {
 	t.Helper()
 	exe, err := os.Executable()
 	require.NoError(t, err)
-	p := &proc{cmd: exec.Command(exe, args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{cmd: exec.Command(exe, args...), stdout: &qemutest.LockedBuffer{}, stderr: &qemutest.LockedBuffer{}, done: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), "BULKHEAD_TEST_CLI=1")
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	require.NoError(t, p.cmd.Start())

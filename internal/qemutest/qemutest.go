@@ -133,7 +133,7 @@ type Instance struct {
 	cmd    *exec.Cmd
 	ctx    context.Context
 	cancel context.CancelFunc
-	out    *lockedBuffer
+	out    *LockedBuffer
 	done   chan error
 }
 
@@ -155,7 +155,7 @@ func Start(t testing.TB, m Machine) *Instance {
 	// Own process group, killed whole; and SIGKILL if this test binary dies.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	out := &lockedBuffer{}
+	out := &LockedBuffer{}
 	cmd.Stdout = out
 	cmd.Stderr = out
 	in := &Instance{t: t, m: m, cmd: cmd, ctx: ctx, cancel: cancel, out: out, done: make(chan error, 1)}
@@ -237,18 +237,20 @@ func (r *Result) Line(prefix string) (string, bool) {
 	return "", false
 }
 
-type lockedBuffer struct {
+// LockedBuffer is a bytes.Buffer that several goroutines may write and
+// read, as a process's output is collected while a test looks at it.
+type LockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *LockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
