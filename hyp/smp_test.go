@@ -157,26 +157,41 @@ func TestSMPStress(t *testing.T) {
 			hv(abi.VM_CREATE, uint64('g'+n))
 			step = 1
 		case 1:
-			require.Equal(t, uint64(abi.SUCCESS), c.X[0], "create")
+			if !assert.Equal(t, uint64(abi.SUCCESS), c.X[0], "create") {
+				hv(abi.EXIT, 1) // not FailNow: this is CPU 0's goroutine
+				return
+			}
 			handles = append(handles, c.X[1])
 			pa := uint64(ramBase + 0x20_0000 + uint64(n)*0x20_0000)
 			hv(abi.VM_DONATE, c.X[1], pa, guestIPA, 1<<20, 7)
 			step = 2
 		case 2:
-			require.Equal(t, uint64(abi.SUCCESS), c.X[0], "donate")
+			if !assert.Equal(t, uint64(abi.SUCCESS), c.X[0], "donate") {
+				hv(abi.EXIT, 1) // not FailNow: this is CPU 0's goroutine
+				return
+			}
 			h := handles[n-1]
 			hv(abi.VCPU_CREATE, h, guestIPA, 0, 0, uint64(2+(n%3))) // CPU 1-3
 			step = 3
 		case 3:
-			require.Equal(t, uint64(abi.SUCCESS), c.X[0], "vCPU 0")
+			if !assert.Equal(t, uint64(abi.SUCCESS), c.X[0], "vCPU 0") {
+				hv(abi.EXIT, 1) // not FailNow: this is CPU 0's goroutine
+				return
+			}
 			hv(abi.VCPU_CREATE, handles[n-1], guestIPA, 0, 0, uint64(2+((n+1)%3)))
 			step = 4
 		case 4:
-			require.Equal(t, uint64(abi.SUCCESS), c.X[0], "vCPU 1")
+			if !assert.Equal(t, uint64(abi.SUCCESS), c.X[0], "vCPU 1") {
+				hv(abi.EXIT, 1) // not FailNow: this is CPU 0's goroutine
+				return
+			}
 			hv(abi.VM_START, handles[n-1])
 			step = 5
 		case 5:
-			require.Equal(t, uint64(abi.SUCCESS), c.X[0], "start")
+			if !assert.Equal(t, uint64(abi.SUCCESS), c.X[0], "start") {
+				hv(abi.EXIT, 1) // not FailNow: this is CPU 0's goroutine
+				return
+			}
 			if len(handles) < vms {
 				step = 0
 				hv(abi.YIELD)
@@ -202,7 +217,10 @@ func TestSMPStress(t *testing.T) {
 				hv(abi.VM_DESTROY, handles[destroyed]) // still leaving a CPU
 				return
 			}
-			require.Equal(t, uint64(abi.SUCCESS), c.X[0], "destroy")
+			if !assert.Equal(t, uint64(abi.SUCCESS), c.X[0], "destroy") {
+				hv(abi.EXIT, 1) // not FailNow: this is CPU 0's goroutine
+				return
+			}
 			destroyed++
 			if destroyed == vms {
 				handles, destroyed, round = nil, 0, round+1

@@ -69,6 +69,7 @@ type PL011 struct {
 	Echo func(b []byte)
 
 	regs  [UARTDMACR/4 + 1]uint32 // the plain read-write registers
+	tx    [1]byte                 // the byte being written (under mu: no allocation per byte)
 	imsc  uint32
 	level bool
 }
@@ -169,7 +170,8 @@ func (u *PL011) Write(off uint64, size int, val uint64) {
 	u.mu.Lock()
 	switch {
 	case off == UARTDR:
-		b := []byte{byte(val)}
+		u.tx[0] = byte(val)
+		b := u.tx[:]
 		if u.Echo != nil {
 			u.Echo(b)
 		} else {
