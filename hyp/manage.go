@@ -3,6 +3,7 @@ package hyp
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/bulkhead-hv/bulkhead/abi"
@@ -106,6 +107,9 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 			if nv.On {
 				h.enqueue(nv)
 			}
+		}
+		if h.smp {
+			fmt.Fprintf(h.Out, "bulkhead: vm %s started: vCPUs on physical CPUs %v\n", vm.Name, vm.Homes())
 		}
 		return ret(abi.SUCCESS)
 	case abi.VM_STATUS:

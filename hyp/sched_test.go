@@ -210,3 +210,32 @@ func TestPSCICPUOnOff(t *testing.T) {
 	r.h.RunAll(s)
 	assert.Equal(t, "PSCI SYSTEM_OFF", vm.Reason)
 }
+
+// New vCPUs go to the least loaded CPU: a VM's vCPUs spread, the control
+// partition's CPU fills last, and a stopped VM's vCPUs free their CPUs.
+func TestPlacement(t *testing.T) {
+	r := newRig(t)
+	r.h.cfg.CPUs = 4
+	r.h.pcpus = nil
+	for i := 0; i < 4; i++ {
+		r.h.pcpus = append(r.h.pcpus, &pcpu{id: i})
+	}
+	ctl, err := r.h.CreateControl("control")
+	require.NoError(t, err)
+	r.h.AddVCPU(ctl, ramBase+hypPages*4096, 0)
+	assert.Equal(t, []int{0}, ctl.Homes())
+
+	a, _ := r.guest(t, "a", ramBase+0x20_0000)
+	r.h.AddVCPU(a, guestIPA, 0)
+	assert.Equal(t, []int{1, 2}, a.Homes(), "off the control partition's CPU")
+	b, _ := r.guest(t, "b", ramBase+0x40_0000)
+	for i := 0; i < 3; i++ {
+		r.h.AddVCPU(b, guestIPA, 0)
+	}
+	assert.Equal(t, []int{3, 0, 1, 2}, b.Homes(), "disjoint from a while CPUs are free, then round the CPUs")
+
+	a.State = Stopped
+	c, _ := r.guest(t, "c", ramBase+0x60_0000)
+	r.h.AddVCPU(c, guestIPA, 0)
+	assert.Equal(t, []int{1, 2}, c.Homes(), "a's CPUs 1 and 2 count as free once it stopped")
+}

@@ -503,12 +503,42 @@ func (vm *VM) find(ipa, size uint64) (uint64, bool) {
 	return 0, false
 }
 
+// place picks a new vCPU's physical CPU: the one with the fewest vCPUs of
+// live VMs pinned to it, the lowest of those. VMs spread over the CPUs
+// this way, and the control partition's CPU 0 is the last to get a second.
+func (h *Hyp) place() int {
+	load := make([]int, len(h.pcpus))
+	for _, vm := range h.vms {
+		if vm.State == Stopped {
+			continue
+		}
+		for _, v := range vm.VCPUs {
+			load[v.home]++
+		}
+	}
+	best := 0
+	for i, n := range load {
+		if n < load[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// Homes lists the physical CPU each vCPU is pinned to, by vCPU index.
+func (vm *VM) Homes() []int {
+	out := make([]int, len(vm.VCPUs))
+	for i, v := range vm.VCPUs {
+		out[i] = v.home
+	}
+	return out
+}
+
 // AddVCPU creates a vCPU that starts at entry with x0 = arg0.
 func (h *Hyp) AddVCPU(vm *VM, entry, arg0 uint64) *VCPU {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	v := &VCPU{VM: vm, Index: len(vm.VCPUs), On: true}
-	v.home = v.Index % len(h.pcpus)
+	v := &VCPU{VM: vm, Index: len(vm.VCPUs), On: true, home: h.place()}
 	v.Ctx.EL2 = vcpu.EL2Config{
 		HCR:    GuestHCR,
 		VPIDR:  h.cfg.MIDR,

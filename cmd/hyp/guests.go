@@ -5,9 +5,11 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/bulkhead-hv/bulkhead/board/fdt"
 	"github.com/bulkhead-hv/bulkhead/board/qemuvirt"
@@ -29,8 +31,34 @@ func (hwCPU) WriteICHHCR(v uint64)              { gic.WriteICHHCR(v) }
 func (hwCPU) LoadICH(vmcr, ap0r, ap1r uint64)   { gic.LoadICH(vmcr, ap0r, ap1r) }
 func (hwCPU) SaveICH() (uint64, uint64, uint64) { return gic.SaveICH() }
 func (hwCPU) Counter() uint64                   { return cpu.ReadCNTPCT() }
-func (hwCPU) Ack() uint32                       { return gic.Ack() }
-func (hwCPU) WaitForInterrupt()                 { cpu.WaitForInterrupt() }
+
+// Run enters the guest, after the secondaries' scheduler goroutines have
+// had their turn if one of them has work (their CPUs' exits).
+func (c hwCPU) Run(ctx *vcpu.Context) {
+	yieldToRemotes()
+	c.PerCPU.Run(ctx)
+}
+
+// WaitForInterrupt idles, unless the secondaries' scheduler goroutines
+// have work.
+func (hwCPU) WaitForInterrupt() {
+	yieldToRemotes()
+	cpu.WaitForInterrupt()
+}
+
+// Ack takes the next interrupt for the scheduler; a secondary's report
+// that its command is done is for yieldToRemotes.
+func (hwCPU) Ack() uint32 {
+	for {
+		id := gic.Ack()
+		if id != doneSGI {
+			return id
+		}
+		gic.EOI(id)
+		gic.Deactivate(id)
+		remotesDone.Store(true)
+	}
+}
 
 func (hwCPU) EOI(intid uint32) {
 	gic.EOI(intid)
@@ -87,7 +115,7 @@ func initInterrupts(m *qemuvirt.Machine) error {
 		return err
 	}
 	gic.InitCPUInterface()
-	for _, id := range []uint32{m.TimerHyp, m.TimerVirt, m.GICMaintenance} {
+	for _, id := range []uint32{m.TimerHyp, m.TimerVirt, m.GICMaintenance, kickSGI, doneSGI} {
 		p.EnablePPI(id, gic.HypervisorPriority)
 	}
 	cpu.WriteCNTHCTL(0)
@@ -137,11 +165,20 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec, control string) int {
 	}
 	base, pages := qemuvirt.S2Pool()
 	pool := hyp.NewTablePool(qemuvirt.Phys{}, base, pages)
+	// Physical CPU 0 is this one; the secondaries that came up follow.
+	mpidrs := []uint64{cpu.ReadMPIDR()}
+	for _, s := range secondaries {
+		if s.boot.IsUp() && !s.boot.Running() {
+			mpidrs = append(mpidrs, s.boot.MPIDR)
+		}
+	}
 	h := hyp.New(l, pool, qemuvirt.Phys{}, hwTLB{}, hyp.Config{
 		IPABits: ipaBits, VMID16: id.VMID16, MIDR: cpu.ReadMIDR(),
 		NumLRs: gic.NumLRs(),
 		Slice:  qemuvirt.TimerFrequency() / 100, // 10 ms
-		PPIs:   hyp.PPIs{Maintenance: m.GICMaintenance, HypTimer: m.TimerHyp, VTimer: m.TimerVirt},
+		PPIs:   hyp.PPIs{Maintenance: m.GICMaintenance, HypTimer: m.TimerHyp, VTimer: m.TimerVirt, Kick: kickSGI},
+		CPUs:   len(mpidrs),
+		Kick:   func(id int) { gic.SendSGI(kickSGI, mpidrs[id]) },
 		Now:    cpu.ReadCNTPCT,
 		Trace:  qemuvirt.BootArgs(m.Bootargs)["trace"] == "exits",
 		IDRegs: hyp.GuestIDRegs(cpu.ReadAA64IDRegs(), ipaBits),
@@ -150,6 +187,14 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec, control string) int {
 	percpu := hwCPU{vcpu.InitCPU(0)}
 	fmt.Printf("bulkhead: stage 2: %d-bit IPA space, %d-bit VMIDs, %d table pages; vGIC with %d list registers; 10 ms time slices\n",
 		ipaBits, map[bool]int{false: 8, true: 16}[id.VMID16], pages, gic.NumLRs())
+	remotes, err := startRemotes(m, mpidrs[1:], h.VTCR(parange), cpu.ReadMDCR())
+	if err != nil {
+		fmt.Printf("bulkhead: secondary CPUs: %v\n", err)
+		return 1
+	}
+	if len(remotes) > 0 {
+		fmt.Printf("bulkhead: guests run on %d CPUs: CPU 0 runs Go, CPUs 1-%d enter guests for it\n", len(mpidrs), len(remotes))
+	}
 
 	if control != "" {
 		if err := startControl(h, l, m, hypEnd, control, specs); err != nil {
@@ -182,7 +227,21 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec, control string) int {
 		}
 	}
 
-	h.RunAll(percpu)
+	// A scheduler loop per CPU: CPU 0's here, the secondaries' as
+	// goroutines beside it (see remoteCPU), let in at once to queue
+	// their vCPUs.
+	var finished atomic.Int32
+	for i, rc := range remotes {
+		go func() {
+			h.Run(i+1, rc)
+			finished.Add(1)
+		}()
+	}
+	remotesDone.Store(true)
+	h.Run(0, percpu)
+	for int(finished.Load()) < len(remotes) {
+		runtime.Gosched()
+	}
 
 	status := 0
 	for _, vm := range h.VMs() {

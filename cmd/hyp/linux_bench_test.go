@@ -26,7 +26,7 @@ func BenchmarkLinuxBoot(b *testing.B) {
 	marker := regexp.MustCompile(`bulkhead-init: up [0-9.]+`)
 	var under, direct time.Duration
 	for i := 0; i < b.N; i++ {
-		c := startControl(b, "1G")
+		c := startControl(b, "1G", 1)
 		c.runLinux("bench", 2, kernel, initrd)
 		end := c.waitConsole("bench", 0, marker.String(), 3*time.Minute)
 		c.mu.Lock()

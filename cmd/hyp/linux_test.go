@@ -35,8 +35,9 @@ type controlChannel struct {
 }
 
 // startControl boots the hypervisor and control partition with the host
-// channel on a unix socket, in real time (Linux is not run under -icount).
-func startControl(t testing.TB, mem string) *controlChannel {
+// channel on a unix socket, in real time (Linux is not run under -icount),
+// on smp CPUs; extra are more QEMU arguments.
+func startControl(t testing.TB, mem string, smp int, extra ...string) *controlChannel {
 	dir := qemutest.ImageDir(t)
 	ctl := filepath.Join(dir, "bulkhead-control.elf")
 	fi, err := os.Stat(ctl)
@@ -44,7 +45,7 @@ func startControl(t testing.TB, mem string) *controlChannel {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(t.TempDir(), "ctl.sock")
-	m := qemutest.Machine{Image: hypImage(t), Mem: mem, Timeout: 5 * time.Minute,
+	m := qemutest.Machine{Image: hypImage(t), Mem: mem, SMP: smp, Timeout: 5 * time.Minute,
 		Append: fmt.Sprintf("control=0x60000000:%d", fi.Size()),
 		Extra: []string{
 			"-device", fmt.Sprintf("loader,file=%s,addr=0x60000000,force-raw=on", ctl),
@@ -52,6 +53,7 @@ func startControl(t testing.TB, mem string) *controlChannel {
 			"-device", "virtio-serial-device",
 			"-chardev", "socket,id=ctl,path=" + sock + ",server=on,wait=on",
 			"-device", "virtconsole,chardev=ctl"}}
+	m.Extra = append(m.Extra, extra...)
 	in := qemutest.Start(t, m)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -249,7 +251,7 @@ func (c *controlChannel) shell(vm, cmd string) string {
 // poweroff stops the VM and the control partition reports its exit.
 func TestLinuxBootsToAShell(t *testing.T) {
 	kernel, initrd := linuxArtifacts(t)
-	c := startControl(t, "1G")
+	c := startControl(t, "1G", 1)
 	c.waitFor("the ready event", time.Minute, func() bool { return true })
 	c.runLinux("linux", 2, kernel, initrd)
 	t.Cleanup(func() {
@@ -316,7 +318,7 @@ func TestLinuxBootsToAShell(t *testing.T) {
 // while the other keeps answering; then the other does too.
 func TestTwoLinuxVMs(t *testing.T) {
 	kernel, initrd := linuxArtifacts(t)
-	c := startControl(t, "1G")
+	c := startControl(t, "1G", 1)
 	c.runLinux("left", 1, kernel, initrd)
 	c.runLinux("right", 1, kernel, initrd)
 	for _, vm := range []string{"left", "right"} {
@@ -345,5 +347,71 @@ func TestTwoLinuxVMs(t *testing.T) {
 	}
 	if m["free"].(float64)+m["hypervisor"].(float64)+m["control"].(float64) != m["pages"].(float64) {
 		t.Errorf("ledger pages do not add up: %v", m)
+	}
+}
+
+// runMS reads a VM's run time, the sum over its vCPUs of the time each
+// spent entered on its physical CPU, from the control partition's stats.
+func (c *controlChannel) runMS(vm string) float64 {
+	c.t.Helper()
+	st := c.call(map[string]any{"op": "stats"})
+	for _, v := range st["vms"].([]any) {
+		if m := v.(map[string]any); m["name"] == vm {
+			return m["run_ms"].(float64)
+		}
+	}
+	c.t.Fatalf("stats lists no VM %q: %v", vm, st)
+	return 0
+}
+
+// parallelJobs is a shell command that runs four CPU-bound jobs at once
+// and waits for them.
+const parallelJobs = `for j in 1 2 3 4; do (i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done) & done; wait; echo jobs done`
+
+// A 4-vCPU Linux guest on four physical CPUs, with QEMU running them on a
+// host thread each: all four come up, and while four jobs run the
+// vCPUs are in the guest at once (run time well over wall time, which one
+// physical CPU could not give them).
+func TestLinuxOnFourCPUs(t *testing.T) {
+	kernel, initrd := linuxArtifacts(t)
+	c := startControl(t, "1G", 4, "-accel", "tcg,thread=multi")
+	c.runLinux("linux", 4, kernel, initrd)
+	c.waitConsole("linux", 0, `bulkhead-init: up [0-9.]+`, 3*time.Minute)
+	c.waitConsole("linux", 0, `(?m)^[^\n]*# `, time.Minute)
+
+	for _, want := range []string{"bulkhead: 4 of 4 CPU(s) up at EL2", "bulkhead: guests run on 4 CPUs",
+		"bulkhead: vm linux started: vCPUs on physical CPUs [1 2 3 0]"} {
+		if !strings.Contains(c.in.Console(), want) {
+			t.Errorf("the hypervisor's console lacks %q", want)
+		}
+	}
+	if cpus := c.shell("linux", "grep -c ^processor /proc/cpuinfo"); strings.TrimSpace(cpus) != "4" {
+		t.Errorf("/proc/cpuinfo lists %q processors, want 4", cpus)
+	}
+	dmesg := c.shell("linux", "dmesg")
+	for _, bad := range []string{"BUG:", "WARNING:", "Oops", "Call trace"} {
+		if strings.Contains(dmesg, bad) {
+			t.Errorf("dmesg has %q:\n%s", bad, dmesg)
+		}
+	}
+	if !strings.Contains(dmesg, "smp: Brought up 1 node, 4 CPUs") {
+		t.Errorf("dmesg does not show four CPUs up:\n%s", tail(dmesg, 3000))
+	}
+
+	before, start := c.runMS("linux"), time.Now()
+	if out := c.shell("linux", parallelJobs); !strings.Contains(out, "jobs done") {
+		t.Errorf("the jobs printed %q", out)
+	}
+	wall := float64(time.Since(start).Milliseconds())
+	busy := c.runMS("linux") - before
+	t.Logf("four jobs: %.0f ms of vCPU time in %.0f ms", busy, wall)
+	if busy < 2*wall {
+		t.Errorf("four jobs took %.0f ms of vCPU time in %.0f ms: the vCPUs did not run in parallel", busy, wall)
+	}
+
+	c.call(map[string]any{"op": "input", "name": "linux", "data": []byte("poweroff -f\n")})
+	c.waitFor("linux's exit event", time.Minute, func() bool { _, ok := c.exits["linux"]; return ok })
+	if st := c.exits["linux"]; st != 0 {
+		t.Errorf("linux exited with status %d, want 0", st)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/bulkhead-hv/bulkhead/board/qemuvirt"
 	"github.com/bulkhead-hv/bulkhead/cpu"
 	"github.com/bulkhead-hv/bulkhead/gic"
+	"github.com/bulkhead-hv/bulkhead/vcpu"
 )
 
 // exceptionStack is each secondary CPU's SP_EL2 stack.
@@ -23,6 +24,9 @@ type secondary struct {
 	boot  cpu.SecondaryBoot
 	index int // its place in the device tree's /cpus
 	stack [exceptionStack]byte
+	// The remote loop's stack (vcpu.Remote): it only calls the world
+	// switch.
+	loopStack [1024]byte
 }
 
 var secondaries []*secondary
@@ -163,4 +167,41 @@ var idleWake uint64
 func idle(until int64) {
 	cpu.EnableEventStream(idleWake)
 	cpu.WaitForEvent()
+}
+
+// startRemotes gives each parked secondary CPU with an MPIDR in mpidrs the
+// remote loop, in that order: from then on it enters guests for the boot
+// CPU (remoteCPU). vtcr and mdcr are the boot CPU's VTCR_EL2 and MDCR_EL2,
+// set after the secondaries came up.
+func startRemotes(m *qemuvirt.Machine, mpidrs []uint64, vtcr, mdcr uint64) ([]*remoteCPU, error) {
+	var out []*remoteCPU
+	for _, mpidr := range mpidrs {
+		var s *secondary
+		for _, c := range secondaries {
+			if c.boot.MPIDR == mpidr {
+				s = c
+			}
+		}
+		p, err := physicalGIC(m, gic.Affinity(mpidr))
+		if err != nil {
+			return nil, err
+		}
+		// The interrupts the scheduler takes on it (it is woken by
+		// cpu.WakeSGI already).
+		for _, id := range []uint32{m.TimerHyp, m.TimerVirt, m.GICMaintenance, kickSGI} {
+			p.EnablePPI(id, gic.HypervisorPriority)
+		}
+		if s == nil {
+			return nil, fmt.Errorf("no CPU with MPIDR %#x came up", mpidr)
+		}
+		rc := newRemoteCPU(mpidr, vtcr, mdcr)
+		// 64 bytes below the top for the loop's calls' arguments.
+		top := (uint64(uintptrOf(&s.loopStack[len(s.loopStack)-1]))+1)&^15 - 64
+		if !s.boot.Give(top, uint64(uintptrOf(rc.r)), vcpu.RemoteLoop()) {
+			return nil, fmt.Errorf("CPU with MPIDR %#x is not parked", mpidr)
+		}
+		gic.SendSGI(cpu.WakeSGI, mpidr)
+		out = append(out, rc)
+	}
+	return out, nil
 }

@@ -1,0 +1,120 @@
+//go:build tamago
+
+package main
+
+import (
+	"runtime"
+	"sync/atomic"
+
+	"github.com/bulkhead-hv/bulkhead/cpu"
+	"github.com/bulkhead-hv/bulkhead/gic"
+	"github.com/bulkhead-hv/bulkhead/hyp"
+	"github.com/bulkhead-hv/bulkhead/vcpu"
+)
+
+// SGIs between the CPUs (cpu.WakeSGI, 8, wakes a parked or waiting one).
+const (
+	kickSGI = 9  // the scheduler's kick (hyp.Config.Kick)
+	doneSGI = 10 // a secondary tells the boot CPU its command is done
+)
+
+// remotesDone is set when a secondary has reported a command done: the
+// boot CPU's scheduler loop then lets the goroutines that drive the
+// secondaries run before it enters a guest or idles again.
+var remotesDone atomic.Bool
+
+// yieldToRemotes runs the secondaries' scheduler goroutines if one of them
+// has something to do. Only the boot CPU's loop calls it, without the
+// scheduler lock.
+func yieldToRemotes() {
+	if remotesDone.Load() {
+		remotesDone.Store(false)
+		runtime.Gosched()
+	}
+}
+
+// remoteCPU is a secondary CPU as the scheduler drives it from the boot
+// CPU. The scheduler's writes to the CPU's vCPU interface and timers go
+// to its Remote, the CPU's loop loads them before a command and saves
+// them after, and the world switch and the wait for an interrupt are
+// commands (docs/architecture.md, "CPUs"). Its scheduler loop is a
+// goroutine on the boot CPU, which waits for each command by yielding.
+type remoteCPU struct {
+	r     *vcpu.Remote
+	mpidr uint64
+	irqs  [len(vcpu.Remote{}.IRQs)]uint32
+	nirqs int
+}
+
+func newRemoteCPU(mpidr uint64, vtcr, mdcr uint64) *remoteCPU {
+	self := cpu.ReadMPIDR()
+	return &remoteCPU{
+		mpidr: mpidr,
+		r: &vcpu.Remote{
+			NumLRs:  uint64(gic.NumLRs()),
+			DoneSGI: gic.SGI1R(doneSGI, self),
+			SelfSGI: gic.SGI1R(0, mpidr),
+			VTCR:    vtcr,
+			MDCR:    mdcr,
+		},
+	}
+}
+
+func (c *remoteCPU) Run(ctx *vcpu.Context) { c.do(c.r.Enter(ctx)) }
+func (c *remoteCPU) WaitForInterrupt()     { c.do(c.r.Post(vcpu.RemoteWait)) }
+
+// do waits for the posted command, waking the CPU if it sleeps, and takes
+// the interrupts it ended with.
+func (c *remoteCPU) do(wake bool) {
+	if wake {
+		gic.SendSGI(cpu.WakeSGI, c.mpidr)
+	}
+	for !c.r.Done() {
+		runtime.Gosched()
+	}
+	c.nirqs = int(c.r.NumIRQs)
+	for i := 0; i < c.nirqs; i++ {
+		c.irqs[i] = uint32(c.r.IRQs[i])
+	}
+}
+
+// SyncSys has nothing to do: a context is wholly in memory once a remote
+// Run returns.
+func (c *remoteCPU) SyncSys(*vcpu.Context) {}
+
+func (c *remoteCPU) ReadLR(i int) uint64     { return c.r.LR[i] }
+func (c *remoteCPU) WriteLR(i int, v uint64) { c.r.LR[i] = v }
+func (c *remoteCPU) WriteICHHCR(v uint64)    { c.r.ICH_HCR = v }
+func (c *remoteCPU) Counter() uint64         { return cpu.ReadCNTPCT() }
+func (c *remoteCPU) SetEL2Timer(cval uint64) { c.r.CNTHP_CVAL = cval }
+
+func (c *remoteCPU) LoadICH(vmcr, ap0r, ap1r uint64) {
+	c.r.ICH_VMCR, c.r.ICH_AP0R0, c.r.ICH_AP1R0 = vmcr, ap0r, ap1r
+}
+
+func (c *remoteCPU) SaveICH() (vmcr, ap0r, ap1r uint64) {
+	return c.r.ICH_VMCR, c.r.ICH_AP0R0, c.r.ICH_AP1R0
+}
+
+func (c *remoteCPU) LoadVTimer(ctl, cval, cntvoff uint64) {
+	c.r.CNTV_CTL, c.r.CNTV_CVAL, c.r.CNTVOFF = ctl, cval, cntvoff
+}
+
+func (c *remoteCPU) SaveVTimer() (ctl, cval uint64) {
+	return c.r.CNTV_CTL &^ hyp.CNT_CTL_ISTATUS, c.r.CNTV_CVAL
+}
+
+// Ack returns the interrupts the last command ended with, in turn. The
+// loop has already ended them, so EOI and PriorityDrop have nothing to do.
+func (c *remoteCPU) Ack() uint32 {
+	if c.nirqs == 0 {
+		return 1023
+	}
+	id := c.irqs[0]
+	copy(c.irqs[:], c.irqs[1:c.nirqs])
+	c.nirqs--
+	return id
+}
+
+func (c *remoteCPU) EOI(uint32)          {}
+func (c *remoteCPU) PriorityDrop(uint32) {}
