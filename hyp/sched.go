@@ -147,7 +147,7 @@ func (h *Hyp) idle(cpu CPU, p *pcpu) bool {
 				continue
 			}
 			forwarded = forwarded || v.mmio != nil
-			if d, ok := v.timer.deadline(vm.cntvoff); ok && (!armed || d < next) {
+			if d, ok := v.deadline(); ok && (!armed || d < next) {
 				next, armed = d, true
 			}
 		}
@@ -268,6 +268,13 @@ func (h *Hyp) runVCPU(cpu CPU, p *pcpu, v *VCPU) {
 			vm.stolenSince = cpu.Counter()
 			p.runq = append(p.runq, v)
 		case Yield:
+			if len(p.runq) == 0 && v.On && vm.State == Running {
+				// Nobody else wants this CPU: rather than spin through
+				// the guest's polling loop, let the CPU idle until it
+				// takes an interrupt, for a tenth of a slice at most.
+				v.blocked, v.napUntil = true, cpu.Counter()+h.cfg.Slice/10
+				return
+			}
 			p.runq = append(p.runq, v)
 		case Block:
 			v.blocked = true
@@ -295,7 +302,7 @@ func (h *Hyp) armEL2Timer(cpu CPU, p *pcpu) {
 			if !v.blocked || vm.State != Running || v.home != p.id {
 				continue
 			}
-			if d, ok := v.timer.deadline(vm.cntvoff); ok && d < next {
+			if d, ok := v.deadline(); ok && d < next {
 				next = d
 			}
 		}
@@ -306,11 +313,22 @@ func (h *Hyp) armEL2Timer(cpu CPU, p *pcpu) {
 	}
 }
 
+// deadline is when a blocked vCPU must run again: its virtual timer's
+// deadline or the end of its nap, whichever comes first.
+func (v *VCPU) deadline() (uint64, bool) {
+	d, ok := v.timer.deadline(v.VM.cntvoff)
+	if v.napUntil != 0 && (!ok || v.napUntil < d) {
+		return v.napUntil, true
+	}
+	return d, ok
+}
+
 // serviceIRQs handles the physical interrupts pending at EL2: the EL2
 // timer (slice end, sleepers' deadlines), the running vCPU's virtual timer,
 // and the vGIC maintenance interrupt. It reports whether the running vCPU
-// should give way.
+// should give way. Any interrupt ends the naps of this CPU's vCPUs.
 func (h *Hyp) serviceIRQs(cpu CPU, p *pcpu, running *VCPU) (preempt bool) {
+	took := false
 	for {
 		intid := cpu.Ack()
 		if h.cfg.Trace {
@@ -319,6 +337,7 @@ func (h *Hyp) serviceIRQs(cpu CPU, p *pcpu, running *VCPU) (preempt bool) {
 		if intid >= vgic.Spurious {
 			break
 		}
+		took = true
 		switch intid {
 		case h.cfg.PPIs.HypTimer:
 			p.hwEL2Timer = 0
@@ -365,6 +384,11 @@ func (h *Hyp) serviceIRQs(cpu CPU, p *pcpu, running *VCPU) (preempt bool) {
 			if !v.blocked || !v.On || v.home != p.id {
 				continue
 			}
+			if v.napUntil != 0 && (took || v.napUntil <= now) {
+				// Runnable again, but it yielded: it does not preempt.
+				h.wake(v)
+				continue
+			}
 			if d, ok := v.timer.deadline(vm.cntvoff); ok && d <= now {
 				v.timer.ctl |= CNT_CTL_IMASK
 				vm.vgic.Inject(v.Index, h.cfg.PPIs.VTimer)
@@ -391,7 +415,7 @@ func (h *Hyp) wake(v *VCPU) {
 	if !v.blocked || v.mmio != nil {
 		return
 	}
-	v.blocked = false
+	v.blocked, v.napUntil = false, 0
 	p := h.pcpus[v.home]
 	p.runq = append([]*VCPU{v}, p.runq...)
 	h.kick(p)

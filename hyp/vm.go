@@ -113,7 +113,10 @@ type VCPU struct {
 	Ctx     vcpu.Context
 	On      bool
 	blocked bool // in WFI, waiting for an interrupt or its timer
-	timer   vtimer
+	// napUntil is when a vCPU that yielded with nothing else to run on
+	// its CPU runs again, at the latest (0: not napping).
+	napUntil uint64
+	timer    vtimer
 	gic     *vgic.CPU
 	// mmio is the access it waits on the control partition for; it does
 	// not run until VM_MMIO_REPLY, whatever interrupt comes.
