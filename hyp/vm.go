@@ -117,7 +117,7 @@ type VCPU struct {
 	// its CPU runs again, at the latest (0: not napping).
 	napUntil uint64
 	timer    vtimer
-	gic     *vgic.CPU
+	gic      *vgic.CPU
 	// mmio is the access it waits on the control partition for; it does
 	// not run until VM_MMIO_REPLY, whatever interrupt comes.
 	mmio *pendingMMIO
