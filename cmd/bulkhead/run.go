@@ -34,6 +34,7 @@ type runConfig struct {
 	name     string
 	mem      uint64
 	cpus     int
+	pcpus    []int
 	arg      uint64
 	cmdline  string
 	initrd   string
@@ -127,6 +128,7 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	fs.StringVar(&c.name, "name", "", "the VM's name (default: the image's file name)")
 	fs.Var(sizeFlag{&c.mem}, "mem", "guest RAM, a multiple of 2M")
 	fs.IntVar(&c.cpus, "cpus", 1, "guest vCPUs, 1 to 16")
+	fs.Var(cpuListFlag{&c.pcpus}, "pcpus", "physical CPUs to pin the vCPUs to, in turn, e.g. 1,2 or 1-3 (default: the least loaded, one each)")
 	fs.Uint64Var(&c.arg, "arg", 0, "value the guest finds in x0 at entry")
 	fs.StringVar(&c.cmdline, "cmdline", "", "the kernel command line, for a Linux guest")
 	fs.StringVar(&c.initrd, "initrd", "", "an initramfs `FILE`, uploaded after the image, for a Linux guest")
@@ -267,6 +269,9 @@ func runIn(c *runConfig, in *instance, sigs <-chan os.Signal, stdout, stderr io.
 		defer follow(in.Log, !in.Private, stderr)()
 	}
 	req := map[string]any{"op": "run", "name": c.name, "size": len(img), "mem": c.mem, "cpus": c.cpus, "arg": c.arg}
+	if len(c.pcpus) > 0 {
+		req["pcpus"] = c.pcpus
+	}
 	if c.cmdline != "" {
 		req["cmdline"] = c.cmdline
 	}
@@ -450,3 +455,41 @@ func follow(path string, fromEnd bool, w io.Writer) (stop func()) {
 	}()
 	return func() { close(done); <-finished }
 }
+
+// cpuListFlag is a list of physical CPU numbers: "1,3" or ranges, "0-3".
+type cpuListFlag struct{ list *[]int }
+
+func (f cpuListFlag) String() string {
+	if f.list == nil {
+		return ""
+	}
+	var parts []string
+	for _, n := range *f.list {
+		parts = append(parts, strconv.Itoa(n))
+	}
+	return strings.Join(parts, ",")
+}
+
+func (f cpuListFlag) Set(v string) error {
+	var out []int
+	for _, part := range strings.Split(v, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err1 := strconv.Atoi(lo)
+		b, err2 := a, error(nil)
+		if isRange {
+			b, err2 = strconv.Atoi(hi)
+		}
+		if err1 != nil || err2 != nil || a < 0 || b < a || b >= maxPCPUs {
+			return fmt.Errorf("%q: want CPU numbers 0 to %d or ranges of them, separated by commas (1,2 or 1-3)", part, maxPCPUs-1)
+		}
+		for n := a; n <= b; n++ {
+			out = append(out, n)
+		}
+	}
+	*f.list = out
+	return nil
+}
+
+// maxPCPUs bounds a CPU number on the command line: the most CPUs the
+// hypervisor runs guests on (vcpu.MaxCPUs).
+const maxPCPUs = 64

@@ -363,6 +363,13 @@ func TestBadInput(t *testing.T) {
 	assert.Equal(t, before, after, "the ledger as it was")
 	assert.Equal(t, "running", ps(t, "bad")["spinner"].State, "the spinner runs on")
 
+	// A physical CPU the machine does not have (it has one, CPU 0).
+	code, _, errb = bh("run", "--instance", "bad", "--name", "pinned", "--pcpus", "5", filepath.Join(dir, "guest-hello.elf"))
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errb, "vCPU 0: physical CPU 5: the machine has fewer CPUs")
+	_, after = stats(t, "bad")
+	assert.Equal(t, before, after, "the ledger as it was")
+
 	// Ctrl-C: the guest is stopped, run exits 130.
 	require.NoError(t, spinner.cmd.Process.Signal(os.Interrupt))
 	assert.Equal(t, 130, spinner.wait(t, 15*time.Second))

@@ -43,6 +43,9 @@ func TestParseRunErrors(t *testing.T) {
 		{[]string{"--cpus", "17", "a.elf"}, "want 1 to 16"},
 		{[]string{"--name", "a name with spaces", "a.elf"}, "use 1 to 16 letters"},
 		{[]string{"--bogus", "a.elf"}, "flag provided but not defined"},
+		{[]string{"--pcpus", "1,x", "a.elf"}, `"x": want CPU numbers 0 to 63`},
+		{[]string{"--pcpus", "3-1", "a.elf"}, `"3-1": want CPU numbers`},
+		{[]string{"--pcpus", "64", "a.elf"}, `"64": want CPU numbers 0 to 63`},
 	} {
 		var stderr bytes.Buffer
 		_, err := parseRun(tc.args, &stderr)
@@ -51,12 +54,13 @@ func TestParseRunErrors(t *testing.T) {
 		}
 	}
 	c, err := parseRun([]string{"dir/guest-hello.elf", "--arg", "7", "--mem", "32M", "--cpus", "2", "--smp", "2",
-		"--qemu-opt=-icount", "--cmdline", "console=hvc0 quiet", "--initrd", "r.gz"}, &bytes.Buffer{})
+		"--qemu-opt=-icount", "--cmdline", "console=hvc0 quiet", "--initrd", "r.gz", "--pcpus", "1,3-4"}, &bytes.Buffer{})
 	require.NoError(t, err, "flags after IMAGE")
 	assert.Equal(t, "guest-hello", c.name)
 	assert.Equal(t, uint64(7), c.arg)
 	assert.Equal(t, uint64(32<<20), c.mem)
 	assert.Equal(t, 2, c.cpus)
+	assert.Equal(t, []int{1, 3, 4}, c.pcpus)
 	assert.Equal(t, "console=hvc0 quiet", c.cmdline)
 	assert.Equal(t, "r.gz", c.initrd)
 	assert.Equal(t, 2, c.machine.smp)

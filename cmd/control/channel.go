@@ -74,6 +74,7 @@ type request struct {
 	InitrdSize uint64 `json:"initrd_size,omitempty"`
 	Mem        uint64 `json:"mem,omitempty"`
 	CPUs       int    `json:"cpus,omitempty"`
+	PCPUs      []int  `json:"pcpus,omitempty"` // vCPU i runs on PCPUs[i % len]
 	Arg        uint64 `json:"arg,omitempty"`
 	Cmdline    string `json:"cmdline,omitempty"`
 	// Time is the host's clock, in seconds since 1970, for the guests'
@@ -166,7 +167,7 @@ func (c *control) serve(r request) {
 		if r.Time != 0 {
 			setHostTime(r.Time)
 		}
-		s := bootSpec{GuestSpec: hyp.GuestSpec{Name: r.Name, Arg: r.Arg, Mem: r.Mem, CPUs: r.CPUs}, Cmdline: r.Cmdline}
+		s := bootSpec{GuestSpec: hyp.GuestSpec{Name: r.Name, Arg: r.Arg, Mem: r.Mem, CPUs: r.CPUs}, Cmdline: r.Cmdline, PCPUs: r.PCPUs}
 		if s.Mem == 0 {
 			s.Mem = hyp.DefaultGuestMem
 		}
@@ -176,6 +177,12 @@ func (c *control) serve(r request) {
 		if s.Name == "" || len(s.Name) > 16 || s.Mem%(2<<20) != 0 || s.CPUs < 1 || s.CPUs > hyp.MaxVCPUs {
 			fail("bad name (1-16 bytes), memory (a multiple of 2M) or vCPUs (1-%d)", hyp.MaxVCPUs)
 			return
+		}
+		for _, n := range s.PCPUs {
+			if n < 0 {
+				fail("physical CPU %d: CPUs are numbered from 0", n)
+				return
+			}
 		}
 		if c.find(s.Name) != nil {
 			fail("a VM named %q exists: pick another --name, or stop it first", s.Name)

@@ -49,6 +49,7 @@ type bootSpec struct {
 	hyp.GuestSpec
 	Cmdline string
 	Initrd  []byte
+	PCPUs   []int // the physical CPUs its vCPUs are pinned to, in turn; none: the hypervisor places them
 }
 
 // start places a guest's RAM in the pool, loads its image (an AArch64 ELF,
@@ -120,7 +121,14 @@ func start(s bootSpec, image []byte) (*guest, error) {
 		if g.linux && i > 0 {
 			flags = abi.VCPUOff
 		}
-		if code, _ := call(abi.VCPU_CREATE, h, plan.Entry, x0, flags); code != abi.SUCCESS {
+		var pcpu uint64 // VCPU_CREATE's x5: the physical CPU plus one; 0 lets the hypervisor pick
+		if len(s.PCPUs) > 0 {
+			pcpu = uint64(s.PCPUs[i%len(s.PCPUs)]) + 1
+		}
+		if code, _ := call(abi.VCPU_CREATE, h, plan.Entry, x0, flags, pcpu); code != abi.SUCCESS {
+			if code == abi.INVALID_PARAMETER && pcpu != 0 {
+				return destroy(fmt.Errorf("vCPU %d: physical CPU %d: the machine has fewer CPUs", i, pcpu-1))
+			}
 			return destroy(fmt.Errorf("VCPU_CREATE: %s", errText(code)))
 		}
 	}
