@@ -121,6 +121,9 @@ bench: build qemu linux $(CLI)
 	@# Linux from its first console line to init, under Bulkhead and directly.
 	@BULKHEAD_IMAGES=$(abspath $(BUILD)) $(GO) test ./cmd/hyp -run '^$$' -bench LinuxBoot -benchtime 3x | \
 		sed -n 's/^BenchmarkLinuxBoot[^ ]*[ \t]*[0-9]*[ \t]*[0-9]* ns\/op[ \t]*\([0-9]*\) bulkhead-ms[ \t]*\([0-9]*\) direct-ms[ \t]*\([0-9.]*\) ratio/bench: Linux boot, first console line to init (mean of 3, 2 vCPUs): \1 ms under Bulkhead, \2 ms directly in QEMU at EL1: ratio \3 (target <= 1.3)/p'
+	@# Four CPU-bound jobs in a 4-vCPU Linux guest: its vCPUs on four physical CPUs, then on one.
+	@BULKHEAD_IMAGES=$(abspath $(BUILD)) $(GO) test ./cmd/hyp -run '^$$' -bench LinuxParallel -benchtime 1x | \
+		sed -n 's/^BenchmarkLinuxParallel[^ ]*[ \t]*[0-9]*[ \t]*[0-9]* ns\/op[ \t]*\([0-9]*\) one-cpu-ms[ \t]*\([0-9.]*\) ratio[ \t]*\([0-9]*\) spread-ms/bench: 4-vCPU Linux, four CPU-bound jobs (-smp 4, thread=multi, host cores: '"$$(nproc)"'): \3 ms on four physical CPUs, \1 ms pinned to one: ratio \2/p'
 
 # The same two guests, started by the control partition.
 CONTROL_AT := 0x60000000

@@ -217,12 +217,12 @@ func linuxArtifacts(t testing.TB) (kernel, initrd []byte) {
 	return k, i
 }
 
-// runLinux starts a Linux VM.
-func (c *controlChannel) runLinux(name string, cpus int, kernel, initrd []byte) {
+// runLinux starts a Linux VM, its vCPUs pinned to pcpus if any are given.
+func (c *controlChannel) runLinux(name string, cpus int, kernel, initrd []byte, pcpus ...int) {
 	c.t.Helper()
 	ans := c.call(map[string]any{"op": "run", "name": name, "size": len(kernel), "initrd_size": len(initrd),
 		"mem": 256 << 20, "cpus": cpus, "cmdline": "console=ttyAMA0 earlycon panic=-1",
-		"time": time.Now().Unix()}, kernel, initrd)
+		"time": time.Now().Unix(), "pcpus": pcpus}, kernel, initrd)
 	if ans["ok"] != true {
 		c.t.Fatalf("run %s: %v", name, ans["error"])
 	}

@@ -101,3 +101,46 @@ func TestSMPCreateDestroy(t *testing.T) {
 		t.Errorf("guest pages or VMs left: %v", end)
 	}
 }
+
+// Two VMs pinned to disjoint CPUs: a hostile one that traps to the
+// hypervisor as fast as it can (SGIs to itself) on CPU 1, and a timer
+// guest on CPU 3 that checks its 10 ms ticks. The timer keeps its rate
+// while the storm runs, and the storm is not slowed to the timer's pace.
+func TestDisjointCPUs(t *testing.T) {
+	dir := qemutest.ImageDir(t)
+	storm, err := os.ReadFile(filepath.Join(dir, "guest-storm.elf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	timer, err := os.ReadFile(filepath.Join(dir, "guest-timer.elf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startControl(t, "1G", 4, "-accel", "tcg,thread=multi")
+	run := func(name string, image []byte, arg uint64, pcpus []int) {
+		t.Helper()
+		ans := c.call(map[string]any{"op": "run", "name": name, "size": len(image), "mem": 16 << 20, "arg": arg, "pcpus": pcpus}, image)
+		if ans["ok"] != true {
+			t.Fatalf("run %s: %v", name, ans["error"])
+		}
+	}
+	run("storm", storm, 3000, []int{1})
+	c.waitConsole("storm", 0, `storm`, time.Minute)
+	run("timer", timer, 0, []int{3})
+	for _, vm := range []string{"timer", "storm"} {
+		c.waitFor(vm+"'s exit event", 2*time.Minute, func() bool { _, ok := c.exits[vm]; return ok })
+	}
+	t.Logf("storm: %s", strings.TrimSpace(c.console("storm")))
+	t.Logf("timer: %s", strings.TrimSpace(c.console("timer")))
+	for _, want := range []string{"vm storm started: vCPUs on physical CPUs [1]", "vm timer started: vCPUs on physical CPUs [3]"} {
+		if !strings.Contains(c.in.Console(), want) {
+			t.Errorf("the hypervisor's console lacks %q", want)
+		}
+	}
+	if !strings.Contains(c.console("timer"), "timer: rate ok") || c.exits["timer"] != 0 {
+		t.Errorf("the timer guest beside the storm: status %d, console:\n%s", c.exits["timer"], c.console("timer"))
+	}
+	if c.exits["storm"] != 0 {
+		t.Errorf("the storm exited with status %d:\n%s", c.exits["storm"], c.console("storm"))
+	}
+}
