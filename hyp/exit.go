@@ -212,6 +212,9 @@ func (h *Hyp) hypercall(v *VCPU, imm uint16) Action {
 	case abi.EXIT:
 		return h.stop(vm, abi.StopExit, int64(int32(c.X[1])), "exited with status %d", int32(c.X[1]))
 	case abi.YIELD:
+		// x1: the longest the caller may nap if nothing else wants its
+		// CPU, in microseconds, at most a time slice (sched.go).
+		v.nap = min(c.X[1], 10000) * h.cfg.Slice / 10000
 		c.X[0] = abi.SUCCESS
 		return Yield
 	case abi.SHARE, abi.UNSHARE:

@@ -268,11 +268,11 @@ func (h *Hyp) runVCPU(cpu CPU, p *pcpu, v *VCPU) {
 			vm.stolenSince = cpu.Counter()
 			p.runq = append(p.runq, v)
 		case Yield:
-			if len(p.runq) == 0 && v.On && vm.State == Running {
-				// Nobody else wants this CPU: rather than spin through
-				// the guest's polling loop, let the CPU idle until it
-				// takes an interrupt, for a tenth of a slice at most.
-				v.blocked, v.napUntil = true, cpu.Counter()+h.cfg.Slice/10
+			if len(p.runq) == 0 && v.nap > 0 && v.On && vm.State == Running {
+				// Nobody else wants this CPU and the guest said it may
+				// nap: rather than spin through its polling loop, let the
+				// CPU idle until it takes an interrupt or the nap ends.
+				v.blocked, v.napUntil = true, cpu.Counter()+v.nap
 				return
 			}
 			p.runq = append(p.runq, v)

@@ -113,9 +113,10 @@ type VCPU struct {
 	Ctx     vcpu.Context
 	On      bool
 	blocked bool // in WFI, waiting for an interrupt or its timer
+	// nap is how long its last YIELD let it nap, in counter ticks;
 	// napUntil is when a vCPU that yielded with nothing else to run on
 	// its CPU runs again, at the latest (0: not napping).
-	napUntil uint64
+	nap, napUntil uint64
 	timer    vtimer
 	gic      *vgic.CPU
 	// mmio is the access it waits on the control partition for; it does

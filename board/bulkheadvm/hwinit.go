@@ -68,7 +68,12 @@ func hwinit1() {}
 
 // idle runs when no goroutine is ready (a sleep, say): the guest gives the
 // CPU back to the hypervisor rather than spin on it.
-func idle(until int64) { hvc(abi.YIELD, 0, 0, 0, 0, 0, 0, 0) }
+func idle(until int64) { hvc(abi.YIELD, idleNap, 0, 0, 0, 0, 0, 0) }
+
+// idleNap is how long an idle guest lets the hypervisor keep it off its
+// CPU when nothing else wants the CPU, in microseconds: its timers are
+// checked at least this often.
+const idleNap = 1000
 
 // Arg is the argument the hypervisor started the guest with (x0).
 func Arg() uint64 { return bootArg }

@@ -21,6 +21,9 @@ type channel struct {
 	pending []byte
 	// upload is a run request whose image and initrd are still arriving.
 	upload *request
+	// active says the last requests call received bytes, or an upload
+	// is under way.
+	active bool
 }
 
 // virtio-mmio transports on QEMU virt, which the hypervisor passes through.
@@ -94,7 +97,9 @@ type request struct {
 
 // requests returns the complete requests received so far.
 func (c *channel) requests() []request {
-	c.pending = append(c.pending, c.rx.Receive()...)
+	got := c.rx.Receive()
+	c.active = len(got) > 0 || c.upload != nil
+	c.pending = append(c.pending, got...)
 	var out []request
 	for {
 		if u := c.upload; u != nil {

@@ -213,12 +213,13 @@ func hostSeconds() uint64 { return hostEpoch + cpu.ReadCNTPCT()/cpu.ReadCNTFRQ()
 func setHostTime(unix uint64) { hostEpoch = unix - cpu.ReadCNTPCT()/cpu.ReadCNTFRQ() }
 
 // serveMMIO answers the guests' accesses to the devices emulated here.
-func (c *control) serveMMIO() {
+func (c *control) serveMMIO() (served bool) {
 	for i := 0; i < 64; i++ {
 		code, found := call(abi.VM_MMIO_NEXT, addr(conBuf), uint64(len(conBuf)))
 		if code != abi.SUCCESS || found == 0 {
-			return
+			return served
 		}
+		served = true
 		var w [abi.MMIOWords]uint64
 		for j := range w {
 			w[j] = binary.LittleEndian.Uint64(conBuf[8*j:])
@@ -241,4 +242,5 @@ func (c *control) serveMMIO() {
 		}
 		call(abi.VM_MMIO_REPLY, w[abi.MMIOVM], w[abi.MMIOVCPU], value)
 	}
+	return served
 }

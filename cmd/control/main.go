@@ -85,7 +85,19 @@ type control struct {
 	ch       *channel
 	shutdown bool
 	status   int
+	// active is the counter when the loop last had something to do: a
+	// request's bytes, console output, a forwarded access. For a while
+	// after it the loop polls; then it naps between rounds.
+	active uint64
 }
+
+// pollFor is how long the loop keeps polling after it last had work, as
+// a fraction of a second; napMicros is how long it naps after that, at
+// most, if nothing else wants its CPU (an interrupt ends the nap sooner).
+const (
+	pollFor   = 500 // 2 ms
+	napMicros = 1000
+)
 
 // loop serves the host and the guests until the host asks to shut down,
 // or, without a host channel, until every guest has stopped.
@@ -95,8 +107,13 @@ func (c *control) loop() int {
 			for _, req := range c.ch.requests() {
 				c.serve(req)
 			}
+			if c.ch.active {
+				c.busy()
+			}
 		}
-		c.serveMMIO()
+		if c.serveMMIO() {
+			c.busy()
+		}
 		for _, g := range append([]*guest(nil), c.guests...) {
 			empty := g.drain(c.console)
 			g.feed()
@@ -111,15 +128,23 @@ func (c *control) loop() int {
 				c.destroy(g)
 			}
 		}
-		call(abi.YIELD)
+		if vm.Counter()-c.active < cpu.ReadCNTFRQ()/pollFor {
+			call(abi.YIELD)
+		} else {
+			call(abi.YIELD, napMicros)
+		}
 	}
 	fmt.Printf("control: all guests done\n")
 	return c.status
 }
 
+// busy notes that the loop had work.
+func (c *control) busy() { c.active = vm.Counter() }
+
 // console passes a guest's output on: to the host, or line by line to
 // the control partition's own console when there is no host channel.
 func (c *control) console(g *guest, b []byte) {
+	c.busy()
 	if c.ch != nil {
 		c.ch.send(map[string]any{"event": "console", "vm": g.boot.Name, "data": b})
 		return
