@@ -17,6 +17,7 @@ import (
 	"github.com/bulkhead-hv/bulkhead/gic"
 	"github.com/bulkhead-hv/bulkhead/hyp"
 	"github.com/bulkhead-hv/bulkhead/hyp/ledger"
+	"github.com/bulkhead-hv/bulkhead/hyp/vgic"
 	"github.com/bulkhead-hv/bulkhead/vcpu"
 )
 
@@ -239,9 +240,23 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec, control string) int {
 	}
 	remotesDone.Store(true)
 	h.Run(0, percpu)
+	// Every VM has stopped: the secondaries' loops end at their next
+	// turn, which a kick brings at once. Meanwhile this CPU idles rather
+	// than spins, so that under QEMU's one-thread emulation they get to
+	// run at all.
+	for _, rc := range remotes {
+		gic.SendSGI(kickSGI, rc.mpidr)
+	}
 	for int(finished.Load()) < len(remotes) {
+		percpu.SetEL2Timer(cpu.ReadCNTPCT() + qemuvirt.TimerFrequency()/1000)
+		cpu.WaitForInterrupt()
+		for id := gic.Ack(); id < vgic.Spurious; id = gic.Ack() {
+			gic.EOI(id)
+			gic.Deactivate(id)
+		}
 		runtime.Gosched()
 	}
+	percpu.SetEL2Timer(0)
 
 	status := 0
 	for _, vm := range h.VMs() {
