@@ -100,6 +100,10 @@ const (
 	// VM_MMIO_REPLY(x1 = VM, x2 = vCPU, x3 = value) completes that vCPU's
 	// access, with the value a read returns, and lets it run on.
 	VM_MMIO_REPLY = base | 0x1d
+	// VCPU_MOVE(x1 = VM, x2 = vCPU, x3 = physical CPU) pins the vCPU to
+	// another physical CPU, with all its state; if it is in the guest it
+	// leaves it first.
+	VCPU_MOVE = base | 0x1e
 )
 
 // Words of VM_MMIO_NEXT's answer.
@@ -243,6 +247,7 @@ var Calls = []Call{
 	{"VM_MMIO_MAP", VM_MMIO_MAP, false},
 	{"VM_MMIO_NEXT", VM_MMIO_NEXT, false},
 	{"VM_MMIO_REPLY", VM_MMIO_REPLY, false},
+	{"VCPU_MOVE", VCPU_MOVE, false},
 }
 
 // PSCI functions the hypervisor emulates for guests over SMC (Arm DEN0022,

@@ -218,6 +218,13 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 		gv.mmio = nil
 		h.wake(gv)
 		return ret(abi.SUCCESS)
+	case abi.VCPU_MOVE:
+		vm := target()
+		if vm == nil || c.X[2] >= uint64(len(vm.VCPUs)) || c.X[3] >= uint64(len(h.pcpus)) {
+			return ret(abi.INVALID_PARAMETER)
+		}
+		h.move(vm.VCPUs[c.X[2]], int(c.X[3]))
+		return ret(abi.SUCCESS)
 	case abi.VM_DESTROY:
 		vm := target()
 		if vm == nil {

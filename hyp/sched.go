@@ -69,6 +69,7 @@ func (t vtimer) deadline(cntvoff uint64) (uint64, bool) {
 // runs only on its home CPU.
 type pcpu struct {
 	id         int
+	cpu        CPU // what its Run loop drives, once it runs
 	runq       []*VCPU
 	running    *VCPU // in the guest right now, if any
 	idle       bool  // waiting for an interrupt
@@ -92,6 +93,7 @@ func (h *Hyp) Run(id int, cpu CPU) {
 	h.sched.Lock()
 	defer h.sched.Unlock()
 	p := h.pcpus[id]
+	p.cpu = cpu
 	h.holder = p
 	defer func() { h.holder = nil }()
 	for _, vm := range h.VMs() {
@@ -114,6 +116,9 @@ func (h *Hyp) Run(id int, cpu CPU) {
 			continue
 		}
 		h.runVCPU(cpu, p, v)
+		if v.moveTo >= 0 {
+			h.moved(cpu, p, v)
+		}
 	}
 	cpu.SetEL2Timer(0)
 	p.hwEL2Timer = 0
@@ -262,7 +267,7 @@ func (h *Hyp) runVCPU(cpu CPU, p *pcpu, v *VCPU) {
 		}
 		switch act {
 		case Resume:
-			if !preempt && vm.State == Running && v.On {
+			if !preempt && vm.State == Running && v.On && v.moveTo < 0 {
 				continue
 			}
 			vm.stolenSince = cpu.Counter()
@@ -281,6 +286,55 @@ func (h *Hyp) runVCPU(cpu CPU, p *pcpu, v *VCPU) {
 		}
 		return
 	}
+}
+
+// move pins v to CPU to. A vCPU in the guest is kicked out and moves at
+// its exit, on its old CPU's loop (moved); any other moves now. All Go runs
+// on CPU 0 (docs/architecture.md, "CPUs"), so syncing the old CPU's copy
+// of its EL1 registers here does it on the right CPU: only CPU 0 keeps a
+// context's registers between runs.
+func (h *Hyp) move(v *VCPU, to int) {
+	if v.home == to {
+		v.moveTo = -1
+		return
+	}
+	v.moveTo = to
+	if v.running {
+		h.kick(h.pcpus[v.home])
+		return
+	}
+	old := h.pcpus[v.home]
+	if old.cpu != nil {
+		old.cpu.SyncSys(&v.Ctx)
+	}
+	h.rehome(old, v)
+}
+
+// moved finishes a move v asked for while it ran on p.
+func (h *Hyp) moved(cpu CPU, p *pcpu, v *VCPU) {
+	cpu.SyncSys(&v.Ctx)
+	h.rehome(p, v)
+}
+
+// rehome takes v off CPU old's run queue and onto its new CPU's: its
+// registers, timer and virtual interrupt state are all in memory.
+func (h *Hyp) rehome(old *pcpu, v *VCPU) {
+	queued := false
+	for i, q := range old.runq {
+		if q == v {
+			old.runq = append(old.runq[:i], old.runq[i+1:]...)
+			queued = true
+			break
+		}
+	}
+	fmt.Fprintf(h.Out, "bulkhead: vm %s: vCPU %d moved from physical CPU %d to %d\n", v.VM.Name, v.Index, v.home, v.moveTo)
+	v.home, v.moveTo = v.moveTo, -1
+	p := h.pcpus[v.home]
+	if queued {
+		p.runq = append(p.runq, v)
+	}
+	// Its new CPU may idle with a deadline that does not count v's.
+	h.kick(p)
 }
 
 // oneHome reports whether all of vm's vCPUs live on one CPU.

@@ -1,6 +1,7 @@
 package hyp
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -134,6 +135,7 @@ func TestSMPStress(t *testing.T) {
 	// vms VMs of 2 vCPUs on CPUs 1-3, start them, wait for each, destroy.
 	var (
 		round, step int
+		moves       int
 		handles     []uint64
 		destroyed   int
 		statuses    []uint64
@@ -199,9 +201,16 @@ func TestSMPStress(t *testing.T) {
 			}
 			step = 6
 			hv(abi.YIELD)
-		case 6: // poll each VM until stopped, then destroy it
-			h := handles[destroyed]
-			hv(abi.VM_STATUS, h)
+		case 6: // poll each VM until stopped, moving one of its vCPUs each time, then destroy it
+			moves++
+			hv(abi.VCPU_MOVE, handles[destroyed], uint64(moves%2), uint64(1+moves%3))
+			step = 9
+		case 9:
+			if !assert.Equal(t, uint64(abi.SUCCESS), c.X[0], "move") {
+				hv(abi.EXIT, 1) // not FailNow: this is CPU 0's goroutine
+				return
+			}
+			hv(abi.VM_STATUS, handles[destroyed])
 			step = 7
 		case 7:
 			if c.X[1] != abi.StateStopped {
@@ -272,4 +281,6 @@ func TestSMPStress(t *testing.T) {
 		assert.NotZero(t, cpus[i].kicks.Load(), "CPU %d was kicked", i)
 	}
 	assert.GreaterOrEqual(t, runs, int64(rounds*vms*41))
+	// Every poll moved a vCPU, running or not; most of them moved.
+	assert.Greater(t, strings.Count(r.out.String(), "moved from physical CPU"), rounds*vms)
 }

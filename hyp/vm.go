@@ -117,8 +117,8 @@ type VCPU struct {
 	// napUntil is when a vCPU that yielded with nothing else to run on
 	// its CPU runs again, at the latest (0: not napping).
 	nap, napUntil uint64
-	timer    vtimer
-	gic      *vgic.CPU
+	timer         vtimer
+	gic           *vgic.CPU
 	// mmio is the access it waits on the control partition for; it does
 	// not run until VM_MMIO_REPLY, whatever interrupt comes.
 	mmio *pendingMMIO
@@ -126,6 +126,8 @@ type VCPU struct {
 	// guest there now.
 	home    int
 	running bool
+	// moveTo is the CPU it moves to at its next exit (-1: none).
+	moveTo int
 }
 
 // ExitCounts names the non-zero exit counters.
@@ -542,7 +544,7 @@ func (vm *VM) Homes() []int {
 func (h *Hyp) AddVCPU(vm *VM, entry, arg0 uint64) *VCPU {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	v := &VCPU{VM: vm, Index: len(vm.VCPUs), On: true, home: h.place()}
+	v := &VCPU{VM: vm, Index: len(vm.VCPUs), On: true, home: h.place(), moveTo: -1}
 	v.Ctx.EL2 = vcpu.EL2Config{
 		HCR:    GuestHCR,
 		VPIDR:  h.cfg.MIDR,
