@@ -4,7 +4,7 @@
 //
 // runs IMAGE as a guest, streams its console to standard output and exits
 // with its exit status: in the instance that is up (bulkhead up), or in a
-// private one booted for it. up, ps, console, stop, stats and down manage
+// private one booted for it. up, ps, console, stop, move, stats and down manage
 // instances and their VMs. See `bulkhead help`.
 package main
 
@@ -25,6 +25,7 @@ Usage:
 	bulkhead ps [flags]            list an instance's VMs
 	bulkhead console [flags] VM    attach to a VM's console (Ctrl-] detaches)
 	bulkhead stop [flags] VM       stop a VM
+	bulkhead move [flags] VM VCPU CPU  move a vCPU to another physical CPU
 	bulkhead stats [flags]         VMs' counters and the machine's page ledger
 	bulkhead down [flags]          shut an instance down
 	bulkhead version               print the version
@@ -57,6 +58,7 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
 	"ps":      cmdPs,
 	"console": cmdConsole,
 	"stop":    cmdStop,
+	"move":    cmdMove,
 	"stats":   cmdStats,
 	"down":    cmdDown,
 }

@@ -363,6 +363,18 @@ func TestBadInput(t *testing.T) {
 	assert.Equal(t, before, after, "the ledger as it was")
 	assert.Equal(t, "running", ps(t, "bad")["spinner"].State, "the spinner runs on")
 
+	// Moves: to the CPU it is on; to one the machine lacks; of a vCPU
+	// the VM lacks.
+	code, out, errb := bh("move", "--name", "bad", "spinner", "0", "0")
+	assert.Equal(t, 0, code, errb)
+	assert.Equal(t, "spinner: vCPU 0 now runs on physical CPU 0\n", out)
+	code, _, errb = bh("move", "--name", "bad", "spinner", "0", "1")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errb, "bulkhead move: spinner: physical CPU 1: the machine has fewer CPUs")
+	code, _, errb = bh("move", "--name", "bad", "spinner", "1", "0")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errb, "spinner has vCPUs 0 to 0")
+
 	// A physical CPU the machine does not have (it has one, CPU 0).
 	code, _, errb = bh("run", "--instance", "bad", "--name", "pinned", "--pcpus", "5", filepath.Join(dir, "guest-hello.elf"))
 	assert.Equal(t, exitUsage, code)
@@ -375,7 +387,7 @@ func TestBadInput(t *testing.T) {
 	assert.Equal(t, 130, spinner.wait(t, 15*time.Second))
 	assert.Contains(t, spinner.stderr.String(), "bulkhead: interrupted (interrupt): stopping spinner")
 	require.Eventually(t, func() bool { return len(ps(t, "bad")) == 0 }, 10*time.Second, 100*time.Millisecond)
-	code, out, errb := bh("down", "--name", "bad")
+	code, out, errb = bh("down", "--name", "bad")
 	require.Equal(t, 0, code, errb+out)
 }
 

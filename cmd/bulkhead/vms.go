@@ -292,3 +292,47 @@ func exits(m map[string]int64) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+const moveUsage = `Usage: bulkhead move [flags] VM VCPU CPU
+
+Moves vCPU number VCPU of a running VM to the instance's physical CPU
+number CPU, with all its state: it runs there from then on. A VM's vCPUs
+start on the least loaded CPUs, or where bulkhead run --pcpus put them;
+the instance's log shows where each went, and every move.
+
+Examples:
+	bulkhead up --name big --smp 4
+	bulkhead run --instance big --cpus 2 build/guest-ipi.elf &
+	bulkhead move --name big guest-ipi 1 3
+`
+
+func cmdMove(args []string, stdout, stderr io.Writer) int {
+	fs, name := commandFlags("move", moveUsage, stderr)
+	pos, err := parseArgs(fs, args, "VM", "VCPU", "CPU")
+	if err != nil {
+		return failed("move", err, exitUsage, stderr)
+	}
+	vm := pos[0]
+	vcpu, err1 := strconv.Atoi(pos[1])
+	pcpu, err2 := strconv.Atoi(pos[2])
+	if err1 != nil || err2 != nil || vcpu < 0 || pcpu < 0 || pcpu >= maxPCPUs {
+		return failed("move", fmt.Errorf("VCPU and CPU must be numbers from 0 (CPU below %d); got %q and %q", maxPCPUs, pos[1], pos[2]), exitUsage, stderr)
+	}
+	_, cl, code, err := instanceClient(*name)
+	if err != nil {
+		return failed("move", err, code, stderr)
+	}
+	defer cl.close()
+	vms, _, err := cl.ps()
+	if err != nil {
+		return failed("move", err, exitInternal, stderr)
+	}
+	if _, ok := find(vms, vm); !ok {
+		return failed("move", unknownVM(vm, *name), exitUsage, stderr)
+	}
+	if _, err := cl.call(map[string]any{"op": "move", "name": vm, "vcpu": vcpu, "pcpu": pcpu}, answerTimeout); err != nil {
+		return failed("move", fmt.Errorf("%s: %v", vm, err), exitUsage, stderr)
+	}
+	fmt.Fprintf(stdout, "%s: vCPU %d now runs on physical CPU %d\n", vm, vcpu, pcpu)
+	return 0
+}

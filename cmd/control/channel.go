@@ -85,6 +85,9 @@ type request struct {
 	Time uint64 `json:"time,omitempty"`
 	// input: bytes for the VM's console.
 	Data []byte `json:"data,omitempty"`
+	// move: which vCPU, and the physical CPU it moves to.
+	VCPU int `json:"vcpu,omitempty"`
+	PCPU int `json:"pcpu,omitempty"`
 
 	// An upload lands in pool memory (staging, at got bytes so far), not
 	// in the heap: a 30 MB kernel does not fit there. refused says why it
@@ -226,6 +229,21 @@ func (c *control) serve(r request) {
 			return
 		}
 		ch.send(map[string]any{"id": r.ID, "ok": true})
+	case "move":
+		g := c.find(r.Name)
+		if g == nil {
+			fail("no VM named %q", r.Name)
+			return
+		}
+		if r.VCPU < 0 || r.VCPU >= g.boot.CPUs || r.PCPU < 0 {
+			fail("%s has vCPUs 0 to %d; physical CPUs are numbered from 0", r.Name, g.boot.CPUs-1)
+			return
+		}
+		if code, _ := call(abi.VCPU_MOVE, g.handle, uint64(r.VCPU), uint64(r.PCPU)); code != abi.SUCCESS {
+			fail("physical CPU %d: the machine has fewer CPUs", r.PCPU)
+			return
+		}
+		ch.send(map[string]any{"id": r.ID, "ok": true})
 	case "input":
 		g := c.find(r.Name)
 		if g == nil {
@@ -245,7 +263,7 @@ func (c *control) serve(r request) {
 		ch.send(map[string]any{"id": r.ID, "ok": true})
 		c.shutdown = true
 	default:
-		fail("unknown op %q (known: ping, ps, run, stop, input, stats, shutdown)", r.Op)
+		fail("unknown op %q (known: ping, ps, run, stop, move, input, stats, shutdown)", r.Op)
 	}
 }
 

@@ -371,7 +371,8 @@ const parallelJobs = `for j in 1 2 3 4; do (i=0; while [ $i -lt 30000 ]; do i=$(
 // A 4-vCPU Linux guest on four physical CPUs, with QEMU running them on a
 // host thread each: all four come up, and while four jobs run the
 // vCPUs are in the guest at once (run time well over wall time, which one
-// physical CPU could not give them).
+// physical CPU could not give them). Then the jobs run again while every
+// vCPU moves from CPU to CPU, and Linux notices nothing wrong.
 func TestLinuxOnFourCPUs(t *testing.T) {
 	kernel, initrd := linuxArtifacts(t)
 	c := startControl(t, "1G", 4, "-accel", "tcg,thread=multi")
@@ -407,6 +408,35 @@ func TestLinuxOnFourCPUs(t *testing.T) {
 	t.Logf("four jobs: %.0f ms of vCPU time in %.0f ms", busy, wall)
 	if busy < 2*wall {
 		t.Errorf("four jobs took %.0f ms of vCPU time in %.0f ms: the vCPUs did not run in parallel", busy, wall)
+	}
+
+	// The same jobs while the vCPUs move round the CPUs, from CPU 0 to
+	// the others and back, in and out of the guest.
+	from := len(c.console("linux"))
+	c.call(map[string]any{"op": "input", "name": "linux", "data": []byte(parallelJobs + "\n")})
+	homes := []int{1, 2, 3, 0}
+	for round := 0; round < 8; round++ {
+		for vcpu := range homes {
+			homes[vcpu] = (homes[vcpu] + 1) % 4
+			if ans := c.call(map[string]any{"op": "move", "name": "linux", "vcpu": vcpu, "pcpu": homes[vcpu]}); ans["ok"] != true {
+				t.Fatalf("move vCPU %d to CPU %d: %v", vcpu, homes[vcpu], ans["error"])
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.waitConsole("linux", from, `jobs done`, 2*time.Minute)
+	c.waitConsole("linux", from, `(?m)\n[^\n]*# `, time.Minute)
+	if n := strings.Count(c.in.Console(), "bulkhead: vm linux: vCPU "); n < 32 {
+		t.Errorf("the hypervisor reported %d moves of linux's vCPUs, want 32", n)
+	}
+	if cpus := c.shell("linux", "nproc"); strings.TrimSpace(cpus) != "4" {
+		t.Errorf("after the moves nproc says %q, want 4", cpus)
+	}
+	dmesg = c.shell("linux", "dmesg")
+	for _, bad := range []string{"BUG:", "WARNING:", "Oops", "Call trace", "rcu_sched self-detected stall"} {
+		if strings.Contains(dmesg, bad) {
+			t.Errorf("after the moves dmesg has %q:\n%s", bad, tail(dmesg, 3000))
+		}
 	}
 
 	c.call(map[string]any{"op": "input", "name": "linux", "data": []byte("poweroff -f\n")})
