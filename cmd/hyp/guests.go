@@ -36,14 +36,18 @@ func (hwCPU) Counter() uint64                   { return cpu.ReadCNTPCT() }
 // Run enters the guest, after the secondaries' scheduler goroutines have
 // had their turn if one of them has work (their CPUs' exits).
 func (c hwCPU) Run(ctx *vcpu.Context) {
-	yieldToRemotes()
+	if remotesDone.Load() {
+		yieldToRemotes()
+	}
 	c.PerCPU.Run(ctx)
 }
 
 // WaitForInterrupt idles, unless the secondaries' scheduler goroutines
 // have work.
 func (hwCPU) WaitForInterrupt() {
-	yieldToRemotes()
+	if remotesDone.Load() {
+		yieldToRemotes()
+	}
 	cpu.WaitForInterrupt()
 }
 

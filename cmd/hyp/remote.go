@@ -23,14 +23,13 @@ const (
 // secondaries run before it enters a guest or idles again.
 var remotesDone atomic.Bool
 
-// yieldToRemotes runs the secondaries' scheduler goroutines if one of them
-// has something to do. Only the boot CPU's loop calls it, without the
-// scheduler lock.
+// yieldToRemotes runs the secondaries' scheduler goroutines when
+// remotesDone says one of them has something to do. Only the boot CPU's
+// loop calls it, without the scheduler lock; it checks remotesDone first,
+// inline, as this is on the hypercall round trip's path.
 func yieldToRemotes() {
-	if remotesDone.Load() {
-		remotesDone.Store(false)
-		runtime.Gosched()
-	}
+	remotesDone.Store(false)
+	runtime.Gosched()
 }
 
 // remoteCPU is a secondary CPU as the scheduler drives it from the boot
