@@ -239,3 +239,37 @@ func TestPlacement(t *testing.T) {
 	r.h.AddVCPU(c, guestIPA, 0)
 	assert.Equal(t, []int{1, 2}, c.Homes(), "a's CPUs 1 and 2 count as free once it stopped")
 }
+
+// A vCPU that yields with a nap and nothing else to run idles the CPU
+// until the nap ends, a slice at most; without a nap it runs again at
+// once.
+func TestYieldNaps(t *testing.T) {
+	r := newRig(t)
+	vm, v := r.guest(t, "napper", ramBase+0x20_0000)
+	s := &script{t: t, steps: map[*vcpu.Context][]func(*vcpu.Context){}}
+	var yielded uint64
+	s.steps[&v.Ctx] = []func(*vcpu.Context){
+		func(c *vcpu.Context) {
+			yielded = s.now
+			hvc(abi.YIELD, 1000)(c) // 1 ms: a tenth of the rig's slice
+		},
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, 1, s.idles, "the CPU idled")
+			assert.Equal(t, yielded+r.h.cfg.Slice/10, s.now-100, "until the nap's end")
+			yielded = s.now
+			hvc(abi.YIELD, 0)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, 1, s.idles, "no nap: it ran again at once")
+			yielded = s.now
+			hvc(abi.YIELD, 50000)(c) // more than a slice: one slice
+		}),
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, 2, s.idles)
+			assert.Equal(t, yielded+r.h.cfg.Slice, s.now-100, "a nap lasts a slice at most")
+			hvc(abi.EXIT, 0)(c)
+		}),
+	}
+	r.h.RunAll(s)
+	assert.Equal(t, "exited with status 0", vm.Reason)
+}

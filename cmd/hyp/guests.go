@@ -24,6 +24,7 @@ import (
 // hwCPU is this physical CPU as the scheduler drives it.
 type hwCPU struct {
 	*vcpu.PerCPU
+	hypTimer uint32 // the EL2 physical timer's PPI
 }
 
 func (hwCPU) ReadLR(i int) uint64               { return gic.ReadLR(i) }
@@ -33,35 +34,36 @@ func (hwCPU) LoadICH(vmcr, ap0r, ap1r uint64)   { gic.LoadICH(vmcr, ap0r, ap1r) 
 func (hwCPU) SaveICH() (uint64, uint64, uint64) { return gic.SaveICH() }
 func (hwCPU) Counter() uint64                   { return cpu.ReadCNTPCT() }
 
-// Run enters the guest, after the secondaries' scheduler goroutines have
-// had their turn if one of them has work (their CPUs' exits).
+// Run enters the guest, after the other goroutines have had their turn if
+// they want one (goWaiting).
 func (c hwCPU) Run(ctx *vcpu.Context) {
-	if remotesDone.Load() {
-		yieldToRemotes()
+	if goWaiting.Load() {
+		giveWay()
 	}
 	c.PerCPU.Run(ctx)
 }
 
-// WaitForInterrupt idles, unless the secondaries' scheduler goroutines
-// have work.
+// WaitForInterrupt idles, after the other goroutines have had their turn.
 func (hwCPU) WaitForInterrupt() {
-	if remotesDone.Load() {
-		yieldToRemotes()
-	}
+	giveWay()
 	cpu.WaitForInterrupt()
 }
 
-// Ack takes the next interrupt for the scheduler; a secondary's report
-// that its command is done is for yieldToRemotes.
-func (hwCPU) Ack() uint32 {
+// Ack takes the next interrupt for the scheduler. A secondary's report
+// that its command is done is for giveWay alone; the EL2 timer is also a
+// time for it.
+func (c hwCPU) Ack() uint32 {
 	for {
 		id := gic.Ack()
+		if id == c.hypTimer {
+			goWaiting.Store(true)
+		}
 		if id != doneSGI {
 			return id
 		}
 		gic.EOI(id)
 		gic.Deactivate(id)
-		remotesDone.Store(true)
+		goWaiting.Store(true)
 	}
 }
 
@@ -189,7 +191,7 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec, control string) int {
 		IDRegs: hyp.GuestIDRegs(cpu.ReadAA64IDRegs(), ipaBits),
 	}, os.Stdout)
 	cpu.WriteVTCR(h.VTCR(parange))
-	percpu := hwCPU{vcpu.InitCPU(0)}
+	percpu := hwCPU{vcpu.InitCPU(0), m.TimerHyp}
 	fmt.Printf("bulkhead: stage 2: %d-bit IPA space, %d-bit VMIDs, %d table pages; vGIC with %d list registers; 10 ms time slices\n",
 		ipaBits, map[bool]int{false: 8, true: 16}[id.VMID16], pages, gic.NumLRs())
 	remotes, err := startRemotes(m, mpidrs[1:], h.VTCR(parange), cpu.ReadMDCR())
@@ -242,7 +244,7 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec, control string) int {
 			finished.Add(1)
 		}()
 	}
-	remotesDone.Store(true)
+	goWaiting.Store(true)
 	h.Run(0, percpu)
 	// Every VM has stopped: the secondaries' loops end at their next
 	// turn, which a kick brings at once. Meanwhile this CPU idles rather

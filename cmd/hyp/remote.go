@@ -18,17 +18,19 @@ const (
 	doneSGI = 10 // a secondary tells the boot CPU its command is done
 )
 
-// remotesDone is set when a secondary has reported a command done: the
-// boot CPU's scheduler loop then lets the goroutines that drive the
-// secondaries run before it enters a guest or idles again.
-var remotesDone atomic.Bool
+// goWaiting says goroutines other than CPU 0's scheduler loop want CPU 0:
+// a secondary reported a command done (its loop's goroutine has an exit
+// to handle), or the EL2 timer fired (at least once a time slice while
+// anything runs: the collector's workers, or a goroutine a mark assist
+// parked, get their turn then). CPU 0's loop gives way (giveWay) before it
+// next enters a guest; it checks goWaiting first, inline, as that is on
+// the hypercall round trip's path.
+var goWaiting atomic.Bool
 
-// yieldToRemotes runs the secondaries' scheduler goroutines when
-// remotesDone says one of them has something to do. Only the boot CPU's
-// loop calls it, without the scheduler lock; it checks remotesDone first,
-// inline, as this is on the hypercall round trip's path.
-func yieldToRemotes() {
-	remotesDone.Store(false)
+// giveWay lets the other goroutines run. Only CPU 0's scheduler loop calls
+// it, without the scheduler lock.
+func giveWay() {
+	goWaiting.Store(false)
 	runtime.Gosched()
 }
 
