@@ -163,5 +163,6 @@ func (h *Hyp) StartGuest(s GuestSpec, image []byte, pa uint64) (*VM, error) {
 	if err := h.StartDevices(vm); err != nil {
 		return fail(err)
 	}
+	h.announce(vm)
 	return vm, nil
 }

@@ -3,7 +3,6 @@ package hyp
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/bulkhead-hv/bulkhead/abi"
@@ -108,9 +107,7 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 				h.enqueue(nv)
 			}
 		}
-		if h.smp {
-			fmt.Fprintf(h.Out, "bulkhead: vm %s started: vCPUs on physical CPUs %v\n", vm.Name, vm.Homes())
-		}
+		h.announce(vm)
 		return ret(abi.SUCCESS)
 	case abi.VM_STATUS:
 		vm := target()

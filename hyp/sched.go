@@ -172,8 +172,9 @@ func (h *Hyp) idle(cpu CPU, p *pcpu) bool {
 	}
 	if !armed && len(h.pcpus) > 1 {
 		// Nothing of this CPU's to wait for but a kick: wait no longer
-		// than a slice anyway, so that the CPU comes back to Go, whose
-		// stop-the-world waits for it, and sees VMs stop elsewhere.
+		// than a slice anyway, so that the CPU sees VMs stop elsewhere
+		// (the end of the last one kicks nobody), and so that a kick
+		// lost to a bug costs a slice rather than a vCPU.
 		next, armed = cpu.Counter()+h.cfg.Slice, true
 	}
 	if armed {

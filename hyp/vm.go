@@ -540,6 +540,13 @@ func (vm *VM) Homes() []int {
 	return out
 }
 
+// announce says where a VM that starts runs, when there is a choice.
+func (h *Hyp) announce(vm *VM) {
+	if h.smp {
+		fmt.Fprintf(h.Out, "bulkhead: vm %s started: vCPUs on physical CPUs %v\n", vm.Name, vm.Homes())
+	}
+}
+
 // AddVCPU creates a vCPU that starts at entry with x0 = arg0.
 func (h *Hyp) AddVCPU(vm *VM, entry, arg0 uint64) *VCPU {
 	h.mu.Lock()

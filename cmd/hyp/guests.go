@@ -24,8 +24,12 @@ import (
 // hwCPU is this physical CPU as the scheduler drives it.
 type hwCPU struct {
 	*vcpu.PerCPU
-	hypTimer uint32 // the EL2 physical timer's PPI
 }
+
+// hypTimerPPI is the EL2 physical timer's interrupt (a package variable
+// rather than hwCPU's: a hwCPU of one word goes into the scheduler's CPU
+// interface without being copied on each call).
+var hypTimerPPI uint32
 
 func (hwCPU) ReadLR(i int) uint64               { return gic.ReadLR(i) }
 func (hwCPU) WriteLR(i int, v uint64)           { gic.WriteLR(i, v) }
@@ -52,10 +56,10 @@ func (hwCPU) WaitForInterrupt() {
 // Ack takes the next interrupt for the scheduler. A secondary's report
 // that its command is done is for giveWay alone; the EL2 timer is also a
 // time for it.
-func (c hwCPU) Ack() uint32 {
+func (hwCPU) Ack() uint32 {
 	for {
 		id := gic.Ack()
-		if id == c.hypTimer {
+		if id == hypTimerPPI {
 			goWaiting.Store(true)
 		}
 		if id != doneSGI {
@@ -191,7 +195,8 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec, control string) int {
 		IDRegs: hyp.GuestIDRegs(cpu.ReadAA64IDRegs(), ipaBits),
 	}, os.Stdout)
 	cpu.WriteVTCR(h.VTCR(parange))
-	percpu := hwCPU{vcpu.InitCPU(0), m.TimerHyp}
+	percpu := hwCPU{vcpu.InitCPU(0)}
+	hypTimerPPI = m.TimerHyp
 	fmt.Printf("bulkhead: stage 2: %d-bit IPA space, %d-bit VMIDs, %d table pages; vGIC with %d list registers; 10 ms time slices\n",
 		ipaBits, map[bool]int{false: 8, true: 16}[id.VMID16], pages, gic.NumLRs())
 	remotes, err := startRemotes(m, mpidrs[1:], h.VTCR(parange), cpu.ReadMDCR())

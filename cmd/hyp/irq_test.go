@@ -81,3 +81,17 @@ func TestInterruptStormDoesNotStopOthers(t *testing.T) {
 		}
 	}
 }
+
+// The same guests with the vCPUs on secondary CPUs, which enter guests for
+// CPU 0 (vcpu.Remote): IPIs between vCPUs on CPUs 0 and 1, and the timer
+// guest's ticks on CPU 2, on time.
+func TestGuestsOnSecondaryCPUs(t *testing.T) {
+	m := specs(t, [4]string{"ipi", "ipi", "0", "2"}, [4]string{"timer", "timer", "0", "1"})
+	m.SMP = 3
+	r := qemutest.Boot(t, m)
+	r.Contains(t, "bulkhead: guests run on 3 CPUs",
+		"bulkhead: vm ipi started: vCPUs on physical CPUs [0 1]", "bulkhead: vm timer started: vCPUs on physical CPUs [2]",
+		"ipi| ipi: 100 round trips vCPU 0 -> 1 -> 0", "bulkhead: vm ipi stopped: exited with status 0",
+		"bulkhead: exit status 0")
+	timerOK(t, r, 1000)
+}
