@@ -63,8 +63,11 @@ TEXT ·writeICC_CTLR(SB),NOSPLIT,$0-8
 	ISB	$15
 	RET
 
+// The SGI is generated only after this CPU's earlier memory writes are
+// visible to the other CPUs (DSB ISH): the one it wakes reads them.
 TEXT ·writeICC_SGI1R(SB),NOSPLIT,$0-8
 	MOVD	v+0(FP), R0
+	DSB	$11	// ish
 	WORD	$0xd518cba0	// msr icc_sgi1r_el1, x0
 	ISB	$15
 	RET

@@ -318,9 +318,11 @@ deactivate:
 	B	deactivate
 done:
 	ISB	$15
-	// Report: Cmd back to 0 last, then the SGI that wakes the boot CPU.
+	// Report: Cmd back to 0 last, then, once that is visible to the boot
+	// CPU (DSB ISH), the SGI that wakes it.
 	ADD	$RM_CMD, R19, R1
 	STLR	ZR, (R1)
+	DSB	$11	// ish
 	MOVD	RM_DONESGI(R19), R2
 	WORD	$0xd518cba2	// msr icc_sgi1r_el1, x2
 	ISB	$15
