@@ -13,16 +13,21 @@ import (
 	"github.com/bulkhead-hv/bulkhead/cpu"
 )
 
-func TestContextLayout(t *testing.T) {
-	src, err := os.ReadFile("switch_arm64.s")
+// asmDefines returns a lookup of the numeric #defines in an assembly file.
+func asmDefines(t *testing.T, file string) func(name string) uintptr {
+	src, err := os.ReadFile(file)
 	require.NoError(t, err)
-	define := func(name string) uintptr {
+	return func(name string) uintptr {
 		m := regexp.MustCompile(`#define ` + name + ` (\d+)`).FindSubmatch(src)
 		require.NotNil(t, m, name)
 		v, err := strconv.Atoi(string(m[1]))
 		require.NoError(t, err)
 		return uintptr(v)
 	}
+}
+
+func TestContextLayout(t *testing.T) {
+	define := asmDefines(t, "switch_arm64.s")
 	var c Context
 	assert.Equal(t, unsafe.Offsetof(c.PC), define("CTX_PC"))
 	assert.Equal(t, unsafe.Offsetof(c.PSTATE), define("CTX_PSTATE"))

@@ -3,7 +3,6 @@ package vcpu
 import (
 	"os"
 	"regexp"
-	"strconv"
 	"testing"
 	"unsafe"
 
@@ -13,15 +12,9 @@ import (
 
 // The remote loop reads and writes the Remote by offset.
 func TestRemoteLayout(t *testing.T) {
+	define := asmDefines(t, "remote_arm64.s")
 	src, err := os.ReadFile("remote_arm64.s")
 	require.NoError(t, err)
-	define := func(name string) uintptr {
-		m := regexp.MustCompile(`#define ` + name + ` (\d+)`).FindSubmatch(src)
-		require.NotNil(t, m, name)
-		v, err := strconv.Atoi(string(m[1]))
-		require.NoError(t, err)
-		return uintptr(v)
-	}
 	var r Remote
 	for name, off := range map[string]uintptr{
 		"RM_CURRENT": unsafe.Offsetof(r.Current), "RM_CMD": unsafe.Offsetof(r.Cmd),

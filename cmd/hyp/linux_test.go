@@ -275,18 +275,7 @@ func TestLinuxBootsToAShell(t *testing.T) {
 	if d := time.Now().Unix() - guestNow; d < -5 || d > 60 {
 		t.Errorf("the guest's clock is %d s off the host's", d)
 	}
-	if cpus := c.shell("linux", "grep -c ^processor /proc/cpuinfo"); strings.TrimSpace(cpus) != "2" {
-		t.Errorf("/proc/cpuinfo lists %q processors, want 2", cpus)
-	}
-	dmesg := c.shell("linux", "dmesg")
-	for _, bad := range []string{"BUG:", "WARNING:", "Oops", "Call trace"} {
-		if strings.Contains(dmesg, bad) {
-			t.Errorf("dmesg has %q:\n%s", bad, dmesg)
-		}
-	}
-	if !strings.Contains(dmesg, "smp: Brought up 1 node, 2 CPUs") {
-		t.Errorf("dmesg does not show both CPUs up:\n%s", tail(dmesg, 3000))
-	}
+	c.checkCPUs("linux", 2)
 
 	// PSCI SYSTEM_RESET: the control partition starts it again.
 	from := len(c.console("linux"))
@@ -350,6 +339,24 @@ func TestTwoLinuxVMs(t *testing.T) {
 	}
 }
 
+// checkCPUs checks that Linux in vm brought up its cpus CPUs and that its
+// kernel log reports nothing wrong.
+func (c *controlChannel) checkCPUs(vm string, cpus int) {
+	c.t.Helper()
+	if n := c.shell(vm, "grep -c ^processor /proc/cpuinfo"); strings.TrimSpace(n) != fmt.Sprint(cpus) {
+		c.t.Errorf("/proc/cpuinfo lists %q processors, want %d", n, cpus)
+	}
+	dmesg := c.shell(vm, "dmesg")
+	for _, bad := range []string{"BUG:", "WARNING:", "Oops", "Call trace", "self-detected stall"} {
+		if strings.Contains(dmesg, bad) {
+			c.t.Errorf("dmesg has %q:\n%s", bad, tail(dmesg, 3000))
+		}
+	}
+	if up := fmt.Sprintf("smp: Brought up 1 node, %d CPUs", cpus); !strings.Contains(dmesg, up) {
+		c.t.Errorf("dmesg lacks %q:\n%s", up, tail(dmesg, 3000))
+	}
+}
+
 // runMS reads a VM's run time, the sum over its vCPUs of the time each
 // spent entered on its physical CPU, from the control partition's stats.
 func (c *controlChannel) runMS(vm string) float64 {
@@ -386,18 +393,7 @@ func TestLinuxOnFourCPUs(t *testing.T) {
 			t.Errorf("the hypervisor's console lacks %q", want)
 		}
 	}
-	if cpus := c.shell("linux", "grep -c ^processor /proc/cpuinfo"); strings.TrimSpace(cpus) != "4" {
-		t.Errorf("/proc/cpuinfo lists %q processors, want 4", cpus)
-	}
-	dmesg := c.shell("linux", "dmesg")
-	for _, bad := range []string{"BUG:", "WARNING:", "Oops", "Call trace"} {
-		if strings.Contains(dmesg, bad) {
-			t.Errorf("dmesg has %q:\n%s", bad, dmesg)
-		}
-	}
-	if !strings.Contains(dmesg, "smp: Brought up 1 node, 4 CPUs") {
-		t.Errorf("dmesg does not show four CPUs up:\n%s", tail(dmesg, 3000))
-	}
+	c.checkCPUs("linux", 4)
 
 	before, start := c.runMS("linux"), time.Now()
 	if out := c.shell("linux", parallelJobs); !strings.Contains(out, "jobs done") {
@@ -429,15 +425,7 @@ func TestLinuxOnFourCPUs(t *testing.T) {
 	if n := strings.Count(c.in.Console(), "bulkhead: vm linux: vCPU "); n < 32 {
 		t.Errorf("the hypervisor reported %d moves of linux's vCPUs, want 32", n)
 	}
-	if cpus := c.shell("linux", "nproc"); strings.TrimSpace(cpus) != "4" {
-		t.Errorf("after the moves nproc says %q, want 4", cpus)
-	}
-	dmesg = c.shell("linux", "dmesg")
-	for _, bad := range []string{"BUG:", "WARNING:", "Oops", "Call trace", "rcu_sched self-detected stall"} {
-		if strings.Contains(dmesg, bad) {
-			t.Errorf("after the moves dmesg has %q:\n%s", bad, tail(dmesg, 3000))
-		}
-	}
+	c.checkCPUs("linux", 4)
 
 	c.call(map[string]any{"op": "input", "name": "linux", "data": []byte("poweroff -f\n")})
 	c.waitFor("linux's exit event", time.Minute, func() bool { _, ok := c.exits["linux"]; return ok })

@@ -15,6 +15,15 @@ import (
 	"github.com/bulkhead-hv/bulkhead/internal/qemutest"
 )
 
+// guestImage reads build/guest-NAME.elf.
+func guestImage(t *testing.T, name string) []byte {
+	b, err := os.ReadFile(filepath.Join(qemutest.ImageDir(t), "guest-"+name+".elf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // The control partition creates and destroys 210 VMs on four CPUs with
 // QEMU running them on a thread each: per round two 2-vCPU guests that
 // send each other's vCPUs IPIs across physical CPUs and exit, and every
@@ -23,15 +32,7 @@ import (
 // stage 2 table pool end at their boot figures.
 func TestSMPCreateDestroy(t *testing.T) {
 	const rounds = 100
-	dir := qemutest.ImageDir(t)
-	ipi, err := os.ReadFile(filepath.Join(dir, "guest-ipi.elf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ticker, err := os.ReadFile(filepath.Join(dir, "guest-ticker.elf"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ipi, ticker := guestImage(t, "ipi"), guestImage(t, "ticker")
 	c := startControl(t, "1G", 4, "-accel", "tcg,thread=multi")
 	machine := func() map[string]any {
 		return c.call(map[string]any{"op": "stats"})["machine"].(map[string]any)
@@ -107,15 +108,7 @@ func TestSMPCreateDestroy(t *testing.T) {
 // guest on CPU 3 that checks its 10 ms ticks. The timer keeps its rate
 // while the storm runs, and the storm is not slowed to the timer's pace.
 func TestDisjointCPUs(t *testing.T) {
-	dir := qemutest.ImageDir(t)
-	storm, err := os.ReadFile(filepath.Join(dir, "guest-storm.elf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	timer, err := os.ReadFile(filepath.Join(dir, "guest-timer.elf"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	storm, timer := guestImage(t, "storm"), guestImage(t, "timer")
 	c := startControl(t, "1G", 4, "-accel", "tcg,thread=multi")
 	run := func(name string, image []byte, arg uint64, pcpus []int) {
 		t.Helper()
