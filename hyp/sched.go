@@ -112,8 +112,8 @@ func (h *Hyp) Run(id int, cpu CPU) {
 		}
 		v := p.runq[0]
 		p.runq = p.runq[1:]
-		if v.VM.State != Running || !v.On || v.blocked || v.running {
-			continue
+		if v.VM.State != Running || !v.On || v.blocked || v.running || v.home != p.id {
+			continue // a stale entry: it stopped, or moved, since it was queued
 		}
 		h.runVCPU(cpu, p, v)
 		if v.moveTo >= 0 {
@@ -274,11 +274,16 @@ func (h *Hyp) runVCPU(cpu CPU, p *pcpu, v *VCPU) {
 			vm.stolenSince = cpu.Counter()
 			p.runq = append(p.runq, v)
 		case Yield:
-			if len(p.runq) == 0 && v.nap > 0 && v.On && vm.State == Running {
+			nap := v.nap // this YIELD's only: a trapped WFE yields too
+			v.nap = 0
+			if !v.On || vm.State != Running {
+				return
+			}
+			if len(p.runq) == 0 && nap > 0 && (vm.vgic == nil || !vm.vgic.HasPending(v.gic)) {
 				// Nobody else wants this CPU and the guest said it may
 				// nap: rather than spin through its polling loop, let the
 				// CPU idle until it takes an interrupt or the nap ends.
-				v.blocked, v.napUntil = true, cpu.Counter()+v.nap
+				v.blocked, v.napUntil = true, cpu.Counter()+nap
 				return
 			}
 			p.runq = append(p.runq, v)
@@ -334,7 +339,11 @@ func (h *Hyp) rehome(old *pcpu, v *VCPU) {
 	if queued {
 		p.runq = append(p.runq, v)
 	}
-	// Its new CPU may idle with a deadline that does not count v's.
+	// Its new CPU may wait with a deadline that does not count v's: a kick
+	// makes it look again, or, if it is this CPU, its timer is set now.
+	if p == h.holder && p.running != nil {
+		h.armEL2Timer(p.cpu, p)
+	}
 	h.kick(p)
 }
 

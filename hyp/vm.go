@@ -511,7 +511,8 @@ func (vm *VM) find(ipa, size uint64) (uint64, bool) {
 
 // place picks a new vCPU's physical CPU: the one with the fewest vCPUs of
 // live VMs pinned to it, the lowest of those. VMs spread over the CPUs
-// this way, and the control partition's CPU 0 is the last to get a second.
+// this way; the control partition's vCPU counts, so guests come to its
+// CPU 0 only once every other CPU has a vCPU as well.
 func (h *Hyp) place() int {
 	load := make([]int, len(h.pcpus))
 	for _, vm := range h.vms {

@@ -31,6 +31,10 @@ func TestRemoteLayout(t *testing.T) {
 		assert.Equal(t, off, define(name), name)
 	}
 	assert.Equal(t, uintptr(len(r.IRQs)), define("RM_MAXIRQS"))
+	var c Context
+	assert.Equal(t, unsafe.Offsetof(c.Exit)+unsafe.Offsetof(c.Exit.Vector), define("CTX_EXIT_VECTOR"))
+	assert.Equal(t, uintptr(VectorIRQ64), define("VECTOR_IRQ64"))
+	assert.Equal(t, uintptr(VectorFIQ64), define("VECTOR_FIQ64"))
 	assert.Zero(t, unsafe.Offsetof(r.Current), "the vectors read the running context from the first word")
 	// The loop loads and saves a list register per ICH_LR<n>_EL2 there is.
 	assert.Len(t, regexp.MustCompile(`msr ich_lr\d+_el2`).FindAll(src, -1), len(r.LR))
