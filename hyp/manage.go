@@ -114,8 +114,7 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 		if vm == nil {
 			return ret(abi.INVALID_PARAMETER)
 		}
-		state := map[State]uint64{Created: abi.StateCreated, Running: abi.StateRunning, Stopped: abi.StateStopped}[vm.State]
-		return ret(abi.SUCCESS, state, uint64(vm.Status), vm.Why)
+		return ret(abi.SUCCESS, vm.State.word(), uint64(vm.Status), vm.Why)
 	case abi.VM_WAIT:
 		for _, vm := range h.VMs() {
 			if vm != h.control && vm.State == Stopped {
@@ -162,11 +161,7 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 		} else {
 			return ret(abi.INVALID_PARAMETER)
 		}
-		var b [abi.StatsWords * 8]byte
-		for i, x := range w {
-			binary.LittleEndian.PutUint64(b[8*i:], x)
-		}
-		h.phys.Write(c.X[2], b[:])
+		h.writeWords(c.X[2], w[:])
 		return ret(abi.SUCCESS, abi.StatsWords)
 	case abi.VM_MMIO_MAP:
 		vm := target()
@@ -192,11 +187,7 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 				if p.write {
 					w[abi.MMIOWrite] = 1
 				}
-				var b [abi.MMIOWords * 8]byte
-				for i, x := range w {
-					binary.LittleEndian.PutUint64(b[8*i:], x)
-				}
-				h.phys.Write(c.X[1], b[:])
+				h.writeWords(c.X[1], w[:])
 				return ret(abi.SUCCESS, 1)
 			}
 		}
@@ -270,10 +261,31 @@ func (h *Hyp) callerBuffer(pa, n uint64) bool {
 	return ok && owner == ledger.Control && borrower == ledger.None
 }
 
+// word is how the ABI numbers a VM's state (VM_STATUS, VM_STATS).
+func (s State) word() uint64 {
+	switch s {
+	case Created:
+		return abi.StateCreated
+	case Running:
+		return abi.StateRunning
+	}
+	return abi.StateStopped
+}
+
+// writeWords stores words, little-endian, in the control partition's
+// buffer at pa (checked by callerBuffer).
+func (h *Hyp) writeWords(pa uint64, words []uint64) {
+	var b [abi.StatsWords * 8]byte // the longest answer
+	for i, x := range words {
+		binary.LittleEndian.PutUint64(b[8*i:], x)
+	}
+	h.phys.Write(pa, b[:8*len(words)])
+}
+
 func (h *Hyp) vmStats(vm *VM, w *[abi.StatsWords]uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	w[abi.StatState] = map[State]uint64{Created: abi.StateCreated, Running: abi.StateRunning, Stopped: abi.StateStopped}[vm.State]
+	w[abi.StatState] = vm.State.word()
 	w[abi.StatStatus] = uint64(vm.Status)
 	w[abi.StatRunTicks] = vm.RunTicks
 	for _, r := range vm.RAM {

@@ -117,7 +117,7 @@ func (h *Hyp) Run(id int, cpu CPU) {
 		}
 		h.runVCPU(cpu, p, v)
 		if v.moveTo >= 0 {
-			h.moved(cpu, p, v)
+			h.rehome(v)
 		}
 	}
 	cpu.SetEL2Timer(0)
@@ -249,12 +249,12 @@ func (h *Hyp) runVCPU(cpu CPU, p *pcpu, v *VCPU) {
 		}
 		// The guest runs without the lock, which on one CPU nobody else
 		// wants (this is the hypercall round trip's path).
-		if h.smp {
+		if h.smp() {
 			h.holder = nil
 			h.sched.Unlock()
 		}
 		cpu.Run(&v.Ctx)
-		if h.smp {
+		if h.smp() {
 			h.sched.Lock()
 			h.holder = p
 		}
@@ -295,10 +295,7 @@ func (h *Hyp) runVCPU(cpu CPU, p *pcpu, v *VCPU) {
 }
 
 // move pins v to CPU to. A vCPU in the guest is kicked out and moves at
-// its exit, on its old CPU's loop (moved); any other moves now. All Go runs
-// on CPU 0 (docs/architecture.md, "CPUs"), so syncing the old CPU's copy
-// of its EL1 registers here does it on the right CPU: only CPU 0 keeps a
-// context's registers between runs.
+// its exit, on its old CPU's loop; any other moves now.
 func (h *Hyp) move(v *VCPU, to int) {
 	if v.home == to {
 		v.moveTo = -1
@@ -309,22 +306,20 @@ func (h *Hyp) move(v *VCPU, to int) {
 		h.kick(h.pcpus[v.home])
 		return
 	}
+	h.rehome(v)
+}
+
+// rehome moves v, which is not in the guest, to CPU v.moveTo: its EL1
+// registers are synced from its old CPU (all Go runs on CPU 0, see
+// docs/architecture.md, "CPUs", and only CPU 0 keeps a context's
+// registers between runs, so this is done on the right CPU), and it goes
+// from the old CPU's run queue to the new one's; its timer and virtual
+// interrupt state are in memory already.
+func (h *Hyp) rehome(v *VCPU) {
 	old := h.pcpus[v.home]
 	if old.cpu != nil {
 		old.cpu.SyncSys(&v.Ctx)
 	}
-	h.rehome(old, v)
-}
-
-// moved finishes a move v asked for while it ran on p.
-func (h *Hyp) moved(cpu CPU, p *pcpu, v *VCPU) {
-	cpu.SyncSys(&v.Ctx)
-	h.rehome(p, v)
-}
-
-// rehome takes v off CPU old's run queue and onto its new CPU's: its
-// registers, timer and virtual interrupt state are all in memory.
-func (h *Hyp) rehome(old *pcpu, v *VCPU) {
 	queued := false
 	for i, q := range old.runq {
 		if q == v {

@@ -102,7 +102,7 @@ func TestSMPStress(t *testing.T) {
 	r.h.cfg.CPUs = ncpu
 	r.h.cfg.PPIs.Kick = kickSGI
 	r.h.cfg.Kick = func(id int) { cpus[id].interrupt(kickSGI) }
-	r.h.pcpus, r.h.smp = nil, true
+	r.h.pcpus = nil
 	for i := 0; i < ncpu; i++ {
 		r.h.pcpus = append(r.h.pcpus, &pcpu{id: i})
 		cpus[i] = &smpCPU{id: i, all: cpus, kick: make(chan struct{}, 1)}

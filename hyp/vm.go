@@ -217,7 +217,6 @@ type Hyp struct {
 	sched  spinLock
 	holder *pcpu
 	pcpus  []*pcpu
-	smp    bool // more than one CPU
 
 	// scratch is the page console bytes pass through between the
 	// control partition's buffer and a VM's rings (under the scheduler
@@ -244,7 +243,6 @@ func New(l *ledger.Ledger, pool *TablePool, phys Phys, tlb StageTLB, cfg Config,
 	for i := 0; i < max(cfg.CPUs, 1); i++ {
 		h.pcpus = append(h.pcpus, &pcpu{id: i})
 	}
-	h.smp = len(h.pcpus) > 1
 	return h
 }
 
@@ -541,9 +539,12 @@ func (vm *VM) Homes() []int {
 	return out
 }
 
+// smp says the scheduler runs on more than one CPU.
+func (h *Hyp) smp() bool { return len(h.pcpus) > 1 }
+
 // announce says where a VM that starts runs, when there is a choice.
 func (h *Hyp) announce(vm *VM) {
-	if h.smp {
+	if h.smp() {
 		fmt.Fprintf(h.Out, "bulkhead: vm %s started: vCPUs on physical CPUs %v\n", vm.Name, vm.Homes())
 	}
 }

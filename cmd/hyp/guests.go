@@ -176,12 +176,12 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec, control string) int {
 	}
 	base, pages := qemuvirt.S2Pool()
 	pool := hyp.NewTablePool(qemuvirt.Phys{}, base, pages)
-	// Physical CPU 0 is this one; the secondaries that came up follow.
+	// Physical CPU 0 is this one; the secondaries parked since they came
+	// up follow.
+	parked := parkedSecondaries()
 	mpidrs := []uint64{cpu.ReadMPIDR()}
-	for _, s := range secondaries {
-		if s.boot.IsUp() && !s.boot.Running() {
-			mpidrs = append(mpidrs, s.boot.MPIDR)
-		}
+	for _, s := range parked {
+		mpidrs = append(mpidrs, s.boot.MPIDR)
 	}
 	h := hyp.New(l, pool, qemuvirt.Phys{}, hwTLB{}, hyp.Config{
 		IPABits: ipaBits, VMID16: id.VMID16, MIDR: cpu.ReadMIDR(),
@@ -199,7 +199,7 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec, control string) int {
 	hypTimerPPI = m.TimerHyp
 	fmt.Printf("bulkhead: stage 2: %d-bit IPA space, %d-bit VMIDs, %d table pages; vGIC with %d list registers; 10 ms time slices\n",
 		ipaBits, map[bool]int{false: 8, true: 16}[id.VMID16], pages, gic.NumLRs())
-	remotes, err := startRemotes(m, mpidrs[1:], h.VTCR(parange), cpu.ReadMDCR())
+	remotes, err := startRemotes(m, parked, h.VTCR(parange), cpu.ReadMDCR())
 	if err != nil {
 		fmt.Printf("bulkhead: secondary CPUs: %v\n", err)
 		return 1
@@ -261,9 +261,8 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec, control string) int {
 	for int(finished.Load()) < len(remotes) {
 		percpu.SetEL2Timer(cpu.ReadCNTPCT() + qemuvirt.TimerFrequency()/1000)
 		cpu.WaitForInterrupt()
-		for id := gic.Ack(); id < vgic.Spurious; id = gic.Ack() {
-			gic.EOI(id)
-			gic.Deactivate(id)
+		for id := percpu.Ack(); id < vgic.Spurious; id = percpu.Ack() {
+			percpu.EOI(id)
 		}
 		runtime.Gosched()
 	}

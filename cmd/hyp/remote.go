@@ -43,8 +43,10 @@ func giveWay() {
 type remoteCPU struct {
 	r     *vcpu.Remote
 	mpidr uint64
-	irqs  [len(vcpu.Remote{}.IRQs)]uint32
-	nirqs int
+	// The interrupts the last command ended with, and how many of them
+	// Ack has handed out.
+	irqs       [len(vcpu.Remote{}.IRQs)]uint32
+	nirqs, got int
 }
 
 func newRemoteCPU(mpidr uint64, vtcr, mdcr uint64) *remoteCPU {
@@ -73,7 +75,7 @@ func (c *remoteCPU) do(wake bool) {
 	for !c.r.Done() {
 		runtime.Gosched()
 	}
-	c.nirqs = int(c.r.NumIRQs)
+	c.nirqs, c.got = int(c.r.NumIRQs), 0
 	for i := 0; i < c.nirqs; i++ {
 		c.irqs[i] = uint32(c.r.IRQs[i])
 	}
@@ -108,13 +110,11 @@ func (c *remoteCPU) SaveVTimer() (ctl, cval uint64) {
 // Ack returns the interrupts the last command ended with, in turn. The
 // loop has already ended them, so EOI and PriorityDrop have nothing to do.
 func (c *remoteCPU) Ack() uint32 {
-	if c.nirqs == 0 {
+	if c.got == c.nirqs {
 		return 1023
 	}
-	id := c.irqs[0]
-	copy(c.irqs[:], c.irqs[1:c.nirqs])
-	c.nirqs--
-	return id
+	c.got++
+	return c.irqs[c.got-1]
 }
 
 func (c *remoteCPU) EOI(uint32)          {}

@@ -169,19 +169,26 @@ func idle(until int64) {
 	cpu.WaitForEvent()
 }
 
-// startRemotes gives each parked secondary CPU with an MPIDR in mpidrs the
-// remote loop, in that order: from then on it enters guests for the boot
-// CPU (remoteCPU). vtcr and mdcr are the boot CPU's VTCR_EL2 and MDCR_EL2,
-// set after the secondaries came up.
-func startRemotes(m *qemuvirt.Machine, mpidrs []uint64, vtcr, mdcr uint64) ([]*remoteCPU, error) {
-	var out []*remoteCPU
-	for _, mpidr := range mpidrs {
-		var s *secondary
-		for _, c := range secondaries {
-			if c.boot.MPIDR == mpidr {
-				s = c
-			}
+// parkedSecondaries lists the secondary CPUs that came up and still wait
+// for work, in device tree order.
+func parkedSecondaries() []*secondary {
+	var out []*secondary
+	for _, s := range secondaries {
+		if s.boot.IsUp() && !s.boot.Running() {
+			out = append(out, s)
 		}
+	}
+	return out
+}
+
+// startRemotes gives each of the parked secondary CPUs ss the remote loop,
+// in that order: from then on it enters guests for the boot CPU
+// (remoteCPU). vtcr and mdcr are the boot CPU's VTCR_EL2 and MDCR_EL2,
+// set after the secondaries came up.
+func startRemotes(m *qemuvirt.Machine, ss []*secondary, vtcr, mdcr uint64) ([]*remoteCPU, error) {
+	var out []*remoteCPU
+	for _, s := range ss {
+		mpidr := s.boot.MPIDR
 		p, err := physicalGIC(m, gic.Affinity(mpidr))
 		if err != nil {
 			return nil, err
@@ -190,9 +197,6 @@ func startRemotes(m *qemuvirt.Machine, mpidrs []uint64, vtcr, mdcr uint64) ([]*r
 		// cpu.WakeSGI already).
 		for _, id := range []uint32{m.TimerHyp, m.TimerVirt, m.GICMaintenance, kickSGI} {
 			p.EnablePPI(id, gic.HypervisorPriority)
-		}
-		if s == nil {
-			return nil, fmt.Errorf("no CPU with MPIDR %#x came up", mpidr)
 		}
 		rc := newRemoteCPU(mpidr, vtcr, mdcr)
 		// 64 bytes below the top for the loop's calls' arguments.
