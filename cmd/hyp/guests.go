@@ -261,12 +261,14 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec, control string) int {
 	for int(finished.Load()) < len(remotes) {
 		percpu.SetEL2Timer(cpu.ReadCNTPCT() + qemuvirt.TimerFrequency()/1000)
 		cpu.WaitForInterrupt()
+		// Disarmed before its interrupt is ended: it is level-sensitive,
+		// and a fired timer left armed would raise it again at once.
+		percpu.SetEL2Timer(0)
 		for id := percpu.Ack(); id < vgic.Spurious; id = percpu.Ack() {
 			percpu.EOI(id)
 		}
 		runtime.Gosched()
 	}
-	percpu.SetEL2Timer(0)
 
 	status := 0
 	for _, vm := range h.VMs() {
