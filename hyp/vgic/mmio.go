@@ -72,7 +72,9 @@ func (g *VGIC) bitRead(c *CPU, off uint64, first uint32) (uint64, bool) {
 	case off >= gic.GICD_ISENABLER && off < gic.GICD_ISPENDR:
 		return g.bits(c, first, func(ir *irq) bool { return ir.enabled }), true
 	case off >= gic.GICD_ISPENDR && off < gic.GICD_ISACTIVER:
-		return g.bits(c, first, func(ir *irq) bool { return ir.pending || ir.lr >= 0 && !ir.active }), true
+		// A level-sensitive interrupt is pending while its line is high,
+		// in a list register or not.
+		return g.bits(c, first, func(ir *irq) bool { return ir.pending || ir.level || ir.lr >= 0 && !ir.active && !ir.byLevel }), true
 	case off >= gic.GICD_ISACTIVER && off < gic.GICD_IPRIORITYR:
 		return g.bits(c, first, func(ir *irq) bool { return ir.active }), true
 	}

@@ -25,6 +25,7 @@ const (
 	LR_vINTID_MASK    = 0xffffffff
 	LR_pINTID_SHIFT   = 32
 	LR_PRIORITY_SHIFT = 48
+	LR_EOI            = 1 << 41 // HW clear: maintenance interrupt when deactivated
 	LR_GROUP          = 1 << 60
 	LR_HW             = 1 << 61
 	LR_STATE_SHIFT    = 62
@@ -44,9 +45,23 @@ type irq struct {
 	// INTID: the guest's deactivation deactivates the physical interrupt
 	// (ICH_LR<n>_EL2.HW), so a level-triggered device cannot fire again
 	// before the guest has handled it.
-	hw       bool
-	enabled  bool
-	pending  bool // waiting to be put in a list register
+	hw      bool
+	enabled bool
+	pending bool // the pending latch: an edge, an SGI, a GICD_ISPENDR write
+	// level is the input line of a level-sensitive interrupt a device
+	// model drives (SetLevel): the interrupt is pending while it is high
+	// (IHI 0069, 4.1.1), whatever the latch says, and taken again after
+	// its deactivation if it is still high.
+	level bool
+	// resample marks a line the hypervisor samples from hardware (the
+	// virtual timer's): when the guest deactivates the interrupt, the
+	// line reads low until the hypervisor has looked at it again.
+	resample bool
+	// byLevel says the list register holds it because its line was high,
+	// with LR_EOI: a maintenance interrupt then reports its deactivation,
+	// and it leaves the list register if the line drops before it is
+	// taken.
+	byLevel  bool
 	active   bool
 	group1   bool
 	edge     bool
@@ -64,13 +79,18 @@ type CPU struct {
 	Index   int
 	Aff     uint64 // affinity as GICR_TYPER reports it (Aff3.Aff2.Aff1.Aff0)
 	private [NumPrivate]irq
-	asleep  bool // GICR_WAKER.ProcessorSleep
-	lrs     []uint64
-	used    int    // list registers in use after the last Flush or Sync
-	HCR     uint64 // ICH_HCR_EL2 to load
-	VMCR    uint64 // ICH_VMCR_EL2, saved and restored with the vCPU
-	AP0R    uint64 // ICH_AP0R0_EL2
-	AP1R    uint64 // ICH_AP1R0_EL2
+	// asleep is GICR_WAKER.ProcessorSleep. It holds nothing back: it is
+	// the PE's request to its power controller (IHI 0069, 11.1), and a
+	// vCPU that runs is powered. QEMU's and KVM's GICv3 forward
+	// interrupts whatever it says, and guests written for them never
+	// clear it.
+	asleep bool
+	lrs    []uint64
+	used   int    // list registers in use after the last Flush or Sync
+	HCR    uint64 // ICH_HCR_EL2 to load
+	VMCR   uint64 // ICH_VMCR_EL2, saved and restored with the vCPU
+	AP0R   uint64 // ICH_AP0R0_EL2
+	AP1R   uint64 // ICH_AP1R0_EL2
 }
 
 // VGIC is one VM's interrupt controller.
@@ -117,6 +137,38 @@ func (g *VGIC) target(ir *irq) *CPU {
 		}
 	}
 	return g.CPUs[0]
+}
+
+// SetLevel drives the line of level-sensitive interrupt intid of vCPU cpu
+// (SGIs and PPIs) or, for an SPI, of the VM. It returns the vCPU whose
+// interrupts changed, to be notified, or nil if nothing changed.
+func (g *VGIC) SetLevel(cpu int, intid uint32, high bool) *CPU {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c := g.CPUs[cpu]
+	ir := g.irqOf(c, intid)
+	if ir == nil || ir.level == high {
+		return nil
+	}
+	if intid >= FirstSPI {
+		c = g.target(ir)
+	}
+	ir.level = high
+	c.dirty = true
+	return c
+}
+
+// Level reports the line of c's private interrupt intid as last driven.
+// Only the CPU that runs c changes it, so it takes no lock: it is read on
+// every guest entry.
+func (c *CPU) Level(intid uint32) bool { return c.private[intid].level }
+
+// Resample marks private interrupt intid of every vCPU as a line the
+// hypervisor samples from hardware (SetLevel's doc, irq.resample).
+func (g *VGIC) Resample(intid uint32) {
+	for _, c := range g.CPUs {
+		c.private[intid].resample = true
+	}
 }
 
 // Inject makes intid pending for vCPU cpu (SGIs and PPIs) or for the vCPU
@@ -188,10 +240,10 @@ func (g *VGIC) candidates(c *CPU) []uint32 {
 	var out []uint32
 	grp0, grp1 := g.ctlr&CTLR_EnableGrp0 != 0, g.ctlr&CTLR_EnableGrp1 != 0
 	ok := func(ir *irq) bool {
-		return ir.pending && ir.enabled && ir.lr < 0 && !ir.active && (ir.group1 && grp1 || !ir.group1 && grp0)
+		return (ir.pending || ir.level) && ir.enabled && ir.lr < 0 && !ir.active && (ir.group1 && grp1 || !ir.group1 && grp0)
 	}
 	for i := range c.private {
-		if ok(&c.private[i]) && !c.asleep {
+		if ok(&c.private[i]) {
 			out = append(out, uint32(i))
 		}
 	}
@@ -241,6 +293,15 @@ func (g *VGIC) flush(c *CPU) (used int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	c.dirty = false
+	// A level-sensitive interrupt whose line dropped before the guest took
+	// it is no longer pending: it leaves its list register.
+	for i, v := range c.lrs {
+		if v&LR_STATE_MASK == LR_PENDING && v&LR_EOI != 0 {
+			if ir := g.irqOf(c, uint32(v&LR_vINTID_MASK)); ir != nil && !ir.level && !ir.pending {
+				c.lrs[i], ir.lr, ir.byLevel = 0, -1, false
+			}
+		}
+	}
 	cands := g.candidates(c)
 	for i := range c.lrs {
 		if len(cands) == 0 {
@@ -258,7 +319,10 @@ func (g *VGIC) flush(c *CPU) (used int) {
 		}
 		if ir.hw {
 			v |= LR_HW | uint64(intid)<<LR_pINTID_SHIFT
+		} else if ir.level {
+			v |= LR_EOI
 		}
+		ir.byLevel = ir.level && !ir.hw
 		c.lrs[i] = v
 		ir.pending = false
 		ir.lr = i
@@ -289,16 +353,23 @@ func (g *VGIC) Sync(c *CPU, hw LRs, n int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for i := 0; i < n; i++ {
+		if c.lrs[i]&LR_STATE_MASK == 0 {
+			continue // loaded empty: nothing of the guest's there
+		}
+		// The INTID is the one loaded: the guest changes only the state.
+		intid := uint32(c.lrs[i] & LR_vINTID_MASK)
 		v := hw.ReadLR(i)
 		c.lrs[i] = v
-		intid := uint32(v & LR_vINTID_MASK)
 		ir := g.irqOf(c, intid)
 		if ir == nil {
 			continue
 		}
 		ir.active = v&LR_ACTIVE != 0
 		if v&LR_STATE_MASK == 0 {
-			ir.lr = -1
+			if ir.byLevel && ir.resample {
+				ir.level = false // looked at again before the next entry
+			}
+			ir.lr, ir.byLevel = -1, false
 			c.lrs[i] = 0
 			c.dirty = true // a list register came free
 		}

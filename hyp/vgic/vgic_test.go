@@ -109,7 +109,7 @@ func TestListRegisterScheduling(t *testing.T) {
 	assert.Equal(t, []uint32{37, 33, 32, 34}, []uint32{uint32(hw.r[0]), uint32(hw.r[1]), uint32(hw.r[2]), uint32(hw.r[3])})
 	assert.Zero(t, c.HCR&ICH_HCR_UIE, "everything fits now")
 
-	// Disabled or not-yet-woken interrupts wait.
+	// Disabled interrupts wait.
 	g2 := New(32, 1, 4)
 	g2.Inject(0, 27)
 	assert.False(t, g2.HasPending(g2.CPUs[0]), "not enabled")
@@ -138,4 +138,95 @@ func TestSGIRouting(t *testing.T) {
 	assert.Empty(t, g.SGI(0, 1<<24|1<<16|0xffff))
 	// Range selector 1 means Aff0 16-31: nobody here either.
 	assert.Empty(t, g.SGI(0, 1<<24|1<<44|0xffff))
+}
+
+// GICR_WAKER.ProcessorSleep is the PE's power handshake with its
+// redistributor (IHI 0069, 11.1): a vCPU that runs is powered, so an
+// interrupt reaches it whether or not its driver cleared the bit.
+func TestAsleepRedistributorStillDelivers(t *testing.T) {
+	g := New(32, 2, 4)
+	r := g.Redistributors()
+	r.Write(gic.GICR_IGROUPR0, 4, 0xffffffff)
+	r.Write(gic.GICR_ISENABLER0, 4, 1<<3)
+	g.Distributor().Write(gic.GICD_CTLR, 4, CTLR_EnableGrp1)
+	require.Equal(t, uint64(6), r.Read(gic.GICR_WAKER, 4), "never woken")
+	got := g.SGI(0, 3<<24|1<<40) // IRM: to vCPU 1, which is not enabled for it
+	require.Len(t, got, 1)
+	assert.False(t, g.HasPending(g.CPUs[1]), "vCPU 1 has SGI 3 disabled")
+	g.SGI(1, 3<<24|1) // to vCPU 0
+	assert.True(t, g.HasPending(g.CPUs[0]), "delivered with ProcessorSleep set")
+}
+
+// A level-sensitive interrupt is pending while its line is high, not
+// latched (IHI 0069, 4.1.1): it is withdrawn if the line drops before the
+// PE acknowledges it, and pending again after its deactivation if the line
+// is still high.
+func TestLevelSensitiveLine(t *testing.T) {
+	g := New(32, 1, 4)
+	c := g.CPUs[0]
+	boot(g, 27, 33)
+	r, d := g.Redistributors(), g.Distributor()
+	hw := &fakeLRs{}
+	run := func() int { n := g.Flush(c); c.LoadLRs(hw, n); return n }
+
+	assert.Nil(t, g.SetLevel(0, 27, false), "already low: nothing changes")
+	require.Same(t, c, g.SetLevel(0, 27, true))
+	assert.True(t, g.HasPending(c))
+	assert.Equal(t, uint64(1<<27), r.Read(gic.GICR_ISPENDR0, 4)&(1<<27))
+	n := run()
+	require.Equal(t, 1, n)
+	assert.Equal(t, uint64(27), hw.r[0]&LR_vINTID_MASK)
+	assert.Equal(t, uint64(LR_PENDING|LR_EOI), hw.r[0]&(LR_STATE_MASK|LR_EOI),
+		"pending, with a maintenance interrupt at its deactivation")
+
+	// The line drops before the guest acknowledges it.
+	g.Sync(c, hw, n)
+	g.SetLevel(0, 27, false)
+	assert.Zero(t, r.Read(gic.GICR_ISPENDR0, 4)&(1<<27), "no longer pending")
+	run()
+	assert.Zero(t, c.Used(), "withdrawn from its list register")
+	assert.False(t, g.HasPending(c))
+
+	// High again; the guest acknowledges it and the line stays high.
+	g.SetLevel(0, 27, true)
+	n = run()
+	hw.r[0] = hw.r[0]&^LR_STATE_MASK | LR_ACTIVE
+	g.Sync(c, hw, n)
+	assert.Equal(t, uint64(1<<27), r.Read(gic.GICR_ISACTIVER0, 4)&(1<<27))
+	assert.Equal(t, uint64(1<<27), r.Read(gic.GICR_ISPENDR0, 4)&(1<<27), "active and pending: the line is high")
+	assert.False(t, g.HasPending(c), "not taken again while active")
+	// The guest deactivates it; the line is still high: pending again.
+	hw.r[0] &^= LR_STATE_MASK
+	g.Sync(c, hw, n)
+	assert.True(t, g.HasPending(c))
+	run()
+	assert.Equal(t, uint64(LR_PENDING), hw.r[0]&LR_STATE_MASK)
+
+	// An SPI's line: pending on the vCPU it is routed to, and a write to
+	// GICD_ICPENDR does not lower a line that is high.
+	require.Same(t, c, g.SetLevel(0, 33, true))
+	d.Write(gic.GICD_ICPENDR+4, 4, 1<<1)
+	assert.Equal(t, uint64(1<<1), d.Read(gic.GICD_ISPENDR+4, 4)&(1<<1))
+	g.SetLevel(0, 33, false)
+	assert.Zero(t, d.Read(gic.GICD_ISPENDR+4, 4)&(1<<1))
+}
+
+// The virtual timer's line is sampled from hardware: once the guest
+// deactivates its interrupt the line reads low, so the hypervisor looks at
+// the timer again before raising it, instead of taking an interrupt the
+// guest has just handled by reprogramming the timer.
+func TestResampledLineDropsAtDeactivation(t *testing.T) {
+	g := New(32, 1, 4)
+	c := g.CPUs[0]
+	boot(g, 27)
+	g.Resample(27)
+	hw := &fakeLRs{}
+	g.SetLevel(0, 27, true)
+	n := g.Flush(c)
+	c.LoadLRs(hw, n)
+	assert.True(t, c.Level(27))
+	hw.r[0] &^= LR_STATE_MASK // taken and deactivated in one run
+	g.Sync(c, hw, n)
+	assert.False(t, c.Level(27), "to be sampled again")
+	assert.False(t, g.HasPending(c))
 }
