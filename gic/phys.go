@@ -150,6 +150,17 @@ func (p *Physical) DisablePPI(intid uint32) {
 	p.bus.Write32(p.RD+GICR_ICENABLER0, 1<<intid)
 }
 
+// MaskPPI disables (masked) or enables again a private interrupt of the
+// CPU, leaving its priority as it is. A disable may take effect a little
+// later (GICR_CTLR.RWP): callers tolerate one more interrupt.
+func (p *Physical) MaskPPI(intid uint32, masked bool) {
+	if masked {
+		p.bus.Write32(p.RD+GICR_ICENABLER0, 1<<intid)
+		return
+	}
+	p.bus.Write32(p.RD+GICR_ISENABLER0, 1<<intid)
+}
+
 // RedistributorFor finds the RD_base of the redistributor with affinity aff.
 func RedistributorFor(bus Bus, gicr []Region, info Info, aff uint64) (uint64, bool) {
 	i := 0

@@ -7,6 +7,7 @@ import (
 
 	"github.com/bulkhead-hv/bulkhead/abi"
 	"github.com/bulkhead-hv/bulkhead/cpu"
+	"github.com/bulkhead-hv/bulkhead/hyp/vgic"
 	"github.com/bulkhead-hv/bulkhead/mmu"
 	"github.com/bulkhead-hv/bulkhead/vcpu"
 )
@@ -83,6 +84,9 @@ func (h *Hyp) HandleExit(r CPU, v *VCPU) Action {
 		return h.psci(v, uint16(esr.ISS()))
 	case cpu.EC_DABT_LOW, cpu.EC_IABT_LOW:
 		ipa := (c.Exit.HPFAR>>4)<<12 | c.Exit.FAR&0xfff
+		if vm.vgic != nil && ipa-vgic.RedistBase-uint64(v.Index)*vgic.RedistStride < vgic.RedistStride {
+			h.sampleVTimer(r, v) // its own redistributor: the timer PPI's state
+		}
 		if ok, act := h.emulateMMIO(v, esr, ipa); ok {
 			vm.faultsInARow = 0
 			return act
@@ -243,7 +247,7 @@ func (h *Hyp) hypercall(v *VCPU, imm uint16) Action {
 		return Resume
 	case abi.VM_CREATE, abi.VM_DONATE, abi.VCPU_CREATE, abi.VM_START, abi.VM_STATUS, abi.VM_WAIT, abi.VM_DESTROY,
 		abi.VM_STOP, abi.VM_CONSOLE_READ, abi.VM_CONSOLE_WRITE, abi.VM_STATS,
-		abi.VM_MMIO_MAP, abi.VM_MMIO_NEXT, abi.VM_MMIO_REPLY, abi.VCPU_MOVE:
+		abi.VM_MMIO_MAP, abi.VM_MMIO_NEXT, abi.VM_MMIO_REPLY, abi.VCPU_MOVE, abi.VM_IRQ_LINE:
 		return h.manage(v, fid)
 	}
 	if abi.IsPSCI(fid) {

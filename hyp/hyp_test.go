@@ -123,6 +123,7 @@ type script struct {
 	hcr      uint64
 	vctl     uint64
 	vcval    uint64
+	vmasked  bool // MaskVTimer
 	cntvoff  uint64
 	el2Timer uint64
 	irqs     []uint32 // pending physical interrupts, in Ack order
@@ -143,6 +144,7 @@ func (s *script) LoadVTimer(ctl, cval, cntvoff uint64) {
 func (s *script) SaveVTimer() (uint64, uint64) { return s.vctl, s.vcval }
 func (s *script) Counter() uint64              { return s.now }
 func (s *script) SetEL2Timer(cval uint64)      { s.el2Timer = cval }
+func (s *script) MaskVTimer(masked bool)       { s.vmasked = masked }
 func (s *script) EOI(intid uint32)             { s.eois = append(s.eois, intid) }
 func (s *script) PriorityDrop(intid uint32)    { s.drops = append(s.drops, intid) }
 

@@ -34,6 +34,11 @@ type CPU interface {
 	// SetEL2Timer arms the EL2 physical timer (CNTHP) at an absolute
 	// counter value; 0 disarms it.
 	SetEL2Timer(cval uint64)
+	// MaskVTimer disables (or enables again) the virtual timer's physical
+	// interrupt at this CPU's redistributor: while the running vCPU's
+	// timer line is known to be high, its level-sensitive interrupt would
+	// otherwise be taken at EL2 again and again.
+	MaskVTimer(masked bool)
 
 	// Ack takes the highest priority pending physical interrupt (1023:
 	// none); EOI ends it (priority drop and deactivation); PriorityDrop
@@ -55,8 +60,8 @@ const (
 // vtimer is a vCPU's saved virtual timer.
 type vtimer struct{ ctl, cval uint64 }
 
-// deadline is the physical counter value at which the timer fires, if
-// it is armed.
+// deadline is the physical counter value at which the timer's line
+// rises, if it is armed (Arm ARM D11.2.4: ENABLE set, IMASK clear).
 func (t vtimer) deadline(cntvoff uint64) (uint64, bool) {
 	if t.ctl&CNT_CTL_ENABLE == 0 || t.ctl&CNT_CTL_IMASK != 0 {
 		return 0, false
@@ -77,6 +82,9 @@ type pcpu struct {
 	hwEL2Timer uint64
 	hwLRs      int
 	hwHCR      uint64
+	// vtimerMasked: the virtual timer's physical interrupt is disabled
+	// here (CPU.MaskVTimer), as the running vCPU's timer line is high.
+	vtimerMasked bool
 }
 
 // RunAll schedules every vCPU on a single CPU: Run(0, cpu).
@@ -152,7 +160,7 @@ func (h *Hyp) idle(cpu CPU, p *pcpu) bool {
 				continue
 			}
 			forwarded = forwarded || v.mmio != nil
-			if d, ok := v.deadline(); ok && (!armed || d < next) {
+			if d, ok := h.deadline(v); ok && (!armed || d < next) {
 				next, armed = d, true
 			}
 		}
@@ -246,6 +254,13 @@ func (h *Hyp) runVCPU(cpu CPU, p *pcpu, v *VCPU) {
 		if v.gic.HCR != p.hwHCR {
 			cpu.WriteICHHCR(v.gic.HCR)
 			p.hwHCR = v.gic.HCR
+		}
+		if l := v.gic.Level(h.cfg.PPIs.VTimer); l != p.vtimerMasked {
+			// Masked while the vCPU's timer line is known high; unmasked
+			// once the guest has dealt with it, so the hardware says
+			// whether it still is.
+			cpu.MaskVTimer(l)
+			p.vtimerMasked = l
 		}
 		// The guest runs without the lock, which on one CPU nobody else
 		// wants (this is the hypercall round trip's path).
@@ -361,7 +376,7 @@ func (h *Hyp) armEL2Timer(cpu CPU, p *pcpu) {
 			if !v.blocked || vm.State != Running || v.home != p.id {
 				continue
 			}
-			if d, ok := v.deadline(); ok && d < next {
+			if d, ok := h.deadline(v); ok && d < next {
 				next = d
 			}
 		}
@@ -374,12 +389,31 @@ func (h *Hyp) armEL2Timer(cpu CPU, p *pcpu) {
 
 // deadline is when a blocked vCPU must run again: its virtual timer's
 // deadline or the end of its nap, whichever comes first.
-func (v *VCPU) deadline() (uint64, bool) {
-	d, ok := v.timer.deadline(v.VM.cntvoff)
+func (h *Hyp) deadline(v *VCPU) (uint64, bool) {
+	d, ok := h.timerDeadline(v)
 	if v.napUntil != 0 && (!ok || v.napUntil < d) {
 		return v.napUntil, true
 	}
 	return d, ok
+}
+
+// timerDeadline is when v's virtual timer line rises, if it is armed and
+// not high already (a line that is high has nothing more to say until
+// the guest deals with it).
+func (h *Hyp) timerDeadline(v *VCPU) (uint64, bool) {
+	if v.gic != nil && v.gic.Level(h.cfg.PPIs.VTimer) {
+		return 0, false
+	}
+	return v.timer.deadline(v.VM.cntvoff)
+}
+
+// sampleVTimer reads the running vCPU v's virtual timer line from the
+// hardware into its vGIC: before the guest looks at its interrupts'
+// pending state, which for a level-sensitive line is the line's.
+func (h *Hyp) sampleVTimer(cpu CPU, v *VCPU) {
+	ctl, cval := cpu.SaveVTimer()
+	high := ctl&CNT_CTL_ENABLE != 0 && ctl&CNT_CTL_IMASK == 0 && cpu.Counter()-v.VM.cntvoff >= cval
+	v.VM.vgic.SetLevel(v.Index, h.cfg.PPIs.VTimer, high)
 }
 
 // serviceIRQs handles the physical interrupts pending at EL2: the EL2
@@ -410,14 +444,21 @@ func (h *Hyp) serviceIRQs(cpu CPU, p *pcpu, running *VCPU) (preempt bool) {
 				// Stale: no vCPU's timer is loaded. Make sure it is off.
 				cpu.LoadVTimer(0, 0, 0)
 			} else {
-				// Mask the timer so it cannot fire again before the guest
-				// reprograms it, and hand the guest its interrupt.
-				ctl, cval := cpu.SaveVTimer()
-				cpu.LoadVTimer(ctl|CNT_CTL_IMASK, cval, running.VM.cntvoff)
-				running.VM.vgic.Inject(running.Index, h.cfg.PPIs.VTimer)
+				// The running vCPU's timer line is high: its vGIC has
+				// the level-sensitive interrupt pending, and the physical
+				// one stays disabled until the guest has dealt with it.
+				running.VM.vgic.SetLevel(running.Index, h.cfg.PPIs.VTimer, true)
+				cpu.MaskVTimer(true)
+				p.vtimerMasked = true
 			}
 		case h.cfg.PPIs.Maintenance:
-			// The list registers drained; the next entry refills them.
+			// The list registers drained, or the guest deactivated an
+			// interrupt whose line is looked at again (LR_EOI); the next
+			// entry refills them. The maintenance interrupt is a level
+			// that the list registers hold until then: ICH_HCR_EL2.En
+			// off lowers it, and the entry turns it on again.
+			cpu.WriteICHHCR(0)
+			p.hwHCR = 0
 		default:
 			if vm := h.irqOwner(intid); vm != nil {
 				// A device's interrupt, the guest's to handle: drop the
@@ -448,9 +489,8 @@ func (h *Hyp) serviceIRQs(cpu CPU, p *pcpu, running *VCPU) (preempt bool) {
 				h.wake(v)
 				continue
 			}
-			if d, ok := v.timer.deadline(vm.cntvoff); ok && d <= now {
-				v.timer.ctl |= CNT_CTL_IMASK
-				vm.vgic.Inject(v.Index, h.cfg.PPIs.VTimer)
+			if d, ok := h.timerDeadline(v); ok && d <= now {
+				vm.vgic.SetLevel(v.Index, h.cfg.PPIs.VTimer, true)
 				h.wake(v)
 				preempt = true
 			}

@@ -32,7 +32,11 @@ func wfi(c *vcpu.Context) {
 }
 
 // A vCPU in WFI sleeps until its virtual timer fires, then finds the
-// timer's interrupt in a list register.
+// timer's interrupt in a list register. The timer's interrupt is a
+// level-sensitive line (Arm ARM D11.2.4): CNTV_CTL_EL0 stays the guest's,
+// the physical interrupt is masked while the line is known high, and
+// once the guest has deactivated the interrupt the hardware is asked
+// again; the guest arms the timer again by writing CVAL alone.
 func TestWFIWaitsForTheVirtualTimer(t *testing.T) {
 	r := newRig(t)
 	vm, v := r.guest(t, "sleeper", ramBase+0x20_0000)
@@ -48,8 +52,24 @@ func TestWFIWaitsForTheVirtualTimer(t *testing.T) {
 			assert.Equal(t, 1, s.idles, "the CPU idled until the deadline")
 			assert.Equal(t, uint64(27), s.lrs[0]&vgic.LR_vINTID_MASK)
 			assert.Equal(t, uint64(vgic.LR_PENDING), s.lrs[0]&vgic.LR_STATE_MASK)
-			assert.NotZero(t, s.vctl&CNT_CTL_IMASK, "the timer is masked until the guest reprograms it")
+			assert.NotZero(t, s.lrs[0]&vgic.LR_EOI, "its deactivation is reported: the line is looked at again then")
+			assert.Equal(t, uint64(CNT_CTL_ENABLE), s.vctl, "CNTV_CTL_EL0 is the guest's: nobody sets IMASK")
+			assert.True(t, s.vmasked, "the physical interrupt is masked while the line is high")
 			assert.GreaterOrEqual(t, s.now-s.cntvoff, s.vcval, "woken no earlier than the deadline")
+			// The guest takes it and deactivates it, and arms the timer
+			// again by CVAL alone, then waits.
+			s.lrs[0] = 0
+			s.vcval = s.now - s.cntvoff + 5000
+			hvc(abi.SMCCC_VERSION)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			assert.False(t, s.vmasked, "deactivated: the physical interrupt is unmasked for the hardware to say")
+			wfi(c)
+		}),
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, 2, s.idles, "the CPU idled until the second deadline")
+			assert.Equal(t, uint64(27), s.lrs[0]&vgic.LR_vINTID_MASK, "armed by CVAL alone, it fired again")
+			assert.GreaterOrEqual(t, s.now-s.cntvoff, s.vcval)
 			hvc(abi.EXIT, 0)(c)
 		}),
 	}

@@ -44,6 +44,7 @@ func (s *smpCPU) LoadICH(vmcr, ap0r, ap1r uint64)      {}
 func (s *smpCPU) SaveICH() (uint64, uint64, uint64)    { return 0, 0, 0 }
 func (s *smpCPU) LoadVTimer(ctl, cval, cntvoff uint64) {}
 func (s *smpCPU) SaveVTimer() (uint64, uint64)         { return 0, 0 }
+func (s *smpCPU) MaskVTimer(bool)                      {}
 func (s *smpCPU) Counter() uint64                      { return clock.Add(10) }
 func (s *smpCPU) SetEL2Timer(cval uint64)              { s.el2Timer = cval }
 func (s *smpCPU) EOI(intid uint32)                     {}

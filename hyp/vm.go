@@ -601,6 +601,7 @@ func (h *Hyp) StartDevices(vm *VM) error {
 		nLRs = 4
 	}
 	vm.vgic = vgic.New(NumSPIs, len(vm.VCPUs), nLRs)
+	vm.vgic.Resample(h.cfg.PPIs.VTimer)
 	for i, v := range vm.VCPUs {
 		v.gic = vm.vgic.CPUs[i]
 	}

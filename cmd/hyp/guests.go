@@ -26,10 +26,14 @@ type hwCPU struct {
 	*vcpu.PerCPU
 }
 
-// hypTimerPPI is the EL2 physical timer's interrupt (a package variable
-// rather than hwCPU's: a hwCPU of one word goes into the scheduler's CPU
-// interface without being copied on each call).
-var hypTimerPPI uint32
+// hypTimerPPI is the EL2 physical timer's interrupt, and bootGIC the boot
+// CPU's physical GIC, with the virtual timer's interrupt vtimerPPI
+// (package variables rather than hwCPU's: a hwCPU of one word goes into
+// the scheduler's CPU interface without being copied on each call).
+var (
+	hypTimerPPI, vtimerPPI uint32
+	bootGIC                *gic.Physical
+)
 
 func (hwCPU) ReadLR(i int) uint64               { return gic.ReadLR(i) }
 func (hwCPU) WriteLR(i int, v uint64)           { gic.WriteLR(i, v) }
@@ -88,6 +92,8 @@ func (hwCPU) SaveVTimer() (ctl, cval uint64) {
 	return cpu.ReadCNTV_CTL() &^ hyp.CNT_CTL_ISTATUS, cpu.ReadCNTV_CVAL()
 }
 
+func (hwCPU) MaskVTimer(masked bool) { bootGIC.MaskPPI(vtimerPPI, masked) }
+
 func (hwCPU) SetEL2Timer(cval uint64) {
 	if cval == 0 {
 		cpu.WriteCNTHP_CTL(0)
@@ -129,6 +135,7 @@ func initInterrupts(m *qemuvirt.Machine) error {
 	for _, id := range []uint32{m.TimerHyp, m.TimerVirt, m.GICMaintenance, kickSGI, doneSGI} {
 		p.EnablePPI(id, gic.HypervisorPriority)
 	}
+	bootGIC, vtimerPPI = p, m.TimerVirt
 	cpu.WriteCNTHCTL(0)
 	cpu.WriteCNTHP_CTL(0)
 	cpu.WriteMDCR(cpu.ReadMDCR()&cpu.MDCR_HPMN_MASK | cpu.MDCRGuest)

@@ -43,16 +43,18 @@ func giveWay() {
 type remoteCPU struct {
 	r     *vcpu.Remote
 	mpidr uint64
+	gic   *gic.Physical // its redistributor
 	// The interrupts the last command ended with, and how many of them
 	// Ack has handed out.
 	irqs       [len(vcpu.Remote{}.IRQs)]uint32
 	nirqs, got int
 }
 
-func newRemoteCPU(mpidr uint64, vtcr, mdcr uint64) *remoteCPU {
+func newRemoteCPU(mpidr uint64, p *gic.Physical, vtcr, mdcr uint64) *remoteCPU {
 	self := cpu.ReadMPIDR()
 	return &remoteCPU{
 		mpidr: mpidr,
+		gic:   p,
 		r: &vcpu.Remote{
 			NumLRs:  uint64(gic.NumLRs()),
 			DoneSGI: gic.SGI1R(doneSGI, self),
@@ -90,6 +92,9 @@ func (c *remoteCPU) WriteLR(i int, v uint64) { c.r.LR[i] = v }
 func (c *remoteCPU) WriteICHHCR(v uint64)    { c.r.ICH_HCR = v }
 func (c *remoteCPU) Counter() uint64         { return cpu.ReadCNTPCT() }
 func (c *remoteCPU) SetEL2Timer(cval uint64) { c.r.CNTHP_CVAL = cval }
+
+// MaskVTimer writes the CPU's redistributor from here, between commands.
+func (c *remoteCPU) MaskVTimer(masked bool) { c.gic.MaskPPI(vtimerPPI, masked) }
 
 func (c *remoteCPU) LoadICH(vmcr, ap0r, ap1r uint64) {
 	c.r.ICH_VMCR, c.r.ICH_AP0R0, c.r.ICH_AP1R0 = vmcr, ap0r, ap1r

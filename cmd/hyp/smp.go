@@ -198,7 +198,7 @@ func startRemotes(m *qemuvirt.Machine, ss []*secondary, vtcr, mdcr uint64) ([]*r
 		for _, id := range []uint32{m.TimerHyp, m.TimerVirt, m.GICMaintenance, kickSGI} {
 			p.EnablePPI(id, gic.HypervisorPriority)
 		}
-		rc := newRemoteCPU(mpidr, vtcr, mdcr)
+		rc := newRemoteCPU(mpidr, p, vtcr, mdcr)
 		// 64 bytes below the top for the loop's calls' arguments.
 		top := (uint64(uintptrOf(&s.loopStack[len(s.loopStack)-1]))+1)&^15 - 64
 		if !s.boot.Give(top, uint64(uintptrOf(rc.r)), vcpu.RemoteLoop()) {
