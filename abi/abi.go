@@ -104,6 +104,10 @@ const (
 	// another physical CPU, with all its state; if it is in the guest it
 	// leaves it first.
 	VCPU_MOVE = base | 0x1e
+	// VM_IRQ_LINE(x1 = VM, x2 = INTID, x3 = level: 0 low, 1 high) drives
+	// the line of a level-sensitive SPI of a device the caller emulates:
+	// the interrupt is pending in the VM while the line is high.
+	VM_IRQ_LINE = base | 0x1f
 )
 
 // Words of VM_MMIO_NEXT's answer.
@@ -191,7 +195,7 @@ const ConsoleChunk = 48
 // The ABI version: major changes break callers, minor ones add calls.
 const (
 	VersionMajor = 0
-	VersionMinor = 2
+	VersionMinor = 3
 )
 
 // CallUID is the UUID VENDOR_HYP_CALL_UID returns in w0-w3, identifying
@@ -248,6 +252,7 @@ var Calls = []Call{
 	{"VM_MMIO_NEXT", VM_MMIO_NEXT, false},
 	{"VM_MMIO_REPLY", VM_MMIO_REPLY, false},
 	{"VCPU_MOVE", VCPU_MOVE, false},
+	{"VM_IRQ_LINE", VM_IRQ_LINE, false},
 }
 
 // PSCI functions the hypervisor emulates for guests over SMC (Arm DEN0022,

@@ -6,7 +6,10 @@ import (
 	"strings"
 
 	"github.com/bulkhead-hv/bulkhead/abi"
+	"github.com/bulkhead-hv/bulkhead/gic"
 	"github.com/bulkhead-hv/bulkhead/hyp/ledger"
+	"github.com/bulkhead-hv/bulkhead/hyp/vgic"
+	"github.com/bulkhead-hv/bulkhead/hyp/vuart"
 	"github.com/bulkhead-hv/bulkhead/mmu"
 )
 
@@ -213,6 +216,20 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 		}
 		h.move(vm.VCPUs[c.X[2]], int(c.X[3]))
 		return ret(abi.SUCCESS)
+	case abi.VM_IRQ_LINE:
+		vm, intid, level := target(), c.X[2], c.X[3]
+		switch {
+		case vm == nil || intid < vgic.FirstSPI || intid >= vgic.FirstSPI+NumSPIs || level > 1:
+			return ret(abi.INVALID_PARAMETER)
+		case !h.emulatedSPI(vm, uint32(intid)):
+			return ret(abi.DENIED)
+		case vm.State != Running || vm.vgic == nil:
+			return ret(abi.BUSY)
+		}
+		if gc := vm.vgic.SetLevel(0, uint32(intid), level == 1); gc != nil {
+			h.notify(vm.VCPUs[gc.Index])
+		}
+		return ret(abi.SUCCESS)
 	case abi.VM_DESTROY:
 		vm := target()
 		if vm == nil {
@@ -235,6 +252,19 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 		return ret(abi.SUCCESS, uint64(n))
 	}
 	return ret(abi.NOT_SUPPORTED)
+}
+
+// emulatedSPI reports whether the control partition may drive SPI intid
+// of vm: not the line of a device the hypervisor models (the UART), nor a
+// physical interrupt assigned to the VM, which only its device raises.
+func (h *Hyp) emulatedSPI(vm *VM, intid uint32) bool {
+	if intid == vuart.IntID {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	o, assigned := h.irqs.Owner(intid)
+	return !assigned || o != gic.Owner(vm.ID)
 }
 
 // notifyStopped completes a VM_WAIT when a VM stops.

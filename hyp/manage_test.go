@@ -8,7 +8,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bulkhead-hv/bulkhead/abi"
+	"github.com/bulkhead-hv/bulkhead/gic"
 	"github.com/bulkhead-hv/bulkhead/hyp/ledger"
+	"github.com/bulkhead-hv/bulkhead/hyp/vgic"
+	"github.com/bulkhead-hv/bulkhead/hyp/vuart"
 	"github.com/bulkhead-hv/bulkhead/mmu"
 	"github.com/bulkhead-hv/bulkhead/vcpu"
 )
@@ -387,4 +390,90 @@ func (r *rig) controlAndGuest(t *testing.T, name string, pa uint64) (cv *VCPU, v
 	gv = r.h.AddVCPU(vm, guestIPA, 0)
 	require.NoError(t, r.h.StartDevices(vm))
 	return cv, vm, gv
+}
+
+// VM_IRQ_LINE drives the line of an SPI the control partition emulates:
+// the guest's distributor shows it pending while the line is high and the
+// guest finds it in a list register; lines that are not the caller's are
+// refused and change nothing.
+func TestIRQLine(t *testing.T) {
+	r := newRig(t)
+	cv, vm, gv := r.controlAndGuest(t, "dev", ramBase+0x20_0000)
+	h := uint64(vm.ID)
+	const spi = 34
+	d := vm.vgic.Distributor()
+	d.Write(gic.GICD_CTLR, 4, vgic.CTLR_EnableGrp1)
+	d.Write(gic.GICD_IGROUPR+4, 4, 0xffffffff)
+	d.Write(gic.GICD_ISENABLER+4, 4, 1<<(spi-32))
+	pending := func() bool { return d.Read(gic.GICD_ISPENDR+4, 4)&(1<<(spi-32)) != 0 }
+	s := &script{t: t, steps: map[*vcpu.Context][]func(*vcpu.Context){}}
+	inLR := func() bool {
+		for _, v := range s.lrs {
+			if v&vgic.LR_vINTID_MASK == spi && v&vgic.LR_STATE_MASK == vgic.LR_PENDING {
+				return true
+			}
+		}
+		return false
+	}
+
+	done, seen := false, false
+	var spin func(c *vcpu.Context)
+	spin = func(c *vcpu.Context) {
+		seen = seen || inLR()
+		if done {
+			hvc(abi.EXIT, 0)(c)
+			return
+		}
+		hvc(abi.YIELD)(c)
+		s.steps[c] = append(s.steps[c], spin)
+	}
+	s.steps[&gv.Ctx] = []func(*vcpu.Context){spin}
+	s.steps[&cv.Ctx] = []func(*vcpu.Context){
+		hvc(abi.VM_IRQ_LINE, h, vuart.IntID, 1),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.DENIED, "the hypervisor's UART")
+			hvc(abi.VM_IRQ_LINE, h, 31, 1)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.INVALID_PARAMETER, "a PPI")
+			hvc(abi.VM_IRQ_LINE, h, vgic.FirstSPI+NumSPIs, 1)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.INVALID_PARAMETER, "past the VM's SPIs")
+			hvc(abi.VM_IRQ_LINE, h, spi, 2)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.INVALID_PARAMETER, "a level that is not 0 or 1")
+			hvc(abi.VM_IRQ_LINE, 99, spi, 1)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.INVALID_PARAMETER, "no such VM")
+			assert.False(t, pending(), "nothing changed")
+			hvc(abi.VM_IRQ_LINE, h, spi, 1)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.SUCCESS, "raise")
+			assert.True(t, pending())
+			hvc(abi.YIELD)(c)
+		}),
+		hvc(abi.YIELD),
+		check(func(c *vcpu.Context) {
+			assert.True(t, seen, "the guest had it in a list register")
+			hvc(abi.VM_IRQ_LINE, h, spi, 0)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.SUCCESS, "lower")
+			assert.False(t, pending(), "withdrawn")
+			done = true
+			hvc(abi.YIELD)(c)
+		}),
+		hvc(abi.YIELD), hvc(abi.YIELD),
+		hvc(abi.VM_IRQ_LINE, h, spi, 1),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.BUSY, "the VM has stopped")
+			hvc(abi.EXIT, 0)(c)
+		}),
+	}
+	r.h.RunAll(s)
+	assert.Equal(t, Stopped, vm.State)
 }
