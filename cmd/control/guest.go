@@ -26,8 +26,10 @@ type guest struct {
 	image   []byte
 	stagePA uint64
 	why     uint64 // why it stopped (abi.Stop*)
-	// rtc is its real-time clock, emulated here over forwarded MMIO.
+	// rtc is its real-time clock, emulated here over forwarded MMIO;
+	// rtcLine is the level its interrupt line was last driven to.
 	rtc     *pl031.RTC
+	rtcLine bool
 	handle  uint64
 	pa      uint64
 	linux   bool
@@ -212,6 +214,26 @@ func hostSeconds() uint64 { return hostEpoch + cpu.ReadCNTPCT()/cpu.ReadCNTFRQ()
 // setHostTime records the host's time, in seconds since 1970.
 func setHostTime(unix uint64) { hostEpoch = unix - cpu.ReadCNTPCT()/cpu.ReadCNTFRQ() }
 
+// driveRTC makes the guest's RTC interrupt line follow the PL031's output,
+// which changes with its registers and with time (an alarm's second).
+func (g *guest) driveRTC() {
+	if g.rtc == nil || g.stopped {
+		return
+	}
+	level := g.rtc.Line()
+	if level == g.rtcLine {
+		return
+	}
+	var v uint64
+	if level {
+		v = 1
+	}
+	// BUSY: the VM is stopping; nothing left to drive.
+	if code, _ := call(abi.VM_IRQ_LINE, g.handle, guestdt.RTCIntID, v); code == abi.SUCCESS {
+		g.rtcLine = level
+	}
+}
+
 // serveMMIO answers the guests' accesses to the devices emulated here.
 func (c *control) serveMMIO() (served bool) {
 	for i := 0; i < 64; i++ {
@@ -239,6 +261,9 @@ func (c *control) serveMMIO() (served bool) {
 			} else {
 				value = uint64(g.rtc.Read(off&^3)) >> (8 * (off & 3))
 			}
+			// Before the reply: a write to RTCICR completes with the line
+			// already low.
+			g.driveRTC()
 		}
 		call(abi.VM_MMIO_REPLY, w[abi.MMIOVM], w[abi.MMIOVCPU], value)
 	}

@@ -117,6 +117,7 @@ func (c *control) loop() int {
 		for _, g := range append([]*guest(nil), c.guests...) {
 			empty := g.drain(c.console)
 			g.feed()
+			g.driveRTC()
 			if !g.stopped {
 				_, state, exit, why := vm.Hypercall4(abi.VM_STATUS, g.handle)
 				if state == abi.StateStopped {
