@@ -46,7 +46,7 @@ help:
 	@echo "make clean      remove $(BUILD)/"
 	@echo "make linux      fetch Debian's arm64 kernel and build a busybox initramfs in $(BUILD)/linux/"
 
-GUESTS        := hello adversary bench timer ipi spin storm ticker
+GUESTS        := hello adversary bench timer ipi spin storm ticker conform
 GUEST_IMAGES  := $(GUESTS:%=$(BUILD)/guest-%.elf)
 # Guests are linked in their RAM at 0x40000000 (board/bulkheadvm: TextBase).
 GUEST_LDFLAGS := -T 0x40010000 -R 0x1000

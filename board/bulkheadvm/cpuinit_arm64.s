@@ -91,7 +91,8 @@ TEXT ·readCNTVCT(SB),NOSPLIT,$0-8
 // secondary is what every vCPU but the first runs, without a stack or the
 // MMU: it enables its GIC CPU interface and serves SGIs from vCPU 0.
 // SGI 1 is answered with SGI 2 to vCPU 0 (a ping-pong for IPI tests);
-// SGI 4 makes it call YIELD for ever (a partner for switch benchmarks).
+// SGI 4 makes it call YIELD for ever (a partner for switch benchmarks);
+// SGI 15 (OffSGI) makes it power itself off, for StartCPU.
 TEXT ·secondary(SB),NOSPLIT|NOFRAME,$0
 	MOVD	$1, R0
 	WORD	$0xd518cca0	// msr icc_sre_el1, x0
@@ -106,6 +107,8 @@ serve:
 	BEQ	sleep
 	CMP	$4, R0
 	BEQ	yield
+	CMP	$15, R0	// OffSGI
+	BEQ	off
 	CMP	$1, R0
 	BNE	done
 	MOVD	$(2<<24|1), R1	// SGI 2 to Aff0 0
@@ -116,6 +119,11 @@ done:
 sleep:
 	WFI
 	B	serve
+off:
+	WORD	$0xd518cc20	// msr icc_eoir1_el1, x0
+	MOVD	$0x84000002, R0	// PSCI CPU_OFF
+	WORD	$0xd4000002	// hvc #0x0
+	B	off
 yield:
 	WORD	$0xd518cc20	// msr icc_eoir1_el1, x0
 yieldloop:

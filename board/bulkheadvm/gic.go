@@ -23,6 +23,9 @@ func eoi(intid uint32)
 func sgi(v uint64)
 func wfi()
 func setTimer(cval, ctl uint64)
+func readCNTV_CTL() uint64
+func writeCNTV_CTL(v uint64)
+func writeCNTV_CVAL(v uint64)
 
 func mmioWrite(addr uint64, v uint32) {
 	atomic.StoreUint32((*uint32)(unsafe.Pointer(uintptr(addr))), v)
@@ -83,3 +86,18 @@ func SetTimer(cval uint64) {
 
 // Counter reads the virtual count.
 func Counter() uint64 { return readCNTVCT() }
+
+// TimerControl reads CNTV_CTL_EL0 (ENABLE, IMASK, ISTATUS: Arm ARM
+// D11.2.4); SetTimerControl and SetTimerCompare write CNTV_CTL_EL0 and
+// CNTV_CVAL_EL0 alone.
+func TimerControl() uint64        { return readCNTV_CTL() }
+func SetTimerControl(ctl uint64)  { writeCNTV_CTL(ctl) }
+func SetTimerCompare(cval uint64) { writeCNTV_CVAL(cval) }
+
+// CPUInterfaceOn enables this vCPU's GIC CPU interface (system
+// registers, PMR 0xff, group 1).
+func CPUInterfaceOn() { cpuInterfaceOn() }
+
+// SGI1R writes ICC_SGI1R_EL1: an SGI as the GICv3 specification encodes
+// it (IHI 0069, 12.2.23).
+func SGI1R(v uint64) { sgi(v) }

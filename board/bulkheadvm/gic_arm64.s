@@ -53,3 +53,24 @@ TEXT ·setTimer(SB),NOSPLIT,$0-16
 TEXT ·dmb(SB),NOSPLIT,$0-0
 	DMB	$11	// ish
 	RET
+
+// func readCNTV_CTL() uint64
+TEXT ·readCNTV_CTL(SB),NOSPLIT,$0-8
+	ISB	$15
+	MRS	CNTV_CTL_EL0, R0
+	MOVD	R0, ret+0(FP)
+	RET
+
+// func writeCNTV_CTL(v uint64)
+TEXT ·writeCNTV_CTL(SB),NOSPLIT,$0-8
+	MOVD	v+0(FP), R0
+	MSR	R0, CNTV_CTL_EL0
+	ISB	$15
+	RET
+
+// func writeCNTV_CVAL(v uint64)
+TEXT ·writeCNTV_CVAL(SB),NOSPLIT,$0-8
+	MOVD	v+0(FP), R0
+	MSR	R0, CNTV_CVAL_EL0
+	ISB	$15
+	RET

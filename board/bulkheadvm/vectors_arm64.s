@@ -5,7 +5,8 @@
 // The guest's EL1 vector table (Arm ARM D1.10.2). The guest runs at EL1h
 // (SP_EL1), so its own exceptions arrive at offset 0x200. A synchronous
 // exception during Probe is the expected outcome of a probe: it is
-// recorded and the probing instruction skipped. Anything else ends the
+// recorded and the probing instruction skipped; an IRQ goes to irqSPx.
+// Anything else ends the
 // guest with EXIT(128 + EC), ESR and ELR in x2 and x3 for the report.
 
 #define FATAL \
@@ -21,7 +22,8 @@ TEXT ·vectors(SB),NOSPLIT|NOFRAME,$0
 	FATAL
 	PCALIGN	$128	// current EL with SP_ELx: synchronous
 	B	·syncSPx(SB)
-	FATAL
+	PCALIGN	$128	// IRQ: taken only by guests that unmask it (irq.go)
+	B	·irqSPx(SB)
 	FATAL
 	FATAL
 	FATAL	// lower EL
