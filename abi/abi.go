@@ -163,6 +163,8 @@ const (
 	MachineShared            // guest pages lent to the control partition
 	MachineVMs               // guests that exist (created, running or stopped)
 	MachineTablePages        // stage 2 table pages free in the hypervisor's pool
+	MachineChecks            // invariant checks the hypervisor has run (hyp.CheckInvariants)
+	MachineViolations        // of which found the invariant broken
 )
 
 // NumExitReasons is the number of exit counters.

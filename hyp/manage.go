@@ -246,6 +246,7 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 		}
 		vm.State = Stopped
 		n, err := h.DestroyVM(vm)
+		h.CheckInvariants()
 		if err != nil {
 			return ret(abi.BUSY, uint64(n))
 		}
@@ -348,4 +349,6 @@ func (h *Hyp) machineStats(w *[abi.StatsWords]uint64) {
 		}
 	}
 	w[abi.MachineTablePages] = uint64(h.pool.Free())
+	h.CheckInvariants()
+	w[abi.MachineChecks], w[abi.MachineViolations] = h.checks, h.violations
 }

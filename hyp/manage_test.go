@@ -477,3 +477,23 @@ func TestIRQLine(t *testing.T) {
 	r.h.RunAll(s)
 	assert.Equal(t, Stopped, vm.State)
 }
+
+// CheckInvariants finds the states the proofs rule out: a guest page
+// missing from its stage 2, and a guest page the control partition maps
+// without the guest lending it.
+func TestCheckInvariants(t *testing.T) {
+	r := newRig(t)
+	_, vm, _ := r.controlAndGuest(t, "g", ramBase+0x20_0000)
+	require.NoError(t, r.h.CheckInvariants())
+	pa := uint64(ramBase + 0x20_0000 + 0x3000)
+
+	require.NoError(t, r.h.Control().s2.Map(pa, pa, mmu.PageSize, mmu.S2Normal(mmu.Read)))
+	assert.ErrorContains(t, r.h.CheckInvariants(), "lent to the control partition false, mapped in its stage 2 true")
+	require.NoError(t, r.h.Control().s2.Unmap(pa, mmu.PageSize))
+	require.NoError(t, r.h.CheckInvariants())
+
+	require.NoError(t, vm.s2.Unmap(guestIPA+0x3000, mmu.PageSize))
+	assert.ErrorContains(t, r.h.CheckInvariants(), "is not mapped to its page")
+	assert.Equal(t, uint64(4), r.h.checks)
+	assert.Equal(t, uint64(2), r.h.violations)
+}

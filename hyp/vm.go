@@ -206,6 +206,9 @@ type Hyp struct {
 	// waiter is the control partition's vCPU blocked in VM_WAIT.
 	waiter *VCPU
 
+	// checks and violations count CheckInvariants' runs and failures.
+	checks, violations uint64
+
 	// irqs assigns physical SPIs to VMs (gic.Ownership's owners are the
 	// ledger's: the VM's ID).
 	irqs gic.Ownership

@@ -304,6 +304,8 @@ func TestTwoVMsConsolesStopStats(t *testing.T) {
 	assert.Equal(t, boot.Hypervisor, after.Hypervisor)
 	assert.Equal(t, boot.Control, after.Control)
 	assert.Equal(t, boot.TablePages, after.TablePages, "free stage 2 table pages")
+	assert.Greater(t, after.Checks, boot.Checks, "the hypervisor checked the invariants")
+	assert.Zero(t, after.Violations)
 	code, out, errb = bh("down", "--name", "two")
 	require.Equal(t, 0, code, errb+out)
 }

@@ -205,8 +205,9 @@ func TestUnitStatsTable(t *testing.T) {
 	printStats(&b, []vmStats{
 		{Name: "a", VM: 1, State: "running", RunMS: 1234, Pages: 4096, Faults: 2, VCPUs: 1, Exits: map[string]int64{"hvc": 10, "irq": 30, "wfi": 10}},
 		{Name: "b", VM: 2, State: "stopped", Status: 143, Pages: 512, VCPUs: 2},
-	}, machineStats{Pages: 262144, Free: 100, Hypervisor: 16384, Control: 241564, Guests: 4096, VMs: 2, TablePages: 60})
+	}, machineStats{Pages: 262144, Free: 100, Hypervisor: 16384, Control: 241564, Guests: 4096, VMs: 2, TablePages: 60, Checks: 7})
 	out := b.String()
+	assert.Contains(t, out, "invariants: hold; 7 checks, 0 violations")
 	assert.Contains(t, out, "NAME  VM  STATE    STATUS  RUN TIME  PAGES  MIB  FAULTS  VCPUS  EXITS")
 	assert.Contains(t, out, "a     1   running  -       1.23s     4096   16   2       1      irq 30, hvc 10, wfi 10")
 	assert.Contains(t, out, "b     2   stopped  143     0s        512    2    0       2      -")
@@ -215,7 +216,8 @@ func TestUnitStatsTable(t *testing.T) {
 	assert.Contains(t, out, "  free        100 pages     0.39 MiB")
 
 	b.Reset()
-	printStats(&b, nil, machineStats{Pages: 256})
+	printStats(&b, nil, machineStats{Pages: 256, Checks: 9, Violations: 1})
+	assert.Contains(t, b.String(), "invariants: BROKEN (the hypervisor's log says where); 9 checks, 1 violations")
 	assert.True(t, strings.HasPrefix(b.String(), "no VMs\n"))
 }
 

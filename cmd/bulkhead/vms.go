@@ -190,6 +190,11 @@ type machineStats struct {
 	Shared     int64 `json:"shared"`
 	VMs        int   `json:"vms"`
 	TablePages int64 `json:"table_pages"`
+	// Checks and Violations count the hypervisor's checks of the
+	// invariants the proofs state (hyp.CheckInvariants), one of them
+	// made for this report.
+	Checks     int64 `json:"invariant_checks"`
+	Violations int64 `json:"invariant_violations"`
 }
 
 const statsUsage = `Usage: bulkhead stats [flags]
@@ -199,6 +204,9 @@ faults, vCPUs and exits by reason, then the machine's page ledger: how many
 pages are free, the hypervisor's, the control partition's, the guests' and
 shared, how many VMs exist and how many stage 2 table pages are free. When
 every VM has stopped, guests is 0 and the rest is back at its boot figures.
+Last, whether the invariants the proofs state hold on the live machine: the
+hypervisor checks them for each report and after each VM is destroyed, and
+counts its checks and the violations it found.
 
 Examples:
 	bulkhead stats
@@ -264,6 +272,11 @@ func printStats(w io.Writer, vms []vmStats, m machineStats) {
 		fmt.Fprintf(tw, "  %s\t%d pages\t%s MiB\n", r.what, r.n, pageMiB(r.n))
 	}
 	tw.Flush()
+	verdict := "hold"
+	if m.Violations > 0 {
+		verdict = "BROKEN (the hypervisor's log says where)"
+	}
+	fmt.Fprintf(w, "invariants: %s; %d checks, %d violations\n", verdict, m.Checks, m.Violations)
 }
 
 // pageMiB is a count of 4 KiB pages in MiB.

@@ -291,5 +291,6 @@ func (c *control) sendStats(id int) {
 	c.ch.send(map[string]any{"id": id, "ok": true, "vms": list, "machine": map[string]uint64{
 		"pages": m[abi.MachinePages], "free": m[abi.MachineFree], "hypervisor": m[abi.MachineHypervisor],
 		"control": m[abi.MachineControl], "guests": m[abi.MachineGuests], "shared": m[abi.MachineShared],
-		"vms": m[abi.MachineVMs], "table_pages": m[abi.MachineTablePages]}})
+		"vms": m[abi.MachineVMs], "table_pages": m[abi.MachineTablePages],
+		"invariant_checks": m[abi.MachineChecks], "invariant_violations": m[abi.MachineViolations]}})
 }
