@@ -26,7 +26,7 @@ QEMU_FLAGS := -machine virt,virtualization=on,gic-version=3 -cpu $(CPU) -m $(MEM
               -nographic -monitor none -semihosting-config enable=on,target=native
 APPEND     ?= exit=semihosting
 
-.PHONY: all build images run run-guests run-control bench debug test proofs toolchain qemu clean help linux
+.PHONY: all build images run run-guests run-control bench debug test soak proofs toolchain qemu clean help linux
 
 all: build
 
@@ -42,11 +42,12 @@ help:
 	@echo "make bench      measure instructions per null hypercall (QEMU -icount shift=0)"
 	@echo "make debug      start QEMU halted with its gdb stub and print the gdb command"
 	@echo "make test       build everything and run every test: host unit tests, QEMU boots, proofs"
+	@echo "make soak       the adversarial tests at their long lengths (1,000,000 fuzzed hypercalls)"
 	@echo "make proofs     check the Coq proofs, the oracle comparison and the SPIN model"
 	@echo "make clean      remove $(BUILD)/"
 	@echo "make linux      fetch Debian's arm64 kernel and build a busybox initramfs in $(BUILD)/linux/"
 
-GUESTS        := hello adversary bench timer ipi spin storm ticker conform
+GUESTS        := hello adversary bench timer ipi spin storm ticker conform fuzz
 GUEST_IMAGES  := $(GUESTS:%=$(BUILD)/guest-%.elf)
 # Guests are linked in their RAM at 0x40000000 (board/bulkheadvm: TextBase).
 GUEST_LDFLAGS := -T 0x40010000 -R 0x1000
@@ -150,6 +151,10 @@ test: images qemu linux
 	$(GO) test -race -count=1 ./hyp/... ./mmu/... ./virtio/...
 	$(GO) test -race -count=1 -run 'Unit|Broker' ./cmd/bulkhead/
 	$(MAKE) --no-print-directory -C proofs
+
+# The adversarial tests at their long lengths; make test runs them short.
+soak: images qemu
+	BULKHEAD_IMAGES=$(abspath $(BUILD)) BULKHEAD_FUZZ_CALLS=1000000 $(GO) test -count=1 -timeout 60m -v -run 'HypercallFuzzer' ./cmd/bulkhead/
 
 # The Coq proofs, the Go ledger and stage 2 (hyp, mmu) checked against the
 # extracted oracle, and the SPIN model of break-before-make (proofs/README.md).
