@@ -299,4 +299,3 @@ func absent() {
 	typer := vm.Read32(gicdTYPER)
 	check("gic-no-lpis", typer&typerLPIS == 0, "GICD_TYPER %#x says LPIs are supported, but no ITS or LPI tables exist", typer)
 }
-
