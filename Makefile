@@ -42,7 +42,7 @@ help:
 	@echo "make bench      measure instructions per null hypercall (QEMU -icount shift=0)"
 	@echo "make debug      start QEMU halted with its gdb stub and print the gdb command"
 	@echo "make test       build everything and run every test: host unit tests, QEMU boots, proofs"
-	@echo "make soak       the adversarial tests at their long lengths (1,000,000 fuzzed hypercalls)"
+	@echo "make soak       the adversarial tests at their long lengths (a million fuzzed hypercalls, 1,000 VM cycles)"
 	@echo "make proofs     check the Coq proofs, the oracle comparison and the SPIN model"
 	@echo "make clean      remove $(BUILD)/"
 	@echo "make linux      fetch Debian's arm64 kernel and build a busybox initramfs in $(BUILD)/linux/"
@@ -154,7 +154,8 @@ test: images qemu linux
 
 # The adversarial tests at their long lengths; make test runs them short.
 soak: images qemu
-	BULKHEAD_IMAGES=$(abspath $(BUILD)) BULKHEAD_FUZZ_CALLS=1000000 $(GO) test -count=1 -timeout 60m -v -run 'HypercallFuzzer' ./cmd/bulkhead/
+	BULKHEAD_IMAGES=$(abspath $(BUILD)) BULKHEAD_FUZZ_CALLS=1000000 BULKHEAD_CHURN_CYCLES=1000 \
+		$(GO) test -count=1 -timeout 60m -v -run 'HypercallFuzzer|Churn' ./cmd/bulkhead/
 
 # The Coq proofs, the Go ledger and stage 2 (hyp, mmu) checked against the
 # extracted oracle, and the SPIN model of break-before-make (proofs/README.md).
