@@ -58,9 +58,11 @@ CONTROL       := $(BUILD)/bulkhead-control.elf
 CONTROL_LDFLAGS := -T 0x48010000 -R 0x1000
 
 CLI           := $(BUILD)/bulkhead
+# A control partition that fuzzes the management calls (cmd/control/fuzz.go).
+CONTROL_FUZZ  := $(BUILD)/bulkhead-control-fuzz.elf
 
 build: $(HYP) $(CONTROL) $(GUEST_IMAGES) $(CLI)
-images: $(HYP) $(HYP_CRASHTEST) $(CONTROL) $(GUEST_IMAGES)
+images: $(HYP) $(HYP_CRASHTEST) $(CONTROL) $(CONTROL_FUZZ) $(GUEST_IMAGES)
 
 # Go decides what to rebuild; make always asks it.
 $(HYP): toolchain FORCE
@@ -80,6 +82,10 @@ $(CLI): FORCE
 $(CONTROL): toolchain FORCE
 	@mkdir -p $(BUILD)
 	$(TAMAGO_ENV) $(TAMAGO) build -tags $(TAGS),control -trimpath -ldflags '$(CONTROL_LDFLAGS)' -o $@ ./cmd/control
+
+$(CONTROL_FUZZ): toolchain FORCE
+	@mkdir -p $(BUILD)
+	$(TAMAGO_ENV) $(TAMAGO) build -tags $(TAGS),control,fuzzcontrol -trimpath -ldflags '$(CONTROL_LDFLAGS)' -o $@ ./cmd/control
 
 # TamaGo guests for the hypervisor, at EL1 (board/bulkheadvm).
 $(BUILD)/guest-%.elf: toolchain FORCE

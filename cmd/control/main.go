@@ -72,12 +72,19 @@ func main() {
 		// Given away: its first page is out of reach now.
 		probe("donated-to-"+s.Name, g.pa)
 	}
+	if afterStart != nil {
+		afterStart(c)
+	}
 	c.ch = openChannel()
 	if c.ch != nil {
 		c.ch.send(map[string]any{"event": "ready", "version": abi.VersionMajor*1000 + abi.VersionMinor, "guests": len(c.guests)})
 	}
 	os.Exit(c.loop())
 }
+
+// afterStart, when a test build sets it (fuzz.go), runs once the boot
+// arguments' guests are started.
+var afterStart func(c *control)
 
 // control is the control partition's state: its guests and the channel.
 type control struct {
