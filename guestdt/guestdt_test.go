@@ -265,3 +265,16 @@ func TestDTC(t *testing.T) {
 		assert.Contains(t, stdout.String(), "interrupt-controller;")
 	}
 }
+
+// What Bulkhead leaves out is absent from the tree, never half there: no
+// PMU node (the ID registers say no PMU), no ITS and no MSI controller
+// (GICD_TYPER says no LPIs), whatever the guest's size.
+func TestAbsentDevices(t *testing.T) {
+	for _, cpus := range []int{1, 4, 16} {
+		blob, err := Build(linuxGuest(cpus))
+		require.NoError(t, err)
+		for _, s := range []string{"arm,armv8-pmuv3", "arm,cortex-a", "pmu", "arm,gic-v3-its", "msi-controller", "msi-parent", "mbi"} {
+			assert.False(t, bytes.Contains(blob, []byte(s)), "%d vCPUs: %q in the tree", cpus, s)
+		}
+	}
+}

@@ -19,7 +19,7 @@ var conformChecks = []string{
 	"timer-no-longer-pending-masked", "timer-pending-again-unmasked", "timer-not-pending-rearmed",
 	"timer-interrupt-received", "timer-not-pending-after-handler", "timer-follows-cval", "timer-rearmed-by-cval",
 	"pl031-ids", "pl031-alarm-status", "pl031-alarm-pending", "pl031-alarm-cleared", "pl031-alarm-interrupt",
-	"gic-no-lpis",
+	"gic-no-lpis", "id-no-pmu", "id-no-spe", "id-no-trace", "id-no-mte", "id-no-sme", "id-no-sve", "id-no-amu",
 }
 
 // A guest written from the Arm specifications, as a peer conformance suite

@@ -21,6 +21,7 @@ import (
 	"os"
 
 	vm "github.com/bulkhead-hv/bulkhead/board/bulkheadvm"
+	"github.com/bulkhead-hv/bulkhead/cpu"
 	"github.com/bulkhead-hv/bulkhead/gic"
 )
 
@@ -298,4 +299,25 @@ func rtc() {
 func absent() {
 	typer := vm.Read32(gicdTYPER)
 	check("gic-no-lpis", typer&typerLPIS == 0, "GICD_TYPER %#x says LPIs are supported, but no ITS or LPI tables exist", typer)
+
+	// The ID registers (Arm ARM D19.2), as the hypervisor answers their
+	// trapped reads: features whose state it does not switch read absent.
+	id := cpu.ReadAA64IDRegs()
+	field := func(reg int, shift uint) uint64 { return id[reg] >> shift & 0xf }
+	for _, f := range []struct {
+		name       string
+		reg        int
+		shift      uint
+		what, regn string
+	}{
+		{"id-no-pmu", 8, 8, "PMUVer", "ID_AA64DFR0_EL1"},
+		{"id-no-spe", 8, 32, "PMSVer", "ID_AA64DFR0_EL1"},
+		{"id-no-trace", 8, 4, "TraceVer", "ID_AA64DFR0_EL1"},
+		{"id-no-mte", 1, 8, "MTE", "ID_AA64PFR1_EL1"},
+		{"id-no-sme", 1, 24, "SME", "ID_AA64PFR1_EL1"},
+		{"id-no-sve", 0, 32, "SVE", "ID_AA64PFR0_EL1"},
+		{"id-no-amu", 0, 44, "AMU", "ID_AA64PFR0_EL1"},
+	} {
+		check(f.name, field(f.reg, f.shift) == 0, "%s.%s is %d, but the hypervisor does not switch its state", f.regn, f.what, field(f.reg, f.shift))
+	}
 }
