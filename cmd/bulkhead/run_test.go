@@ -139,6 +139,13 @@ func stats(t *testing.T, inst string) (vms []vmStats, m machineStats) {
 	return v.VMs, v.Machine
 }
 
+// ledgerOnly is m without the count of invariant checks, which every
+// report moves on.
+func ledgerOnly(m machineStats) machineStats {
+	m.Checks = 0
+	return m
+}
+
 func running(t *testing.T, inst, vm string) func() bool {
 	return func() bool { return ps(t, inst)[vm].State == "running" }
 }
@@ -362,7 +369,7 @@ func TestBadInput(t *testing.T) {
 	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, errb, "no 2048 MiB of free RAM left for a guest")
 	_, after := stats(t, "bad")
-	assert.Equal(t, before, after, "the ledger as it was")
+	assert.Equal(t, ledgerOnly(before), ledgerOnly(after), "the ledger as it was")
 	assert.Equal(t, "running", ps(t, "bad")["spinner"].State, "the spinner runs on")
 
 	// Moves: to the CPU it is on; to one the machine lacks; of a vCPU
@@ -382,7 +389,7 @@ func TestBadInput(t *testing.T) {
 	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, errb, "vCPU 0: physical CPU 5: the machine has fewer CPUs")
 	_, after = stats(t, "bad")
-	assert.Equal(t, before, after, "the ledger as it was")
+	assert.Equal(t, ledgerOnly(before), ledgerOnly(after), "the ledger as it was")
 
 	// Ctrl-C: the guest is stopped, run exits 130.
 	require.NoError(t, spinner.cmd.Process.Signal(os.Interrupt))
