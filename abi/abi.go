@@ -216,6 +216,28 @@ const (
 	BUSY              = -1003 // the VM is in the wrong state for the call
 )
 
+// CodeName is a return code's name as this package spells it, or "" for
+// a value that is none of them.
+func CodeName(code int64) string {
+	switch code {
+	case SUCCESS:
+		return "SUCCESS"
+	case NOT_SUPPORTED:
+		return "NOT_SUPPORTED"
+	case NOT_REQUIRED:
+		return "NOT_REQUIRED"
+	case INVALID_PARAMETER:
+		return "INVALID_PARAMETER"
+	case DENIED:
+		return "DENIED"
+	case NO_MEMORY:
+		return "NO_MEMORY"
+	case BUSY:
+		return "BUSY"
+	}
+	return ""
+}
+
 // SMCCC versions: major in bits [30:16], minor in [15:0].
 const SMCCCVersion1_1 = 0x10001
 

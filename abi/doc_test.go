@@ -50,6 +50,9 @@ func TestDocMatchesPackage(t *testing.T) {
 		if !strings.Contains(string(doc), fmt.Sprintf("| `%s` | %d |", name, code)) {
 			t.Errorf("return code %s = %d is not in the table", name, code)
 		}
+		if CodeName(code) != name {
+			t.Errorf("CodeName(%d) = %q, want %s", code, CodeName(code), name)
+		}
 	}
 	if !strings.Contains(string(doc), fmt.Sprintf("Version %d.%d", VersionMajor, VersionMinor)) {
 		t.Errorf("docs/abi.md does not state version %d.%d", VersionMajor, VersionMinor)

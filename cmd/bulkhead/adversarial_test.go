@@ -14,15 +14,15 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// fuzzCalls is how many hypercalls TestHypercallFuzzer makes in all:
-// BULKHEAD_FUZZ_CALLS, or 50,000 (make soak asks for 1,000,000).
-func fuzzCalls(t *testing.T) int {
-	if s := os.Getenv("BULKHEAD_FUZZ_CALLS"); s != "" {
+// length is a test's length: the environment variable's value (make soak
+// sets the long ones), or def.
+func length(t *testing.T, env string, def int) int {
+	if s := os.Getenv(env); s != "" {
 		n, err := strconv.Atoi(s)
-		require.NoError(t, err, "BULKHEAD_FUZZ_CALLS")
+		require.NoError(t, err, env)
 		return n
 	}
-	return 50000
+	return def
 }
 
 // A guest makes hypercalls at random, with hostile arguments, in batches
@@ -41,7 +41,7 @@ func TestHypercallFuzzer(t *testing.T) {
 		60*time.Second, 100*time.Millisecond, "the victim runs")
 
 	const batch = 10000
-	want := fuzzCalls(t)
+	want := length(t, "BULKHEAD_FUZZ_CALLS", 50000) // make soak: 1,000,000
 	report := regexp.MustCompile(`fuzz: seed (\d+): (\d+) calls in [^;]*; results:(.*)`)
 	made, checks := 0, boot.Checks
 	for seed := 1; made < want; seed++ {
@@ -83,17 +83,6 @@ func TestHypercallFuzzer(t *testing.T) {
 	require.Equal(t, 0, code, errb+out)
 }
 
-// churnCycles is how many VMs TestChurn creates, runs and destroys:
-// BULKHEAD_CHURN_CYCLES, or 100 (make soak asks for 1,000).
-func churnCycles(t *testing.T) int {
-	if s := os.Getenv("BULKHEAD_CHURN_CYCLES"); s != "" {
-		n, err := strconv.Atoi(s)
-		require.NoError(t, err, "BULKHEAD_CHURN_CYCLES")
-		return n
-	}
-	return 100
-}
-
 // VMs of mixed sizes (RAM and vCPUs, pinned or placed) are created, run
 // and destroyed over and over on four CPUs, two at a time, one in four
 // stopped while it runs: each ends as it should, the hypervisor's checks
@@ -104,7 +93,7 @@ func TestChurn(t *testing.T) {
 	dir := imagesDir(t)
 	upInstance(t, "churn", "--smp", "4", "--mem", "1536M")
 	_, boot := stats(t, "churn")
-	cycles := churnCycles(t)
+	cycles := length(t, "BULKHEAD_CHURN_CYCLES", 100) // make soak: 1,000
 	mems := []string{"16M", "24M", "48M", "64M"}
 	errs := make(chan error, cycles)
 	work := make(chan int)

@@ -160,19 +160,8 @@ func machineViolations(buf []byte) uint64 {
 }
 
 func codeName(c int64) string {
-	switch c {
-	case abi.SUCCESS:
-		return "SUCCESS"
-	case abi.NOT_SUPPORTED:
-		return "NOT_SUPPORTED"
-	case abi.INVALID_PARAMETER:
-		return "INVALID_PARAMETER"
-	case abi.DENIED:
-		return "DENIED"
-	case abi.NO_MEMORY:
-		return "NO_MEMORY"
-	case abi.BUSY:
-		return "BUSY"
+	if n := abi.CodeName(c); n != "" {
+		return n
 	}
 	return "other"
 }

@@ -142,15 +142,11 @@ func start(s bootSpec, image []byte) (*guest, error) {
 }
 
 func errText(code int64) string {
-	switch code {
-	case abi.NO_MEMORY:
+	switch name := abi.CodeName(code); {
+	case code == abi.NO_MEMORY:
 		return "the hypervisor is out of table memory (NO_MEMORY)"
-	case abi.BUSY:
-		return "BUSY"
-	case abi.DENIED:
-		return "DENIED"
-	case abi.INVALID_PARAMETER:
-		return "INVALID_PARAMETER"
+	case name != "":
+		return name
 	}
 	return fmt.Sprintf("error %d", code)
 }

@@ -192,20 +192,9 @@ func name(c int64) string {
 		return "ALREADY_ON"
 	case abi.PSCI_INVALID_ADDRESS:
 		return "INVALID_ADDRESS"
-	case abi.SUCCESS:
-		return "SUCCESS"
-	case abi.NOT_SUPPORTED:
-		return "NOT_SUPPORTED"
-	case abi.NOT_REQUIRED:
-		return "NOT_REQUIRED"
-	case abi.INVALID_PARAMETER:
-		return "INVALID_PARAMETER"
-	case abi.DENIED:
-		return "DENIED"
-	case abi.NO_MEMORY:
-		return "NO_MEMORY"
-	case abi.BUSY:
-		return "BUSY"
+	}
+	if n := abi.CodeName(c); n != "" {
+		return n
 	}
 	return fmt.Sprintf("%#x", uint64(c))
 }
