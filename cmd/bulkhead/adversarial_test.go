@@ -53,6 +53,7 @@ func TestHypercallFuzzer(t *testing.T) {
 		n, _ := strconv.Atoi(m[2])
 		assert.Greater(t, n, batch*9/10, "the calls the fuzzer leaves out are few")
 		made += n
+		assert.Regexp(t, `fuzz: system registers: [1-9]\d* reads \(\d+ faulted\), [1-9]\d* writes`, stdout, "seed %d", seed)
 		_, after := stats(t, "fz")
 		require.Zero(t, after.Violations, "seed %d broke an invariant: the instance's console log says which", seed)
 		require.Greater(t, after.Checks, checks)

@@ -5,7 +5,8 @@
 // and PSCI's, with arguments random and chosen to hurt (the hypervisor's,
 // the control partition's and other guests' addresses, 0, ~0, page
 // boundaries plus or minus one, sizes that overflow), and probes random
-// addresses outside its RAM with loads and stores. It prints how many calls
+// addresses outside its RAM with loads and stores, and system registers
+// of random encodings. It prints how many calls
 // it made and their results by code, and exits 0 if it is still standing:
 // a call that breaks the hypervisor shows as an instance that fails, a
 // ledger invariant that breaks as a violation in `bulkhead stats`.
@@ -130,6 +131,35 @@ func probe() bool {
 	return esr != 0
 }
 
+// sysreg makes one system register access of a random encoding (Arm ARM
+// C5.2: MRS and MSR, op0 2 or 3): reads of any register, writes only of
+// those the hypervisor traps (debug, the PMU, the EL1 physical timer, the
+// SGI registers), since a write to the guest's own live state (its MMU,
+// its vectors, its virtual timer) would only break the guest. It reports
+// whether it wrote and whether the access faulted.
+func sysreg() (write, faulted bool) {
+	op0 := uint32(2 + r.IntN(2))
+	op1, crn, crm, op2 := uint32(r.IntN(8)), uint32(r.IntN(16)), uint32(r.IntN(16)), uint32(r.IntN(8))
+	insn := uint32(0xd5300000) // MRS x0
+	if r.IntN(4) == 0 {
+		write = true
+		insn = 0xd5100000 // MSR x0
+		switch r.IntN(4) {
+		case 0: // debug: op0 2, op1 0
+			op0, op1 = 2, 0
+		case 1: // PMU: op1 3, CRn 9, CRm 12-14
+			op0, op1, crn, crm = 3, 3, 9, 12+uint32(r.IntN(3))
+		case 2: // CNTP_TVAL, CNTP_CTL, CNTP_CVAL
+			op0, op1, crn, crm, op2 = 3, 3, 14, 2, uint32(r.IntN(3))
+		default: // ICC_SGI1R, ICC_ASGI1R, ICC_SGI0R
+			op0, op1, crn, crm, op2 = 3, 0, 12, 11, 5+uint32(r.IntN(3))
+		}
+	}
+	insn |= (op0-2)<<19 | op1<<16 | crn<<12 | crm<<8 | op2<<5
+	_, esr := vm.Execute(insn, arg())
+	return write, esr != 0
+}
+
 func main() {
 	a := vm.Arg()
 	seed := a >> 32 & 0x7fffffff
@@ -143,6 +173,7 @@ func main() {
 	}
 	results := map[int64]int{}
 	probes, faulted := 0, 0
+	var reads, writes, readFaults, writeFaults int
 	start := time.Now()
 	for i := 0; i < calls; i++ {
 		f := fid()
@@ -161,6 +192,17 @@ func main() {
 			r0 = 1 // a value, not a code: counted together
 		}
 		results[int64(r0)]++
+		if r.IntN(8) == 0 {
+			w, f := sysreg()
+			switch {
+			case w:
+				writes++
+				writeFaults += b2i(f)
+			default:
+				reads++
+				readFaults += b2i(f)
+			}
+		}
 		if r.IntN(8) == 0 {
 			probes++
 			if probe() {
@@ -181,7 +223,15 @@ func main() {
 	}
 	fmt.Printf("\nfuzz: seed %d: %d calls in %v; results:%s\n", seed, made, time.Since(start).Round(time.Millisecond), out)
 	fmt.Printf("fuzz: %d probes outside its RAM, %d faulted\n", probes, faulted)
+	fmt.Printf("fuzz: system registers: %d reads (%d faulted), %d writes of trapped ones (%d faulted)\n", reads, readFaults, writes, writeFaults)
 	os.Exit(0)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func name(c int64) string {
