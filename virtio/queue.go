@@ -24,6 +24,9 @@ type Queue struct {
 	bufPA    []uint64
 	free     []uint16
 	lastUsed uint16
+	// lent says which buffers the device holds: the used ring is the
+	// device's to write, and only an entry for one of these is taken.
+	lent []bool
 }
 
 // Queue sets up virtqueue index with up to num buffers of size bytes.
@@ -46,6 +49,7 @@ func (d *Device) Queue(index uint32, num, size int) (*Queue, error) {
 		q.bufs, q.bufPA = append(q.bufs, b), append(q.bufPA, pa)
 		q.free = append(q.free, uint16(i))
 	}
+	q.lent = make([]bool, num)
 	d.w(QueueNum, uint32(num))
 	d.w(QueueDescLow, uint32(descPA))
 	d.w(QueueDescHigh, uint32(descPA>>32))
@@ -66,6 +70,7 @@ func (q *Queue) post(i uint16, n int, write bool) {
 	if write {
 		flags = DescWrite
 	}
+	q.lent[i] = true
 	e := q.desc[16*int(i):]
 	le.PutUint64(e, q.bufPA[i])
 	le.PutUint32(e[8:], uint32(n))
@@ -80,15 +85,25 @@ func (q *Queue) post(i uint16, n int, write bool) {
 }
 
 // reap returns the buffers the device has finished with, and the length
-// it wrote into each.
+// it wrote into each. The used ring is the host's to write and is not
+// trusted: an entry naming a buffer the device does not hold (out of
+// range, or given back already) is skipped, and a length is cut to its
+// buffer's size. Taken as they stood, such entries indexed or sliced past
+// the buffers (a panic in the control partition) or put one buffer in
+// the free list twice, to be handed out twice at once.
 func (q *Queue) reap() (ids []uint16, lens []int) {
 	q.d.mem.Barrier()
 	idx := le.Uint16(q.used[2:])
 	for q.lastUsed != idx {
 		e := q.used[4+8*(int(q.lastUsed)%q.num):]
-		ids = append(ids, uint16(le.Uint32(e)))
-		lens = append(lens, int(le.Uint32(e[4:])))
+		id, n := le.Uint32(e), le.Uint32(e[4:])
 		q.lastUsed++
+		if id >= uint32(q.num) || !q.lent[id] {
+			continue
+		}
+		q.lent[id] = false
+		ids = append(ids, uint16(id))
+		lens = append(lens, int(min(n, uint32(len(q.bufs[id])))))
 	}
 	return ids, lens
 }
