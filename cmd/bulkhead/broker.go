@@ -184,7 +184,10 @@ func (b *broker) request(c *bclient, line []byte, rd io.Reader) error {
 		var size, initrd int64
 		json.Unmarshal(req["size"], &size)
 		json.Unmarshal(req["initrd_size"], &initrd)
-		if size < 0 || initrd < 0 || size+initrd > maxUpload {
+		// Each bounded before they are added: two sizes near 2^62
+		// summed past int64's range to a negative total, which passed
+		// and made the allocation below panic, taking the broker down.
+		if size < 0 || initrd < 0 || size > maxUpload || initrd > maxUpload-size {
 			// Its payload cannot be skipped safely: hang up.
 			b.answer(c, id, fmt.Errorf("run %s: %d bytes of image and %d of initrd: at most %d MiB in all", name, size, initrd, maxUpload>>20))
 			return fmt.Errorf("refused an upload of %d+%d bytes", size, initrd)
