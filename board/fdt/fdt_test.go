@@ -726,5 +726,47 @@ func FuzzParse(f *testing.F) {
 			}
 		})
 		require.Positive(t, nodes)
+
+		// What Parse read, Builder writes back to a blob that parses to
+		// the same tree: nothing Parse accepts is lost or altered.
+		var b Builder
+		for _, r := range tr.Reserved {
+			b.Reserve(r)
+		}
+		rebuild(&b, tr.Root)
+		blob, err := b.Bytes()
+		require.NoError(t, err)
+		again, err := Parse(blob)
+		require.NoError(t, err)
+		require.Equal(t, tr.Reserved, again.Reserved)
+		sameTree(t, tr.Root, again.Root)
 	})
+}
+
+// rebuild writes n and its subtree with b.
+func rebuild(b *Builder, n *Node) {
+	b.BeginNode(n.Name)
+	for _, p := range n.Props {
+		b.Prop(p.Name, p.Value)
+	}
+	for _, c := range n.Children {
+		rebuild(b, c)
+	}
+	b.EndNode()
+}
+
+// sameTree checks that two subtrees hold the same names, properties (in
+// order, values byte for byte) and children.
+func sameTree(t *testing.T, want, got *Node) {
+	t.Helper()
+	require.Equal(t, want.Name, got.Name)
+	require.Equal(t, len(want.Props), len(got.Props), "properties of %q", want.Path())
+	for i, p := range want.Props {
+		require.Equal(t, p.Name, got.Props[i].Name, "in %q", want.Path())
+		require.Equal(t, string(p.Value), string(got.Props[i].Value), "%q of %q", p.Name, want.Path())
+	}
+	require.Equal(t, len(want.Children), len(got.Children), "children of %q", want.Path())
+	for i, c := range want.Children {
+		sameTree(t, c, got.Children[i])
+	}
 }
