@@ -35,7 +35,10 @@ func sendEvent()
 // generic timer's event stream when EnableEventStream has turned it on.
 func WaitForEvent()
 func secondaryEntryAddr() uint64
-func cleanDCache(addr, size uint64)
+
+// CleanDCache cleans [addr, addr+size) to the point of coherency, where
+// a reader with its caches off (a CPU starting up) sees it.
+func CleanDCache(addr, size uint64)
 
 // PrepareSecondary fills b for a secondary CPU from this CPU's EL2 state
 // and cleans it to the point of coherency, where a CPU whose caches are
@@ -43,7 +46,7 @@ func cleanDCache(addr, size uint64)
 func PrepareSecondary(b *SecondaryBoot, stackTop, tpidr uint64) {
 	saveEL2(b)
 	b.SP, b.TPIDR, b.Up, b.MPIDR = stackTop, tpidr, 0, 0
-	cleanDCache(uint64(uintptr(unsafe.Pointer(b))), uint64(unsafe.Sizeof(*b)))
+	CleanDCache(uint64(uintptr(unsafe.Pointer(b))), uint64(unsafe.Sizeof(*b)))
 }
 
 // SecondaryEntry is the physical address where a secondary CPU starts

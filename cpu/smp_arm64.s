@@ -29,9 +29,9 @@ TEXT ·secondaryEntryAddr(SB),NOSPLIT,$0-8
 	MOVD	R0, ret+0(FP)
 	RET
 
-// cleanDCache(addr, size) cleans data cache lines to the point of
+// CleanDCache(addr, size) cleans data cache lines to the point of
 // coherency (DC CVAC), 64 bytes at a time, then waits for it (DSB SY).
-TEXT ·cleanDCache(SB),NOSPLIT,$0-16
+TEXT ·CleanDCache(SB),NOSPLIT,$0-16
 	MOVD	addr+0(FP), R0
 	MOVD	size+8(FP), R1
 	ADD	R0, R1, R1

@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/bulkhead-hv/bulkhead/abi"
+	"github.com/bulkhead-hv/bulkhead/cpu"
 )
 
 // Interrupts taken as exceptions. Guests that poll (WaitInterrupt) keep
@@ -37,7 +38,6 @@ var (
 
 func irqOn()
 func irqOff()
-func cleanDCache(addr, size uint64)
 
 // EnableIRQs unmasks interrupts (PSTATE.I) on this vCPU.
 func EnableIRQs() { irqOn() }
@@ -79,17 +79,17 @@ var (
 func readMMURegs() (mair, tcr, ttbr0, sctlr uint64)
 func irqSecondaryPC() uint64 // the entry StartCPU gives CPU_ON
 
-// StartCPU powers on vCPU cpu (PSCI CPU_ON, Aff0 = cpu), which must be
+// StartCPU powers on vCPU n (PSCI CPU_ON, Aff0 = n), which must be
 // off, to wait for interrupts with PSTATE.I unmasked, its GIC CPU
 // interface on (PMR 0xf0, group 1 enabled), counting what it takes. It
 // returns the PSCI status.
-func StartCPU(cpu int) int32 {
-	b := &boots[cpu]
+func StartCPU(n int) int32 {
+	b := &boots[n]
 	b.mair, b.tcr, b.ttbr0, b.sctlr = readMMURegs()
-	b.sp = uint64(uintptr(unsafe.Pointer(&stacks[cpu][0]))) + uint64(len(stacks[cpu]))
+	b.sp = uint64(uintptr(unsafe.Pointer(&stacks[n][0]))) + uint64(len(stacks[n]))
 	// It reads the record with its MMU, and so its caches, off.
-	cleanDCache(uint64(uintptr(unsafe.Pointer(b))), uint64(unsafe.Sizeof(*b)))
-	r0, _ := hvc(abi.PSCI_CPU_ON, uint64(cpu), irqSecondaryPC(), uint64(uintptr(unsafe.Pointer(b))), 0, 0, 0, 0)
+	cpu.CleanDCache(uint64(uintptr(unsafe.Pointer(b))), uint64(unsafe.Sizeof(*b)))
+	r0, _ := hvc(abi.PSCI_CPU_ON, uint64(n), irqSecondaryPC(), uint64(uintptr(unsafe.Pointer(b))), 0, 0, 0, 0)
 	return int32(r0)
 }
 

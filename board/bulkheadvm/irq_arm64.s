@@ -149,20 +149,3 @@ TEXT ·readMMURegs(SB),NOSPLIT,$0-32
 	MRS	SCTLR_EL1, R0
 	MOVD	R0, sctlr+24(FP)
 	RET
-
-// func cleanDCache(addr, size uint64)
-//
-// DC CVAC over [addr, addr+size), 64-byte lines: to the point of
-// coherency, where a reader with its caches off sees it.
-TEXT ·cleanDCache(SB),NOSPLIT,$0-16
-	MOVD	addr+0(FP), R0
-	MOVD	size+8(FP), R1
-	ADD	R0, R1, R1
-	AND	$~63, R0, R0
-clean:
-	WORD	$0xd50b7a20	// dc cvac, x0
-	ADD	$64, R0, R0
-	CMP	R1, R0
-	BLO	clean
-	DSB	$15
-	RET
