@@ -92,7 +92,7 @@ func TestAssemblyWordComments(t *testing.T) {
 		if d.IsDir() && (d.Name() == "build" || strings.HasPrefix(d.Name(), ".")) && path != root {
 			return filepath.SkipDir
 		}
-		if !strings.HasSuffix(path, ".s") {
+		if !strings.HasSuffix(path, ".s") && !strings.HasSuffix(path, ".h") {
 			return nil
 		}
 		data, err := os.ReadFile(path)

@@ -1,6 +1,7 @@
 //go:build tamago
 
 #include "textflag.h"
+#include "cpuif.h"
 
 // cpuinit is the guest image's entry point (runtime/goos.CPUInit). The
 // hypervisor starts it at EL1h with interrupts masked and x0 = its argument.
@@ -94,13 +95,7 @@ TEXT ·readCNTVCT(SB),NOSPLIT,$0-8
 // SGI 4 makes it call YIELD for ever (a partner for switch benchmarks);
 // SGI 15 (OffSGI) makes it power itself off, for StartCPU.
 TEXT ·secondary(SB),NOSPLIT|NOFRAME,$0
-	MOVD	$1, R0
-	WORD	$0xd518cca0	// msr icc_sre_el1, x0
-	MOVD	$0xff, R0
-	WORD	$0xd5184600	// msr icc_pmr_el1, x0
-	MOVD	$1, R0
-	WORD	$0xd518cce0	// msr icc_igrpen1_el1, x0
-	ISB	$15
+	CPUIF_ON($0xff)
 serve:
 	WORD	$0xd538cc00	// mrs x0, icc_iar1_el1
 	CMP	$1023, R0

@@ -1,19 +1,14 @@
 //go:build tamago
 
 #include "textflag.h"
+#include "cpuif.h"
 
 // The guest's GIC CPU interface (GICv3 system registers at EL1, which the
 // hypervisor's virtual CPU interface answers) and virtual timer.
 
 // func cpuInterfaceOn()
 TEXT ·cpuInterfaceOn(SB),NOSPLIT,$0-0
-	MOVD	$1, R0
-	WORD	$0xd518cca0	// msr icc_sre_el1, x0
-	MOVD	$0xff, R0
-	WORD	$0xd5184600	// msr icc_pmr_el1, x0
-	MOVD	$1, R0
-	WORD	$0xd518cce0	// msr icc_igrpen1_el1, x0
-	ISB	$15
+	CPUIF_ON($0xff)
 	RET
 
 // func ack() uint32

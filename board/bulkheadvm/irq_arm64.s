@@ -1,6 +1,7 @@
 //go:build tamago
 
 #include "textflag.h"
+#include "cpuif.h"
 
 // The IRQ handler (vector table entry "current EL with SP_ELx, IRQ") and
 // the entry of vCPUs started with StartCPU. See irq.go.
@@ -110,13 +111,7 @@ TEXT ·irqSecondary(SB),NOSPLIT|NOFRAME,$0
 	MSR	R1, VBAR_EL1
 	MSR	R2, SCTLR_EL1
 	ISB	$15
-	MOVD	$1, R0
-	WORD	$0xd518cca0	// msr icc_sre_el1, x0
-	MOVD	$0xf0, R0
-	WORD	$0xd5184600	// msr icc_pmr_el1, x0
-	MOVD	$1, R0
-	WORD	$0xd518cce0	// msr icc_igrpen1_el1, x0
-	ISB	$15
+	CPUIF_ON($0xf0)
 	WORD	$0xd50342ff	// msr daifclr, #0x2
 wait:
 	WFI
