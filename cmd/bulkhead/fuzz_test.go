@@ -6,31 +6,12 @@ import (
 	"encoding/json"
 	"io"
 	"log"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/bulkhead-hv/bulkhead/internal/qemutest"
 )
-
-// channel stands for QEMU's end of the host channel: it keeps what the
-// broker writes. Locked: the broker stops an orphaned run from a
-// goroutine of its own.
-type channel struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (c *channel) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.Write(p)
-}
-
-func (c *channel) bytes() []byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return bytes.Clone(c.buf.Bytes())
-}
 
 // drain returns what is queued for c, each line checked to be a JSON
 // object.
@@ -62,7 +43,7 @@ func FuzzBrokerRequests(f *testing.F) {
 	f.Add([]byte(`{"id":"a","op":"attach"}` + "\nnot json\n" + `{"op":"detach","name":"x"}` + "\n"))
 	f.Add([]byte(`{"id":3,"op":"run","name":"big","size":536870913}` + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ctl := &channel{}
+		ctl := &qemutest.LockedBuffer{} // QEMU's end of the host channel; the broker writes it from more than one goroutine
 		b := newBroker(ctl, log.New(io.Discard, "", 0))
 		c := &bclient{out: make(chan []byte, clientQueue), vms: map[string]bool{}}
 		b.clients[c] = struct{}{}
@@ -75,10 +56,10 @@ func FuzzBrokerRequests(f *testing.F) {
 			if err != nil {
 				break
 			}
-			start, before := pos(), len(ctl.bytes())
+			start, before := pos(), len(ctl.String())
 			err = b.request(c, line, rd)
 			drain(t, c)
-			sent := ctl.bytes()[before:]
+			sent := []byte(ctl.String()[before:])
 			if err != nil {
 				require.Empty(t, sent, "a request the broker hung up on went down the channel")
 				break
@@ -124,7 +105,7 @@ func FuzzBrokerControl(f *testing.F) {
 	f.Add([]byte(`{"id":3,"ok":true}` + "\n" + `{"id":4,"ok":true}` + "\n" + `{"id":1,"ok":true}` + "\n" + `{"id":1,"ok":true}` + "\n"))
 	f.Add([]byte(`{"event":"console","vm":"b","data":"` + string(bytes.Repeat([]byte("QUFB"), 3000)) + `"}` + "\nnot json\n" + `{"id":"2"}` + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ctl := &channel{}
+		ctl := &qemutest.LockedBuffer{} // QEMU's end of the host channel; the broker writes it from more than one goroutine
 		b := newBroker(ctl, log.New(io.Discard, "", 0))
 		c1 := &bclient{out: make(chan []byte, clientQueue), vms: map[string]bool{"a": true}}
 		c2 := &bclient{out: make(chan []byte, clientQueue), vms: map[string]bool{"b": true}}
