@@ -60,11 +60,13 @@ CONTROL       := $(BUILD)/bulkhead-control.elf
 CONTROL_LDFLAGS := -T 0x48010000 -R 0x1000
 
 CLI           := $(BUILD)/bulkhead
-# A control partition that fuzzes the management calls (cmd/control/fuzz.go).
+# A control partition that fuzzes the management calls (cmd/control/fuzz.go),
+# and one that crashes on request (cmd/control/crash.go).
 CONTROL_FUZZ  := $(BUILD)/bulkhead-control-fuzz.elf
+CONTROL_CRASH := $(BUILD)/bulkhead-control-crashtest.elf
 
 build: $(HYP) $(CONTROL) $(GUEST_IMAGES) $(CLI)
-images: $(HYP) $(HYP_CRASHTEST) $(CONTROL) $(CONTROL_FUZZ) $(GUEST_IMAGES)
+images: $(HYP) $(HYP_CRASHTEST) $(CONTROL) $(CONTROL_FUZZ) $(CONTROL_CRASH) $(GUEST_IMAGES)
 
 # Go decides what to rebuild; make always asks it.
 $(HYP): toolchain FORCE
@@ -88,6 +90,10 @@ $(CONTROL): toolchain FORCE
 $(CONTROL_FUZZ): toolchain FORCE
 	@mkdir -p $(BUILD)
 	$(TAMAGO_ENV) $(TAMAGO) build -tags $(TAGS),control,fuzzcontrol -trimpath -ldflags '$(CONTROL_LDFLAGS)' -o $@ ./cmd/control
+
+$(CONTROL_CRASH): toolchain FORCE
+	@mkdir -p $(BUILD)
+	$(TAMAGO_ENV) $(TAMAGO) build -tags $(TAGS),control,crashcontrol -trimpath -ldflags '$(CONTROL_LDFLAGS)' -o $@ ./cmd/control
 
 # TamaGo guests for the hypervisor, at EL1 (board/bulkheadvm).
 $(BUILD)/guest-%.elf: toolchain FORCE

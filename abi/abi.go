@@ -108,6 +108,29 @@ const (
 	// the line of a level-sensitive SPI of a device the caller emulates:
 	// the interrupt is pending in the VM while the line is high.
 	VM_IRQ_LINE = base | 0x1f
+	// VM_LIST(x1 = first entry, x2 = PA, x3 = length) writes the VMs that
+	// exist, ListWords words an entry laid out as the List* indices say,
+	// into the caller's buffer at PA: one entry per RAM region of each VM
+	// (one with size 0 for a VM that has none), in handle order, from
+	// entry x1 on, as many as fit. Returns x1 = entries written, x2 =
+	// entries in all. A restarted control partition learns from it what
+	// its predecessor left running.
+	VM_LIST = base | 0x20
+)
+
+// Words of a VM_LIST entry.
+const (
+	ListVM     = iota // the VM's handle
+	ListState         // as VM_STATUS
+	ListStatus        // exit status, when stopped
+	ListWhy           // why it stopped (Stop*), when stopped
+	ListVCPUs         // its vCPUs
+	ListName          // its name: two words, 16 bytes, little-endian, NUL padded
+	_
+	ListPA   // this RAM region's physical address
+	ListIPA  // its IPA in the VM
+	ListSize // its size in bytes
+	ListWords
 )
 
 // Words of VM_MMIO_NEXT's answer.
@@ -165,6 +188,7 @@ const (
 	MachineTablePages        // stage 2 table pages free in the hypervisor's pool
 	MachineChecks            // invariant checks the hypervisor has run (hyp.CheckInvariants)
 	MachineViolations        // of which found the invariant broken
+	MachineRestarts          // times the control partition was restarted after it crashed
 )
 
 // NumExitReasons is the number of exit counters.
@@ -197,7 +221,7 @@ const ConsoleChunk = 48
 // The ABI version: major changes break callers, minor ones add calls.
 const (
 	VersionMajor = 0
-	VersionMinor = 3
+	VersionMinor = 4
 )
 
 // CallUID is the UUID VENDOR_HYP_CALL_UID returns in w0-w3, identifying
@@ -277,6 +301,7 @@ var Calls = []Call{
 	{"VM_MMIO_REPLY", VM_MMIO_REPLY, false},
 	{"VCPU_MOVE", VCPU_MOVE, false},
 	{"VM_IRQ_LINE", VM_IRQ_LINE, false},
+	{"VM_LIST", VM_LIST, false},
 }
 
 // PSCI functions the hypervisor emulates for guests over SMC (Arm DEN0022,

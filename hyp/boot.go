@@ -120,7 +120,14 @@ func (p *Placer) Place(size uint64) (uint64, error) {
 	return pa, nil
 }
 
-// Free gives back what Place returned at pa.
+// Claim marks [pa, pa+size) as handed out, as Place would have: memory
+// that holds a VM the caller did not place (a restarted control
+// partition's predecessor's), until Free(pa).
+func (p *Placer) Claim(pa, size uint64) {
+	p.used = append(p.used, Region{PA: pa, Size: size})
+}
+
+// Free gives back what Place returned (or Claim marked) at pa.
 func (p *Placer) Free(pa uint64) {
 	for i, r := range p.used {
 		if r.PA == pa {

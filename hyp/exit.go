@@ -147,6 +147,9 @@ func (h *Hyp) stop(vm *VM, why uint64, status int64, format string, args ...any)
 	h.flushConsole(vm)
 	fmt.Fprintf(h.Out, "bulkhead: vm %s stopped: %s\n", vm.Name, vm.Reason)
 	h.notifyStopped(vm)
+	if vm == h.control {
+		h.controlStopped(why, status)
+	}
 	// Its vCPUs in the guest on other CPUs leave at once; and CPUs with
 	// nothing left to run look again whether anything is alive.
 	for _, p := range h.pcpus {
@@ -247,7 +250,7 @@ func (h *Hyp) hypercall(v *VCPU, imm uint16) Action {
 		return Resume
 	case abi.VM_CREATE, abi.VM_DONATE, abi.VCPU_CREATE, abi.VM_START, abi.VM_STATUS, abi.VM_WAIT, abi.VM_DESTROY,
 		abi.VM_STOP, abi.VM_CONSOLE_READ, abi.VM_CONSOLE_WRITE, abi.VM_STATS,
-		abi.VM_MMIO_MAP, abi.VM_MMIO_NEXT, abi.VM_MMIO_REPLY, abi.VCPU_MOVE, abi.VM_IRQ_LINE:
+		abi.VM_MMIO_MAP, abi.VM_MMIO_NEXT, abi.VM_MMIO_REPLY, abi.VCPU_MOVE, abi.VM_IRQ_LINE, abi.VM_LIST:
 		return h.manage(v, fid)
 	}
 	if abi.IsPSCI(fid) {

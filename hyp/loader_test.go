@@ -147,4 +147,15 @@ func TestPlacer(t *testing.T) {
 	assert.Equal(t, c+14<<20, e, "a hole too small is skipped")
 	_, err = p.Place(0x8000_0000 - e - 16<<20 + 2<<20)
 	assert.Error(t, err, "exhausted")
+
+	// A claimed range is passed over like a placed one, until freed.
+	q := NewPlacer(0x4400_0000, 0x8000_0000, nil)
+	q.Claim(0x4400_0000, 6<<20)
+	f, err := q.Place(2 << 20)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(0x4460_0000), f, "past the claim")
+	q.Free(0x4400_0000)
+	f, err = q.Place(2 << 20)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(0x4400_0000), f, "the claim's room, once freed")
 }

@@ -230,6 +230,12 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 			h.notify(vm.VCPUs[gc.Index])
 		}
 		return ret(abi.SUCCESS)
+	case abi.VM_LIST:
+		if !h.callerBuffer(c.X[2], c.X[3]) || c.X[3] < abi.ListWords*8 {
+			return ret(abi.INVALID_PARAMETER)
+		}
+		n, total := h.listVMs(c.X[1], c.X[2], c.X[3])
+		return ret(abi.SUCCESS, n, total)
 	case abi.VM_DESTROY:
 		vm := target()
 		if vm == nil {
@@ -351,4 +357,36 @@ func (h *Hyp) machineStats(w *[abi.StatsWords]uint64) {
 	w[abi.MachineTablePages] = uint64(h.pool.Free())
 	h.CheckInvariants()
 	w[abi.MachineChecks], w[abi.MachineViolations] = h.checks, h.violations
+	w[abi.MachineRestarts] = h.restarts
+}
+
+// listVMs writes VM_LIST's entries from the first'th on into the caller's
+// buffer at pa, n bytes (checked by callerBuffer), and returns how many it
+// wrote and how many there are.
+func (h *Hyp) listVMs(first, pa, n uint64) (written, total uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, vm := range h.vms {
+		if vm == h.control {
+			continue
+		}
+		var name [16]byte
+		copy(name[:], vm.Name)
+		regions := vm.RAM
+		if len(regions) == 0 {
+			regions = []Region{{}}
+		}
+		for _, r := range regions {
+			if total >= first && (written+1)*abi.ListWords*8 <= n {
+				w := [abi.ListWords]uint64{abi.ListVM: uint64(vm.ID), abi.ListState: vm.State.word(),
+					abi.ListStatus: uint64(vm.Status), abi.ListWhy: vm.Why, abi.ListVCPUs: uint64(len(vm.VCPUs)),
+					abi.ListName: binary.LittleEndian.Uint64(name[:]), abi.ListName + 1: binary.LittleEndian.Uint64(name[8:]),
+					abi.ListPA: r.PA, abi.ListIPA: r.IPA, abi.ListSize: r.Size}
+				h.writeWords(pa+written*abi.ListWords*8, w[:])
+				written++
+			}
+			total++
+		}
+	}
+	return written, total
 }

@@ -112,6 +112,9 @@ func (h *Hyp) Run(id int, cpu CPU) {
 		}
 	}
 	for {
+		if h.restartPending {
+			h.restartControl()
+		}
 		if len(p.runq) == 0 {
 			if !h.idle(cpu, p) {
 				break

@@ -205,6 +205,15 @@ type Hyp struct {
 	control *VM
 	// waiter is the control partition's vCPU blocked in VM_WAIT.
 	waiter *VCPU
+	// controlImage restarts the control partition when it crashes
+	// (restart.go); controlSince is when it last started, quickCrashes
+	// how many times in a row it crashed soon after, restarts how many
+	// times it was restarted; restartPending, that a scheduler loop is to.
+	controlImage   *ControlImage
+	controlSince   uint64
+	quickCrashes   int
+	restarts       uint64
+	restartPending bool
 
 	// checks and violations count CheckInvariants' runs and failures.
 	checks, violations uint64

@@ -117,6 +117,21 @@ func hwinit1() {
 			return
 		}
 	}
+	// The virtio-mmio transports, which the control partition drives: the
+	// hypervisor only resets them when it restarts a crashed control
+	// partition (cmd/hyp). Several share a page; each page once.
+	mapped := map[uint64]bool{}
+	for _, r := range machine.Virtio {
+		for pa := r.Addr &^ (mmu.PageSize - 1); pa < r.End(); pa += mmu.PageSize {
+			if !mapped[pa] {
+				if err := MapDevice(&hypTables, pa, mmu.PageSize); err != nil {
+					bootErr = err
+					return
+				}
+				mapped[pa] = true
+			}
+		}
+	}
 	// The rest of RAM, read/write and never executable: the hypervisor
 	// loads, zeroes and inspects pages there as the ledger moves them.
 	for _, r := range machine.RAM {

@@ -265,6 +265,9 @@ func (b *broker) fromControl(line []byte) {
 	defer b.mu.Unlock()
 	var ev, vm string
 	if json.Unmarshal(m["event"], &ev); ev != "" {
+		if ev == "ready" {
+			b.restarted(line)
+		}
 		json.Unmarshal(m["vm"], &vm)
 		if ev == "console" {
 			var data []byte
@@ -318,6 +321,39 @@ func (b *broker) fromControl(line []byte) {
 	}
 	out, _ := json.Marshal(m)
 	p.c.send(append(out, '\n'))
+}
+
+// restarted handles a ready event after the first: the hypervisor
+// restarted the control partition after it crashed (docs/abi.md, "Control
+// partition restarts"). Requests the crashed partition had not answered
+// never will be: their clients are told so. The new partition needs the
+// host's time for the guests' clocks it takes back. b.mu is held.
+func (b *broker) restarted(line []byte) {
+	b.log.Printf("the control partition was restarted: %s", bytes.TrimSpace(line))
+	for id, p := range b.pending {
+		delete(b.pending, id)
+		if p.c == nil {
+			continue
+		}
+		m := map[string]any{"ok": false, "error": fmt.Sprintf("%s: the control partition crashed before it answered, and was restarted: ask again", p.op)}
+		if p.id != nil {
+			m["id"] = p.id
+		}
+		if p.attached {
+			delete(p.c.vms, p.name)
+		}
+		out, _ := json.Marshal(m)
+		p.c.send(append(out, '\n'))
+	}
+	// Not under b.wmu here, as in fromControl.
+	go b.sendTime()
+}
+
+// sendTime gives the control partition the host's time, for the guests'
+// real-time clocks (run requests carry it too).
+func (b *broker) sendTime() {
+	t, _ := json.Marshal(time.Now().Unix())
+	b.forward(map[string]json.RawMessage{"op": json.RawMessage(`"time"`), "time": t}, &pending{op: "time"}, nil)
 }
 
 // closeClients hangs up on every client once what is queued for it is
@@ -401,6 +437,7 @@ func cmdBroker(args []string, stderr io.Writer) int {
 		return exitInternal
 	}
 	b := newBroker(conn, logger)
+	go b.sendTime()
 	go func() {
 		for {
 			c, err := ln.Accept()

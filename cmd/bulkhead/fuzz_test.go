@@ -97,8 +97,9 @@ func must[T any](v T, err error) T {
 // FuzzBrokerControl: whatever the control partition sends, the broker
 // routes an answer only to the client whose request it answers, with that
 // client's id back in place, once; a console event only to the clients
-// attached to its VM, any other event to every client; it keeps no more
-// of a console than tailSize, and never panics.
+// attached to its VM, any other event to every client (a ready event, of
+// a restarted control partition, after failing what waits for an
+// answer); it keeps no more of a console than tailSize, and never panics.
 func FuzzBrokerControl(f *testing.F) {
 	f.Add([]byte(`{"id":1,"ok":true,"vm":3}` + "\n" + `{"event":"console","vm":"a","data":"aGVsbG8K"}` + "\n" +
 		`{"id":2,"ok":false,"error":"no"}` + "\n" + `{"event":"exit","vm":"b","status":3}` + "\n"))
@@ -135,6 +136,12 @@ func FuzzBrokerControl(f *testing.F) {
 			json.Unmarshal(m["id"], &id)
 			b.mu.Lock() // a stop of the orphan is forwarded by a goroutine
 			p := b.pending[id]
+			waiting := map[*bclient]int{} // what a ready event fails
+			for _, q := range b.pending {
+				if q.c != nil {
+					waiting[q.c]++
+				}
+			}
 			b.mu.Unlock()
 
 			b.fromControl(line)
@@ -148,6 +155,14 @@ func FuzzBrokerControl(f *testing.F) {
 				switch {
 				case !isJSON:
 					require.Empty(t, got, "not JSON, passed on")
+				case ev == "ready":
+					// A restarted control partition: what the crashed one
+					// had not answered fails, then the event comes.
+					require.Len(t, got, waiting[c]+1)
+					for _, a := range got[:waiting[c]] {
+						require.Contains(t, string(a), "the control partition crashed before it answered")
+					}
+					require.Equal(t, line, got[waiting[c]], "the event, as it came")
 				case ev != "":
 					if ev == "console" && !c.vms[vm] {
 						require.Empty(t, got, "a console event for %q to a client not attached to it", vm)

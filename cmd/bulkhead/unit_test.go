@@ -214,10 +214,12 @@ func TestUnitStatsTable(t *testing.T) {
 	assert.Contains(t, out, "machine: 262144 pages (1024 MiB), 2 VM(s), 60 free stage 2 table pages")
 	assert.Contains(t, out, "  hypervisor  16384 pages   64 MiB")
 	assert.Contains(t, out, "  free        100 pages     0.39 MiB")
+	assert.NotContains(t, out, "restarted", "no restart, no line")
 
 	b.Reset()
-	printStats(&b, nil, machineStats{Pages: 256, Checks: 9, Violations: 1})
+	printStats(&b, nil, machineStats{Pages: 256, Checks: 9, Violations: 1, Restarts: 2})
 	assert.Contains(t, b.String(), "invariants: BROKEN (the hypervisor's log says where); 9 checks, 1 violations")
+	assert.Contains(t, b.String(), "control partition: restarted 2 time(s) after a crash")
 	assert.True(t, strings.HasPrefix(b.String(), "no VMs\n"))
 }
 

@@ -195,6 +195,8 @@ type machineStats struct {
 	// made for this report.
 	Checks     int64 `json:"invariant_checks"`
 	Violations int64 `json:"invariant_violations"`
+	// Restarts counts the control partition's restarts after crashes.
+	Restarts int64 `json:"control_restarts"`
 }
 
 const statsUsage = `Usage: bulkhead stats [flags]
@@ -206,7 +208,9 @@ shared, how many VMs exist and how many stage 2 table pages are free. When
 every VM has stopped, guests is 0 and the rest is back at its boot figures.
 Last, whether the invariants the proofs state hold on the live machine: the
 hypervisor checks them for each report and after each VM is destroyed, and
-counts its checks and the violations it found.
+counts its checks and the violations it found; and how many times the
+control partition crashed and was restarted from its image while the
+guests ran on.
 
 Examples:
 	bulkhead stats
@@ -277,6 +281,9 @@ func printStats(w io.Writer, vms []vmStats, m machineStats) {
 		verdict = "BROKEN (the hypervisor's log says where)"
 	}
 	fmt.Fprintf(w, "invariants: %s; %d checks, %d violations\n", verdict, m.Checks, m.Violations)
+	if m.Restarts > 0 {
+		fmt.Fprintf(w, "control partition: restarted %d time(s) after a crash (the instance's console log says why)\n", m.Restarts)
+	}
 }
 
 // pageMiB is a count of 4 KiB pages in MiB.

@@ -150,6 +150,9 @@ func (c *channel) requests() []request {
 	}
 }
 
+// testOps are requests that test builds add (crash.go).
+var testOps map[string]func(c *control, r request)
+
 // serve answers one request.
 func (c *control) serve(r request) {
 	ch := c.ch
@@ -259,11 +262,22 @@ func (c *control) serve(r request) {
 		ch.send(map[string]any{"id": r.ID, "ok": true})
 	case "stats":
 		c.sendStats(r.ID)
+	case "time":
+		if r.Time == 0 {
+			fail("time: no time given")
+			return
+		}
+		setHostTime(r.Time)
+		ch.send(map[string]any{"id": r.ID, "ok": true})
 	case "shutdown":
 		ch.send(map[string]any{"id": r.ID, "ok": true})
 		c.shutdown = true
 	default:
-		fail("unknown op %q (known: ping, ps, run, stop, move, input, stats, shutdown)", r.Op)
+		if op := testOps[r.Op]; op != nil {
+			op(c, r)
+			return
+		}
+		fail("unknown op %q (known: ping, ps, run, stop, move, input, stats, time, shutdown)", r.Op)
 	}
 }
 
@@ -292,5 +306,6 @@ func (c *control) sendStats(id int) {
 		"pages": m[abi.MachinePages], "free": m[abi.MachineFree], "hypervisor": m[abi.MachineHypervisor],
 		"control": m[abi.MachineControl], "guests": m[abi.MachineGuests], "shared": m[abi.MachineShared],
 		"vms": m[abi.MachineVMs], "table_pages": m[abi.MachineTablePages],
-		"invariant_checks": m[abi.MachineChecks], "invariant_violations": m[abi.MachineViolations]}})
+		"invariant_checks": m[abi.MachineChecks], "invariant_violations": m[abi.MachineViolations],
+		"control_restarts": m[abi.MachineRestarts]}})
 }

@@ -32,6 +32,7 @@ type guest struct {
 	rtcLine bool
 	handle  uint64
 	pa      uint64
+	ram     []uint64 // the placer's ranges it holds, by their PA
 	linux   bool
 	stopped bool  // VM_STATUS said so
 	status  int32 // its exit status, once stopped
@@ -71,7 +72,7 @@ func start(s bootSpec, image []byte) (*guest, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &guest{boot: s, image: image, pa: pa, linux: im.Kind != bootimage.KindELF}
+	g := &guest{boot: s, image: image, pa: pa, ram: []uint64{pa}, linux: im.Kind != bootimage.KindELF}
 	ram := mem(pa, s.Mem)
 	fail := func(err error) (*guest, error) {
 		placer.Free(pa)

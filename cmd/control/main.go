@@ -62,6 +62,19 @@ func main() {
 	}
 	placer = hyp.NewPlacer(vm.PoolBase, vm.PoolEnd, avoid)
 	c := &control{}
+	restart := args["restart"]
+	if restart != "" {
+		// The hypervisor restarted this partition after its predecessor
+		// crashed: the guests it left run on, and are taken back.
+		fmt.Printf("control: restart %s: taking back the VMs that run\n", restart)
+		c.guests = adopt()
+		for _, g := range c.guests {
+			if g.pa != 0 {
+				probe("adopted-"+g.boot.Name, g.pa)
+			}
+		}
+		specs = nil // started by the first partition already
+	}
 	for _, s := range specs {
 		g, err := start(bootSpec{GuestSpec: s}, mem(s.Image, s.ImageSize))
 		if err != nil {
@@ -77,7 +90,11 @@ func main() {
 	}
 	c.ch = openChannel()
 	if c.ch != nil {
-		c.ch.send(map[string]any{"event": "ready", "version": abi.VersionMajor*1000 + abi.VersionMinor, "guests": len(c.guests)})
+		ready := map[string]any{"event": "ready", "version": abi.VersionMajor*1000 + abi.VersionMinor, "guests": len(c.guests)}
+		if restart != "" {
+			ready["restart"] = restart
+		}
+		c.ch.send(ready)
 	}
 	os.Exit(c.loop())
 }
@@ -187,13 +204,17 @@ func (c *control) destroy(g *guest) {
 		fmt.Printf("control: %s: a returned page is not zero\n", g.boot.Name)
 		c.status = 1
 	}
-	placer.Free(g.pa)
+	for _, pa := range g.ram {
+		placer.Free(pa)
+	}
 	i := 0
 	for i < len(c.guests) && c.guests[i] != g {
 		i++
 	}
 	fmt.Printf("control: %s (VM %d) stopped with status %d; destroyed, %d pages back zeroed\n", g.boot.Name, g.handle, g.status, pages)
-	if g.why == abi.StopReset {
+	if g.why == abi.StopReset && g.image == nil {
+		fmt.Printf("control: %s asked to be reset, but its image went with the control partition that crashed: it ends\n", g.boot.Name)
+	} else if g.why == abi.StopReset {
 		// It asked to be reset: the same image, initrd and command line
 		// in a new VM of the same name.
 		n, err := start(g.boot, g.image)
