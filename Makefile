@@ -172,14 +172,14 @@ soak: images qemu
 		$(GO) test -count=1 -timeout 60m -v -run 'HypercallFuzzer|Churn' ./cmd/bulkhead/
 
 # The parsers of what comes from outside, under go test -fuzz one after
-# the other: guest images, device trees, guest device trees, the host
+# the other: ACPI tables, guest images, device trees, guest device trees, the host
 # channel's virtqueues, the broker's two sides, the vGIC's registers and
 # the ELF loader. Their committed seeds (testdata/fuzz) run in every
 # go test. On a loaded machine Go 1.26's fuzzer can end a run with a
 # bare "context deadline exceeded" and no failing input: its coordinator
 # racing its own -fuzztime deadline, not a finding.
 FUZZTIME ?= 10s
-FUZZ_TARGETS := bootimage:FuzzParse board/fdt:FuzzParse guestdt:FuzzBuild virtio:FuzzQueues \
+FUZZ_TARGETS := acpi:FuzzParse bootimage:FuzzParse board/fdt:FuzzParse guestdt:FuzzBuild virtio:FuzzQueues \
                 cmd/bulkhead:FuzzBrokerRequests cmd/bulkhead:FuzzBrokerControl hyp/vgic:FuzzMMIO hyp:FuzzLoadELF
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
