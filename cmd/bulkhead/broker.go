@@ -465,7 +465,9 @@ func cmdBroker(args []string, stderr io.Writer) int {
 	logger.Printf("QEMU closed the channel (%v): exiting", err)
 	b.closeClients(5 * time.Second)
 	if *owner > 0 && !alive(*owner) {
-		os.RemoveAll(dir)
+		if err := os.RemoveAll(dir); err != nil {
+			logger.Printf("removing the private instance's state: %v", err)
+		}
 	}
 	return 0
 }

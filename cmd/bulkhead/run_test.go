@@ -462,6 +462,10 @@ func TestPrivateRunEnds(t *testing.T) {
 			assert.Equal(t, 130, code)
 		}
 		assert.Eventually(t, func() bool { return !alive(in.PID) && !alive(in.BrokerPID) }, 15*time.Second, 100*time.Millisecond, "%v: QEMU and the broker are gone", sig)
-		assert.Eventually(t, func() bool { left, _ := os.ReadDir(root); return len(left) == 0 }, 5*time.Second, 100*time.Millisecond, "%v: its state is gone", sig)
+		if !assert.Eventually(t, func() bool { left, _ := os.ReadDir(root); return len(left) == 0 }, 5*time.Second, 100*time.Millisecond, "%v: its state is gone", sig) {
+			var names []string
+			filepath.Walk(root, func(path string, _ os.FileInfo, _ error) error { names = append(names, path); return nil })
+			t.Logf("left: %v; broker log:\n%s", names, tail(in.BrokerLog, 20))
+		}
 	}
 }

@@ -95,7 +95,13 @@ func (hwCPU) SaveVTimer() (ctl, cval uint64) {
 
 func (hwCPU) MaskVTimer(masked bool) { bootGIC.MaskPPI(vtimerPPI, masked) }
 
+// SetEL2Timer arms the EL2 timer, as every scheduler turn does: so it is
+// where the loop notices that the other goroutines have not had CPU 0 for
+// a slice (giveBy), off the hypercall round trip's path.
 func (hwCPU) SetEL2Timer(cval uint64) {
+	if cpu.ReadCNTPCT() >= giveBy {
+		goWaiting.Store(true)
+	}
 	if cval == 0 {
 		cpu.WriteCNTHP_CTL(0)
 		return
@@ -204,6 +210,7 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec, control string) int {
 	}, os.Stdout)
 	cpu.WriteVTCR(h.VTCR(parange))
 	percpu := hwCPU{vcpu.InitCPU(0)}
+	giveEvery = qemuvirt.TimerFrequency() / 100 // 10 ms
 	hypTimerPPI = m.TimerHyp
 	fmt.Printf("bulkhead: stage 2: %d-bit IPA space, %d-bit VMIDs, %d table pages; vGIC with %d list registers; 10 ms time slices\n",
 		ipaBits, map[bool]int{false: 8, true: 16}[id.VMID16], pages, gic.NumLRs())

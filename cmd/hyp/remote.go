@@ -20,18 +20,29 @@ const (
 
 // goWaiting says goroutines other than CPU 0's scheduler loop want CPU 0:
 // a secondary reported a command done (its loop's goroutine has an exit
-// to handle), or the EL2 timer fired (at least once a time slice while
-// anything runs: the collector's workers, or a goroutine a mark assist
-// parked, get their turn then). CPU 0's loop gives way (giveWay) before it
-// next enters a guest; it checks goWaiting first, inline, as that is on
-// the hypercall round trip's path.
+// to handle), or the EL2 timer fired. CPU 0's loop gives way (giveWay)
+// before it next enters a guest; it checks goWaiting first, inline, as
+// that is on the hypercall round trip's path.
 var goWaiting atomic.Bool
+
+// giveBy is the counter value by which CPU 0's loop gives way even if no
+// one asked (hwCPU.SetEL2Timer), and giveEvery how long after giving way
+// that is (a time slice). Not every goroutine that waits for CPU 0 can say so: one that
+// a mark assist parked is readied only by the collector's background
+// worker, which runs only when this loop yields; and the EL2 timer does
+// not fire once a slice when the vCPUs here all yield often (each turn
+// starts a new slice). Without this a secondary's loop goroutine parked
+// so waited for good: a ticker guest on CPU 1, beside two vCPUs on CPU 0
+// that nap in short YIELDs, stopped ticking, with its CPU's command done
+// and nothing left to send CPU 0 an interrupt.
+var giveBy, giveEvery uint64
 
 // giveWay lets the other goroutines run. Only CPU 0's scheduler loop calls
 // it, without the scheduler lock.
 func giveWay() {
 	goWaiting.Store(false)
 	runtime.Gosched()
+	giveBy = cpu.ReadCNTPCT() + giveEvery
 }
 
 // remoteCPU is a secondary CPU as the scheduler drives it from the boot
