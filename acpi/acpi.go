@@ -105,8 +105,9 @@ func sum(b []byte) byte {
 }
 
 // parseTable checks a table's header, length and checksum and returns
-// it, for the parsers below; want is the signature it must have.
-func parseTable(b []byte, want string) (*table, error) {
+// it, for the parsers below; want is the signature it must have, and min
+// the length its fixed part takes, through field.
+func parseTable(b []byte, want string, min int, field string) (*table, error) {
 	if len(b) < HeaderSize {
 		return nil, errf(want, "header", "%d bytes, fewer than a header's %d", len(b), HeaderSize)
 	}
@@ -122,7 +123,11 @@ func parseTable(b []byte, want string) (*table, error) {
 	if s := sum(b); s != 0 {
 		return nil, errf(want, "Checksum", "the bytes sum to %#x, not 0", s)
 	}
-	return &table{Header: h, b: b}, nil
+	t := &table{Header: h, b: b}
+	if !t.need(min, field) {
+		return nil, t.err
+	}
+	return t, nil
 }
 
 // readTable reads the table at pa: its header, then as many bytes as its
@@ -188,7 +193,7 @@ func Parse(mem Memory, rsdp uint64) (*Tables, error) {
 	if err != nil {
 		return nil, err
 	}
-	x, err := parseTable(b, "XSDT")
+	x, err := parseTable(b, "XSDT", HeaderSize, "header")
 	if err != nil {
 		return nil, err
 	}

@@ -21,7 +21,7 @@ const (
 
 // ParseFADT reads a FADT ("FACP").
 func ParseFADT(b []byte) (*FADT, error) {
-	t, err := parseTable(b, "FACP")
+	t, err := parseTable(b, "FACP", fadtMinLength, "ARM_BOOT_ARCH")
 	if err != nil {
 		return nil, err
 	}

@@ -30,12 +30,9 @@ func timerAt(t *table, off int, name string) Timer {
 
 // ParseGTDT reads a GTDT.
 func ParseGTDT(b []byte) (*GTDT, error) {
-	t, err := parseTable(b, "GTDT")
+	t, err := parseTable(b, "GTDT", gtdtLength, "Platform Timer Offset")
 	if err != nil {
 		return nil, err
-	}
-	if !t.need(gtdtLength, "Platform Timer Offset") {
-		return nil, t.err
 	}
 	g := &GTDT{Header: t.Header, SecureEL1: timerAt(t, 48, "Secure EL1 Timer"), NonSecureEL1: timerAt(t, 56, "Non-Secure EL1 Timer"),
 		VirtualEL1: timerAt(t, 64, "Virtual EL1 Timer"), NonSecureEL2: timerAt(t, 72, "EL2 Timer")}

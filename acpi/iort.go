@@ -63,7 +63,7 @@ const (
 
 // ParseIORT reads an IORT.
 func ParseIORT(b []byte) (*IORT, error) {
-	t, err := parseTable(b, "IORT")
+	t, err := parseTable(b, "IORT", HeaderSize+12, "Reserved")
 	if err != nil {
 		return nil, err
 	}

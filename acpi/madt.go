@@ -68,12 +68,9 @@ const (
 
 // ParseMADT reads an MADT ("APIC").
 func ParseMADT(b []byte) (*MADT, error) {
-	t, err := parseTable(b, "APIC")
+	t, err := parseTable(b, "APIC", madtEntries, "Flags")
 	if err != nil {
 		return nil, err
-	}
-	if !t.need(madtEntries, "Flags") {
-		return nil, t.err
 	}
 	m := &MADT{Header: t.Header}
 	for off := madtEntries; off < len(t.b); {

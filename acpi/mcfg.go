@@ -22,12 +22,9 @@ const (
 
 // ParseMCFG reads an MCFG.
 func ParseMCFG(b []byte) (*MCFG, error) {
-	t, err := parseTable(b, "MCFG")
+	t, err := parseTable(b, "MCFG", mcfgEntries, "Reserved")
 	if err != nil {
 		return nil, err
-	}
-	if !t.need(mcfgEntries, "Reserved") {
-		return nil, t.err
 	}
 	if (len(t.b)-mcfgEntries)%mcfgEntrySize != 0 {
 		return nil, errf("MCFG", "Configuration Space Base Address Allocation", "%d bytes of entries, not a whole number of %d", len(t.b)-mcfgEntries, mcfgEntrySize)

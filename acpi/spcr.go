@@ -35,12 +35,9 @@ const spcrLength = 80
 
 // ParseSPCR reads an SPCR.
 func ParseSPCR(b []byte) (*SPCR, error) {
-	t, err := parseTable(b, "SPCR")
+	t, err := parseTable(b, "SPCR", spcrLength, "PCI Segment")
 	if err != nil {
 		return nil, err
-	}
-	if !t.need(spcrLength, "PCI Segment") {
-		return nil, t.err
 	}
 	s := &SPCR{Header: t.Header, Interface: t.u8(36, "Interface Type"), AddressSpace: t.u8(40, "Base Address Address Space ID"),
 		AccessSize: t.u8(43, "Base Address Access Size"), Base: t.u64(44, "Base Address"),
