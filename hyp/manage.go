@@ -241,13 +241,16 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 		if vm == nil {
 			return ret(abi.INVALID_PARAMETER)
 		}
+		// x1 = 0 with BUSY: nothing was reclaimed, which the caller tells
+		// from a reclaim that stopped part way by x1 (the handle would
+		// stay there otherwise).
 		if vm.State == Running {
-			return ret(abi.BUSY)
+			return ret(abi.BUSY, 0)
 		}
 		for _, v := range vm.VCPUs {
 			if v.running {
 				// Stopped, but still leaving the guest on another CPU.
-				return ret(abi.BUSY)
+				return ret(abi.BUSY, 0)
 			}
 		}
 		vm.State = Stopped

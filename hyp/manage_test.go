@@ -90,6 +90,7 @@ func TestManagementCalls(t *testing.T) {
 		}),
 		check(func(c *vcpu.Context) {
 			wantRet(t, c, abi.BUSY, "destroying a running VM")
+			assert.Zero(t, c.X[1], "no pages returned: not the handle left in x1")
 			hvc(abi.VM_WAIT)(c)
 		}),
 		check(func(c *vcpu.Context) {
