@@ -41,9 +41,6 @@ func (h *Hyp) SetControlImage(img ControlImage) {
 	h.controlSince = h.now()
 }
 
-// Restarts is how many times the control partition was restarted.
-func (h *Hyp) Restarts() uint64 { return h.restarts }
-
 func (h *Hyp) now() uint64 {
 	if h.cfg.Now == nil {
 		return 0

@@ -121,7 +121,7 @@ func TestControlRestart(t *testing.T) {
 	r.h.RunAll(s)
 	assert.True(t, answered)
 	assert.Equal(t, int64(7), vm.Status)
-	assert.Equal(t, uint64(1), r.h.Restarts())
+	assert.Equal(t, uint64(1), r.h.restarts)
 	assert.Equal(t, "exited with status 1", r.h.Control().Reason, "EXIT(1) is not restarted")
 	assert.Contains(t, r.out.String(), "the control partition crashed (exited with status 2): restarting it")
 	assert.Contains(t, r.out.String(), "control partition restarted from its image (restart 1); 1 guest(s) kept running")
@@ -154,7 +154,7 @@ func TestControlCrashLoop(t *testing.T) {
 		hvc(abi.EXIT, 2),
 	}
 	r.h.RunAll(s)
-	assert.Equal(t, uint64(maxQuickCrashes), r.h.Restarts())
+	assert.Equal(t, uint64(maxQuickCrashes), r.h.restarts)
 	assert.Equal(t, maxQuickCrashes, resets)
 	assert.Equal(t, Stopped, vm.State)
 	assert.Equal(t, "the control partition kept crashing", vm.Reason)

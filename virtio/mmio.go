@@ -83,6 +83,19 @@ func Find(bus Bus, bases []uint64, id uint32) (uint64, error) {
 	return 0, fmt.Errorf("%w: type %d among %d virtio-mmio transports (QEMU: -global virtio-mmio.force-legacy=false)", ErrNoDevice, id, len(bases))
 }
 
+// Reset resets the virtio-mmio device at base, if a device is there:
+// writing 0 to its status stops it and makes it forget its queues, and so
+// the addresses it would write to (4.2.2.1, 2.1.2); the reset is done when
+// the status reads 0 again (4.2.2.2), which the wait bounds.
+func Reset(bus Bus, base uint64) {
+	if bus.Read32(base+MagicValue) != Magic || bus.Read32(base+DeviceID) == 0 {
+		return
+	}
+	bus.Write32(base+Status, 0)
+	for i := 0; i < 1000 && bus.Read32(base+Status) != 0; i++ {
+	}
+}
+
 // Device is an initialized virtio-mmio device.
 type Device struct {
 	bus  Bus
@@ -94,7 +107,7 @@ type Device struct {
 // device-specific features in want that the device offers (3.1.1).
 func Init(bus Bus, mem Memory, base uint64, want uint64) (*Device, error) {
 	d := &Device{bus: bus, base: base, mem: mem}
-	d.w(Status, 0)
+	Reset(bus, base)
 	d.w(Status, StatusAcknowledge)
 	d.w(Status, StatusAcknowledge|StatusDriver)
 	d.w(DeviceFeaturesSel, 0)

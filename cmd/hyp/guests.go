@@ -20,6 +20,7 @@ import (
 	"github.com/bulkhead-hv/bulkhead/hyp/ledger"
 	"github.com/bulkhead-hv/bulkhead/hyp/vgic"
 	"github.com/bulkhead-hv/bulkhead/vcpu"
+	"github.com/bulkhead-hv/bulkhead/virtio"
 )
 
 // hwCPU is this physical CPU as the scheduler drives it.
@@ -397,7 +398,7 @@ func startControl(h *hyp.Hyp, l *ledger.Ledger, machine *qemuvirt.Machine, hypEn
 	// the hypervisor's memory (hyp/restart.go).
 	h.SetControlImage(hyp.ControlImage{ELF: bytes.Clone(image), Info: hypEnd, ResetDevices: func() {
 		for _, r := range machine.Virtio {
-			resetVirtio(r.Addr)
+			virtio.Reset(qemuvirt.MMIO{}, r.Addr)
 		}
 	}})
 	// The boot information page: the first page of the control
@@ -416,26 +417,4 @@ func startControl(h *hyp.Hyp, l *ledger.Ledger, machine *qemuvirt.Machine, hypEn
 	}
 	fmt.Printf("bulkhead: control partition: entry %#x, %d guest(s) to start\n", entry, len(specs))
 	return nil
-}
-
-// virtio-mmio registers (VIRTIO 1.2, 4.2.2).
-const (
-	virtioMagicValue = 0x000
-	virtioDeviceID   = 0x008
-	virtioStatus     = 0x070
-	virtioMagic      = 0x74726976 // "virt"
-)
-
-// resetVirtio resets the virtio-mmio device at base, if there is one:
-// writing 0 to its status stops it and makes it forget its queues, and
-// with them the addresses it would have written to (4.2.2.1, 2.1.2).
-func resetVirtio(base uint64) {
-	bus := qemuvirt.MMIO{}
-	if bus.Read32(base+virtioMagicValue) != virtioMagic || bus.Read32(base+virtioDeviceID) == 0 {
-		return
-	}
-	bus.Write32(base+virtioStatus, 0)
-	// The reset is done when the status reads 0 (4.2.2.2).
-	for i := 0; i < 1000 && bus.Read32(base+virtioStatus) != 0; i++ {
-	}
 }
