@@ -6,10 +6,15 @@ package cpu
 func ReadMDCR() uint64
 func WriteMDCR(v uint64)
 
+// UnlockOSLock clears this CPU's OS lock (OSLAR_EL1), so that guests'
+// breakpoints, watchpoints and software step can fire.
+func UnlockOSLock()
+
 // MDCR_EL2 bits (Arm ARM D19.3, MDCR_EL2): EL1 accesses to the PMU
-// (TPM, TPMCR), the debug registers (TDA, TDOSA, TDRA), SPE (TPMS, with
-// E2PB = 0) and trace filters (TTRF) trap to EL2, where guests find them
-// absent. HPMN is kept as reset.
+// (TPM, TPMCR), SPE (TPMS, with E2PB = 0) and trace filters (TTRF) trap to
+// EL2, where guests find them absent; the debug registers' (TDA, TDOSA,
+// TDRA) too, which EL2 emulates per vCPU. TDE stays clear, so debug
+// exceptions are taken at EL1, never at EL2. HPMN is kept as reset.
 const (
 	MDCR_HPMN_MASK = 0x1f
 	MDCR_TPMCR     = 1 << 5

@@ -13,3 +13,11 @@ TEXT ·WriteMDCR(SB),NOSPLIT,$0-8
 	WORD	$0xd51c1120	// msr mdcr_el2, x0
 	ISB	$15
 	RET
+
+// The OS lock is set on a cold reset (Arm ARM D2.5) and, while set,
+// keeps every breakpoint, watchpoint and step exception from being
+// generated: EL2 clears it, and emulates each vCPU's own (hyp/debug.go).
+TEXT ·UnlockOSLock(SB),NOSPLIT,$0-0
+	MSR	ZR, OSLAR_EL1
+	ISB	$15
+	RET

@@ -14,6 +14,10 @@ func (r SysReg) String() string {
 	if n, ok := sysRegNames[r]; ok {
 		return n
 	}
+	if r.Op0 == 2 && r.Op1 == 0 && r.CRn == 0 && r.Op2 >= 4 {
+		// The breakpoint and watchpoint registers (Arm ARM D19.3).
+		return fmt.Sprintf("DBG%s%d_EL1", [4]string{"BVR", "BCR", "WVR", "WCR"}[r.Op2-4], r.CRm)
+	}
 	return fmt.Sprintf("S%d_%d_C%d_C%d_%d", r.Op0, r.Op1, r.CRn, r.CRm, r.Op2)
 }
 
@@ -97,6 +101,9 @@ var sysRegNames = map[SysReg]string{
 	{3, 0, 0, 7, 0}:   "ID_AA64MMFR0_EL1",
 	{3, 0, 0, 7, 1}:   "ID_AA64MMFR1_EL1",
 	{3, 0, 0, 7, 2}:   "ID_AA64MMFR2_EL1",
+	{2, 0, 0, 2, 2}:   "MDSCR_EL1",
+	{2, 0, 1, 0, 4}:   "OSLAR_EL1",
+	{2, 0, 1, 1, 4}:   "OSLSR_EL1",
 	{3, 0, 1, 0, 0}:   "SCTLR_EL1",
 	{3, 0, 12, 12, 5}: "ICC_SRE_EL1",
 	{3, 0, 4, 0, 1}:   "ELR_EL1",

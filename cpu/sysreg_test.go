@@ -31,6 +31,14 @@ func TestSysRegEncodeDecodeRoundTrip(t *testing.T) {
 	}
 }
 
+func TestDebugRegisterNames(t *testing.T) {
+	assert.Equal(t, "DBGBVR0_EL1", SysReg{Op0: 2, Op2: 4}.String())
+	assert.Equal(t, "DBGBCR15_EL1", SysReg{Op0: 2, CRm: 15, Op2: 5}.String())
+	assert.Equal(t, "DBGWVR3_EL1", SysReg{Op0: 2, CRm: 3, Op2: 6}.String())
+	assert.Equal(t, "DBGWCR1_EL1", SysReg{Op0: 2, CRm: 1, Op2: 7}.String())
+	assert.Equal(t, "S2_0_C0_C2_3", SysReg{Op0: 2, CRm: 2, Op2: 3}.String(), "not a comparator")
+}
+
 // Known encodings from the Arm ARM, independent of the table.
 func TestSysRegKnownEncodings(t *testing.T) {
 	for _, tc := range []struct {
@@ -70,7 +78,7 @@ func disassemble(w uint32) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	s := arm64asm.GNUSyntax(inst)
+	s := strings.TrimSpace(arm64asm.GNUSyntax(inst))
 	if r, _, _, ok := DecodeSysRegAccess(w); ok {
 		generic := strings.ToLower(fmt.Sprintf("S%d_%d_C%d_C%d_%d", r.Op0, r.Op1, r.CRn, r.CRm, r.Op2))
 		s = strings.Replace(s, generic, strings.ToLower(r.String()), 1)

@@ -372,16 +372,13 @@ var (
 
 // razWI reports the trapped registers of features guests are told are
 // absent, which read as zero and ignore writes, so that a guest probing
-// them does not die of an Undefined Instruction: the debug and trace
-// registers (op0 = 2, MDCR_EL2.TDA, TDOSA, TDRA, TTRF), the PMU's
+// them does not die of an Undefined Instruction: the PMU's
 // (MDCR_EL2.TPM: CRn 9 CRm 12-14 of op1 3, PMINTEN*_EL1 and PMMIR_EL1 at
 // op1 0 CRm 14, the event counters at CRn 14 CRm 8-15), SPE's (CRn 9 CRm
 // 9-10, MDCR_EL2.TPMS) and the EL1 physical timer's (CNTP_*_EL0,
 // CNTHCTL_EL2.EL1PCEN clear).
 func razWI(r cpu.SysReg) bool {
 	switch {
-	case r.Op0 == 2:
-		return true
 	case r.Op0 != 3:
 		return false
 	case r.Op1 == 3 && r.CRn == 9 && r.CRm >= 12:
@@ -397,9 +394,10 @@ func razWI(r cpu.SysReg) bool {
 }
 
 // emulateSysReg handles the trapped accesses that have a meaning for a
-// guest: SGI generation (HCR_EL2.IMO traps ICC_SGI*R_EL1) and reads of the
+// guest: SGI generation (HCR_EL2.IMO traps ICC_SGI*R_EL1), reads of the
 // physical counter (CNTHCTL_EL2.EL1PCTEN is clear), which return the VM's
-// virtual count. Others fall through to an Undefined Instruction.
+// virtual count, and the debug registers (debug.go). Others fall through
+// to an Undefined Instruction.
 func (h *Hyp) emulateSysReg(r CPU, v *VCPU, reg cpu.SysReg, write bool, xt int) bool {
 	c := &v.Ctx
 	val := func() uint64 {
@@ -422,6 +420,8 @@ func (h *Hyp) emulateSysReg(r CPU, v *VCPU, reg cpu.SysReg, write bool, xt int) 
 			c.X[xt] = r.Counter() - v.VM.cntvoff
 		}
 		return true
+	case reg.Op0 == 2:
+		return h.emulateDebugAt(r, v, reg, write, xt)
 	case razWI(reg):
 		if !write && xt != 31 {
 			c.X[xt] = 0
@@ -435,6 +435,21 @@ func (h *Hyp) emulateSysReg(r CPU, v *VCPU, reg cpu.SysReg, write bool, xt int) 
 		return true
 	}
 	return false
+}
+
+// emulateDebugAt is emulateDebug on the MSR's or MRS's Xt.
+func (h *Hyp) emulateDebugAt(r CPU, v *VCPU, reg cpu.SysReg, write bool, xt int) bool {
+	var val uint64
+	if write && xt != 31 {
+		val = v.Ctx.X[xt]
+	}
+	if !h.emulateDebug(r, v, reg, write, &val) {
+		return false
+	}
+	if !write && xt != 31 {
+		v.Ctx.X[xt] = val
+	}
+	return true
 }
 
 // vcpuByMPIDR finds the vCPU a PSCI call names by its MPIDR affinity:

@@ -43,10 +43,11 @@ var idPolicy = map[int]struct{ keep, set uint64 }{
 	idPFR0: {nibbles(16, 20, 24, 48, 56, 60), 1<<0 | 1<<4},
 	// BT and SSBS are EL1 and EL0 state the world switch keeps; CSV2_frac.
 	idPFR1: {nibbles(0, 4, 32), 0},
-	// Armv8.0 debug with the minimum two breakpoints and watchpoints, all
-	// of whose registers read as zero and ignore writes (MDCR_EL2.TDA);
-	// no PMU, trace, SPE or OS double lock (DoubleLock = 0b1111).
-	idDFR0: {0, 6 | 1<<12 | 1<<20 | 0xf<<36},
+	// Armv8.0 debug with the CPU's breakpoints, watchpoints and
+	// context-aware breakpoints (BRPs, WRPs, CTX_CMPs), emulated per vCPU
+	// (debug.go); no PMU, trace, SPE or OS double lock (DoubleLock =
+	// 0b1111).
+	idDFR0: {nibbles(12, 20, 28), 6 | 0xf<<36},
 	// Instructions that need nothing from EL2: all of ISAR0.
 	idISAR0: {^uint64(0), 0},
 	// ISAR1 without pointer authentication (APA, API, GPA, GPI) and LS64.
@@ -75,6 +76,9 @@ func GuestIDRegs(host [32]uint64, ipaBits int) [32]uint64 {
 		g[i] = host[i]&p.keep | p.set
 	}
 	g[idMMFR0] |= parangeCode[ipaBits]
+	// The architecture's minimum of two breakpoints and two watchpoints,
+	// whatever a host too odd to say so reports.
+	g[idDFR0] |= max(g[idDFR0]>>12&0xf, 1)<<12 | max(g[idDFR0]>>20&0xf, 1)<<20
 	return g
 }
 

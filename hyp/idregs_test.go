@@ -32,6 +32,8 @@ func TestGuestIDRegsHideWhatIsNotSwitched(t *testing.T) {
 		{"no RAS", idPFR0, 28, 0}, {"no SVE", idPFR0, 32, 0}, {"no MPAM", idPFR0, 40, 0}, {"no AMU", idPFR0, 44, 0},
 		{"BTI", idPFR1, 0, 1}, {"no MTE", idPFR1, 8, 0}, {"no SME", idPFR1, 24, 0},
 		{"Armv8.0 debug", idDFR0, 0, 6}, {"no trace", idDFR0, 4, 0}, {"no PMU", idDFR0, 8, 0},
+		{"the CPU's breakpoints", idDFR0, 12, 1}, {"the CPU's watchpoints", idDFR0, 20, 1},
+		{"the CPU's context-aware breakpoints", idDFR0, 28, 1},
 		{"no SPE", idDFR0, 32, 0}, {"no double lock", idDFR0, 36, 0xf},
 		{"AES", idISAR0, 4, 1}, {"atomics", idISAR0, 20, 1},
 		{"no PAuth APA", idISAR1, 4, 0}, {"no PAuth API", idISAR1, 8, 0},
@@ -56,7 +58,7 @@ func TestGuestIDRegsNeverInventFeatures(t *testing.T) {
 		case idPFR0:
 			assert.Equal(t, uint64(0x11), v, "AArch64 EL0 and EL1 are always there")
 		case idDFR0:
-			assert.Equal(t, uint64(6|1<<12|1<<20|0xf<<36), v, "the debug the hypervisor emulates")
+			assert.Equal(t, uint64(6|1<<12|1<<20|0xf<<36), v, "Armv8.0 debug with the architecture's two breakpoints and watchpoints")
 		case idMMFR0:
 			assert.Equal(t, uint64(5), v, "48-bit IPA")
 		default:

@@ -75,10 +75,30 @@ type Context struct {
 	EL2    EL2Config
 	Exit   Exit
 	host   host
+	Debug  Debug
 	// sysInMemory says Sys (but for SPSR_EL1 and SP_EL0, always saved) is
 	// the authoritative copy; otherwise the CPU that last ran the context
 	// holds the current values (see PerCPU).
 	sysInMemory bool
+}
+
+// Debug is a vCPU's self-hosted debug state (Arm ARM D2): its breakpoint
+// and watchpoint registers and its OS lock, as the guest wrote them through
+// the accesses MDCR_EL2.TDA and TDOSA trap. The registers are loaded with
+// the EL1 registers when the guest has debug on (BPs non-zero) and left
+// as they are otherwise: with MDSCR_EL1.MDE clear no comparator raises an
+// exception, and with every access trapped no guest reads another's
+// values. The guest cannot change them but through the hypervisor, so
+// they are never saved.
+type Debug struct {
+	BPs uint64        // breakpoints to load: 0 when debug is off
+	BP  [16][2]uint64 // DBGBVR<n>_EL1, DBGBCR<n>_EL1
+	WPs uint64        // watchpoints to load
+	WP  [16][2]uint64 // DBGWVR<n>_EL1, DBGWCR<n>_EL1
+	// MDSCR is MDSCR_EL1 as the guest wrote it; Sys.MDSCR_EL1 is what
+	// the CPU runs with, which the OS lock masks.
+	MDSCR uint64
+	OSLK  bool // OSLSR_EL1.OSLK: set at reset, as on a cold reset
 }
 
 // Vector entries for exceptions from a lower EL (Arm ARM D1.10.2).
@@ -102,6 +122,8 @@ const (
 	PSR_A         = 1 << 8
 	PSR_D         = 1 << 9
 	PSR_DAIF      = PSR_D | PSR_A | PSR_I | PSR_F
+	PSR_BTYPE     = 3 << 10
+	PSR_SS        = 1 << 21 // software step (Arm ARM D2.12)
 )
 
 // SCTLR_EL1 reset state Bulkhead gives a new vCPU: MMU and caches off,
@@ -117,6 +139,7 @@ func (c *Context) Reset(pc, arg0 uint64) {
 	c.PSTATE = PSR_MODE_EL1h | PSR_DAIF
 	c.X[0] = arg0
 	c.Sys.SCTLR_EL1 = SCTLR_EL1_RESET
+	c.Debug.OSLK = true
 	c.sysInMemory = true
 }
 

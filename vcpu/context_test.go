@@ -45,6 +45,10 @@ func TestContextLayout(t *testing.T) {
 	assert.Equal(t, unsafe.Offsetof(c.Exit)+unsafe.Offsetof(c.Exit.HPFAR), define("CTX_EXIT_HPFAR"))
 	assert.Equal(t, unsafe.Offsetof(c.host), define("CTX_HOST"))
 	assert.Equal(t, unsafe.Offsetof(c.host)+unsafe.Offsetof(c.host.SP), define("CTX_HOST_SP"))
+	assert.Equal(t, unsafe.Offsetof(c.Debug)+unsafe.Offsetof(c.Debug.BPs), define("CTX_DEBUG_BPS"))
+	assert.Equal(t, unsafe.Offsetof(c.Debug)+unsafe.Offsetof(c.Debug.BP), define("CTX_DEBUG_BP"))
+	assert.Equal(t, unsafe.Offsetof(c.Debug)+unsafe.Offsetof(c.Debug.WPs), define("CTX_DEBUG_WPS"))
+	assert.Equal(t, unsafe.Offsetof(c.Debug)+unsafe.Offsetof(c.Debug.WP), define("CTX_DEBUG_WP"))
 	// x28, x29 and x30 sit where the switch stores them.
 	assert.Equal(t, uintptr(224), unsafe.Offsetof(c.X)+28*8)
 	assert.Equal(t, uintptr(240), unsafe.Offsetof(c.X)+30*8)
@@ -79,6 +83,39 @@ func TestSwitchSysRegOrder(t *testing.T) {
 	assert.Equal(t, names[:22], reads(save))
 }
 
+// The switch loads every breakpoint and watchpoint pair there can be, in
+// order, with the MSR encodings of DBGBVR<n>_EL1 and DBGBCR<n>_EL1 (op2 4
+// and 5), DBGWVR<n>_EL1 and DBGWCR<n>_EL1 (op2 6 and 7).
+func TestSwitchLoadsDebugRegisters(t *testing.T) {
+	hex := func(name string) uint32 {
+		src, err := os.ReadFile("switch_arm64.s")
+		require.NoError(t, err)
+		m := regexp.MustCompile(`#define ` + name + ` 0x([0-9a-f]+)`).FindSubmatch(src)
+		require.NotNil(t, m, name)
+		v, err := strconv.ParseUint(string(m[1]), 16, 32)
+		require.NoError(t, err)
+		return uint32(v)
+	}
+	for _, r := range []struct {
+		name string
+		op2  uint8
+	}{{"MSR_DBGBVR", 4}, {"MSR_DBGBCR", 5}, {"MSR_DBGWVR", 6}, {"MSR_DBGWCR", 7}} {
+		assert.Equal(t, cpu.SysReg{Op0: 2, Op2: r.op2}.Encode(true, 0), hex(r.name), r.name)
+	}
+	src, err := os.ReadFile("switch_arm64.s")
+	require.NoError(t, err)
+	var c Context
+	for _, kind := range []struct{ v, c string }{{"MSR_DBGBVR", "MSR_DBGBCR"}, {"MSR_DBGWVR", "MSR_DBGWCR"}} {
+		m := regexp.MustCompile(`LOAD_DBG\((\d+), `+kind.v+`, `+kind.c+`,`).FindAllSubmatch(src, -1)
+		require.Len(t, m, len(c.Debug.BP), kind.v)
+		for i := range m {
+			assert.Equal(t, strconv.Itoa(i), string(m[i][1]), kind.v)
+		}
+	}
+	assert.Equal(t, len(c.Debug.BP), len(c.Debug.WP))
+	assert.Equal(t, uintptr(16), unsafe.Sizeof(c.Debug.BP[0]), "LOAD_DBG's pairs are 16 bytes apart")
+}
+
 func TestReset(t *testing.T) {
 	var c Context
 	c.X[5] = 9
@@ -90,6 +127,8 @@ func TestReset(t *testing.T) {
 	assert.Zero(t, c.X[5])
 	assert.Equal(t, uint64(0x30d00800), c.Sys.SCTLR_EL1)
 	assert.Equal(t, uint64(0x80000001), c.EL2.HCR, "the EL2 configuration survives a reset")
+	assert.True(t, c.Debug.OSLK, "the OS lock is set, as on a cold reset")
+	assert.Zero(t, c.Debug.BPs, "debug is off")
 	assert.Equal(t, 1, c.EL())
 }
 
@@ -121,6 +160,9 @@ func TestInjectExternalAbort(t *testing.T) {
 	c.InjectUndefined()
 	assert.Equal(t, uint8(cpu.EC_UNKNOWN), cpu.ESR(c.Sys.ESR_EL1).EC())
 	assert.Equal(t, uint64(0x40080000), c.PC)
+	c.PSTATE |= PSR_SS | PSR_BTYPE
 	c.SkipInstruction()
 	assert.Equal(t, uint64(0x40080004), c.PC)
+	assert.Equal(t, uint64(PSR_MODE_EL1h|PSR_DAIF), c.PSTATE,
+		"a skipped instruction has completed: PSTATE.SS and BTYPE clear (the step, if any, is taken next)")
 }

@@ -68,5 +68,12 @@ func (c *Context) InjectUndefined() {
 	c.enterEL1(cpu.EC_UNKNOWN<<cpu.ESR_EC_SHIFT|cpu.ESR_IL, 0)
 }
 
-// SkipInstruction advances past the trapped A64 instruction.
-func (c *Context) SkipInstruction() { c.PC += 4 }
+// SkipInstruction advances past the trapped A64 instruction, as the CPU
+// would on executing it: BTYPE is cleared, and so is PSTATE.SS, so that a
+// guest stepping the instruction takes its software step exception right
+// after it (Arm ARM D2.12.5: the step state machine moves to
+// active-pending), not after the next one.
+func (c *Context) SkipInstruction() {
+	c.PC += 4
+	c.PSTATE &^= PSR_BTYPE | PSR_SS
+}

@@ -51,6 +51,8 @@ TEXT ·remoteLoop(SB),NOSPLIT|NOFRAME,$0
 	WORD	$0xd51c2141	// msr vtcr_el2, x1
 	MOVD	RM_MDCR(R19), R1
 	WORD	$0xd51c1121	// msr mdcr_el2, x1
+	// Guests' debug exceptions can fire here (cpu.UnlockOSLock).
+	MSR	ZR, OSLAR_EL1
 	// Nothing of a guest's may raise an interrupt while it waits: the
 	// virtual timer and the vCPU interface off, whatever came before.
 	WORD	$0xd51be33f	// msr cntv_ctl_el0, xzr

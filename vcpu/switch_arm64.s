@@ -18,6 +18,25 @@
 #define CTX_EXIT_HPFAR 1040
 #define CTX_HOST 1048
 #define CTX_HOST_SP 1144
+#define CTX_DEBUG_BPS 1160
+#define CTX_DEBUG_BP 1168
+#define CTX_DEBUG_WPS 1424
+#define CTX_DEBUG_WP 1432
+
+// LOAD_DBG loads pair n of the array at R3 into the debug registers whose
+// MSR encodings are msrv and msrc (op0 2, op1 0, CRn 0, CRm n): the value
+// register from x1, the control register from x2. Pair n is loaded only
+// if R4, the count, is above n: the others do not exist on this CPU.
+#define LOAD_DBG(n, msrv, msrc, done) \
+	CMP	$n, R4; \
+	BLS	done; \
+	LDP	(16*n)(R3), (R1, R2); \
+	WORD	$(msrv | n<<8 | 1); \
+	WORD	$(msrc | n<<8 | 2)
+#define MSR_DBGBVR 0xd5100080
+#define MSR_DBGBCR 0xd51000a0
+#define MSR_DBGWVR 0xd51000c0
+#define MSR_DBGWCR 0xd51000e0
 
 // func run(c *Context, restoreSys bool)
 //
@@ -97,6 +116,47 @@ TEXT ·run(SB),NOSPLIT|NOFRAME,$0-9
 	LDP	(CTX_SYS+160)(R0), (R1, R2)
 	MSR	R1, SP_EL1
 	MSR	R2, ELR_EL1
+
+	// The guest's breakpoints and watchpoints, while it has debug on
+	// (vcpu.Debug): all the CPU has, so none of another guest's stay.
+	MOVD	(CTX_DEBUG_BPS)(R0), R4
+	CBZ	R4, sys_done
+	ADD	$CTX_DEBUG_BP, R0, R3
+	LOAD_DBG(0, MSR_DBGBVR, MSR_DBGBCR, bps_done)
+	LOAD_DBG(1, MSR_DBGBVR, MSR_DBGBCR, bps_done)
+	LOAD_DBG(2, MSR_DBGBVR, MSR_DBGBCR, bps_done)
+	LOAD_DBG(3, MSR_DBGBVR, MSR_DBGBCR, bps_done)
+	LOAD_DBG(4, MSR_DBGBVR, MSR_DBGBCR, bps_done)
+	LOAD_DBG(5, MSR_DBGBVR, MSR_DBGBCR, bps_done)
+	LOAD_DBG(6, MSR_DBGBVR, MSR_DBGBCR, bps_done)
+	LOAD_DBG(7, MSR_DBGBVR, MSR_DBGBCR, bps_done)
+	LOAD_DBG(8, MSR_DBGBVR, MSR_DBGBCR, bps_done)
+	LOAD_DBG(9, MSR_DBGBVR, MSR_DBGBCR, bps_done)
+	LOAD_DBG(10, MSR_DBGBVR, MSR_DBGBCR, bps_done)
+	LOAD_DBG(11, MSR_DBGBVR, MSR_DBGBCR, bps_done)
+	LOAD_DBG(12, MSR_DBGBVR, MSR_DBGBCR, bps_done)
+	LOAD_DBG(13, MSR_DBGBVR, MSR_DBGBCR, bps_done)
+	LOAD_DBG(14, MSR_DBGBVR, MSR_DBGBCR, bps_done)
+	LOAD_DBG(15, MSR_DBGBVR, MSR_DBGBCR, bps_done)
+bps_done:
+	MOVD	(CTX_DEBUG_WPS)(R0), R4
+	ADD	$CTX_DEBUG_WP, R0, R3
+	LOAD_DBG(0, MSR_DBGWVR, MSR_DBGWCR, sys_done)
+	LOAD_DBG(1, MSR_DBGWVR, MSR_DBGWCR, sys_done)
+	LOAD_DBG(2, MSR_DBGWVR, MSR_DBGWCR, sys_done)
+	LOAD_DBG(3, MSR_DBGWVR, MSR_DBGWCR, sys_done)
+	LOAD_DBG(4, MSR_DBGWVR, MSR_DBGWCR, sys_done)
+	LOAD_DBG(5, MSR_DBGWVR, MSR_DBGWCR, sys_done)
+	LOAD_DBG(6, MSR_DBGWVR, MSR_DBGWCR, sys_done)
+	LOAD_DBG(7, MSR_DBGWVR, MSR_DBGWCR, sys_done)
+	LOAD_DBG(8, MSR_DBGWVR, MSR_DBGWCR, sys_done)
+	LOAD_DBG(9, MSR_DBGWVR, MSR_DBGWCR, sys_done)
+	LOAD_DBG(10, MSR_DBGWVR, MSR_DBGWCR, sys_done)
+	LOAD_DBG(11, MSR_DBGWVR, MSR_DBGWCR, sys_done)
+	LOAD_DBG(12, MSR_DBGWVR, MSR_DBGWCR, sys_done)
+	LOAD_DBG(13, MSR_DBGWVR, MSR_DBGWCR, sys_done)
+	LOAD_DBG(14, MSR_DBGWVR, MSR_DBGWCR, sys_done)
+	LOAD_DBG(15, MSR_DBGWVR, MSR_DBGWCR, sys_done)
 sys_done:
 	LDP	(CTX_SYS+176)(R0), (R1, R2)
 	MSR	R1, SPSR_EL1

@@ -69,6 +69,7 @@ func QuietIRQ(intid uint32, addr uint64, value uint32) {
 // stack is.
 type bootRecord struct {
 	mair, tcr, ttbr0, sctlr, sp uint64
+	then                        uint64 // where it goes instead of waiting (0: it waits)
 }
 
 var (
@@ -83,9 +84,16 @@ func irqSecondaryPC() uint64 // the entry StartCPU gives CPU_ON
 // off, to wait for interrupts with PSTATE.I unmasked, its GIC CPU
 // interface on (PMR 0xf0, group 1 enabled), counting what it takes. It
 // returns the PSCI status.
-func StartCPU(n int) int32 {
+func StartCPU(n int) int32 { return StartCPUAt(n, 0) }
+
+// StartCPUAt is StartCPU for a vCPU that, once it has the caller's map,
+// the board's vectors and its CPU interface, jumps to pc with interrupts
+// unmasked instead of waiting: an assembly routine of the guest's (no Go
+// runs there), which must never return.
+func StartCPUAt(n int, pc uint64) int32 {
 	b := &boots[n]
 	b.mair, b.tcr, b.ttbr0, b.sctlr = readMMURegs()
+	b.then = pc
 	b.sp = uint64(uintptr(unsafe.Pointer(&stacks[n][0]))) + uint64(len(stacks[n]))
 	// It reads the record with its MMU, and so its caches, off.
 	cpu.CleanDCache(uint64(uintptr(unsafe.Pointer(b))), uint64(unsafe.Sizeof(*b)))
@@ -93,8 +101,9 @@ func StartCPU(n int) int32 {
 	return int32(r0)
 }
 
-// StopCPU asks a vCPU parked in the board's SGI loop to power itself off
-// (PSCI CPU_OFF), so that StartCPU can start it afresh.
+// StopCPU asks a vCPU parked in the board's SGI loop, or started with
+// StartCPU and taking interrupts, to power itself off (PSCI CPU_OFF), so
+// that StartCPU can start it afresh.
 func StopCPU(cpu int) { SendSGI(cpu, OffSGI) }
 
 // CPUOn reports PSCI AFFINITY_INFO for vCPU cpu: true if it is on, and
@@ -104,8 +113,8 @@ func CPUOn(cpu int) (on, ok bool) {
 	return r0 == 0, int64(r0) >= 0
 }
 
-// OffSGI, sent to a vCPU in the board's SGI loop, makes it call PSCI
-// CPU_OFF.
+// OffSGI, sent to a vCPU in the board's SGI loop or taking interrupts
+// (StartCPU), makes it call PSCI CPU_OFF.
 const OffSGI = 15
 
 // GICR is the base of vCPU cpu's redistributor (RD_base).

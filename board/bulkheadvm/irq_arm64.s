@@ -20,6 +20,8 @@ TEXT ·irqSPx(SB),NOSPLIT|NOFRAME,$0
 	WORD	$0xd538cc00	// mrs x0, icc_iar1_el1
 	CMP	$1020, R0
 	BHS	out	// spurious: nothing to end
+	CMP	$15, R0	// OffSGI
+	BEQ	off
 	MRS	MPIDR_EL1, R1
 	AND	$0xff, R1, R1
 	CMP	$16, R1
@@ -87,10 +89,16 @@ out:
 	WORD	$0x9100c3ff	// add sp, sp, #0x30
 	ERET
 
+off:
+	WORD	$0xd518cc20	// msr icc_eoir1_el1, x0
+	MOVD	$0x84000002, R0	// PSCI CPU_OFF
+	WORD	$0xd4000002	// hvc #0x0
+	B	off
+
 // irqSecondary is where a vCPU started by StartCPU begins: at EL1 with
 // its MMU off, x0 = its bootRecord. It takes the caller's stage 1 map and
 // the board's vectors, turns its GIC CPU interface on and waits for
-// interrupts, which irqSPx takes.
+// interrupts, which irqSPx takes, or goes where StartCPUAt said.
 TEXT ·irqSecondary(SB),NOSPLIT|NOFRAME,$0
 	MOVD	0(R0), R1
 	MSR	R1, MAIR_EL1
@@ -100,6 +108,7 @@ TEXT ·irqSecondary(SB),NOSPLIT|NOFRAME,$0
 	MSR	R1, TTBR0_EL1
 	MOVD	32(R0), R1
 	MOVD	R1, RSP
+	MOVD	40(R0), R3
 	MOVD	24(R0), R2
 	DSB	$15
 	ISB	$15
@@ -113,6 +122,8 @@ TEXT ·irqSecondary(SB),NOSPLIT|NOFRAME,$0
 	ISB	$15
 	CPUIF_ON($0xf0)
 	WORD	$0xd50342ff	// msr daifclr, #0x2
+	CBZ	R3, wait
+	B	(R3)
 wait:
 	WFI
 	B	wait

@@ -19,6 +19,8 @@ var conformChecks = []string{
 	"timer-no-longer-pending-masked", "timer-pending-again-unmasked", "timer-not-pending-rearmed",
 	"timer-interrupt-received", "timer-not-pending-after-handler", "timer-follows-cval", "timer-rearmed-by-cval",
 	"pl031-ids", "pl031-alarm-status", "pl031-alarm-pending", "pl031-alarm-cleared", "pl031-alarm-interrupt",
+	"debug-id", "debug-registers", "debug-os-lock", "debug-breakpoint", "debug-watchpoint",
+	"debug-step", "debug-step-trapped", "debug-step-hvc", "debug-per-vcpu",
 	"gic-no-lpis", "id-no-pmu", "id-no-spe", "id-no-trace", "id-no-mte", "id-no-sme", "id-no-sve", "id-no-amu",
 }
 

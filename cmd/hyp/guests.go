@@ -147,6 +147,7 @@ func initInterrupts(m *qemuvirt.Machine) error {
 	cpu.WriteCNTHCTL(0)
 	cpu.WriteCNTHP_CTL(0)
 	cpu.WriteMDCR(cpu.ReadMDCR()&cpu.MDCR_HPMN_MASK | cpu.MDCRGuest)
+	cpu.UnlockOSLock()
 	return nil
 }
 

@@ -5,10 +5,11 @@
 // and that a forgiving guest such as Linux may never exercise: SGIs taken
 // as exceptions (to itself, to a target list, to all others), the active
 // state while an interrupt is handled, the virtual timer's interrupt as a
-// level-sensitive line that follows CNTV_CTL_EL0, and the PL031's
-// identification and alarm interrupt. It sets the GIC up as the GICv3
-// specification's programmer's model has it, and as QEMU's own GIC
-// accepts: it never wakes its redistributors through GICR_WAKER.
+// level-sensitive line that follows CNTV_CTL_EL0, the PL031's
+// identification and alarm interrupt, and self-hosted debug (debug.go).
+// It sets the GIC up as the GICv3 specification's programmer's model has
+// it, and as QEMU's own GIC accepts: it never wakes its redistributors
+// through GICR_WAKER.
 //
 // Every vCPU but the first is powered off and started again with PSCI
 // CPU_ON to wait for interrupts with PSTATE.I unmasked. Each check prints
@@ -129,6 +130,7 @@ func main() {
 	sgis(ncpus)
 	timer()
 	rtc()
+	debug(ncpus)
 	absent()
 	fmt.Printf("conform: %d failures\n", failures)
 	os.Exit(failures)
