@@ -6,6 +6,9 @@ QEMU          ?= qemu-system-aarch64
 BUILD         := build
 HYP           := $(BUILD)/bulkhead-hyp.elf
 HYP_CRASHTEST := $(BUILD)/bulkhead-hyp-crashtest.elf
+# The same link as an EFI application (cmd/mkefi), entered at efiEntry
+# (board/qemuvirt/efi_arm64.s).
+HYP_EFI       := $(BUILD)/bulkhead-hyp.efi
 TAMAGO_GO     := $(HOME)/.cache/tamago-go/tamago-go1.26.0/bin/go
 VERSION       := $(shell git describe --always --dirty --tags 2>/dev/null || echo unknown)
 
@@ -65,13 +68,16 @@ CLI           := $(BUILD)/bulkhead
 CONTROL_FUZZ  := $(BUILD)/bulkhead-control-fuzz.elf
 CONTROL_CRASH := $(BUILD)/bulkhead-control-crashtest.elf
 
-build: $(HYP) $(CONTROL) $(GUEST_IMAGES) $(CLI)
-images: $(HYP) $(HYP_CRASHTEST) $(CONTROL) $(CONTROL_FUZZ) $(CONTROL_CRASH) $(GUEST_IMAGES)
+build: $(HYP) $(HYP_EFI) $(CONTROL) $(GUEST_IMAGES) $(CLI)
+images: $(HYP) $(HYP_EFI) $(HYP_CRASHTEST) $(CONTROL) $(CONTROL_FUZZ) $(CONTROL_CRASH) $(GUEST_IMAGES)
 
 # Go decides what to rebuild; make always asks it.
 $(HYP): toolchain FORCE
 	@mkdir -p $(BUILD)
 	$(TAMAGO_ENV) $(TAMAGO) build -tags $(TAGS) -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/hyp
+
+$(HYP_EFI): $(HYP)
+	$(GO) run ./cmd/mkefi -entry efiEntry -o $@ $(HYP)
 
 # A second image with faults on purpose, for the crash report tests.
 $(HYP_CRASHTEST): toolchain FORCE
@@ -224,14 +230,18 @@ toolchain:
 	@if [ ! -x "$(TAMAGO_GO)" ]; then echo "Installing tamago-go 1.26.0 (first build only)..."; fi
 	@$(TAMAGO_ENV) $(TAMAGO) version > $(BUILD)/toolchain.log 2>&1 || { echo "$$TOOLCHAIN_HELP"; exit 1; }
 
+# QEMU, and the UEFI firmware (AAVMF) the UEFI boots run under.
+UEFI_FW := /usr/share/qemu-efi-aarch64/QEMU_EFI.fd
 qemu:
-	@if ! command -v $(QEMU) >/dev/null; then \
+	@missing=; command -v $(QEMU) >/dev/null || missing=qemu-system-arm; \
+	[ -f $(UEFI_FW) ] || missing="$$missing qemu-efi-aarch64"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; \
 		elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO=sudo; \
-		else echo "$(QEMU) is missing. Install it with: sudo apt-get install qemu-system-arm"; exit 1; fi; \
-		echo "Installing Debian's qemu-system-arm..."; \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq qemu-system-arm >/dev/null || \
-		{ echo "Installing qemu-system-arm failed. Install it with: sudo apt-get install qemu-system-arm"; exit 1; }; \
+		else echo "Missing: $$missing. Install with: sudo apt-get install $$missing"; exit 1; fi; \
+		echo "Installing Debian's $$missing..."; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null || \
+		{ echo "Installing $$missing failed. Install with: sudo apt-get install $$missing"; exit 1; }; \
 	fi
 
 # --- Linux for the guest tests: Debian's arm64 kernel and an initramfs ----

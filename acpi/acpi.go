@@ -208,8 +208,7 @@ func Parse(mem Memory, rsdp uint64) (*Tables, error) {
 			return nil, errf("XSDT", fmt.Sprintf("Entry %d", (off-HeaderSize)/8), "%#x: %v", pa, err)
 		}
 		name := string(sig)
-		parse, ok := parsers[name]
-		if !ok {
+		if !read(name) {
 			out.Others = append(out.Others, name)
 			continue
 		}
@@ -217,7 +216,7 @@ func Parse(mem Memory, rsdp uint64) (*Tables, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := parse(out, tb); err != nil {
+		if err := out.parse(name, tb); err != nil {
 			return nil, err
 		}
 	}
@@ -230,15 +229,35 @@ func Parse(mem Memory, rsdp uint64) (*Tables, error) {
 	return out, nil
 }
 
-// parsers read the tables Tables holds, by signature. A second table of
-// one kind is refused: which one to believe is not this package's guess.
-var parsers = map[string]func(t *Tables, b []byte) error{
-	"FACP": func(t *Tables, b []byte) error { return once(&t.FADT, b, ParseFADT) },
-	"APIC": func(t *Tables, b []byte) error { return once(&t.MADT, b, ParseMADT) },
-	"GTDT": func(t *Tables, b []byte) error { return once(&t.GTDT, b, ParseGTDT) },
-	"SPCR": func(t *Tables, b []byte) error { return once(&t.SPCR, b, ParseSPCR) },
-	"MCFG": func(t *Tables, b []byte) error { return once(&t.MCFG, b, ParseMCFG) },
-	"IORT": func(t *Tables, b []byte) error { return once(&t.IORT, b, ParseIORT) },
+// read reports whether Tables holds the tables with this signature.
+func read(sig string) bool {
+	switch sig {
+	case "FACP", "APIC", "GTDT", "SPCR", "MCFG", "IORT":
+		return true
+	}
+	return false
+}
+
+// parse reads a table Tables holds. A second table of one kind is
+// refused: which one to believe is not this package's guess. (A switch,
+// not a map: the hypervisor parses its tables before package
+// initialization has run.)
+func (t *Tables) parse(sig string, b []byte) error {
+	switch sig {
+	case "FACP":
+		return once(&t.FADT, b, ParseFADT)
+	case "APIC":
+		return once(&t.MADT, b, ParseMADT)
+	case "GTDT":
+		return once(&t.GTDT, b, ParseGTDT)
+	case "SPCR":
+		return once(&t.SPCR, b, ParseSPCR)
+	case "MCFG":
+		return once(&t.MCFG, b, ParseMCFG)
+	case "IORT":
+		return once(&t.IORT, b, ParseIORT)
+	}
+	return nil
 }
 
 func once[T any](dst **T, b []byte, parse func([]byte) (*T, error)) error {

@@ -56,3 +56,6 @@ wrong_el:
 halt:
 	WFI
 	B	halt
+	// Never reached: keeps the UEFI entry (efi_arm64.s), which only the
+	// EFI image's header names, in the link.
+	MOVD	$efiEntry(SB), R0

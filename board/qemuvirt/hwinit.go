@@ -83,14 +83,20 @@ func earlyFatal(err error) {
 
 var errVectorAlign = &LayoutError{"exception vector table is not 2 KiB aligned"}
 
-// hwinit1 runs once the heap works: it reads the device tree, maps the
-// devices it names and starts the console.
+// hwinit1 runs once the heap works: it reads the machine description (the
+// device tree, or what the UEFI firmware handed over), maps the devices it
+// names and starts the console.
 //
 //go:linkname hwinit1 runtime/goos.Hwinit1
 func hwinit1() {
-	blob, err := findDeviceTree()
-	if err == nil {
-		machine, err = ParseMachine(blob)
+	var err error
+	if efiSystemTable != 0 {
+		machine, err = uefiMachine()
+	} else {
+		var blob []byte
+		if blob, err = findDeviceTree(); err == nil {
+			machine, err = ParseMachine(blob)
+		}
 	}
 	if err == nil {
 		err = checkMachine(machine)
@@ -164,21 +170,6 @@ func findDeviceTree() ([]byte, error) {
 		return unsafe.Slice((*byte)(unsafe.Pointer(uintptr(addr))), h.TotalSize), nil
 	}
 	return nil, fdt.ErrNotFDT
-}
-
-// checkMachine rejects a machine the hypervisor cannot run on.
-func checkMachine(m *Machine) error {
-	if !m.Contains(RAMBase, RAMBase+HypRAMSize) {
-		return &LayoutError{"the device tree's RAM does not contain the hypervisor's " + cpu.Hex(RAMBase) + "+" + cpu.Hex(HypRAMSize)}
-	}
-	devices := append(append([]fdt.Range{m.UART, m.GICD}, m.GICR...), m.Virtio...)
-	if err := DevicesOutsideRAM(m, devices); err != nil {
-		return err
-	}
-	if m.PSCI != "smc" {
-		return &LayoutError{"PSCI conduit is " + m.PSCI + ": at EL2 only smc reaches the firmware"}
-	}
-	return nil
 }
 
 // Boot returns the machine the device tree describes, or why it cannot be

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/bulkhead-hv/bulkhead/board/fdt"
+	"github.com/bulkhead-hv/bulkhead/cpu"
 )
 
 // Machine is what the device tree says about the hardware.
@@ -178,6 +179,21 @@ func findUART(t *fdt.Tree) (fdt.Range, error) {
 		return fdt.Range{}, err
 	}
 	return regs[0], nil
+}
+
+// checkMachine rejects a machine the hypervisor cannot run on.
+func checkMachine(m *Machine) error {
+	if !m.Contains(RAMBase, RAMBase+HypRAMSize) {
+		return &LayoutError{"the machine's RAM does not contain the hypervisor's " + cpu.Hex(RAMBase) + "+" + cpu.Hex(HypRAMSize)}
+	}
+	devices := append(append([]fdt.Range{m.UART, m.GICD}, m.GICR...), m.Virtio...)
+	if err := DevicesOutsideRAM(m, devices); err != nil {
+		return err
+	}
+	if m.PSCI != "smc" {
+		return &LayoutError{"PSCI conduit is " + m.PSCI + ": at EL2 only smc reaches the firmware"}
+	}
+	return nil
 }
 
 // Contains reports whether [start, end) lies inside one RAM range.

@@ -23,7 +23,7 @@ func printBanner(w io.Writer, m *qemuvirt.Machine) {
 
 	fmt.Fprintf(w, "\nBulkhead %s: EL2 hypervisor\n", version)
 	fmt.Fprintf(w, "CurrentEL: EL%d\n", f.EL)
-	fmt.Fprintf(w, "CPU: %s, %d CPU(s) in the device tree\n", cpu.MIDR(id.MIDR), len(m.CPUs))
+	fmt.Fprintf(w, "CPU: %s, %d CPU(s) in the %s\n", cpu.MIDR(id.MIDR), len(m.CPUs), qemuvirt.Source())
 	fmt.Fprintf(w, "features: %s\n", f)
 	if !qemuvirt.HardwareEntropy() {
 		fmt.Fprintf(w, "WARNING: ********************************************************************\n")

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/bulkhead-hv/bulkhead/board/qemuvirt"
 	"github.com/bulkhead-hv/bulkhead/internal/qemutest"
 	"github.com/bulkhead-hv/bulkhead/mmu"
@@ -236,4 +239,49 @@ func TestImageSectionsFitTheMap(t *testing.T) {
 		}
 		f.Close()
 	}
+}
+
+func efiImage(t testing.TB) string {
+	return filepath.Join(qemutest.ImageDir(t), "bulkhead-hyp.efi")
+}
+
+// Under UEFI firmware (AAVMF) on a Graviton-class CPU, the EFI image
+// finds the machine through ACPI, takes its RAM from the memory map with
+// the firmware's runtime and ACPI memory left out, starts every CPU the
+// MADT lists and powers off when asked through its load options.
+func TestUEFIBootACPI(t *testing.T) {
+	r := qemutest.Boot(t, qemutest.Machine{Image: efiImage(t), Firmware: qemutest.UEFIFirmware,
+		CPU: "neoverse-n1", SMP: 8, Mem: "4G", Timeout: 120 * time.Second})
+	r.Contains(t, "8 CPU(s) in the ACPI tables from UEFI", "machine: ACPI, OEM BOCHS",
+		"devices: PL011 UART [0x9000000-0x9001000), GICv3 distributor [0x8000000-0x8010000)",
+		"bulkhead: 8 of 8 CPU(s) up at EL2", "bulkhead: exit status 0")
+	ram, ok := r.Line("RAM: ")
+	require.True(t, ok)
+	ranges := strings.Count(ram, "[")
+	assert.Greater(t, ranges, 1, "the firmware's runtime and ACPI memory are holes in RAM: %s", ram)
+	assert.Contains(t, ram, "[0x40000000-", "RAM above 4 GiB and below, from the memory map")
+	assert.Equal(t, 0, r.ExitCode)
+}
+
+// With ACPI off, the firmware hands over a device tree: the same boot,
+// but the RAM is still the memory map's.
+func TestUEFIBootDeviceTree(t *testing.T) {
+	r := qemutest.Boot(t, qemutest.Machine{Image: efiImage(t), Firmware: qemutest.UEFIFirmware, NoACPI: true,
+		SMP: 2, Mem: "4G", Timeout: 120 * time.Second})
+	r.Contains(t, "2 CPU(s) in the device tree from UEFI", "bulkhead: 2 of 2 CPU(s) up at EL2", "bulkhead: exit status 0")
+	ram, ok := r.Line("RAM: ")
+	require.True(t, ok)
+	assert.NotContains(t, ram, "RAM: 4096 MiB [0x40000000-0x140000000)", "the device tree's memory node is not the word on free RAM")
+}
+
+// Started at EL1 (virtualization off), the EFI image says why on the
+// firmware's console and returns to the firmware rather than run.
+func TestUEFIRefusesEL1(t *testing.T) {
+	in := qemutest.Start(t, qemutest.Machine{Image: efiImage(t), Firmware: qemutest.UEFIFirmware, NoEL2: true,
+		Timeout: 60 * time.Second})
+	if !in.WaitFor("returning EFI_UNSUPPORTED") {
+		t.Fatalf("no refusal on the firmware console:\n%s", in.Console())
+	}
+	assert.Contains(t, in.Console(), "the firmware started the hypervisor at EL1, not EL2")
+	assert.NotContains(t, in.Console(), "CurrentEL", "the hypervisor did not run")
 }

@@ -22,14 +22,19 @@ import (
 
 // Machine describes one QEMU boot.
 type Machine struct {
-	Image   string        // path of the ELF to boot
-	Mem     string        // -m, default 1G
-	SMP     int           // -smp, default 1
-	CPU     string        // -cpu, default max
-	Append  string        // kernel command line; "exit=semihosting" is always added
-	NoEL2   bool          // boot without virtualization=on (EL1 only)
-	Extra   []string      // more QEMU arguments
-	Timeout time.Duration // default 60s
+	Image  string // path of the ELF to boot
+	Mem    string // -m, default 1G
+	SMP    int    // -smp, default 1
+	CPU    string // -cpu, default max
+	Append string // kernel command line; "exit=semihosting" is always added
+	NoEL2  bool   // boot without virtualization=on (EL1 only)
+	// Firmware, if set, is the UEFI firmware QEMU runs (-bios), which
+	// starts Image as an EFI application; NoACPI has it hand over a
+	// device tree instead of ACPI tables (acpi=off).
+	Firmware string
+	NoACPI   bool
+	Extra    []string      // more QEMU arguments
+	Timeout  time.Duration // default 60s
 }
 
 // Result is what a boot printed and how QEMU ended.
@@ -97,6 +102,9 @@ func (m Machine) Args() []string {
 	if m.NoEL2 {
 		machine = "virt,gic-version=3"
 	}
+	if m.NoACPI {
+		machine += ",acpi=off"
+	}
 	mem, cpu, smp := m.Mem, m.CPU, m.SMP
 	if mem == "" {
 		mem = "1G"
@@ -114,8 +122,15 @@ func (m Machine) Args() []string {
 		"-kernel", m.Image,
 		"-append", strings.TrimSpace("exit=semihosting " + m.Append),
 	}
+	if m.Firmware != "" {
+		args = append(args, "-bios", m.Firmware)
+	}
 	return append(args, m.Extra...)
 }
+
+// UEFIFirmware is Debian's AAVMF build of EDK2 for QEMU virt
+// (qemu-efi-aarch64).
+const UEFIFirmware = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"
 
 // Boot runs the machine until QEMU exits or the deadline passes. QEMU is
 // killed with its process group when Boot returns, and again (harmlessly)
@@ -184,6 +199,24 @@ func Start(t testing.TB, m Machine) *Instance {
 
 // Console is what the machine has printed so far.
 func (in *Instance) Console() string { return strings.ReplaceAll(in.out.String(), "\r\n", "\n") }
+
+// WaitFor waits until the console shows text, QEMU exits or the deadline
+// passes, and reports whether the console showed it.
+func (in *Instance) WaitFor(text string) bool {
+	for {
+		if strings.Contains(in.Console(), text) {
+			return true
+		}
+		select {
+		case err := <-in.done:
+			in.done <- err // for Wait
+			return strings.Contains(in.Console(), text)
+		case <-in.ctx.Done():
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
 
 // Wait waits for QEMU to exit (or the deadline) and returns the result.
 func (in *Instance) Wait() *Result {
