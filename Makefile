@@ -3,6 +3,7 @@
 
 GO            ?= go
 QEMU          ?= qemu-system-aarch64
+UEFI_FW       := /usr/share/qemu-efi-aarch64/QEMU_EFI.fd
 BUILD         := build
 HYP           := $(BUILD)/bulkhead-hyp.elf
 HYP_CRASHTEST := $(BUILD)/bulkhead-hyp-crashtest.elf
@@ -29,7 +30,7 @@ QEMU_FLAGS := -machine virt,virtualization=on,gic-version=3 -cpu $(CPU) -m $(MEM
               -nographic -monitor none -semihosting-config enable=on,target=native
 APPEND     ?= exit=semihosting
 
-.PHONY: all build images run run-guests run-control bench debug test soak fuzz proofs toolchain qemu clean help linux
+.PHONY: all build images run run-uefi run-guests run-control bench debug test soak fuzz proofs toolchain qemu clean help linux
 
 all: build
 
@@ -39,6 +40,8 @@ help:
 	@echo "make run        boot it in QEMU on this terminal; it powers off by itself"
 	@echo "                (MEM=2G SMP=4 CPU=neoverse-n1 APPEND='...' change the machine;"
 	@echo "                 Ctrl-a x quits QEMU at any time)"
+	@echo "make run-uefi   boot the EFI image under UEFI firmware (AAVMF) with ACPI, on 8 Neoverse N1"
+	@echo "                CPUs and 4 GiB; it powers off by itself"
 	@echo "make run-guests boot it with two TamaGo guests: hello, and an adversary that probes"
 	@echo "                memory that is not its own"
 	@echo "make run-control the same, started by the control partition"
@@ -146,6 +149,21 @@ bench: build qemu linux $(CLI)
 	@BULKHEAD_IMAGES=$(abspath $(BUILD)) $(GO) test ./cmd/hyp -run '^$$' -bench LinuxParallel -benchtime 1x | \
 		sed -n 's/^BenchmarkLinuxParallel[^ ]*[ \t]*[0-9]*[ \t]*[0-9]* ns\/op[ \t]*\([0-9]*\) one-cpu-ms[ \t]*\([0-9.]*\) ratio[ \t]*\([0-9]*\) spread-ms/bench: 4-vCPU Linux, four CPU-bound jobs (-smp 4, thread=multi, host cores: '"$$(nproc)"'): \3 ms on four physical CPUs, \1 ms pinned to one: ratio \2/p'
 
+	@# Boot to the banner: the -kernel boot, and under UEFI (ACPI), where
+	@# "since reset" includes the firmware and "since image entry" starts at
+	@# the hand-over (ExitBootServices done).
+	@k=$$($(QEMU) $(QEMU_FLAGS) -kernel $(HYP) -append '$(APPEND)' | tr -d '\r' | sed -n 's/^boot time: \(.*\) since reset, \(.*\) since image entry.*/\2/p'); \
+	u=$$($(QEMU) $(UEFI_FLAGS) | tr -d '\r' | sed -n 's/^boot time: \(.*\) since reset, \(.*\) since image entry.*/\1 from reset, \2 from the hand-over/p'); \
+		echo "bench: boot to the banner (1 CPU): -kernel $$k from entry; UEFI (AAVMF, ACPI, 8 CPUs) $$u"
+
+# UEFI firmware (AAVMF) on a Graviton-class machine, booting the EFI image;
+# -bios keeps no variables store, so nothing outside the run changes.
+UEFI_FLAGS := -machine virt,virtualization=on,gic-version=3 -cpu neoverse-n1 -smp 8 -m 4G \
+              -nographic -monitor none -semihosting-config enable=on,target=native \
+              -bios $(UEFI_FW) -kernel $(HYP_EFI) -append '$(APPEND)'
+run-uefi: $(HYP_EFI) qemu
+	$(QEMU) $(UEFI_FLAGS)
+
 # The same two guests, started by the control partition.
 CONTROL_AT := 0x60000000
 run-control: build qemu
@@ -230,8 +248,7 @@ toolchain:
 	@if [ ! -x "$(TAMAGO_GO)" ]; then echo "Installing tamago-go 1.26.0 (first build only)..."; fi
 	@$(TAMAGO_ENV) $(TAMAGO) version > $(BUILD)/toolchain.log 2>&1 || { echo "$$TOOLCHAIN_HELP"; exit 1; }
 
-# QEMU, and the UEFI firmware (AAVMF) the UEFI boots run under.
-UEFI_FW := /usr/share/qemu-efi-aarch64/QEMU_EFI.fd
+# QEMU, and the UEFI firmware (AAVMF) the UEFI boots run under (UEFI_FW).
 qemu:
 	@missing=; command -v $(QEMU) >/dev/null || missing=qemu-system-arm; \
 	[ -f $(UEFI_FW) ] || missing="$$missing qemu-efi-aarch64"; \

@@ -20,6 +20,8 @@ const (
 	virtioBase = 0x0a000000
 	virtioSize = 0x200
 	virtioNum  = 32
+	fwcfgBase  = 0x09020000
+	fwcfgSize  = 0x18
 )
 
 // MachineFromACPI describes the machine from its ACPI tables and the RAM
@@ -103,13 +105,15 @@ func MachineFromACPI(t *acpi.Tables, ram []efi.Range) (*Machine, error) {
 	}
 	m.UART = fdt.Range{Addr: s.Base, Size: uartSize}
 
-	// QEMU virt describes its virtio-mmio transports in the DSDT only,
-	// in AML, which is not read here: on QEMU's tables they are where its
-	// memory map puts them (hw/arm/virt.c, VIRT_MMIO).
+	// QEMU virt describes its virtio-mmio transports and fw_cfg in the
+	// DSDT only, in AML, which is not read here: on QEMU's tables they are
+	// where its memory map puts them (hw/arm/virt.c, VIRT_MMIO and
+	// VIRT_FW_CFG).
 	if strings.TrimSpace(t.OEMID) == qemuOEMID {
 		for i := uint64(0); i < virtioNum; i++ {
 			m.Virtio = append(m.Virtio, fdt.Range{Addr: virtioBase + i*virtioSize, Size: virtioSize})
 		}
+		m.FwCfg = fdt.Range{Addr: fwcfgBase, Size: fwcfgSize}
 	}
 	return m, nil
 }

@@ -56,6 +56,7 @@ func TestMachineFromQEMUACPI(t *testing.T) {
 	require.Len(t, m.Virtio, 32, "QEMU's transports, which only its DSDT describes")
 	assert.Equal(t, fdt.Range{Addr: 0x0a00_0000, Size: 0x200}, m.Virtio[0])
 	assert.Equal(t, fdt.Range{Addr: 0x0a00_3e00, Size: 0x200}, m.Virtio[31])
+	assert.Equal(t, fdt.Range{Addr: 0x0902_0000, Size: 0x18}, m.FwCfg)
 	assert.NoError(t, checkMachine(m), "a machine the hypervisor runs on")
 }
 
@@ -88,4 +89,5 @@ func TestMachineFromACPIRefuses(t *testing.T) {
 	m, err := MachineFromACPI(tabs, ram)
 	require.NoError(t, err)
 	assert.Empty(t, m.Virtio, "no QEMU transports on a machine whose tables are not QEMU's")
+	assert.Zero(t, m.FwCfg)
 }

@@ -117,7 +117,11 @@ func hwinit1() {
 	if bootErr != nil {
 		return
 	}
-	for _, r := range append([]fdt.Range{machine.GICD}, machine.GICR...) {
+	devices := append([]fdt.Range{machine.GICD}, machine.GICR...)
+	if machine.FwCfg.Size != 0 {
+		devices = append(devices, machine.FwCfg) // where the control partition may come from
+	}
+	for _, r := range devices {
 		if err := MapDevice(&hypTables, r.Addr, r.Size); err != nil {
 			bootErr = err
 			return

@@ -27,6 +27,9 @@ type Machine struct {
 	GICMaintenance                               uint32
 	// Virtio are the virtio-mmio transports ("virtio,mmio"), in tree order.
 	Virtio []fdt.Range
+	// FwCfg is QEMU's firmware configuration device ("qemu,fw-cfg-mmio"),
+	// if the machine has one.
+	FwCfg fdt.Range
 }
 
 // RAMSize is the total of all memory ranges.
@@ -130,6 +133,13 @@ func ParseMachine(blob []byte) (*Machine, error) {
 		}
 		m.Virtio = append(m.Virtio, regs[0])
 	}
+	if l := t.FindCompatible("qemu,fw-cfg-mmio"); len(l) > 0 {
+		regs, err := l[0].Reg()
+		if err != nil {
+			return nil, err
+		}
+		m.FwCfg = regs[0]
+	}
 
 	psci := t.Find("/psci")
 	if psci == nil {
@@ -186,7 +196,7 @@ func checkMachine(m *Machine) error {
 	if !m.Contains(RAMBase, RAMBase+HypRAMSize) {
 		return &LayoutError{"the machine's RAM does not contain the hypervisor's " + cpu.Hex(RAMBase) + "+" + cpu.Hex(HypRAMSize)}
 	}
-	devices := append(append([]fdt.Range{m.UART, m.GICD}, m.GICR...), m.Virtio...)
+	devices := append(append([]fdt.Range{m.UART, m.GICD, m.FwCfg}, m.GICR...), m.Virtio...)
 	if err := DevicesOutsideRAM(m, devices); err != nil {
 		return err
 	}

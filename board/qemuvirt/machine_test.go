@@ -334,6 +334,7 @@ func TestParseMachineQEMU(t *testing.T) {
 	require.Len(t, m.Virtio, 32, "QEMU virt's virtio-mmio transports")
 	assert.Contains(t, m.Virtio, fdt.Range{Addr: 0xa000000, Size: 0x200})
 	assert.Contains(t, m.Virtio, fdt.Range{Addr: 0xa003e00, Size: 0x200})
+	assert.Equal(t, fdt.Range{Addr: 0x9020000, Size: 0x18}, m.FwCfg)
 
 	m, err = ParseMachine(qemutest.DumpDTB(t, "2G", 3))
 	require.NoError(t, err)

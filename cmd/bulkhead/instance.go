@@ -76,13 +76,18 @@ func loadInstance(name string) (*instance, error) {
 
 // machineConfig is the QEMU machine an instance runs on.
 type machineConfig struct {
-	mem     uint64
-	smp     int
-	opts    []string
-	hyp     string
-	control string
-	qemu    string
+	mem      uint64
+	smp      int
+	opts     []string
+	hyp      string
+	control  string
+	qemu     string
+	firmware string // "" (QEMU loads the hypervisor's ELF) or "uefi"
 }
+
+// uefiFirmware is the UEFI firmware --firmware uefi boots under: Debian's
+// AAVMF (qemu-efi-aarch64).
+const uefiFirmware = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"
 
 // flags defines the machine's flags; the RAM's is memFlag (run has its own
 // --mem, the guest's).
@@ -94,6 +99,8 @@ func (m *machineConfig) flags(fs *flag.FlagSet, memFlag string) {
 	fs.StringVar(&m.hyp, "hypervisor", "", "hypervisor image (default: bulkhead-hyp.elf in $BULKHEAD_IMAGES or ./build)")
 	fs.StringVar(&m.control, "control", "", "control partition image (default: bulkhead-control.elf beside the hypervisor)")
 	fs.StringVar(&m.qemu, "qemu", "qemu-system-aarch64", "the QEMU binary")
+	fs.StringVar(&m.firmware, "firmware", "", "boot firmware: none (QEMU loads the hypervisor's ELF, the default) or uefi\n"+
+		"(AAVMF starts bulkhead-hyp.efi, which finds the machine through ACPI, as on a server)")
 }
 
 func (m *machineConfig) check(memFlag string) error {
@@ -107,13 +114,26 @@ func (m *machineConfig) check(memFlag string) error {
 	if dir == "" {
 		dir = "build"
 	}
-	if m.hyp == "" {
-		m.hyp = filepath.Join(dir, "bulkhead-hyp.elf")
+	files := []struct{ what, path string }{{"hypervisor", m.hyp}, {"control partition", m.control}}
+	switch m.firmware {
+	case "", "none":
+		m.firmware = ""
+		if m.hyp == "" {
+			m.hyp = filepath.Join(dir, "bulkhead-hyp.elf")
+		}
+	case "uefi":
+		if m.hyp == "" {
+			m.hyp = filepath.Join(dir, "bulkhead-hyp.efi")
+		}
+		files = append(files, struct{ what, path string }{"UEFI firmware", uefiFirmware})
+	default:
+		return fmt.Errorf("--firmware %q: want none or uefi", m.firmware)
 	}
 	if m.control == "" {
 		m.control = filepath.Join(filepath.Dir(m.hyp), "bulkhead-control.elf")
 	}
-	for _, f := range []struct{ what, path string }{{"hypervisor", m.hyp}, {"control partition", m.control}} {
+	files[0].path, files[1].path = m.hyp, m.control
+	for _, f := range files {
 		if _, err := os.Stat(f.path); err != nil {
 			return fmt.Errorf("%s image %s: %v (build it with make, or point --hypervisor/--control or $BULKHEAD_IMAGES at it)", f.what, f.path, errors.Unwrap(err))
 		}
@@ -134,12 +154,21 @@ func qemuArgs(m *machineConfig, in *instance, controlSize int64) []string {
 		"-display", "none", "-monitor", "none", "-serial", "file:" + in.Log,
 		"-semihosting-config", "enable=on,target=native",
 		"-kernel", m.hyp,
-		"-device", fmt.Sprintf("loader,file=%s,addr=%#x,force-raw=on", m.control, uint64(moduleBase)),
 		"-global", "virtio-mmio.force-legacy=false",
 		"-device", "virtio-serial-device",
 		"-chardev", "socket,id=ctl,path=" + in.Socket + ",server=on,wait=on",
 		"-device", "virtconsole,chardev=ctl",
-		"-append", fmt.Sprintf("exit=semihosting control=%#x:%d", uint64(moduleBase), controlSize),
+	}
+	if m.firmware == "uefi" {
+		// The firmware owns RAM until it hands over, so the control
+		// partition comes through fw_cfg, which the hypervisor reads after.
+		args = append(args, "-bios", uefiFirmware,
+			"-fw_cfg", "name=opt/org.bulkhead/control,file="+m.control,
+			"-append", "exit=semihosting control=fw_cfg")
+	} else {
+		args = append(args,
+			"-device", fmt.Sprintf("loader,file=%s,addr=%#x,force-raw=on", m.control, uint64(moduleBase)),
+			"-append", fmt.Sprintf("exit=semihosting control=%#x:%d", uint64(moduleBase), controlSize))
 	}
 	return append(args, m.opts...)
 }

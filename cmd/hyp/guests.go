@@ -15,6 +15,7 @@ import (
 	"github.com/bulkhead-hv/bulkhead/board/fdt"
 	"github.com/bulkhead-hv/bulkhead/board/qemuvirt"
 	"github.com/bulkhead-hv/bulkhead/cpu"
+	"github.com/bulkhead-hv/bulkhead/fwcfg"
 	"github.com/bulkhead-hv/bulkhead/gic"
 	"github.com/bulkhead-hv/bulkhead/hyp"
 	"github.com/bulkhead-hv/bulkhead/hyp/ledger"
@@ -363,22 +364,52 @@ func exits(m map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-// startControl loads the control partition from the ELF image a boot loader
-// left at control=ADDR:SIZE into its own memory (IPA = PA) and starts it
-// with x0 pointing at a page of its memory that holds the guestN= boot
-// arguments: it starts those guests, through the management calls.
-func startControl(h *hyp.Hyp, l *ledger.Ledger, machine *qemuvirt.Machine, hypEnd uint64, arg string, specs []hyp.GuestSpec) error {
+// controlFile is the fw_cfg file a UEFI boot takes the control partition
+// from (QEMU's -fw_cfg name=opt/org.bulkhead/control,file=IMAGE), and
+// maxControl the largest image it reads.
+const (
+	controlFile = "opt/org.bulkhead/control"
+	maxControl  = 32 << 20
+)
+
+// controlImage finds the control partition's ELF image: where a boot
+// loader left it (control=ADDR:SIZE), or in QEMU's fw_cfg (control=fw_cfg),
+// which is how it arrives under UEFI firmware, which owns RAM until it
+// hands over.
+func controlImage(l *ledger.Ledger, machine *qemuvirt.Machine, arg string) ([]byte, error) {
+	if arg == "fw_cfg" {
+		if machine.FwCfg.Size == 0 {
+			return nil, fmt.Errorf("control=fw_cfg: the machine has no fw_cfg device")
+		}
+		r, err := fwcfg.Open(qemuvirt.FwCfg{Base: machine.FwCfg.Addr})
+		if err != nil {
+			return nil, err
+		}
+		return r.ReadFile(controlFile, maxControl)
+	}
 	addr, size, ok := strings.Cut(arg, ":")
 	if !ok {
-		return fmt.Errorf("control=%q: want control=IMAGE_ADDR:IMAGE_SIZE", arg)
+		return nil, fmt.Errorf("control=%q: want control=IMAGE_ADDR:IMAGE_SIZE or control=fw_cfg", arg)
 	}
 	pa, err1 := strconv.ParseUint(addr, 0, 64)
 	n, err2 := strconv.ParseUint(size, 0, 64)
 	if err1 != nil || err2 != nil || n == 0 {
-		return fmt.Errorf("control=%q: address and size must be numbers, the size not zero", arg)
+		return nil, fmt.Errorf("control=%q: address and size must be numbers, the size not zero", arg)
 	}
 	if !isControls(l, pa, n) {
-		return fmt.Errorf("image [%#x, +%#x) is not in the control partition's RAM", pa, n)
+		return nil, fmt.Errorf("image [%#x, +%#x) is not in the control partition's RAM", pa, n)
+	}
+	return qemuvirt.Phys{}.Bytes(pa, n), nil
+}
+
+// startControl loads the control partition from its ELF image (see
+// controlImage) into its own memory (IPA = PA) and starts it
+// with x0 pointing at a page of its memory that holds the guestN= boot
+// arguments: it starts those guests, through the management calls.
+func startControl(h *hyp.Hyp, l *ledger.Ledger, machine *qemuvirt.Machine, hypEnd uint64, arg string, specs []hyp.GuestSpec) error {
+	image, err := controlImage(l, machine, arg)
+	if err != nil {
+		return err
 	}
 	ctl, err := h.CreateControl("control")
 	if err != nil {
@@ -390,7 +421,6 @@ func startControl(h *hyp.Hyp, l *ledger.Ledger, machine *qemuvirt.Machine, hypEn
 			return err
 		}
 	}
-	image := qemuvirt.Phys{}.Bytes(pa, n)
 	entry, err := h.LoadELF(ctl, image)
 	if err != nil {
 		return err

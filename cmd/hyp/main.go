@@ -27,7 +27,7 @@ var knownArgs = map[string]string{
 	"crashtest": "crashtest=NAME: fault on purpose after the banner (images built with the crashtest tag only)",
 	"guestN":    "guestN=NAME:IMAGE_ADDR:IMAGE_SIZE[:ARG[:MEM[:CPUS]]]: run the ELF image a boot loader put at IMAGE_ADDR as a guest",
 	"trace":     "trace=exits: print every guest exit",
-	"control":   "control=IMAGE_ADDR:IMAGE_SIZE: run that ELF image as the control partition, which starts the guests",
+	"control":   "control=IMAGE_ADDR:IMAGE_SIZE or control=fw_cfg: run that ELF image (or QEMU's fw_cfg file opt/org.bulkhead/control) as the control partition, which starts the guests",
 	"smptest":   "smptest[=SECONDS]: run Go on every CPU (fixed work at once and in turn, then SECONDS (2) of GC stress) and power off",
 }
 

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bulkhead-hv/bulkhead/internal/qemutest"
+)
+
+// An instance booted as a server boots: UEFI firmware starts the EFI
+// image, the machine comes from ACPI and the control partition from
+// fw_cfg; Debian's kernel runs as a 4-vCPU guest on 4 CPUs, reaches its
+// shell, runs what is typed there and powers off.
+func TestLinuxUnderUEFI(t *testing.T) {
+	dir := imagesDir(t)
+	initrd := filepath.Join(dir, "linux", "rootfs.cpio.gz")
+	in := upInstance(t, "uefi", "--firmware", "uefi", "--smp", "4", "--mem", "2G")
+	console, err := os.ReadFile(in.Log)
+	require.NoError(t, err)
+	assert.Contains(t, string(console), "CPU(s) in the ACPI tables from UEFI", "the machine came from ACPI")
+	assert.Contains(t, string(console), "bulkhead: 4 of 4 CPU(s) up at EL2")
+
+	run := startCLI(t, "run", "--instance", "uefi", "--name", "k", "--cpus", "4", "--mem", "512M",
+		"--initrd", initrd, "--cmdline", "console=ttyAMA0", filepath.Join(dir, "linux", "vmlinuz"))
+	require.Eventually(t, func() bool { return strings.Contains(run.stdout.String(), "# ") },
+		4*time.Minute, 100*time.Millisecond, "Linux reaches its shell")
+
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	con := exec.Command(exe, "console", "--name", "uefi", "k")
+	con.Env = append(os.Environ(), "BULKHEAD_TEST_CLI=1")
+	con.Stdin = strings.NewReader("echo uefi guest on $(nproc) vCPUs\npoweroff -f\n")
+	var out, errb qemutest.LockedBuffer
+	con.Stdout, con.Stderr = &out, &errb
+	require.NoError(t, con.Start())
+	t.Cleanup(func() { con.Process.Kill(); con.Wait() })
+
+	assert.Equal(t, 0, run.wait(t, 2*time.Minute), "run exits with the guest's status: it powered off")
+	require.NoError(t, con.Wait(), errb.String())
+	assert.Contains(t, out.String(), "uefi guest on 4 vCPUs")
+	code, _, errs := bh("down", "--name", "uefi")
+	assert.Equal(t, 0, code, errs)
+}
+
+// The same with ACPI off in QEMU: the firmware hands over a device tree.
+func TestRunUnderUEFIWithDeviceTree(t *testing.T) {
+	dir := imagesDir(t)
+	in := upInstance(t, "uefidt", "--firmware", "uefi", "--qemu-opt=-machine", "--qemu-opt=acpi=off")
+	console, err := os.ReadFile(in.Log)
+	require.NoError(t, err)
+	assert.Contains(t, string(console), "CPU(s) in the device tree from UEFI")
+	code, stdout, stderr := bh("run", "--instance", "uefidt", filepath.Join(dir, "guest-hello.elf"))
+	assert.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "hello from a TamaGo guest at EL1")
+	code, _, errs := bh("down", "--name", "uefidt")
+	assert.Equal(t, 0, code, errs)
+}
+
+func TestFirmwareFlagRefusesUnknown(t *testing.T) {
+	imagesDir(t)
+	code, _, stderr := bh("up", "--name", "x", "--firmware", "bios")
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, stderr, `--firmware "bios": want none or uefi`)
+}
