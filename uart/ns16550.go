@@ -47,6 +47,7 @@ func New16550(bus Bus, base uint64, accessSize uint8) (*NS16550, error) {
 	return nil, fmt.Errorf("uart: a 16550 with access size %d (want 1, byte, or 3, 32-bit)", accessSize)
 }
 
+//go:nosplit
 func (u *NS16550) r(reg uint64) uint8 {
 	a := u.base + reg<<u.shift
 	if u.wide {
@@ -55,6 +56,7 @@ func (u *NS16550) r(reg uint64) uint8 {
 	return u.bus.Read8(a)
 }
 
+//go:nosplit
 func (u *NS16550) w(reg uint64, v uint8) {
 	a := u.base + reg<<u.shift
 	if u.wide {
@@ -74,6 +76,9 @@ func (u *NS16550) Init() {
 	u.w(MCR, MCR_DTR|MCR_RTS)
 }
 
+// Putc is nosplit, as PL011.Putc is.
+//
+//go:nosplit
 func (u *NS16550) Putc(c byte) {
 	for i := 0; i < spinLimit && u.r(LSR)&LSR_THRE == 0; i++ {
 	}

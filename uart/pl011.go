@@ -28,6 +28,10 @@ func (u *PL011) Init() {
 	u.Bus.Write32(u.Base+UARTCR, u.Bus.Read32(u.Base+UARTCR)|CR_UARTEN|CR_TXE|CR_RXE)
 }
 
+// Putc is nosplit, like what it calls on a hypervisor's bus: the
+// runtime's print, panics included, ends here.
+//
+//go:nosplit
 func (u *PL011) Putc(c byte) {
 	for i := 0; i < spinLimit && u.Bus.Read32(u.Base+UARTFR)&FR_TXFF != 0; i++ {
 	}

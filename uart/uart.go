@@ -1,9 +1,9 @@
 // Package uart drives the serial consoles a server's firmware may name in
 // its SPCR table: Arm's PL011 (and the SBSA generic UART, its subset) and
 // the 16550 and its compatibles. It reaches the registers through the
-// Bus seam, so the logic runs under go test against register models; the
-// hypervisor's early console on QEMU virt (board/qemuvirt) is a PL011
-// with no seam, for the boot path that runs before the heap.
+// Bus seam, so the logic runs under go test against register models. The
+// hypervisor's console (board/qemuvirt) is one of these, chosen by the
+// machine description.
 package uart
 
 import (
@@ -12,7 +12,8 @@ import (
 	"github.com/bulkhead-hv/bulkhead/acpi"
 )
 
-// Bus reads and writes device registers, 8 or 32 bits wide.
+// Bus reads and writes device registers, 8 or 32 bits wide. A console's
+// bus must not grow the stack (go:nosplit): it prints panics.
 type Bus interface {
 	Read8(addr uint64) uint8
 	Write8(addr uint64, v uint8)

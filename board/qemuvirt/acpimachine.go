@@ -11,7 +11,7 @@ import (
 
 // Sizes the ACPI tables do not give: a GICv3 distributor's register
 // frame and one redistributor's two frames (GICv3, 12.1 and 12.10), and a
-// PL011's page.
+// UART's page.
 const (
 	gicdSize   = 64 << 10
 	gicrSize   = 128 << 10
@@ -100,10 +100,32 @@ func MachineFromACPI(t *acpi.Tables, ram []efi.Range) (*Machine, error) {
 		return nil, fmt.Errorf("acpi: no SPCR: no console")
 	case s.AddressSpace != 0:
 		return nil, fmt.Errorf("acpi: SPCR: Base Address: the console is in I/O space, which Arm has not")
-	case s.Interface != acpi.SPCRPL011 && s.Interface != acpi.SPCRSBSAGeneric:
-		return nil, fmt.Errorf("acpi: SPCR: Interface Type %#x (%s): the console driver here is the PL011's", s.Interface, orUnknown(s.Kind()))
+	}
+	switch s.Kind() {
+	case "PL011", "SBSA generic UART":
+		m.UARTKind = UARTPL011
+	case "16550":
+		if s.AccessSize > 1 && s.AccessSize != 3 {
+			return nil, fmt.Errorf("acpi: SPCR: Base Address Access Size %d: a 16550's registers are bytes (1) or 32-bit words (3)", s.AccessSize)
+		}
+		m.UARTKind, m.UARTAccessSize = UART16550, s.AccessSize
+	default:
+		return nil, fmt.Errorf("acpi: SPCR: Interface Type %#x: no driver (PL011, SBSA generic UART, 16550)", s.Interface)
 	}
 	m.UART = fdt.Range{Addr: s.Base, Size: uartSize}
+
+	if t.MCFG != nil {
+		for _, e := range t.MCFG.ECAM {
+			m.ECAM = append(m.ECAM, fdt.Range{Addr: e.Base + uint64(e.StartBus)<<20, Size: e.Size()})
+		}
+	}
+	if t.IORT != nil {
+		for _, n := range t.IORT.Nodes {
+			if n.SMMUv3 != nil {
+				m.SMMU = append(m.SMMU, fdt.Range{Addr: n.SMMUv3.Base, Size: smmuSize})
+			}
+		}
+	}
 
 	// QEMU virt describes its virtio-mmio transports and fw_cfg in the
 	// DSDT only, in AML, which is not read here: on QEMU's tables they are
@@ -116,11 +138,4 @@ func MachineFromACPI(t *acpi.Tables, ram []efi.Range) (*Machine, error) {
 		m.FwCfg = fdt.Range{Addr: fwcfgBase, Size: fwcfgSize}
 	}
 	return m, nil
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "unknown"
-	}
-	return s
 }

@@ -32,6 +32,10 @@ func qemuACPI(t *testing.T) *acpi.Tables {
 	require.NoError(t, err)
 	tabs.SPCR, err = acpi.ParseSPCR(read("SPCR"))
 	require.NoError(t, err)
+	tabs.MCFG, err = acpi.ParseMCFG(read("MCFG"))
+	require.NoError(t, err)
+	tabs.IORT, err = acpi.ParseIORT(read("IORT"))
+	require.NoError(t, err)
 	return &tabs
 }
 
@@ -45,6 +49,7 @@ func TestMachineFromQEMUACPI(t *testing.T) {
 	assert.Equal(t, []fdt.Range{{Addr: 0x4000_0000, Size: 0xfc43_0000}, {Addr: 0x1_3c73_0000, Size: 0x23c_4000}}, m.RAM)
 	assert.Equal(t, []uint64{0, 1}, m.CPUs)
 	assert.Equal(t, fdt.Range{Addr: 0x0900_0000, Size: 0x1000}, m.UART)
+	assert.Equal(t, UARTPL011, m.UARTKind)
 	assert.Equal(t, fdt.Range{Addr: 0x0800_0000, Size: 0x10000}, m.GICD)
 	assert.Equal(t, []fdt.Range{{Addr: 0x080a_0000, Size: 0xf6_0000}}, m.GICR)
 	assert.Equal(t, "smc", m.PSCI)
@@ -57,6 +62,8 @@ func TestMachineFromQEMUACPI(t *testing.T) {
 	assert.Equal(t, fdt.Range{Addr: 0x0a00_0000, Size: 0x200}, m.Virtio[0])
 	assert.Equal(t, fdt.Range{Addr: 0x0a00_3e00, Size: 0x200}, m.Virtio[31])
 	assert.Equal(t, fdt.Range{Addr: 0x0902_0000, Size: 0x18}, m.FwCfg)
+	assert.Equal(t, []fdt.Range{{Addr: 0x40_1000_0000, Size: 256 << 20}}, m.ECAM)
+	assert.Equal(t, []fdt.Range{{Addr: 0x0905_0000, Size: 128 << 10}}, m.SMMU, "the tables were captured with iommu=smmuv3")
 	assert.NoError(t, checkMachine(m), "a machine the hypervisor runs on")
 }
 
@@ -74,7 +81,8 @@ func TestMachineFromACPIRefuses(t *testing.T) {
 		{"no PSCI", func(t *acpi.Tables) { t.FADT.PSCICompliant = false }, ram, "FADT: ARM Boot Architecture Flags"},
 		{"no GTDT", func(t *acpi.Tables) { t.GTDT = nil }, ram, "no GTDT"},
 		{"EL2 timer not a PPI", func(t *acpi.Tables) { t.GTDT.NonSecureEL2.GSIV = 40 }, ram, "Non-Secure EL2 Timer GSIV 40"},
-		{"16550 console", func(t *acpi.Tables) { t.SPCR.Interface = acpi.SPCR16550 }, ram, "Interface Type 0x0 (16550)"},
+		{"16550 with 16-bit registers", func(t *acpi.Tables) { t.SPCR.Interface, t.SPCR.AccessSize = acpi.SPCR16550, 2 }, ram, "Access Size 2"},
+		{"unknown UART", func(t *acpi.Tables) { t.SPCR.Interface = 0x10 }, ram, "Interface Type 0x10: no driver"},
 		{"no console", func(t *acpi.Tables) { t.SPCR = nil }, ram, "no SPCR"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -84,9 +92,17 @@ func TestMachineFromACPIRefuses(t *testing.T) {
 			assert.ErrorContains(t, err, tc.error)
 		})
 	}
+	// A Graviton-like console: a 16550 with 32-bit registers.
 	tabs := qemuACPI(t)
-	tabs.OEMID = "AMAZON"
+	tabs.SPCR.Interface, tabs.SPCR.AccessSize, tabs.SPCR.Base = acpi.SPCR16550, 3, 0x9000_0000
 	m, err := MachineFromACPI(tabs, ram)
+	require.NoError(t, err)
+	assert.Equal(t, UART16550, m.UARTKind)
+	assert.Equal(t, uint8(3), m.UARTAccessSize)
+
+	tabs = qemuACPI(t)
+	tabs.OEMID = "AMAZON"
+	m, err = MachineFromACPI(tabs, ram)
 	require.NoError(t, err)
 	assert.Empty(t, m.Virtio, "no QEMU transports on a machine whose tables are not QEMU's")
 	assert.Zero(t, m.FwCfg)

@@ -6,40 +6,49 @@ import (
 	"sync/atomic"
 	"unsafe"
 	_ "unsafe"
-)
 
-// PL011 registers (Arm PrimeCell UART (PL011) TRM, 3.2 "Summary of registers").
-const (
-	UARTDR    = 0x000
-	UARTFR    = 0x018
-	UARTCR    = 0x030
-	FR_TXFF   = 1 << 5 // transmit FIFO full
-	CR_UARTEN = 1 << 0
-	CR_TXE    = 1 << 8
-	CR_RXE    = 1 << 9
+	"github.com/bulkhead-hv/bulkhead/uart"
 )
 
 var (
-	uartBase uint64
-	// Output before the device tree names the console waits here.
+	// console is the UART the machine description names, once hwinit1
+	// has found it.
+	console uart.Console
+	// Output before that waits here.
 	early  [4096]byte
 	earlyN int
 )
 
-func mmio32(addr uint64) *uint32 { return (*uint32)(unsafe.Pointer(uintptr(addr))) }
+// uartBus is the console's register access through the EL2 map. Nothing
+// here grows the stack: panics print through it.
+type uartBus struct{}
+
+//go:nosplit
+func (uartBus) Read8(a uint64) uint8 { return *(*uint8)(unsafe.Pointer(uintptr(a))) }
+
+//go:nosplit
+func (uartBus) Write8(a uint64, v uint8) { *(*uint8)(unsafe.Pointer(uintptr(a))) = v }
+
+//go:nosplit
+func (uartBus) Read32(a uint64) uint32 {
+	return atomic.LoadUint32((*uint32)(unsafe.Pointer(uintptr(a))))
+}
+
+//go:nosplit
+func (uartBus) Write32(a uint64, v uint32) {
+	atomic.StoreUint32((*uint32)(unsafe.Pointer(uintptr(a))), v)
+}
 
 //go:nosplit
 func putc(c byte) {
-	if uartBase == 0 {
+	if console == nil {
 		if earlyN < len(early) {
 			early[earlyN] = c
 			earlyN++
 		}
 		return
 	}
-	for atomic.LoadUint32(mmio32(uartBase+UARTFR))&FR_TXFF != 0 {
-	}
-	atomic.StoreUint32(mmio32(uartBase+UARTDR), uint32(c))
+	console.Putc(c)
 }
 
 // printk is the runtime's console: every print, panic and os.Stdout write
@@ -54,10 +63,17 @@ func printk(c byte) {
 	putc(c)
 }
 
-func startConsole(base uint64) {
-	cr := mmio32(base + UARTCR)
-	atomic.StoreUint32(cr, atomic.LoadUint32(cr)|CR_UARTEN|CR_TXE|CR_RXE)
-	uartBase = base
+// startConsole starts the machine's UART as the console, and prints what
+// waited for it.
+func startConsole(m *Machine) {
+	var c uart.Console = &uart.PL011{Bus: uartBus{}, Base: m.UART.Addr}
+	if m.UARTKind == UART16550 {
+		if u, err := uart.New16550(uartBus{}, m.UART.Addr, m.UARTAccessSize); err == nil {
+			c = u
+		}
+	}
+	c.Init()
+	console = c
 	for i := 0; i < earlyN; i++ {
 		putc(early[i])
 	}

@@ -47,10 +47,10 @@
 TEXT efiEntry(SB),NOSPLIT|NOFRAME,$0
 	// AAPCS64: x19-x22, the frame pointer and the link register are the
 	// firmware's, for the return of a refused boot.
-	WORD	$0xa9bd7bfd	// stp x29, x30, [sp, #-48]!
+	WORD	$0xa9bd7bfd	// stp x29, x30, [sp,#-48]!
 	WORD	$0x910003fd	// mov x29, sp
-	WORD	$0xa90153f3	// stp x19, x20, [sp, #16]
-	WORD	$0xa9025bf5	// stp x21, x22, [sp, #32]
+	WORD	$0xa90153f3	// stp x19, x20, [sp,#16]
+	WORD	$0xa9025bf5	// stp x21, x22, [sp,#32]
 	MOVD	R0, R19
 	MOVD	R1, R20
 	MOVD	$·efiImageHandle(SB), R2
@@ -205,9 +205,9 @@ enter:
 	B	(R1)
 
 refuse:
-	WORD	$0xa9425bf5	// ldp x21, x22, [sp, #32]
-	WORD	$0xa94153f3	// ldp x19, x20, [sp, #16]
-	WORD	$0xa8c37bfd	// ldp x29, x30, [sp], #48
+	WORD	$0xa9425bf5	// ldp x21, x22, [sp,#32]
+	WORD	$0xa94153f3	// ldp x19, x20, [sp,#16]
+	WORD	$0xa8c37bfd	// ldp x29, x30, [sp],#48
 	RET
 
 // efiPrint writes the Go string at x0 (ASCII) on the firmware's console,
@@ -215,7 +215,7 @@ refuse:
 // table. It uses x0-x5 and the firmware the rest of the AAPCS64's
 // caller-saved registers.
 TEXT efiPrint(SB),NOSPLIT|NOFRAME,$0
-	WORD	$0xa9bf7bfd	// stp x29, x30, [sp, #-16]!
+	WORD	$0xa9bf7bfd	// stp x29, x30, [sp,#-16]!
 	MOVD	8(R0), R2	// length
 	MOVD	(R0), R0	// bytes
 	MOVD	$·efiText(SB), R1
@@ -234,7 +234,7 @@ widened:
 	MOVD	ST_CONOUT(R20), R0
 	MOVD	OUT_OUTPUTSTRING(R0), R2
 	CALL	(R2)
-	WORD	$0xa8c17bfd	// ldp x29, x30, [sp], #16
+	WORD	$0xa8c17bfd	// ldp x29, x30, [sp],#16
 	RET
 
 // efiCopyDTB copies the device tree at x0 (its size from its header,

@@ -113,7 +113,7 @@ func hwinit1() {
 		bootErr = err
 	}
 	cpu.InvalidateTLB()
-	startConsole(machine.UART.Addr)
+	startConsole(machine)
 	if bootErr != nil {
 		return
 	}

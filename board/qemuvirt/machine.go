@@ -12,14 +12,19 @@ import (
 
 // Machine is what the device tree says about the hardware.
 type Machine struct {
-	Model    string
-	RAM      []fdt.Range // sorted by address
-	CPUs     []uint64    // MPIDR affinity of each CPU node, in tree order
-	UART     fdt.Range   // the PL011 that /chosen/stdout-path names
-	GICD     fdt.Range   // GICv3 distributor
-	GICR     []fdt.Range // GICv3 redistributor regions
-	PSCI     string      // PSCI conduit: "smc" or "hvc"
-	Bootargs string
+	Model string
+	RAM   []fdt.Range // sorted by address
+	CPUs  []uint64    // MPIDR affinity of each CPU node, in tree order
+	UART  fdt.Range   // the console: /chosen/stdout-path's PL011, or the SPCR's UART
+	// UARTKind is the console's driver: UARTPL011 (also the SBSA generic
+	// UART) or UART16550, whose registers are 32 bits wide and 4 bytes
+	// apart when UARTAccessSize is 3 (the SPCR's GAS access size).
+	UARTKind       string
+	UARTAccessSize uint8
+	GICD           fdt.Range   // GICv3 distributor
+	GICR           []fdt.Range // GICv3 redistributor regions
+	PSCI           string      // PSCI conduit: "smc" or "hvc"
+	Bootargs       string
 	// Private interrupts, as INTIDs: the generic timer's (secure and
 	// non-secure physical, virtual, EL2 physical) and the GIC's
 	// maintenance interrupt.
@@ -30,7 +35,20 @@ type Machine struct {
 	// FwCfg is QEMU's firmware configuration device ("qemu,fw-cfg-mmio"),
 	// if the machine has one.
 	FwCfg fdt.Range
+	// ECAM are the PCIe configuration windows ("pci-host-ecam-generic",
+	// or the MCFG's), and SMMU the SMMUv3s ("arm,smmu-v3", or the
+	// IORT's): found and reported, not used yet.
+	ECAM, SMMU []fdt.Range
 }
+
+// smmuSize is an SMMUv3's register space: two 64 KiB pages (SMMUv3, 6.1).
+const smmuSize = 128 << 10
+
+// Console drivers (Machine.UARTKind).
+const (
+	UARTPL011 = "PL011"
+	UART16550 = "16550"
+)
 
 // RAMSize is the total of all memory ranges.
 func (m *Machine) RAMSize() uint64 {
@@ -92,6 +110,7 @@ func ParseMachine(blob []byte) (*Machine, error) {
 	if m.UART, err = findUART(t); err != nil {
 		return nil, err
 	}
+	m.UARTKind = UARTPL011
 
 	gics := t.FindCompatible("arm,gic-v3")
 	if len(gics) == 0 {
@@ -132,6 +151,16 @@ func ParseMachine(blob []byte) (*Machine, error) {
 			return nil, err
 		}
 		m.Virtio = append(m.Virtio, regs[0])
+	}
+	for _, n := range t.FindCompatible("pci-host-ecam-generic") {
+		if regs, err := n.Reg(); err == nil && len(regs) > 0 {
+			m.ECAM = append(m.ECAM, regs[0])
+		}
+	}
+	for _, n := range t.FindCompatible("arm,smmu-v3") {
+		if regs, err := n.Reg(); err == nil && len(regs) > 0 {
+			m.SMMU = append(m.SMMU, regs[0])
+		}
 	}
 	if l := t.FindCompatible("qemu,fw-cfg-mmio"); len(l) > 0 {
 		regs, err := l[0].Reg()

@@ -335,6 +335,8 @@ func TestParseMachineQEMU(t *testing.T) {
 	assert.Contains(t, m.Virtio, fdt.Range{Addr: 0xa000000, Size: 0x200})
 	assert.Contains(t, m.Virtio, fdt.Range{Addr: 0xa003e00, Size: 0x200})
 	assert.Equal(t, fdt.Range{Addr: 0x9020000, Size: 0x18}, m.FwCfg)
+	assert.Equal(t, []fdt.Range{{Addr: 0x40_1000_0000, Size: 256 << 20}}, m.ECAM, "QEMU virt's high ECAM")
+	assert.Empty(t, m.SMMU, "no iommu=smmuv3")
 
 	m, err = ParseMachine(qemutest.DumpDTB(t, "2G", 3))
 	require.NoError(t, err)

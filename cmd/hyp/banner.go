@@ -5,7 +5,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 
+	"github.com/bulkhead-hv/bulkhead/board/fdt"
 	"github.com/bulkhead-hv/bulkhead/board/qemuvirt"
 	"github.com/bulkhead-hv/bulkhead/cpu"
 	"github.com/bulkhead-hv/bulkhead/gic"
@@ -39,11 +41,17 @@ func printBanner(w io.Writer, m *qemuvirt.Machine) {
 		fmt.Fprintf(w, " %s", r)
 	}
 	fmt.Fprintf(w, "\n")
-	fmt.Fprintf(w, "devices: PL011 UART %s, GICv3 distributor %s, redistributors", m.UART, m.GICD)
+	fmt.Fprintf(w, "devices: %s UART %s, GICv3 distributor %s, redistributors", m.UARTKind, m.UART, m.GICD)
 	for _, r := range m.GICR {
 		fmt.Fprintf(w, " %s", r)
 	}
 	fmt.Fprintf(w, ", PSCI via %s\n", m.PSCI)
+	fmt.Fprintf(w, "timers: EL2 physical PPI %d, virtual PPI %d; GIC maintenance PPI %d\n", m.TimerHyp, m.TimerVirt, m.GICMaintenance)
+	smmu := ranges(m.SMMU)
+	if len(m.SMMU) > 0 {
+		smmu += " (found, not used yet)"
+	}
+	fmt.Fprintf(w, "PCIe ECAM: %s; SMMUv3: %s\n", ranges(m.ECAM), smmu)
 	var gicr []gic.Region
 	for _, r := range m.GICR {
 		gicr = append(gicr, gic.Region{Addr: r.Addr, Size: r.Size})
@@ -70,6 +78,17 @@ func printBanner(w io.Writer, m *qemuvirt.Machine) {
 	start := qemuvirt.BootCounter()
 	fmt.Fprintf(w, "boot time: %s since reset, %s since image entry (counter at %d Hz)\n",
 		ticks(now, freq), ticks(now-start, freq), freq)
+}
+
+func ranges(rs []fdt.Range) string {
+	if len(rs) == 0 {
+		return "none"
+	}
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.String())
+	}
+	return strings.Join(out, " ")
 }
 
 func ticks(t, freq uint64) string {

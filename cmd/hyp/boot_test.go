@@ -246,14 +246,17 @@ func efiImage(t testing.TB) string {
 }
 
 // Under UEFI firmware (AAVMF) on a Graviton-class CPU, the EFI image
-// finds the machine through ACPI, takes its RAM from the memory map with
+// finds the machine through ACPI (the IORT's SMMU and the MCFG's ECAM
+// too), takes its RAM from the memory map with
 // the firmware's runtime and ACPI memory left out, starts every CPU the
 // MADT lists and powers off when asked through its load options.
 func TestUEFIBootACPI(t *testing.T) {
 	r := qemutest.Boot(t, qemutest.Machine{Image: efiImage(t), Firmware: qemutest.UEFIFirmware,
-		CPU: "neoverse-n1", SMP: 8, Mem: "4G", Timeout: 120 * time.Second})
+		CPU: "neoverse-n1", SMP: 8, Mem: "4G", Timeout: 120 * time.Second, Extra: []string{"-machine", "iommu=smmuv3"}})
 	r.Contains(t, "8 CPU(s) in the ACPI tables from UEFI", "machine: ACPI, OEM BOCHS",
 		"devices: PL011 UART [0x9000000-0x9001000), GICv3 distributor [0x8000000-0x8010000)",
+		"timers: EL2 physical PPI 26, virtual PPI 27; GIC maintenance PPI 25",
+		"PCIe ECAM: [0x4010000000-0x4020000000); SMMUv3: [0x9050000-0x9070000) (found, not used yet)",
 		"bulkhead: 8 of 8 CPU(s) up at EL2", "bulkhead: exit status 0")
 	ram, ok := r.Line("RAM: ")
 	require.True(t, ok)
