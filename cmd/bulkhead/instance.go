@@ -138,8 +138,34 @@ func (m *machineConfig) check(memFlag string) error {
 			return fmt.Errorf("%s image %s: %v (build it with make, or point --hypervisor/--control or $BULKHEAD_IMAGES at it)", f.what, f.path, errors.Unwrap(err))
 		}
 	}
+	if err := checkHypervisorImage(m.hyp, m.firmware); err != nil {
+		return err
+	}
 	if _, err := exec.LookPath(m.qemu); err != nil {
 		return fmt.Errorf("%s not found: install it with: sudo apt-get install qemu-system-arm", m.qemu)
+	}
+	return nil
+}
+
+// checkHypervisorImage refuses a hypervisor image the boot cannot start,
+// before QEMU is: an ELF for QEMU's loader, an EFI application (a PE
+// image, "MZ") for UEFI firmware, which would otherwise drop to its shell
+// and leave the boot to time out.
+func checkHypervisorImage(path, firmware string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	magic := make([]byte, 4)
+	if _, err := io.ReadFull(f, magic); err != nil {
+		return fmt.Errorf("hypervisor image %s: %v", path, err)
+	}
+	switch {
+	case firmware == "uefi" && string(magic[:2]) != "MZ":
+		return fmt.Errorf("hypervisor image %s is not an EFI application, which --firmware uefi boots: use bulkhead-hyp.efi", path)
+	case firmware == "" && string(magic) != "\x7fELF":
+		return fmt.Errorf("hypervisor image %s is not an ELF, which QEMU loads without firmware: use bulkhead-hyp.elf, or --firmware uefi for bulkhead-hyp.efi", path)
 	}
 	return nil
 }

@@ -69,3 +69,17 @@ func TestFirmwareFlagRefusesUnknown(t *testing.T) {
 	assert.NotEqual(t, 0, code)
 	assert.Contains(t, stderr, `--firmware "bios": want none or uefi`)
 }
+
+// The wrong image for the boot is refused before QEMU starts, rather than
+// left to time out in the firmware's shell.
+func TestUnitHypervisorImageForTheFirmware(t *testing.T) {
+	dir := t.TempDir()
+	elf := filepath.Join(dir, "hyp.elf")
+	efi := filepath.Join(dir, "hyp.efi")
+	require.NoError(t, os.WriteFile(elf, []byte("\x7fELF\x02\x01\x01"), 0o644))
+	require.NoError(t, os.WriteFile(efi, []byte("MZ\x00\x00PE"), 0o644))
+	assert.NoError(t, checkHypervisorImage(elf, ""))
+	assert.NoError(t, checkHypervisorImage(efi, "uefi"))
+	assert.ErrorContains(t, checkHypervisorImage(elf, "uefi"), "not an EFI application, which --firmware uefi boots")
+	assert.ErrorContains(t, checkHypervisorImage(efi, ""), "not an ELF, which QEMU loads without firmware")
+}
