@@ -411,9 +411,8 @@ func (h *Hyp) emulateSysReg(r CPU, v *VCPU, reg cpu.SysReg, write bool, xt int) 
 		if v.VM.vgic == nil {
 			return false
 		}
-		for _, t := range v.VM.vgic.SGI(v.Index, val()) {
-			h.notify(v.VM.VCPUs[t.Index])
-		}
+		vm := v.VM
+		vm.vgic.SGI(v.Index, val(), func(t *vgic.CPU) { h.notify(vm.VCPUs[t.Index]) })
 		return true
 	case !write && reg == regCNTPCT:
 		if xt != 31 {

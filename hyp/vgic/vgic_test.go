@@ -119,25 +119,32 @@ func TestListRegisterScheduling(t *testing.T) {
 	assert.False(t, g2.HasPending(g2.CPUs[0]), "groups disabled at the distributor")
 }
 
+// sgi sends an SGI and returns the vCPUs it woke.
+func sgi(g *VGIC, from int, v uint64) []*CPU {
+	var out []*CPU
+	g.SGI(from, v, func(c *CPU) { out = append(out, c) })
+	return out
+}
+
 func TestSGIRouting(t *testing.T) {
 	g := New(32, 4, 4)
 	boot(g, 1, 2)
 	// To vCPUs 1 and 3 (Aff0 target list), INTID 1.
-	got := g.SGI(0, 1<<24|0b1010)
+	got := sgi(g, 0, 1<<24|0b1010)
 	require.Len(t, got, 2)
 	assert.Equal(t, []int{1, 3}, []int{got[0].Index, got[1].Index})
 	assert.True(t, g.HasPending(g.CPUs[1]))
 	assert.False(t, g.HasPending(g.CPUs[0]))
 	// IRM: everyone but the sender.
-	got = g.SGI(2, 2<<24|1<<40)
+	got = sgi(g, 2, 2<<24|1<<40)
 	assert.Len(t, got, 3)
 	for _, c := range got {
 		assert.NotEqual(t, 2, c.Index)
 	}
 	// A target list for Aff1 = 1 reaches nobody: all vCPUs have Aff1 = 0.
-	assert.Empty(t, g.SGI(0, 1<<24|1<<16|0xffff))
+	assert.Empty(t, sgi(g, 0, 1<<24|1<<16|0xffff))
 	// Range selector 1 means Aff0 16-31: nobody here either.
-	assert.Empty(t, g.SGI(0, 1<<24|1<<44|0xffff))
+	assert.Empty(t, sgi(g, 0, 1<<24|1<<44|0xffff))
 }
 
 // GICR_WAKER.ProcessorSleep is the PE's power handshake with its
@@ -150,10 +157,10 @@ func TestAsleepRedistributorStillDelivers(t *testing.T) {
 	r.Write(gic.GICR_ISENABLER0, 4, 1<<3)
 	g.Distributor().Write(gic.GICD_CTLR, 4, CTLR_EnableGrp1)
 	require.Equal(t, uint64(6), r.Read(gic.GICR_WAKER, 4), "never woken")
-	got := g.SGI(0, 3<<24|1<<40) // IRM: to vCPU 1, which is not enabled for it
+	got := sgi(g, 0, 3<<24|1<<40) // IRM: to vCPU 1, which is not enabled for it
 	require.Len(t, got, 1)
 	assert.False(t, g.HasPending(g.CPUs[1]), "vCPU 1 has SGI 3 disabled")
-	g.SGI(1, 3<<24|1) // to vCPU 0
+	sgi(g, 1, 3<<24|1) // to vCPU 0
 	assert.True(t, g.HasPending(g.CPUs[0]), "delivered with ProcessorSleep set")
 }
 
@@ -229,4 +236,48 @@ func TestResampledLineDropsAtDeactivation(t *testing.T) {
 	g.Sync(c, hw, n)
 	assert.False(t, c.Level(27), "to be sampled again")
 	assert.False(t, g.HasPending(c))
+}
+
+// An SPI made pending by any of the architecture's ways (an edge, a line
+// driven high, a write to GICD_ISPENDR<n>: IHI 0069, 4.1.1 and 12.9.19)
+// is presented, also in the last of 224 SPIs, and again when made pending
+// after it was taken; stable priority order holds across them.
+func TestEveryPendingSPIIsPresented(t *testing.T) {
+	g := New(224, 2, 4)
+	c := g.CPUs[0]
+	spis := []uint32{40, 100, 200, 255}
+	boot(g, spis...)
+	d := g.Distributor()
+	for _, id := range spis {
+		d.Write(gic.GICD_IPRIORITYR+uint64(id), 1, 0x80)
+	}
+	d.Write(gic.GICD_IPRIORITYR+255, 1, 0x10) // the last SPI first
+	hw := &fakeLRs{}
+	take := func() []uint32 {
+		n := g.Flush(c)
+		c.LoadLRs(hw, n)
+		var got []uint32
+		for i := 0; i < n; i++ {
+			if hw.r[i]&LR_STATE_MASK == LR_PENDING {
+				got = append(got, uint32(hw.r[i]&LR_vINTID_MASK))
+			}
+			hw.r[i] = 0 // taken and completed
+		}
+		g.Sync(c, hw, n)
+		return got
+	}
+	assert.Empty(t, take(), "nothing pending")
+
+	g.Inject(0, 40)                                    // an edge
+	g.SetLevel(0, 200, true)                           // a line
+	d.Write(gic.GICD_ISPENDR+255/32*4, 4, 1<<(255%32)) // a write to ISPENDR
+	d.Write(gic.GICD_ISPENDR+100/32*4, 4, 1<<(100%32))
+	assert.True(t, g.HasPending(c))
+	assert.Equal(t, []uint32{255, 40, 100, 200}, take(), "by priority, then INTID")
+	g.SetLevel(0, 200, false)
+	assert.Empty(t, take(), "each taken once; the line dropped")
+	assert.False(t, g.HasPending(c))
+
+	g.Inject(0, 40)
+	assert.Equal(t, []uint32{40}, take(), "pending again after it was taken")
 }
