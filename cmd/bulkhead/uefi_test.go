@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,8 +9,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/bulkhead-hv/bulkhead/internal/qemutest"
 )
 
 // An instance booted as a server boots: UEFI firmware starts the EFI
@@ -32,19 +29,9 @@ func TestLinuxUnderUEFI(t *testing.T) {
 	require.Eventually(t, func() bool { return strings.Contains(run.stdout.String(), "# ") },
 		4*time.Minute, 100*time.Millisecond, "Linux reaches its shell")
 
-	exe, err := os.Executable()
-	require.NoError(t, err)
-	con := exec.Command(exe, "console", "--name", "uefi", "k")
-	con.Env = append(os.Environ(), "BULKHEAD_TEST_CLI=1")
-	con.Stdin = strings.NewReader("echo uefi guest on $(nproc) vCPUs\npoweroff -f\n")
-	var out, errb qemutest.LockedBuffer
-	con.Stdout, con.Stderr = &out, &errb
-	require.NoError(t, con.Start())
-	t.Cleanup(func() { con.Process.Kill(); con.Wait() })
-
+	con := typeInto(t, "uefi", "k", "echo uefi guest on $(nproc) vCPUs\npoweroff -f\n")
 	assert.Equal(t, 0, run.wait(t, 2*time.Minute), "run exits with the guest's status: it powered off")
-	require.NoError(t, con.Wait(), errb.String())
-	assert.Contains(t, out.String(), "uefi guest on 4 vCPUs")
+	assert.Contains(t, con.wait(t), "uefi guest on 4 vCPUs")
 	code, _, errs := bh("down", "--name", "uefi")
 	assert.Equal(t, 0, code, errs)
 }
