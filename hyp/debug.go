@@ -26,13 +26,26 @@ const (
 
 // The writable fields of the breakpoint and watchpoint registers (Arm ARM
 // D19.3, DBGBCR<n>_EL1 and DBGWCR<n>_EL1: E, PMC/PAC, BAS, HMC, SSC, LBN,
-// BT or LSC, WT, MASK); value registers lose their RES0 low bits.
+// BT or LSC, WT, MASK). BT[3], the VMID-matching breakpoint types, is
+// left out: guests are told there is no EL2, and a VMID match would let a
+// guest find its VMID. A watchpoint's address keeps bit 2 (a word-aligned
+// watchpoint); a breakpoint's value is kept whole, since what its low bits
+// mean depends on its type (an address, or a whole Context ID).
 const (
-	bcrMask = 0x00ffe1e7
+	bcrMask = 0x007fe1e7
 	wcrMask = 0x1f1fffff
-	bvrMask = ^uint64(3)
-	wvrMask = ^uint64(7)
+	wvrMask = ^uint64(3)
+	btShift = 20
 )
+
+// bvrRead is how DBGBVR<n>_EL1 reads for the breakpoint type in bcr: a
+// Context ID in bits [31:0], or an address with bits [1:0] RES0.
+func bvrRead(v, bcr uint64) uint64 {
+	if bt := bcr >> btShift & 0xf; bt&^1 == 0b0010 {
+		return v & 0xffffffff
+	}
+	return v &^ 3
+}
 
 // OSLSR_EL1.OSLM = 0b10: the OS lock is implemented (Arm ARM D19.3).
 const oslsrOSLM = 1 << 3
@@ -69,9 +82,13 @@ func (h *Hyp) emulateDebug(r CPU, v *VCPU, reg cpu.SysReg, write bool, val *uint
 			if n >= bps {
 				return false
 			}
-			p, mask = &d.BP[n][reg.Op2-4], bvrMask
+			p, mask = &d.BP[n][reg.Op2-4], ^uint64(0)
 			if reg.Op2 == 5 {
 				mask = bcrMask
+			}
+			if reg.Op2 == 4 && !write {
+				*val = bvrRead(*p, d.BP[n][1])
+				return true
 			}
 		default:
 			if n >= wps {

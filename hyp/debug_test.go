@@ -63,10 +63,20 @@ func TestDebugRegistersArePerVCPU(t *testing.T) {
 	sysAccess(t, r, a, regDBGBCR0, true, 2, ^uint64(0))
 	sysAccess(t, r, a, regDBGWVR1, true, 3, 0x4009_000f)
 	sysAccess(t, r, a, regDBGWCR1, true, 4, 0x1e7)
-	assert.Equal(t, uint64(0x4008_1000), sysAccess(t, r, a, regDBGBVR0, false, 5, 0), "DBGBVR<n>_EL1[1:0] are RES0")
-	assert.Equal(t, uint64(bcrMask), sysAccess(t, r, a, regDBGBCR0, false, 6, 0), "only DBGBCR<n>_EL1's fields are kept")
-	assert.Equal(t, uint64(0x4009_0008), sysAccess(t, r, a, regDBGWVR1, false, 7, 0), "DBGWVR<n>_EL1[2:0] are RES0")
+	assert.Equal(t, uint64(0x4008_1000), sysAccess(t, r, a, regDBGBVR0, false, 5, 0), "an address: DBGBVR<n>_EL1[1:0] are RES0")
+	assert.Equal(t, uint64(0x007f_e1e7), sysAccess(t, r, a, regDBGBCR0, false, 6, 0),
+		"only DBGBCR<n>_EL1's fields are kept, and no VMID-matching type (BT[3])")
+	assert.Equal(t, uint64(0x4009_000c), sysAccess(t, r, a, regDBGWVR1, false, 7, 0),
+		"DBGWVR<n>_EL1[1:0] are RES0; bit 2 is a word-aligned watchpoint's")
+	// A Context ID breakpoint (BT 0b0010): DBGBVR<n>_EL1[31:0] is the
+	// whole Context ID.
+	sysAccess(t, r, a, regDBGBCR0, true, 2, 0b0010<<20|0x1e7)
+	sysAccess(t, r, a, regDBGBVR0, true, 1, 0x1234_5677)
+	assert.Equal(t, uint64(0x1234_5677), sysAccess(t, r, a, regDBGBVR0, false, 5, 0), "a Context ID keeps its low bits")
+	assert.Equal(t, uint64(0x1234_5677), a.Ctx.Debug.BP[0][0], "and the CPU compares all of them")
+	sysAccess(t, r, a, regDBGBCR0, true, 2, ^uint64(0))
 	assert.Equal(t, uint64(0x1e7), sysAccess(t, r, a, regDBGWCR1, false, 8, 0))
+	sysAccess(t, r, a, regDBGBVR0, true, 1, 0x4008_1003)
 	for _, v := range []*VCPU{b, b2} {
 		for _, reg := range []cpu.SysReg{regDBGBVR0, regDBGBCR0, regDBGWVR1, regDBGWCR1} {
 			assert.Zero(t, sysAccess(t, r, v, reg, false, 9, 0), "%s of another vCPU", reg)

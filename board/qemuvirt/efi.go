@@ -18,6 +18,7 @@ var (
 	efiCmdline     [efiCmdlineMax]byte
 	efiCmdlineLen  uint64
 	efiLoadedImage uint64
+	efiClaimAddr   uint64 // AllocatePages' address, in and out
 )
 
 // EFI_LOADED_IMAGE_PROTOCOL_GUID (UEFI 2.10, 9.1), laid out as in memory:
@@ -35,8 +36,9 @@ const (
 var (
 	efiNotEL2 = "bulkhead: the firmware started the hypervisor at EL1, not EL2: it needs EL2 " +
 		"(under QEMU, -machine virtualization=on); returning EFI_UNSUPPORTED\r\n"
-	efiNoMap  = "bulkhead: GetMemoryMap failed; returning its status\r\n"
-	efiNoExit = "bulkhead: ExitBootServices failed 4 times; returning its status\r\n"
+	efiNoMap = "bulkhead: GetMemoryMap failed; returning its status\r\n"
+	efiNoRAM = "bulkhead: the firmware cannot give the hypervisor its RAM " +
+		"(64 MiB from 0x40000000, around the image): returning AllocatePages' status\r\n"
 )
 
 // FromUEFI reports whether the firmware started the hypervisor through

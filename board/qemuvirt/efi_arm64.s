@@ -17,6 +17,7 @@
 #define ST_BOOTSERVICES 96
 #define ST_NTABLES 104
 #define ST_TABLES 112
+#define BS_ALLOCATEPAGES 40
 #define BS_GETMEMORYMAP 56
 #define BS_HANDLEPROTOCOL 152
 #define BS_EXITBOOTSERVICES 232
@@ -33,11 +34,14 @@
 #define GUID_DTB_HI 0xe0aa692c15d90b83
 
 #define EFI_UNSUPPORTED 0x8000000000000003
+#define ALLOCATE_ADDRESS 2	/* EFI_ALLOCATE_TYPE AllocateAddress */
+#define EFI_LOADER_DATA 2	/* EFI_MEMORY_TYPE EfiLoaderData */
 #define EBS_TRIES 4
 
 // The layout (layout.go: RAMBase, TextBase) and the buffers (efi.go),
 // which TestEFIEntryConstants keeps in step.
 #define RAMBASE 0x40000000
+#define HYPRAMSIZE 0x4000000
 #define TEXTBASE 0x40200000
 #define IMAGE_BASE (TEXTBASE-0x2000)	/* the EFI image's headers, then the ELF's */
 #define MEMORY_MAP_SIZE 65536
@@ -94,6 +98,10 @@ narrow:
 	BHS	narrowed
 	MOVHU.P	2(R2), R3
 	CBZ	R3, narrowed
+	CMP	$0x7f, R3
+	BLS	ascii
+	MOVD	$'?', R3	// not ASCII: no boot argument of the hypervisor's
+ascii:
 	MOVB	R3, (R4)(R5)
 	ADD	$1, R5, R5
 	B	narrow
@@ -133,6 +141,22 @@ next_table:
 	B	tables
 tables_done:
 
+	// The hypervisor's RAM around the image, which the loader gave it:
+	// below, the device tree's window; above, the heap and the stacks.
+	// Taken from the firmware, so that nothing it keeps is there.
+	MOVD	$RAMBASE, R0
+	MOVD	$((IMAGE_BASE-RAMBASE)>>12), R1
+	BL	efiClaim(SB)
+	CBNZ	R0, claim_failed
+	MOVD	$runtime·end(SB), R0
+	ADD	$0xfff, R0, R0
+	AND	$~0xfff, R0, R0
+	MOVD	$(RAMBASE+HYPRAMSIZE), R1
+	SUB	R0, R1, R1
+	LSR	$12, R1, R1
+	BL	efiClaim(SB)
+	CBNZ	R0, claim_failed
+
 	// The memory map, then the end of the boot services with its key; a
 	// stale key (the map changed in between) means a fresh map and
 	// another try.
@@ -159,8 +183,12 @@ memmap:
 	CBZ	R0, exited
 	SUB	$1, R21, R21
 	CBNZ	R21, memmap
+	// After a failed ExitBootServices only the memory services may be
+	// called (UEFI 2.10, 7.4): the firmware reports the status.
+	B	refuse
+claim_failed:
 	MOVD	R0, R22
-	MOVD	$·efiNoExit(SB), R0
+	MOVD	$·efiNoRAM(SB), R0
 	BL	efiPrint(SB)
 	MOVD	R22, R0
 	B	refuse
@@ -191,6 +219,13 @@ copied:
 	BIC	$(1<<0|1<<2), R0, R0	// M, C
 	WORD	$0xd51c1000	// msr sctlr_el2, x0
 	ISB	$15
+	// No line of the hypervisor's RAM may stay in the cache from the
+	// firmware's time: hwinit0 writes its tables with the cache off and
+	// then reads them with it on (Arm ARM B2.12, mismatched
+	// cacheability). Clean and invalidate all of it.
+	MOVD	$RAMBASE, R0
+	MOVD	$(RAMBASE+HYPRAMSIZE), R1
+	BL	efiCleanInvalidatePoC(SB)
 	WORD	$0xd50c871f	// tlbi alle2
 	DSB	$15
 	ISB	$15
@@ -259,6 +294,42 @@ too_big:
 	// Left where it is; hwinit1 reports a device tree it cannot find.
 	MOVD	$·efiDTB(SB), R0
 	MOVD	ZR, (R0)
+	RET
+
+// efiClaim allocates the pages [x0, x0 + x1 pages) as loader data
+// (AllocatePages, AllocateAddress) and returns the status in x0; x20 is
+// the system table.
+TEXT efiClaim(SB),NOSPLIT|NOFRAME,$0
+	WORD	$0xa9bf7bfd	// stp x29, x30, [sp,#-16]!
+	MOVD	$·efiClaimAddr(SB), R3
+	MOVD	R0, (R3)
+	MOVD	R1, R2
+	MOVD	$ALLOCATE_ADDRESS, R0
+	MOVD	$EFI_LOADER_DATA, R1
+	MOVD	ST_BOOTSERVICES(R20), R5
+	MOVD	BS_ALLOCATEPAGES(R5), R5
+	CALL	(R5)
+	WORD	$0xa8c17bfd	// ldp x29, x30, [sp],#16
+	RET
+
+// efiCleanInvalidatePoC cleans and invalidates [x0, x1) to the point of
+// coherency (DC CIVAC).
+TEXT efiCleanInvalidatePoC(SB),NOSPLIT|NOFRAME,$0
+	MRS	CTR_EL0, R2
+	LSR	$16, R2, R2
+	AND	$0xf, R2, R2
+	MOVD	$4, R3
+	LSL	R2, R3, R3
+	SUB	$1, R3, R4
+	BIC	R4, R0, R0
+civac:
+	CMP	R1, R0
+	BHS	civaced
+	WORD	$0xd50b7e20	// dc civac, x0
+	ADD	R3, R0, R0
+	B	civac
+civaced:
+	DSB	$15
 	RET
 
 // efiCleanPoC cleans [x0, x1) to the point of coherency, by the smallest

@@ -78,6 +78,8 @@ func TestEFIEntryConstants(t *testing.T) {
 	assert.Equal(t, uint64(unsafe.Offsetof(st.NumberOfTableEntries)), def("ST_NTABLES"))
 	assert.Equal(t, uint64(unsafe.Offsetof(st.ConfigurationTable)), def("ST_TABLES"))
 	assert.Equal(t, uint64(unsafe.Offsetof(bs.GetMemoryMap)), def("BS_GETMEMORYMAP"))
+	assert.Equal(t, uint64(unsafe.Offsetof(bs.AllocatePages)), def("BS_ALLOCATEPAGES"))
+	assert.Equal(t, uint64(HypRAMSize), def("HYPRAMSIZE"))
 	assert.Equal(t, uint64(unsafe.Offsetof(bs.ExitBootServices)), def("BS_EXITBOOTSERVICES"))
 	assert.Equal(t, uint64(unsafe.Offsetof(out.OutputString)), def("OUT_OUTPUTSTRING"))
 	assert.Equal(t, uint64(unsafe.Offsetof(bs.HandleProtocol)), def("BS_HANDLEPROTOCOL"))
@@ -98,7 +100,7 @@ func TestEFIEntryConstants(t *testing.T) {
 	assert.Equal(t, uint64(efiMemoryMapSize), def("MEMORY_MAP_SIZE"))
 	assert.Equal(t, uint64(efiTextMax), def("TEXT_MAX"))
 	assert.Len(t, efiText, efiTextMax+1, "room for the terminating NUL")
-	for _, m := range []string{efiNotEL2, efiNoMap, efiNoExit} {
+	for _, m := range []string{efiNotEL2, efiNoMap, efiNoRAM} {
 		assert.LessOrEqual(t, len(m), efiTextMax, "efiPrint would cut %q", m)
 	}
 }

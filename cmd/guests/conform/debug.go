@@ -102,7 +102,7 @@ func debug(ncpus int) {
 		msr(debugReg(n, 7), wcrLSC|wcrBAS)
 		v, _ := mrs(debugReg(n, 6))
 		c, _ := mrs(debugReg(n, 7))
-		if v != uint64(n)<<3 || c != wcrLSC|wcrBAS {
+		if v != uint64(n)<<3|4 || c != wcrLSC|wcrBAS { // [1:0] RES0; bit 2 an address bit
 			ok, why = false, "a watchpoint register does not hold its value"
 		}
 		msr(debugReg(n, 7), 0)
