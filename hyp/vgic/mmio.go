@@ -110,7 +110,7 @@ func (g *VGIC) bitWrite(c *CPU, off uint64, first uint32, v uint64) bool {
 	if off >= gic.GICD_ISPENDR && off < gic.GICD_ICPENDR {
 		for i := uint32(0); i < 32; i++ {
 			if v>>i&1 == 1 {
-				g.markLive(first + i)
+				g.markLive(c, first+i)
 			}
 		}
 	}

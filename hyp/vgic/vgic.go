@@ -79,6 +79,7 @@ type CPU struct {
 	Index   int
 	Aff     uint64 // affinity as GICR_TYPER reports it (Aff3.Aff2.Aff1.Aff0)
 	private [NumPrivate]irq
+	live    uint32 // the private interrupts that may be pending (VGIC.live)
 	// asleep is GICR_WAKER.ProcessorSleep. It holds nothing back: it is
 	// the PE's request to its power controller (IHI 0069, 11.1), and a
 	// vCPU that runs is powered. QEMU's and KVM's GICv3 forward
@@ -100,15 +101,21 @@ type VGIC struct {
 	spis []irq
 	// live has a bit per SPI set whenever it may be pending (its latch
 	// or its line set): candidates scans these words, not every SPI, and
-	// clears the bits of the SPIs it finds neither.
+	// clears the bits of the SPIs it finds neither. (CPU.live does the
+	// same for each vCPU's SGIs and PPIs.)
 	live []uint64
 	CPUs []*CPU
 	nLRs int
 }
 
-// markLive notes that SPI intid may be pending.
-func (g *VGIC) markLive(intid uint32) {
-	if i := int(intid) - FirstSPI; i >= 0 && i < len(g.spis) {
+// markLive notes that interrupt intid (c's, if it is an SGI or a PPI)
+// may be pending.
+func (g *VGIC) markLive(c *CPU, intid uint32) {
+	if intid < NumPrivate {
+		c.live |= 1 << intid
+		return
+	}
+	if i := int(intid) - FirstSPI; i < len(g.spis) {
 		g.live[i/64] |= 1 << (i % 64)
 	}
 }
@@ -161,13 +168,13 @@ func (g *VGIC) SetLevel(cpu int, intid uint32, high bool) *CPU {
 	if ir == nil || ir.level == high {
 		return nil
 	}
+	if high {
+		g.markLive(c, intid)
+	}
 	if intid >= FirstSPI {
 		c = g.target(ir)
 	}
 	ir.level = high
-	if high {
-		g.markLive(intid)
-	}
 	c.dirty = true
 	return c
 }
@@ -195,11 +202,11 @@ func (g *VGIC) Inject(cpu int, intid uint32) *CPU {
 	if ir == nil {
 		return nil
 	}
+	g.markLive(c, intid)
 	if intid >= FirstSPI {
 		c = g.target(ir)
 	}
 	ir.pending = true
-	g.markLive(intid)
 	c.dirty = true
 	return c
 }
@@ -257,19 +264,27 @@ func (g *VGIC) candidates(c *CPU, out []uint32, first bool) []uint32 {
 	ok := func(ir *irq) bool {
 		return (ir.pending || ir.level) && ir.enabled && ir.lr < 0 && !ir.active && (ir.group1 && grp1 || !ir.group1 && grp0)
 	}
-	for i := range c.private {
-		if ok(&c.private[i]) {
+	for live := c.live; live != 0; {
+		b := live & -live
+		live &^= b
+		i := bits.TrailingZeros32(b)
+		ir := &c.private[i]
+		if !ir.pending && !ir.level {
+			c.live &^= b
+			continue
+		}
+		if ok(ir) {
 			out = append(out, uint32(i))
 			if first {
 				return out
 			}
 		}
 	}
-	for w, bits := range g.live {
-		for bits != 0 {
-			b := bits & -bits
-			bits &^= b
-			i := w*64 + trailingZeros(b)
+	for w, live := range g.live {
+		for live != 0 {
+			b := live & -live
+			live &^= b
+			i := w*64 + bits.TrailingZeros64(b)
 			ir := &g.spis[i]
 			if !ir.pending && !ir.level {
 				g.live[w] &^= b
@@ -291,8 +306,6 @@ func (g *VGIC) candidates(c *CPU, out []uint32, first bool) []uint32 {
 	}
 	return out
 }
-
-func trailingZeros(b uint64) int { return bits.TrailingZeros64(b) }
 
 // HasPending reports whether c has an interrupt to take: one waiting, or
 // one pending in its list registers. A vCPU in WFI wakes on it.

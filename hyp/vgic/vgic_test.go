@@ -238,11 +238,11 @@ func TestResampledLineDropsAtDeactivation(t *testing.T) {
 	assert.False(t, g.HasPending(c))
 }
 
-// An SPI made pending by any of the architecture's ways (an edge, a line
+// An interrupt made pending by any of the architecture's ways (an edge, a line
 // driven high, a write to GICD_ISPENDR<n>: IHI 0069, 4.1.1 and 12.9.19)
 // is presented, also in the last of 224 SPIs, and again when made pending
 // after it was taken; stable priority order holds across them.
-func TestEveryPendingSPIIsPresented(t *testing.T) {
+func TestEveryPendingInterruptIsPresented(t *testing.T) {
 	g := New(224, 2, 4)
 	c := g.CPUs[0]
 	spis := []uint32{40, 100, 200, 255}
@@ -280,4 +280,17 @@ func TestEveryPendingSPIIsPresented(t *testing.T) {
 
 	g.Inject(0, 40)
 	assert.Equal(t, []uint32{40}, take(), "pending again after it was taken")
+
+	// And an SGI or PPI, each vCPU's own: by an SGI, a line, a write to
+	// GICR_ISPENDR0.
+	boot(g, 3, 7, 27)
+	r := g.Redistributors()
+	g.Inject(0, 3)
+	g.SetLevel(0, 27, true)
+	r.Write(gic.GICR_ISPENDR0, 4, 1<<7)
+	r.Write(RedistStride+gic.GICR_ISPENDR0, 4, 1<<7) // vCPU 1's, not 0's
+	assert.Equal(t, []uint32{3, 7, 27}, take())
+	g.SetLevel(0, 27, false)
+	assert.Empty(t, take())
+	assert.True(t, g.HasPending(g.CPUs[1]), "vCPU 1's SGI 7 waits for it")
 }
