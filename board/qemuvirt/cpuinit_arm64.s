@@ -21,6 +21,13 @@ TEXT cpuinit(SB),NOSPLIT|NOFRAME,$0
 
 	MSR	$0xf, DAIFSet
 
+	// SCTLR_EL2 from a known value, whatever a firmware left there: its
+	// RES1 bits only (MMU, caches and alignment checks off until hwinit0
+	// turns them on; little-endian).
+	MOVD	$0x30c50830, R0
+	WORD	$0xd51c1000	// msr sctlr_el2, x0
+	ISB	$15
+
 	// HCR_EL2: RW only (lower ELs are AArch64). E2H=0 keeps the non-VHE
 	// EL2 regime that the rest of the kernel is written for; TGE=0.
 	MOVD	$(1<<31), R0
