@@ -66,6 +66,9 @@ func printk(c byte) {
 // startConsole starts the machine's UART as the console, and prints what
 // waited for it.
 func startConsole(m *Machine) {
+	if m.UART.Size == 0 {
+		return
+	}
 	var c uart.Console = &uart.PL011{Bus: uartBus{}, Base: m.UART.Addr}
 	if m.UARTKind == UART16550 {
 		if u, err := uart.New16550(uartBus{}, m.UART.Addr, m.UARTAccessSize); err == nil {

@@ -103,14 +103,18 @@ func hwinit1() {
 	}
 	if err != nil {
 		bootErr = err
-		// Without a usable tree there is no console to say so: fall back to
-		// the virt board's PL011 for this one report.
-		if machine == nil || machine.UART.Size == 0 {
-			machine = &Machine{UART: fdt.Range{Addr: fallbackUART, Size: mmu.PageSize}}
+		// Without a usable description there may be no console to say so:
+		// fall back to the virt board's PL011 for this one report, also
+		// when the console named lies in RAM.
+		if machine == nil || machine.UART.Size == 0 || DevicesOutsideRAM(machine, []fdt.Range{machine.UART}) != nil {
+			machine = &Machine{UART: fdt.Range{Addr: fallbackUART, Size: mmu.PageSize}, UARTKind: UARTPL011}
 		}
 	}
 	if err := MapDevice(&hypTables, machine.UART.Addr, machine.UART.Size); err != nil {
-		bootErr = err
+		if bootErr == nil {
+			bootErr = err
+		}
+		machine.UART = fdt.Range{} // no console: output waits in the early buffer
 	}
 	cpu.InvalidateTLB()
 	startConsole(machine)
