@@ -96,7 +96,7 @@ func (m *machineConfig) flags(fs *flag.FlagSet, memFlag string) {
 	fs.Var(sizeFlag{&m.mem}, memFlag, "the QEMU machine's RAM, at least 512M")
 	fs.IntVar(&m.smp, "smp", 1, "the QEMU machine's CPUs (QEMU's -smp)")
 	fs.Var(listFlag{&m.opts}, "qemu-opt", "extra QEMU argument (repeatable), e.g. --qemu-opt=-icount --qemu-opt=shift=0")
-	fs.StringVar(&m.hyp, "hypervisor", "", "hypervisor image (default: bulkhead-hyp.elf in $BULKHEAD_IMAGES or ./build)")
+	fs.StringVar(&m.hyp, "hypervisor", "", "hypervisor image (default: bulkhead-hyp.elf, or bulkhead-hyp.efi with --firmware uefi, in $BULKHEAD_IMAGES or ./build)")
 	fs.StringVar(&m.control, "control", "", "control partition image (default: bulkhead-control.elf beside the hypervisor)")
 	fs.StringVar(&m.qemu, "qemu", "qemu-system-aarch64", "the QEMU binary")
 	fs.StringVar(&m.firmware, "firmware", "", "boot firmware: none (QEMU loads the hypervisor's ELF, the default) or uefi\n"+
@@ -470,6 +470,7 @@ and sockets are in $XDG_RUNTIME_DIR/bulkhead/NAME.
 Examples:
 	bulkhead up
 	bulkhead up --name big --mem 4G --smp 4
+	bulkhead up --name srv --firmware uefi --smp 4 --mem 2G   # UEFI and ACPI, as a server boots
 	bulkhead up --qemu-opt=-icount --qemu-opt=shift=0,sleep=off
 `
 
