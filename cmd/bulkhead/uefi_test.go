@@ -12,42 +12,38 @@ import (
 )
 
 // An instance booted as a server boots: UEFI firmware starts the EFI
-// image, the machine comes from ACPI and the control partition from
+// image, the machine comes from ACPI (or, with ACPI off in QEMU, from the
+// device tree the firmware hands over) and the control partition from
 // fw_cfg; Debian's kernel runs as a 4-vCPU guest on 4 CPUs, reaches its
 // shell, runs what is typed there and powers off.
 func TestLinuxUnderUEFI(t *testing.T) {
 	dir := imagesDir(t)
 	initrd := filepath.Join(dir, "linux", "rootfs.cpio.gz")
-	in := upInstance(t, "uefi", "--firmware", "uefi", "--smp", "4", "--mem", "2G")
-	console, err := os.ReadFile(in.Log)
-	require.NoError(t, err)
-	assert.Contains(t, string(console), "CPU(s) in the ACPI tables from UEFI", "the machine came from ACPI")
-	assert.Contains(t, string(console), "bulkhead: 4 of 4 CPU(s) up at EL2")
+	for _, tc := range []struct {
+		name, source string
+		opts         []string
+	}{
+		{"ACPI", "ACPI tables from UEFI", nil},
+		{"device tree", "device tree from UEFI", []string{"--qemu-opt=-machine", "--qemu-opt=acpi=off"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := upInstance(t, "uefi", append([]string{"--firmware", "uefi", "--smp", "4", "--mem", "2G"}, tc.opts...)...)
+			console, err := os.ReadFile(in.Log)
+			require.NoError(t, err)
+			assert.Contains(t, string(console), "CPU(s) in the "+tc.source, "where the machine came from")
+			assert.Contains(t, string(console), "bulkhead: 4 of 4 CPU(s) up at EL2")
 
-	run := startCLI(t, "run", "--instance", "uefi", "--name", "k", "--cpus", "4", "--mem", "512M",
-		"--initrd", initrd, "--cmdline", "console=ttyAMA0", filepath.Join(dir, "linux", "vmlinuz"))
-	require.Eventually(t, func() bool { return strings.Contains(run.stdout.String(), "# ") },
-		4*time.Minute, 100*time.Millisecond, "Linux reaches its shell")
-
-	con := typeInto(t, "uefi", "k", "echo uefi guest on $(nproc) vCPUs\npoweroff -f\n")
-	assert.Equal(t, 0, run.wait(t, 2*time.Minute), "run exits with the guest's status: it powered off")
-	assert.Contains(t, con.wait(t), "uefi guest on 4 vCPUs")
-	code, _, errs := bh("down", "--name", "uefi")
-	assert.Equal(t, 0, code, errs)
-}
-
-// The same with ACPI off in QEMU: the firmware hands over a device tree.
-func TestRunUnderUEFIWithDeviceTree(t *testing.T) {
-	dir := imagesDir(t)
-	in := upInstance(t, "uefidt", "--firmware", "uefi", "--qemu-opt=-machine", "--qemu-opt=acpi=off")
-	console, err := os.ReadFile(in.Log)
-	require.NoError(t, err)
-	assert.Contains(t, string(console), "CPU(s) in the device tree from UEFI")
-	code, stdout, stderr := bh("run", "--instance", "uefidt", filepath.Join(dir, "guest-hello.elf"))
-	assert.Equal(t, 0, code, stderr)
-	assert.Contains(t, stdout, "hello from a TamaGo guest at EL1")
-	code, _, errs := bh("down", "--name", "uefidt")
-	assert.Equal(t, 0, code, errs)
+			run := startCLI(t, "run", "--instance", "uefi", "--name", "k", "--cpus", "4", "--mem", "512M",
+				"--initrd", initrd, "--cmdline", "console=ttyAMA0", filepath.Join(dir, "linux", "vmlinuz"))
+			require.Eventually(t, func() bool { return strings.Contains(run.stdout.String(), "# ") },
+				4*time.Minute, 100*time.Millisecond, "Linux reaches its shell")
+			con := typeInto(t, "uefi", "k", "echo uefi guest on $(nproc) vCPUs\npoweroff -f\n")
+			assert.Equal(t, 0, run.wait(t, 2*time.Minute), "run exits with the guest's status: it powered off")
+			assert.Contains(t, con.wait(t), "uefi guest on 4 vCPUs")
+			code, _, errs := bh("down", "--name", "uefi")
+			assert.Equal(t, 0, code, errs)
+		})
+	}
 }
 
 func TestFirmwareFlagRefusesUnknown(t *testing.T) {
