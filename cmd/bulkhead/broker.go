@@ -464,7 +464,11 @@ func cmdBroker(args []string, stderr io.Writer) int {
 	}
 	logger.Printf("QEMU closed the channel (%v): exiting", err)
 	b.closeClients(5 * time.Second)
-	if *owner > 0 && !alive(*owner) {
+	// A private instance's owner killed outright dies as QEMU does (its
+	// parent-death signal): it may still be exiting, not yet a zombie.
+	// Give it a moment; an owner that lives on tears the instance down
+	// itself, once this broker is gone.
+	if *owner > 0 && waitGone(*owner, time.Second) {
 		if err := os.RemoveAll(dir); err != nil {
 			logger.Printf("removing the private instance's state: %v", err)
 		}
