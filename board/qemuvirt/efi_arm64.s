@@ -201,28 +201,25 @@ memmap_failed:
 
 exited:
 	// The machine is the hypervisor's. With the firmware's interrupts
-	// masked, the image (the memory map and what this wrote included) is
-	// cleaned to the point of coherency, and the device tree, if the
-	// firmware gave one, copied to where the -kernel boot finds it
-	// (RAMBase); then the MMU and the data cache go off, as cpuinit
-	// expects them.
+	// masked, the device tree, if the firmware gave one, is copied to
+	// where the -kernel boot finds it (RAMBase); then the MMU and the
+	// data cache go off, as cpuinit expects them.
 	MSR	$0xf, DAIFSet
 	MOVD	$·efiDTB(SB), R0
 	MOVD	(R0), R0
 	CBZ	R0, copied
 	BL	efiCopyDTB(SB)
 copied:
-	MOVD	$RAMBASE, R0
-	MOVD	$runtime·end(SB), R1
-	BL	efiCleanPoC(SB)
 	WORD	$0xd53c1000	// mrs x0, sctlr_el2
 	BIC	$(1<<0|1<<2), R0, R0	// M, C
 	WORD	$0xd51c1000	// msr sctlr_el2, x0
 	ISB	$15
-	// No line of the hypervisor's RAM may stay in the cache from the
-	// firmware's time: hwinit0 writes its tables with the cache off and
-	// then reads them with it on (Arm ARM B2.12, mismatched
-	// cacheability). Clean and invalidate all of it.
+	// Clean and invalidate all of the hypervisor's RAM: what was written
+	// with the cache on (the image's data, the device tree's copy)
+	// reaches memory before anything reads it with the cache off, and no
+	// line stays from the firmware's time to shadow what hwinit0 writes
+	// with the cache off (Arm ARM B2.12, mismatched cacheability). No data
+	// is read between the MMU going off and this.
 	MOVD	$RAMBASE, R0
 	MOVD	$(RAMBASE+HYPRAMSIZE), R1
 	BL	efiCleanInvalidatePoC(SB)
@@ -329,25 +326,5 @@ civac:
 	ADD	R3, R0, R0
 	B	civac
 civaced:
-	DSB	$15
-	RET
-
-// efiCleanPoC cleans [x0, x1) to the point of coherency, by the smallest
-// data cache line (CTR_EL0.DminLine).
-TEXT efiCleanPoC(SB),NOSPLIT|NOFRAME,$0
-	MRS	CTR_EL0, R2
-	LSR	$16, R2, R2
-	AND	$0xf, R2, R2
-	MOVD	$4, R3
-	LSL	R2, R3, R3	// line size in bytes
-	SUB	$1, R3, R4
-	BIC	R4, R0, R0
-clean:
-	CMP	R1, R0
-	BHS	cleaned
-	WORD	$0xd50b7a20	// dc cvac, x0
-	ADD	R3, R0, R0
-	B	clean
-cleaned:
 	DSB	$15
 	RET
