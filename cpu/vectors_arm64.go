@@ -12,6 +12,9 @@ var (
 	// guestExit is where exceptions from a lower EL go (see GUEST in
 	// vectors_arm64.s).
 	guestExit uint64
+	// fpTrap is where EL2's own trapped FP/SIMD accesses go (see
+	// SYNC_ENTRY in vectors_arm64.s); 0: they are fatal.
+	fpTrap uint64
 
 	// FatalHandler reports an exception that EL2 cannot handle and stops
 	// the machine. It runs on the exception stack and must not return.
@@ -41,6 +44,10 @@ func lowerELCrashAddr() uint64
 // SetGuestExit routes exceptions from lower ELs to addr, the world
 // switch's exit path.
 func SetGuestExit(addr uint64) { guestExit = addr }
+
+// SetFPTrap routes EL2's own trapped FP/SIMD accesses (CPTR_EL2.TFP) to
+// addr, the world switch's lazy FP/SIMD save.
+func SetFPTrap(addr uint64) { fpTrap = addr }
 
 // trap is called by vectors_arm64.s on the exception stack.
 func trap(f *Frame) {

@@ -25,6 +25,26 @@
 	MOVD	$n, R0 \
 	B	·excCommon(SB)
 
+// The synchronous entry for exceptions taken while Go ran: EL2's own FP/SIMD
+// use while a guest's registers are still on the CPU (ESR_EL2.EC 0x07,
+// CPTR_EL2.TFP) goes to the world switch's handler (vcpu.fpTrap,
+// registered through SetFPTrap) with the same frame; anything else, and
+// that too if no handler is registered, is reported like ENTRY's.
+#define SYNC_ENTRY \
+	PCALIGN	$128 \
+	WORD	$0xd10503ff /* sub sp, sp, #0x140 */ \
+	STP	(R0, R1), 0(RSP) \
+	WORD	$0xd53c5200 /* mrs x0, esr_el2 */ \
+	LSR	$26, R0, R0 \
+	CMP	$0x07, R0 \
+	BNE	sync_fatal \
+	MOVD	·fpTrap(SB), R1 \
+	CBZ	R1, sync_fatal \
+	JMP	(R1) \
+sync_fatal: \
+	MOVD	$0, R0 \
+	B	·excCommon(SB)
+
 // Entry for exceptions taken on SP_EL2, i.e. a fault inside the handler. It
 // restarts the exception stack from its top; a second such fault halts. Only
 // R18_PLATFORM, the platform register Go never uses, is clobbered.
@@ -59,7 +79,7 @@
 // aligned for VBAR_EL2.
 TEXT ·vectors(SB),NOSPLIT|NOFRAME,$0
 	PCALIGN	$2048
-	ENTRY(0)	// current EL, SP_EL0: synchronous
+	SYNC_ENTRY	// current EL, SP_EL0: synchronous
 	ENTRY(1)	// IRQ
 	ENTRY(2)	// FIQ
 	ENTRY(3)	// SError

@@ -58,11 +58,10 @@ type Exit struct {
 	HPFAR  uint64 // HPFAR_EL2
 }
 
-// host is what Run saves of the calling Go code.
+// host is what Run saves of the calling Go code: the registers Go's ABI
+// keeps across a call.
 type host struct {
-	X19_X30 [12]uint64
-	SP      uint64
-	_       uint64
+	G, FP, LR, SP uint64 // R28, R29, R30 and SP_EL0
 }
 
 // Context is a vCPU's complete register state.
@@ -80,6 +79,11 @@ type Context struct {
 	// the authoritative copy; otherwise the CPU that last ran the context
 	// holds the current values (see PerCPU).
 	sysInMemory bool
+	// fpLive says the FP/SIMD registers of the CPU that last ran the
+	// context are newer than FP: they stay there after an exit until EL2
+	// uses FP/SIMD itself (which traps and saves them), another context
+	// runs there, or the context is synced to memory (PerCPU.SyncSys).
+	fpLive bool
 }
 
 // Debug is a vCPU's self-hosted debug state (Arm ARM D2): its breakpoint

@@ -49,6 +49,7 @@ func TestContextLayout(t *testing.T) {
 	assert.Equal(t, unsafe.Offsetof(c.Debug)+unsafe.Offsetof(c.Debug.BP), define("CTX_DEBUG_BP"))
 	assert.Equal(t, unsafe.Offsetof(c.Debug)+unsafe.Offsetof(c.Debug.WPs), define("CTX_DEBUG_WPS"))
 	assert.Equal(t, unsafe.Offsetof(c.Debug)+unsafe.Offsetof(c.Debug.WP), define("CTX_DEBUG_WP"))
+	assert.Equal(t, unsafe.Offsetof(c.fpLive), define("CTX_FP_LIVE"))
 	// x28, x29 and x30 sit where the switch stores them.
 	assert.Equal(t, uintptr(224), unsafe.Offsetof(c.X)+28*8)
 	assert.Equal(t, uintptr(240), unsafe.Offsetof(c.X)+30*8)

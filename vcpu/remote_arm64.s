@@ -38,9 +38,10 @@
 // on a stack of its own, and never returns. It waits for a command, carries
 // it out and reports back, forever (vcpu.Remote says how).
 //
-// Registers kept across the loop (run saves and restores R19-R30 for its
-// caller): R19 the Remote, R20 an SGI taken while waiting for a command,
-// plus one (0: none), raised again once the command is known.
+// Registers kept across the loop: R19 the Remote (run keeps only what Go
+// needs, so it is read again from TPIDR_EL2 after each run), R20 an SGI
+// taken while waiting for a command, plus one (0: none), raised again once
+// the command is known (0 again by the time the command runs).
 TEXT ·remoteLoop(SB),NOSPLIT|NOFRAME,$0
 	MOVD	g, R19
 	MOVD	ZR, g	// no goroutine runs here
@@ -203,16 +204,21 @@ lrs_loaded:
 	WORD	$0xd51be322	// msr cntv_ctl_el0, x2
 	ISB	$15
 
-	// run(Current, true), then saveSys(Current): the boot CPU reads and
-	// changes the context from memory only.
+	// run(Current, true), then saveSys(Current) and saveFP(Current): the
+	// boot CPU reads and changes the context from memory only.
 	MOVD	RM_CURRENT(R19), R0
 	MOVD	R0, 8(RSP)
 	MOVD	$1, R0
 	MOVB	R0, 16(RSP)
 	BL	·run(SB)
+	WORD	$0xd53cd053	// mrs x19, tpidr_el2
+	MOVD	ZR, R20
 	MOVD	RM_CURRENT(R19), R0
 	MOVD	R0, 8(RSP)
 	BL	·saveSys(SB)
+	MOVD	RM_CURRENT(R19), R0
+	MOVD	R0, 8(RSP)
+	BL	·saveFP(SB)
 
 	WORD	$0xd53ccbe2	// mrs x2, ich_vmcr_el2
 	MOVD	R2, RM_ICH_VMCR(R19)

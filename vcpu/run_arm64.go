@@ -10,6 +10,8 @@ import (
 
 func run(c *Context, restoreSys bool)
 func saveSys(c *Context)
+func saveFP(c *Context)
+func fpTrapAddr() uint64
 func guestExitAddr() uint64
 func setPerCPU(p uint64)
 
@@ -38,35 +40,45 @@ func InitCPU(id int) *PerCPU {
 	p.ID = id
 	setPerCPU(uint64(uintptr(unsafe.Pointer(p))))
 	cpu.SetGuestExit(guestExitAddr())
+	cpu.SetFPTrap(fpTrapAddr())
 	return p
 }
 
 // Run enters the guest with state c on this CPU and returns at its next
 // exit, with c.Exit saying why.
 func (p *PerCPU) Run(c *Context) {
-	restore := c.sysInMemory
 	if p.loaded != c {
-		// Another context's registers are on the CPU: save them, and
-		// point the vectors at this one. (Pointer stores are kept off the
-		// path of a context that simply runs again.)
-		if o := p.loaded; o != nil && !o.sysInMemory {
-			saveSys(o)
-			o.sysInMemory = true
-		}
-		p.loaded = c
-		p.Current = c
-		restore = true
+		p.load(c)
 	}
+	restore := c.sysInMemory
 	c.sysInMemory = false
 	run(c, restore)
 }
 
-// SyncSys makes c.Sys current, so Go code may read or change it; changes
-// reach the CPU on c's next Run. A context that moves to another CPU must
-// be synced first.
+// load makes c the context whose registers the CPU holds: another
+// context's EL1 and FP/SIMD registers still on it are saved, and the
+// vectors are pointed at c. (Kept off the path of a context that simply
+// runs again.)
+func (p *PerCPU) load(c *Context) {
+	if o := p.loaded; o != nil {
+		p.SyncSys(o)
+	}
+	p.loaded = c
+	p.Current = c
+	c.sysInMemory = true
+}
+
+// SyncSys makes c.Sys and c.FP current, so Go code may read or change
+// them; changes reach the CPU on c's next Run. A context that moves to
+// another CPU must be synced first.
 func (p *PerCPU) SyncSys(c *Context) {
-	if p.loaded == c && !c.sysInMemory {
-		saveSys(c)
+	if p.loaded == c {
+		if !c.sysInMemory {
+			saveSys(c)
+		}
+		if c.fpLive {
+			saveFP(c)
+		}
 	}
 	c.sysInMemory = true
 }

@@ -17,11 +17,18 @@
 #define CTX_EXIT_FAR 1032
 #define CTX_EXIT_HPFAR 1040
 #define CTX_HOST 1048
-#define CTX_HOST_SP 1144
-#define CTX_DEBUG_BPS 1160
-#define CTX_DEBUG_BP 1168
-#define CTX_DEBUG_WPS 1424
-#define CTX_DEBUG_WP 1432
+#define CTX_HOST_SP 1072
+#define CTX_DEBUG_BPS 1080
+#define CTX_DEBUG_BP 1088
+#define CTX_DEBUG_WPS 1344
+#define CTX_DEBUG_WP 1352
+#define CTX_FP_LIVE 1625
+
+// CPTR_EL2 without VHE (Arm ARM D19.2): its RES1 bits and TZ (SVE trapped),
+// the value Go runs with; with TFP also set, EL2's own FP/SIMD accesses
+// trap too (fpTrap).
+#define CPTR_EL2_GO 0x33ff
+#define CPTR_EL2_TFP (1<<10)
 
 // LOAD_DBG loads pair n of the array at R3 into the debug registers whose
 // MSR encodings are msrv and msrc (op0 2, op1 0, CRn 0, CRm n): the value
@@ -48,19 +55,13 @@ TEXT ·run(SB),NOSPLIT|NOFRAME,$0-9
 	MOVD	c+0(FP), R0
 	MOVBU	restoreSys+8(FP), R4
 
-	// The calling Go code's registers: everything Go may rely on across a
-	// call, and the return address.
-	// (Offsets past STP's reach would need REGTMP, R27, which is saved
-	// here: address the area through R1 instead.)
+	// What the calling Go code relies on across a call: g, the frame
+	// pointer, the return address and the stack pointer (Go's ABI keeps
+	// no other register across calls).
 	ADD	$CTX_HOST, R0, R1
-	STP	(R19, R20), 0(R1)
-	STP	(R21, R22), 16(R1)
-	STP	(R23, R24), 32(R1)
-	STP	(R25, R26), 48(R1)
-	STP	(R27, g), 64(R1)
-	STP	(R29, R30), 80(R1)
+	STP	(g, R29), 0(R1)
 	MOVD	RSP, R2
-	MOVD	R2, 96(R1)
+	STP	(R30, R2), 16(R1)
 
 	// SP_EL0 can only be written while SP_EL2 is the stack pointer.
 	WORD	$0xd50041bf	// msr spsel, #0x1
@@ -162,7 +163,14 @@ sys_done:
 	MSR	R1, SPSR_EL1
 	MSR	R2, SP_EL0
 
-	// FP/SIMD: q0-q31, FPCR, FPSR.
+	// FP/SIMD: q0-q31, FPCR and FPSR are still on the CPU from this
+	// context's last run (fpLive), unless they were saved since. Either
+	// way the guest runs with EL2's FP trap off.
+	MOVD	$CPTR_EL2_GO, R1
+	WORD	$0xd51c1141	// msr cptr_el2, x1
+	MOVBU	CTX_FP_LIVE(R0), R1
+	CBNZ	R1, fp_done
+	ISB	$15
 	ADD	$CTX_FP, R0, R1
 	VLD1.P	64(R1), [V0.D2, V1.D2, V2.D2, V3.D2]
 	VLD1.P	64(R1), [V4.D2, V5.D2, V6.D2, V7.D2]
@@ -175,6 +183,9 @@ sys_done:
 	LDP	(R1), (R2, R3)
 	MSR	R2, FPCR
 	MSR	R3, FPSR
+	MOVD	$1, R1
+	MOVB	R1, CTX_FP_LIVE(R0)
+fp_done:
 
 	// Where the guest resumes.
 	LDP	CTX_PC(R0), (R1, R2)
@@ -243,28 +254,17 @@ TEXT ·guestExit(SB),NOSPLIT|NOFRAME,$0
 	MRS	SP_EL0, R3
 	STP	(R2, R3), (CTX_SYS+176)(R1)
 
-	ADD	$CTX_FP, R1, R2
-	VST1.P	[V0.D2, V1.D2, V2.D2, V3.D2], 64(R2)
-	VST1.P	[V4.D2, V5.D2, V6.D2, V7.D2], 64(R2)
-	VST1.P	[V8.D2, V9.D2, V10.D2, V11.D2], 64(R2)
-	VST1.P	[V12.D2, V13.D2, V14.D2, V15.D2], 64(R2)
-	VST1.P	[V16.D2, V17.D2, V18.D2, V19.D2], 64(R2)
-	VST1.P	[V20.D2, V21.D2, V22.D2, V23.D2], 64(R2)
-	VST1.P	[V24.D2, V25.D2, V26.D2, V27.D2], 64(R2)
-	VST1.P	[V28.D2, V29.D2, V30.D2, V31.D2], 64(R2)
-	MRS	FPCR, R3
-	MRS	FPSR, R4
-	STP	(R3, R4), (R2)
+	// FP/SIMD stays on the CPU: the next run of this context finds it
+	// there, and EL2's own first use of it traps (fpTrap), which saves it.
+	// The ISB makes the trap certain before Go's next FP instruction.
+	MOVD	$(CPTR_EL2_GO|CPTR_EL2_TFP), R2
+	WORD	$0xd51c1142	// msr cptr_el2, x2
+	ISB	$15
 
 	// Back to the Go code that called run, on its own stack.
 	ADD	$CTX_HOST, R1, R1
-	LDP	0(R1), (R19, R20)
-	LDP	16(R1), (R21, R22)
-	LDP	32(R1), (R23, R24)
-	LDP	48(R1), (R25, R26)
-	LDP	64(R1), (R27, g)
-	LDP	80(R1), (R29, R30)
-	MOVD	96(R1), R2
+	LDP	0(R1), (g, R29)
+	LDP	16(R1), (R30, R2)
 	WORD	$0xd50040bf	// msr spsel, #0x0
 	MOVD	R2, RSP
 	RET
@@ -319,4 +319,74 @@ TEXT ·saveSys(SB),NOSPLIT,$0-8
 	MRS	SP_EL1, R2
 	MRS	ELR_EL1, R3
 	STP	(R2, R3), (CTX_SYS+160)(R0)
+	RET
+
+// func saveFP(c *Context)
+//
+// saveFP copies the FP/SIMD registers, c's, into c, and turns EL2's FP
+// trap off.
+TEXT ·saveFP(SB),NOSPLIT,$0-8
+	MOVD	$CPTR_EL2_GO, R1
+	WORD	$0xd51c1141	// msr cptr_el2, x1
+	ISB	$15
+	MOVD	c+0(FP), R0
+	ADD	$CTX_FP, R0, R1
+	VST1.P	[V0.D2, V1.D2, V2.D2, V3.D2], 64(R1)
+	VST1.P	[V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	VST1.P	[V8.D2, V9.D2, V10.D2, V11.D2], 64(R1)
+	VST1.P	[V12.D2, V13.D2, V14.D2, V15.D2], 64(R1)
+	VST1.P	[V16.D2, V17.D2, V18.D2, V19.D2], 64(R1)
+	VST1.P	[V20.D2, V21.D2, V22.D2, V23.D2], 64(R1)
+	VST1.P	[V24.D2, V25.D2, V26.D2, V27.D2], 64(R1)
+	VST1.P	[V28.D2, V29.D2, V30.D2, V31.D2], 64(R1)
+	MRS	FPCR, R2
+	MRS	FPSR, R3
+	STP	(R2, R3), (R1)
+	MOVB	ZR, CTX_FP_LIVE(R0)
+	// Go's own FP control: round to nearest, no traps.
+	MSR	ZR, FPCR
+	MSR	ZR, FPSR
+	RET
+
+// fpTrap is where the vectors send EL2's own first FP/SIMD instruction
+// after a guest exit (CPTR_EL2.TFP, ESR_EL2.EC 0x07), with x0 and x1
+// pushed in a frame of 0x140 bytes on SP_EL2. The registers still hold
+// the context that ran last on this CPU (the per-CPU data's first word):
+// it saves them into it, unless they were saved, or it was reset, since,
+// turns the trap off and returns to the instruction, which runs again.
+// Only x0 and x1 are used.
+TEXT ·fpTrap(SB),NOSPLIT|NOFRAME,$0
+	MOVD	$CPTR_EL2_GO, R0
+	WORD	$0xd51c1140	// msr cptr_el2, x0
+	ISB	$15
+	WORD	$0xd53cd040	// mrs x0, tpidr_el2
+	MOVD	(R0), R0
+	CBZ	R0, fptrap_done
+	MOVBU	CTX_FP_LIVE(R0), R1
+	CBZ	R1, fptrap_done
+	MOVB	ZR, CTX_FP_LIVE(R0)
+	ADD	$CTX_FP, R0, R1
+	VST1.P	[V0.D2, V1.D2, V2.D2, V3.D2], 64(R1)
+	VST1.P	[V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	VST1.P	[V8.D2, V9.D2, V10.D2, V11.D2], 64(R1)
+	VST1.P	[V12.D2, V13.D2, V14.D2, V15.D2], 64(R1)
+	VST1.P	[V16.D2, V17.D2, V18.D2, V19.D2], 64(R1)
+	VST1.P	[V20.D2, V21.D2, V22.D2, V23.D2], 64(R1)
+	VST1.P	[V24.D2, V25.D2, V26.D2, V27.D2], 64(R1)
+	VST1.P	[V28.D2, V29.D2, V30.D2, V31.D2], 64(R1)
+	MRS	FPCR, R0
+	MOVD	R0, (R1)
+	MRS	FPSR, R0
+	MOVD	R0, 8(R1)
+	MSR	ZR, FPCR
+	MSR	ZR, FPSR
+fptrap_done:
+	LDP	0(RSP), (R0, R1)
+	WORD	$0x910503ff	// add sp, sp, #0x140
+	ERET
+
+// func fpTrapAddr() uint64
+TEXT ·fpTrapAddr(SB),NOSPLIT,$0-8
+	MOVD	$·fpTrap(SB), R0
+	MOVD	R0, ret+0(FP)
 	RET

@@ -20,7 +20,7 @@ var conformChecks = []string{
 	"timer-interrupt-received", "timer-not-pending-after-handler", "timer-follows-cval", "timer-rearmed-by-cval",
 	"pl031-ids", "pl031-alarm-status", "pl031-alarm-pending", "pl031-alarm-cleared", "pl031-alarm-interrupt",
 	"debug-id", "debug-registers", "debug-os-lock", "debug-breakpoint", "debug-watchpoint",
-	"debug-step", "debug-step-trapped", "debug-step-hvc", "debug-per-vcpu",
+	"debug-step", "debug-step-trapped", "debug-step-hvc", "debug-per-vcpu", "fp-own-registers",
 	"gic-no-lpis", "id-no-pmu", "id-no-spe", "id-no-trace", "id-no-mte", "id-no-sme", "id-no-sve", "id-no-amu",
 }
 

@@ -131,6 +131,7 @@ func main() {
 	timer()
 	rtc()
 	debug(ncpus)
+	fp(ncpus)
 	absent()
 	fmt.Printf("conform: %d failures\n", failures)
 	os.Exit(failures)
