@@ -74,7 +74,8 @@ func (t vtimer) deadline(cntvoff uint64) (uint64, bool) {
 // runs only on its home CPU.
 type pcpu struct {
 	id         int
-	cpu        CPU // what its Run loop drives, once it runs
+	cpu        CPU      // what its Run loop drives, once it runs
+	lrs        vgic.LRs // cpu's list registers, converted once (a conversion per exit costs a lookup)
 	runq       []*VCPU
 	running    *VCPU // in the guest right now, if any
 	idle       bool  // waiting for an interrupt
@@ -85,6 +86,16 @@ type pcpu struct {
 	// vtimerMasked: the virtual timer's physical interrupt is disabled
 	// here (CPU.MaskVTimer), as the running vCPU's timer line is high.
 	vtimerMasked bool
+}
+
+// pop takes the first vCPU off the run queue. It keeps the queue's
+// storage, so that putting vCPUs back does not allocate.
+func (p *pcpu) pop() *VCPU {
+	v := p.runq[0]
+	n := copy(p.runq, p.runq[1:])
+	p.runq[n] = nil
+	p.runq = p.runq[:n]
+	return v
 }
 
 // RunAll schedules every vCPU on a single CPU: Run(0, cpu).
@@ -101,7 +112,7 @@ func (h *Hyp) Run(id int, cpu CPU) {
 	h.sched.Lock()
 	defer h.sched.Unlock()
 	p := h.pcpus[id]
-	p.cpu = cpu
+	p.cpu, p.lrs = cpu, cpu
 	h.holder = p
 	defer func() { h.holder = nil }()
 	for _, vm := range h.VMs() {
@@ -121,8 +132,7 @@ func (h *Hyp) Run(id int, cpu CPU) {
 			}
 			continue
 		}
-		v := p.runq[0]
-		p.runq = p.runq[1:]
+		v := p.pop()
 		if v.VM.State != Running || !v.On || v.blocked || v.running || v.home != p.id {
 			continue // a stale entry: it stopped, or moved, since it was queued
 		}
@@ -251,7 +261,7 @@ func (h *Hyp) runVCPU(cpu CPU, p *pcpu, v *VCPU) {
 					cpu.WriteLR(i, 0)
 				}
 			}
-			v.gic.LoadLRs(cpu, n)
+			v.gic.LoadLRs(p.lrs, n)
 			p.hwLRs = n
 		}
 		if v.gic.HCR != p.hwHCR {
@@ -277,7 +287,7 @@ func (h *Hyp) runVCPU(cpu CPU, p *pcpu, v *VCPU) {
 			h.holder = p
 		}
 		if p.hwLRs > 0 {
-			vm.vgic.Sync(v.gic, cpu, p.hwLRs)
+			vm.vgic.Sync(v.gic, p.lrs, p.hwLRs)
 		}
 		act := h.HandleExit(cpu, v)
 		preempt := false
@@ -519,7 +529,9 @@ func (h *Hyp) wake(v *VCPU) {
 	}
 	v.blocked, v.napUntil = false, 0
 	p := h.pcpus[v.home]
-	p.runq = append([]*VCPU{v}, p.runq...)
+	p.runq = append(p.runq, nil)
+	copy(p.runq[1:], p.runq)
+	p.runq[0] = v
 	h.kick(p)
 }
 
