@@ -12,9 +12,11 @@ import (
 // GuestSpec is a guest to start at boot: until the control partition
 // exists, images come from memory a boot loader filled (QEMU's
 // -device loader), named on the command line as
-// guestN=NAME:IMAGE_ADDR:IMAGE_SIZE[:ARG[:MEM[:CPUS]]]. Every vCPU starts at
-// the image's entry point with x0 = ARG; the guest tells them apart by
-// MPIDR_EL1.
+// guestN=NAME:IMAGE_ADDR:IMAGE_SIZE[:ARG[:MEM[:CPUS[:PCPU]]]]. Every vCPU
+// starts at the image's entry point with x0 = ARG; the guest tells them
+// apart by MPIDR_EL1. PCPU pins every vCPU to that physical CPU (make
+// bench measures a vCPU on CPU 1 so); without it they are placed as the
+// control partition's are.
 type GuestSpec struct {
 	Key       string // the boot argument, e.g. "guest0"
 	Name      string
@@ -23,7 +25,12 @@ type GuestSpec struct {
 	Arg       uint64 // passed in x0
 	Mem       uint64 // guest RAM, default DefaultGuestMem
 	CPUs      int    // vCPUs, default 1
+	PCPU      int    // the physical CPU they are pinned to, plus one (0: placed)
 }
+
+// MaxPCPUs bounds the physical CPUs a boot guest may be pinned to (as
+// vcpu.MaxCPUs bounds the CPUs the hypervisor runs guests on).
+const MaxPCPUs = 64
 
 // MaxVCPUs bounds a guest's vCPUs (16 fits one SGI target list).
 const MaxVCPUs = 16
@@ -46,8 +53,8 @@ func ParseGuestSpecs(args map[string]string) ([]GuestSpec, error) {
 			return nil, fmt.Errorf("boot argument %q: want guest0, guest1, ...", k)
 		}
 		f := strings.Split(v, ":")
-		if len(f) < 3 || len(f) > 6 {
-			return nil, fmt.Errorf("boot argument %s=%q: want NAME:IMAGE_ADDR:IMAGE_SIZE[:ARG[:MEM[:CPUS]]]", k, v)
+		if len(f) < 3 || len(f) > 7 {
+			return nil, fmt.Errorf("boot argument %s=%q: want NAME:IMAGE_ADDR:IMAGE_SIZE[:ARG[:MEM[:CPUS[:PCPU]]]]", k, v)
 		}
 		s := GuestSpec{Key: k, Name: f[0], Mem: DefaultGuestMem}
 		if s.Name == "" || names[s.Name] {
@@ -56,7 +63,8 @@ func ParseGuestSpecs(args map[string]string) ([]GuestSpec, error) {
 		names[s.Name] = true
 		var err error
 		var cpus uint64 = 1
-		nums := []*uint64{&s.Image, &s.ImageSize, &s.Arg, &s.Mem, &cpus}
+		pcpu := ^uint64(0)
+		nums := []*uint64{&s.Image, &s.ImageSize, &s.Arg, &s.Mem, &cpus, &pcpu}
 		for i, field := range f[1:] {
 			if *nums[i], err = strconv.ParseUint(field, 0, 64); err != nil {
 				return nil, fmt.Errorf("boot argument %s: field %d %q is not a number", k, i+2, field)
@@ -69,6 +77,12 @@ func ParseGuestSpecs(args map[string]string) ([]GuestSpec, error) {
 			return nil, fmt.Errorf("boot argument %s: %d vCPUs: want 1 to %d", k, cpus, MaxVCPUs)
 		}
 		s.CPUs = int(cpus)
+		if pcpu != ^uint64(0) {
+			if pcpu >= MaxPCPUs {
+				return nil, fmt.Errorf("boot argument %s: physical CPU %d: want 0 to %d", k, pcpu, MaxPCPUs-1)
+			}
+			s.PCPU = int(pcpu) + 1
+		}
 		if s.Mem == 0 || s.Mem%(2<<20) != 0 {
 			return nil, fmt.Errorf("boot argument %s: memory %#x is not a positive multiple of 2 MiB", k, s.Mem)
 		}
@@ -164,8 +178,14 @@ func (h *Hyp) StartGuest(s GuestSpec, image []byte, pa uint64) (*VM, error) {
 	if cpus == 0 {
 		cpus = 1
 	}
+	if s.PCPU > len(h.pcpus) {
+		return fail(fmt.Errorf("physical CPU %d: the hypervisor runs guests on %d", s.PCPU-1, len(h.pcpus)))
+	}
 	for i := 0; i < cpus; i++ {
-		h.AddVCPU(vm, entry, s.Arg)
+		v := h.AddVCPU(vm, entry, s.Arg)
+		if s.PCPU > 0 {
+			v.home = s.PCPU - 1
+		}
 	}
 	if err := h.StartDevices(vm); err != nil {
 		return fail(err)

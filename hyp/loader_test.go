@@ -95,12 +95,12 @@ func TestLoadELFRejects(t *testing.T) {
 
 func TestParseGuestSpecs(t *testing.T) {
 	specs, err := ParseGuestSpecs(map[string]string{
-		"guest10": "b:0x52000000:4096", "guest2": "a:0x50000000:8192:3:0x2000000:2", "exit": "semihosting",
+		"guest10": "b:0x52000000:4096:0:0x200000:1:3", "guest2": "a:0x50000000:8192:3:0x2000000:2", "exit": "semihosting",
 	})
 	require.NoError(t, err)
 	require.Len(t, specs, 2)
 	assert.Equal(t, GuestSpec{Key: "guest2", Name: "a", Image: 0x50000000, ImageSize: 8192, Arg: 3, Mem: 32 << 20, CPUs: 2}, specs[0])
-	assert.Equal(t, GuestSpec{Key: "guest10", Name: "b", Image: 0x52000000, ImageSize: 4096, Mem: DefaultGuestMem, CPUs: 1}, specs[1])
+	assert.Equal(t, GuestSpec{Key: "guest10", Name: "b", Image: 0x52000000, ImageSize: 4096, Mem: 2 << 20, CPUs: 1, PCPU: 4}, specs[1])
 	for _, tc := range []struct {
 		args map[string]string
 		want string
@@ -115,6 +115,8 @@ func TestParseGuestSpecs(t *testing.T) {
 		{map[string]string{"guest0": "a:0x50000000:one"}, `"one" is not a number`},
 		{map[string]string{"guest0": "a:0x50000000:1:0:0x200000:17"}, "17 vCPUs: want 1 to 16"},
 		{map[string]string{"guest0": "a:0x50000000:1:0:0x200000:0"}, "0 vCPUs"},
+		{map[string]string{"guest0": "a:0x50000000:1:0:0x200000:1:64"}, "physical CPU 64: want 0 to 63"},
+		{map[string]string{"guest0": "a:0x50000000:1:0:0x200000:1:0:9"}, "want NAME:IMAGE_ADDR"},
 	} {
 		_, err := ParseGuestSpecs(tc.args)
 		if assert.Error(t, err, "%v", tc.args) {

@@ -76,7 +76,11 @@ func main() {
 		specs = nil // started by the first partition already
 	}
 	for _, s := range specs {
-		g, err := start(bootSpec{GuestSpec: s}, mem(s.Image, s.ImageSize))
+		b := bootSpec{GuestSpec: s}
+		if s.PCPU > 0 {
+			b.PCPUs = []int{s.PCPU - 1}
+		}
+		g, err := start(b, mem(s.Image, s.ImageSize))
 		if err != nil {
 			fmt.Printf("control: %s: %v\n", s.Name, err)
 			os.Exit(1)
