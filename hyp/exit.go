@@ -69,10 +69,8 @@ func (h *Hyp) HandleExit(r CPU, v *VCPU) Action {
 		return h.stopf(vm, -1, "exception from AArch32 state (vector %d), which Bulkhead does not run", c.Exit.Vector)
 	}
 	esr := cpu.ESR(c.Exit.ESR)
-	if esr.EC() == cpu.EC_HVC64 { // the hot path: a hypercall
-		vm.Exits[ExitHVC]++
-		vm.faultsInARow = 0
-		return h.hypercall(v, uint16(esr.ISS()))
+	if esr.EC() == cpu.EC_HVC64 {
+		return h.hvc(v, esr)
 	}
 	if !esr.IsAbort() {
 		vm.faultsInARow = 0
@@ -180,6 +178,21 @@ func (h *Hyp) stage2Fault(r CPU, v *VCPU, esr cpu.ESR, ipa uint64) Action {
 	r.SyncSys(c)
 	c.InjectExternalAbort(instr, c.Exit.FAR, esr.Write())
 	return Resume
+}
+
+// hypercallExit reports whether c exited with a hypercall that HandleExit
+// would pass straight to hvc (it traces nothing).
+func (h *Hyp) hypercallExit(c *vcpu.Context) (cpu.ESR, bool) {
+	esr := cpu.ESR(c.Exit.ESR)
+	return esr, c.Exit.Vector == vcpu.VectorSync64 && esr.EC() == cpu.EC_HVC64 && !h.cfg.Trace
+}
+
+// hvc counts a hypercall exit and dispatches it: the hot path, which the
+// scheduler's loop takes without HandleExit.
+func (h *Hyp) hvc(v *VCPU, esr cpu.ESR) Action {
+	v.VM.Exits[ExitHVC]++
+	v.VM.faultsInARow = 0
+	return h.hypercall(v, uint16(esr.ISS()))
 }
 
 // hypercall dispatches an HVC (SMCCC: function ID in w0, immediate 0).

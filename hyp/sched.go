@@ -289,7 +289,12 @@ func (h *Hyp) runVCPU(cpu CPU, p *pcpu, v *VCPU) {
 		if p.hwLRs > 0 {
 			vm.vgic.Sync(v.gic, p.lrs, p.hwLRs)
 		}
-		act := h.HandleExit(cpu, v)
+		var act Action
+		if esr, ok := h.hypercallExit(&v.Ctx); ok {
+			act = h.hvc(v, esr) // no need for HandleExit's frame
+		} else {
+			act = h.HandleExit(cpu, v)
+		}
 		preempt := false
 		if v.Ctx.Exit.Vector == vcpu.VectorIRQ64 || v.Ctx.Exit.Vector == vcpu.VectorFIQ64 {
 			preempt = h.serviceIRQs(cpu, p, v)
