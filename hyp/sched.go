@@ -92,6 +92,11 @@ type pcpu struct {
 // storage, so that putting vCPUs back does not allocate.
 func (p *pcpu) pop() *VCPU {
 	v := p.runq[0]
+	if len(p.runq) == 1 { // the common case, with no copy
+		p.runq[0] = nil
+		p.runq = p.runq[:0]
+		return v
+	}
 	n := copy(p.runq, p.runq[1:])
 	p.runq[n] = nil
 	p.runq = p.runq[:n]

@@ -1,6 +1,9 @@
 package mmu
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // VMIDs tags stage 2 TLB entries so that VMs need no flush when switched.
 // Allocation is generational (like Linux's arm64 ASID allocator): when the
@@ -9,7 +12,7 @@ import "sync"
 type VMIDs struct {
 	mu    sync.Mutex
 	bits  uint
-	gen   uint64
+	gen   atomic.Uint64 // changed only with mu held; read without it by Refresh's check
 	next  uint32
 	flush func() // invalidates all stage 1+2 TLB entries of all VMIDs
 }
@@ -26,32 +29,37 @@ func NewVMIDs(vmid16 bool, flush func()) *VMIDs {
 	if vmid16 {
 		bits = 16
 	}
-	return &VMIDs{bits: bits, gen: 1, next: 1, flush: flush}
+	a := &VMIDs{bits: bits, next: 1, flush: flush}
+	a.gen.Store(1)
+	return a
 }
 
 // Refresh returns v if it is still current, else a new VMID, rolling the
-// generation over (and flushing the TLBs) when none is left.
+// generation over (and flushing the TLBs) when none is left. A current v,
+// the case of every run but a VM's first after a rollover, is known
+// without the lock: the generation only grows.
 func (a *VMIDs) Refresh(v VMID) VMID {
+	if v.ID != 0 && v.Gen == a.gen.Load() {
+		return v
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if v.Gen == a.gen && v.ID != 0 {
+	if v.Gen == a.gen.Load() && v.ID != 0 {
 		return v
 	}
 	if a.next >= 1<<a.bits {
-		a.gen++
+		a.gen.Add(1)
 		a.next = 1
 		if a.flush != nil {
 			a.flush()
 		}
 	}
-	v = VMID{ID: uint16(a.next), Gen: a.gen}
+	v = VMID{ID: uint16(a.next), Gen: a.gen.Load()}
 	a.next++
 	return v
 }
 
 // Generation is the current generation.
 func (a *VMIDs) Generation() uint64 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.gen
+	return a.gen.Load()
 }

@@ -194,12 +194,15 @@ func (g *VGIC) Resample(intid uint32) {
 
 // Inject makes intid pending for vCPU cpu (SGIs and PPIs) or for the vCPU
 // the SPI is routed to. It returns the vCPU that should be woken.
+//
+// Inject, Sync and flush, on every injection's path, unlock without defer,
+// which costs them each a closure call.
 func (g *VGIC) Inject(cpu int, intid uint32) *CPU {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	c := g.CPUs[cpu]
 	ir := g.irqOf(c, intid)
 	if ir == nil {
+		g.mu.Unlock()
 		return nil
 	}
 	g.markLive(c, intid)
@@ -208,6 +211,7 @@ func (g *VGIC) Inject(cpu int, intid uint32) *CPU {
 	}
 	ir.pending = true
 	c.dirty = true
+	g.mu.Unlock()
 	return c
 }
 
@@ -341,7 +345,6 @@ func (g *VGIC) Flush(c *CPU) (used int) {
 
 func (g *VGIC) flush(c *CPU) (used int) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	c.dirty = false
 	// A level-sensitive interrupt whose line dropped before the guest took
 	// it is no longer pending: it leaves its list register.
@@ -388,6 +391,7 @@ func (g *VGIC) flush(c *CPU) (used int) {
 		}
 	}
 	c.used = used
+	g.mu.Unlock()
 	return used
 }
 
@@ -402,7 +406,6 @@ func (c *CPU) LoadLRs(hw LRs, n int) {
 // guest completed leave them, and their state returns to the distributor.
 func (g *VGIC) Sync(c *CPU, hw LRs, n int) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	for i := 0; i < n; i++ {
 		if c.lrs[i]&LR_STATE_MASK == 0 {
 			continue // loaded empty: nothing of the guest's there
@@ -426,6 +429,7 @@ func (g *VGIC) Sync(c *CPU, hw LRs, n int) {
 		}
 	}
 	c.used = c.Used()
+	g.mu.Unlock()
 }
 
 // Used is the number of list registers c's state occupies.
