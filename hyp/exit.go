@@ -50,23 +50,17 @@ const maxFaultsInARow = 64
 
 // HandleExit decides what a guest exit means. Nothing a guest does makes
 // it fail: the worst outcome is that VM being stopped with a report.
+//
+// What ends in a report or a message is in functions of its own
+// (exitNotSync, undefinedSysReg, unexpectedExit): their formatting would
+// otherwise give every exit this function's frame and its spills.
 func (h *Hyp) HandleExit(r CPU, v *VCPU) Action {
 	vm, c := v.VM, &v.Ctx
 	if h.cfg.Trace {
-		fmt.Fprintf(h.Out, "trace: vm %s vcpu %d: vector %d %s PC %#x x0 %#x\n", vm.Name, v.Index, c.Exit.Vector, cpu.ESR(c.Exit.ESR), c.PC, c.X[0])
+		h.traceExit(v)
 	}
-	switch c.Exit.Vector {
-	case vcpu.VectorSync64:
-	case vcpu.VectorIRQ64, vcpu.VectorFIQ64:
-		// A physical interrupt for EL2: the scheduler services it.
-		vm.Exits[ExitIRQ]++
-		return Resume
-	case vcpu.VectorSError64:
-		vm.Exits[ExitSError]++
-		return h.stopf(vm, -1, "SError from the guest (ESR %#x) at PC %#x", c.Exit.ESR, c.PC)
-	default:
-		vm.Exits[ExitAArch32]++
-		return h.stopf(vm, -1, "exception from AArch32 state (vector %d), which Bulkhead does not run", c.Exit.Vector)
+	if c.Exit.Vector != vcpu.VectorSync64 {
+		return h.exitNotSync(v)
 	}
 	esr := cpu.ESR(c.Exit.ESR)
 	if esr.EC() == cpu.EC_HVC64 {
@@ -105,17 +99,51 @@ func (h *Hyp) HandleExit(r CPU, v *VCPU) Action {
 			c.SkipInstruction()
 			return Resume
 		}
-		dir := "read"
-		if write {
-			dir = "write"
-		}
-		fmt.Fprintf(h.Out, "bulkhead: vm %s: trapped %s of %s (x%d) at PC %#x: undefined instruction injected\n", vm.Name, dir, reg, xt, c.PC)
-		r.SyncSys(c)
-		c.InjectUndefined()
-		return Resume
+		return h.undefinedSysReg(r, v, reg, write, xt)
 	}
-	vm.Exits[ExitUnexpected]++
-	return h.stopf(vm, -1, "unexpected exit: %s at PC %#x", esr, c.PC)
+	return h.unexpectedExit(v, esr)
+}
+
+func (h *Hyp) traceExit(v *VCPU) {
+	c := &v.Ctx
+	fmt.Fprintf(h.Out, "trace: vm %s vcpu %d: vector %d %s PC %#x x0 %#x\n", v.VM.Name, v.Index, c.Exit.Vector, cpu.ESR(c.Exit.ESR), c.PC, c.X[0])
+}
+
+// exitNotSync handles an exit through any vector but a synchronous
+// exception from AArch64.
+func (h *Hyp) exitNotSync(v *VCPU) Action {
+	vm, c := v.VM, &v.Ctx
+	switch c.Exit.Vector {
+	case vcpu.VectorIRQ64, vcpu.VectorFIQ64:
+		// A physical interrupt for EL2: the scheduler services it.
+		vm.Exits[ExitIRQ]++
+		return Resume
+	case vcpu.VectorSError64:
+		vm.Exits[ExitSError]++
+		return h.stopf(vm, -1, "SError from the guest (ESR %#x) at PC %#x", c.Exit.ESR, c.PC)
+	}
+	vm.Exits[ExitAArch32]++
+	return h.stopf(vm, -1, "exception from AArch32 state (vector %d), which Bulkhead does not run", c.Exit.Vector)
+}
+
+// undefinedSysReg answers a trapped system register access the hypervisor
+// does not emulate: the guest takes an undefined instruction exception.
+func (h *Hyp) undefinedSysReg(r CPU, v *VCPU, reg cpu.SysReg, write bool, xt int) Action {
+	c := &v.Ctx
+	dir := "read"
+	if write {
+		dir = "write"
+	}
+	fmt.Fprintf(h.Out, "bulkhead: vm %s: trapped %s of %s (x%d) at PC %#x: undefined instruction injected\n", v.VM.Name, dir, reg, xt, c.PC)
+	r.SyncSys(c)
+	c.InjectUndefined()
+	return Resume
+}
+
+// unexpectedExit stops a VM whose exit no handler takes.
+func (h *Hyp) unexpectedExit(v *VCPU, esr cpu.ESR) Action {
+	v.VM.Exits[ExitUnexpected]++
+	return h.stopf(v.VM, -1, "unexpected exit: %s at PC %#x", esr, v.Ctx.PC)
 }
 
 // sysRegISS decodes the ISS of a trapped MSR/MRS (Arm ARM D19.2, ESR_EL2
