@@ -13,7 +13,8 @@ type Frame struct {
 	FAR    uint64     // FAR_EL2: faulting virtual address
 	HPFAR  uint64     // HPFAR_EL2: faulting IPA (stage 2 faults)
 	Vector uint64     // index of the vector entry taken, 0-15
-	_      [2]uint64
+	MPIDR  uint64     // MPIDR_EL1's affinity fields: the CPU that took it
+	_      uint64
 }
 
 // FrameSize is the byte size of Frame, a multiple of 16 as SP requires.

@@ -33,6 +33,7 @@ func TestFrameLayout(t *testing.T) {
 	assert.Equal(t, unsafe.Offsetof(f.FAR), define("FRAME_FAR"))
 	assert.Equal(t, unsafe.Offsetof(f.HPFAR), define("FRAME_HPFAR"))
 	assert.Equal(t, unsafe.Offsetof(f.Vector), define("FRAME_VECTOR"))
+	assert.Equal(t, unsafe.Offsetof(f.MPIDR), define("FRAME_MPIDR"))
 	// x30 is stored at 240 and x28/x29 as a pair at 224.
 	assert.Equal(t, uintptr(240), unsafe.Offsetof(f.X)+30*8)
 }

@@ -2,6 +2,11 @@
 
 package cpu
 
+import (
+	"sync/atomic"
+	"unsafe"
+)
+
 var (
 	// excStackTop is loaded into SP_EL2 when a fault nests inside the
 	// handler, so that a corrupted handler stack cannot recurse forever.
@@ -15,6 +20,11 @@ var (
 	// fpTrap is where EL2's own trapped FP/SIMD accesses go (see
 	// SYNC_ENTRY in vectors_arm64.s); 0: they are fatal.
 	fpTrap uint64
+
+	// remoteCrash is the frame of the first exception taken on a CPU
+	// that runs no goroutine, for the boot CPU to report (RemoteCrash);
+	// crashSGI1R is the ICC_SGI1R_EL1 value that tells the boot CPU.
+	remoteCrash, crashSGI1R uint64
 
 	// FatalHandler reports an exception that EL2 cannot handle and stops
 	// the machine. It runs on the exception stack and must not return.
@@ -44,6 +54,22 @@ func lowerELCrashAddr() uint64
 // SetGuestExit routes exceptions from lower ELs to addr, the world
 // switch's exit path.
 func SetGuestExit(addr uint64) { guestExit = addr }
+
+// SetCrashSGI sets the ICC_SGI1R_EL1 value a CPU that runs no goroutine
+// writes to tell the boot CPU it crashed: an SGI the boot CPU's scheduler
+// answers with RemoteCrash.
+func SetCrashSGI(sgi1r uint64) { crashSGI1R = sgi1r }
+
+// RemoteCrash returns the frame of an exception taken on a CPU that runs
+// no goroutine (a secondary's remote loop), if one was: that CPU parked
+// after leaving it on its exception stack, and the caller reports it.
+func RemoteCrash() *Frame {
+	p := atomic.LoadUint64(&remoteCrash)
+	if p == 0 {
+		return nil
+	}
+	return (*Frame)(unsafe.Pointer(uintptr(p)))
+}
 
 // SetFPTrap routes EL2's own trapped FP/SIMD accesses (CPTR_EL2.TFP) to
 // addr, the world switch's lazy FP/SIMD save.

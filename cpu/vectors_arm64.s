@@ -11,6 +11,7 @@
 #define FRAME_FAR 280
 #define FRAME_HPFAR 288
 #define FRAME_VECTOR 296
+#define FRAME_MPIDR 304
 
 // SP adjustments are encoded with WORD: the linker's nosplit stack check
 // would otherwise charge the exception stack to the interrupted Go stack.
@@ -142,15 +143,17 @@ sp_saved:
 	MOVD	R1, FRAME_FAR(RSP)
 	WORD	$0xd53c6081	// mrs x1, hpfar_el2
 	MOVD	R1, FRAME_HPFAR(RSP)
+	MRS	MPIDR_EL1, R1
+	AND	$0xff00ffffff, R1, R1	// Aff3-Aff0
+	MOVD	R1, FRAME_MPIDR(RSP)
 
 	// The handler runs on the interrupted goroutine's g but on a stack
 	// above every Go stack; clearing g.stackguard0 (offset 16, after
 	// g.stack) keeps a pending preemption request from sending it into
 	// morestack. The handler never returns to that goroutine.
 	MOVD	RSP, R1
-	CBZ	g, no_g
+	CBZ	g, foreign
 	MOVD	ZR, 16(g)
-no_g:
 	// End frame-pointer and link-register chains for the unwinder.
 	MOVD	ZR, R29
 	MOVD	ZR, R30
@@ -158,6 +161,32 @@ no_g:
 	MOVD	R1, 8(RSP)
 	BL	·trap(SB)
 	B	·excHalt(SB)
+
+foreign:
+	// No goroutine runs here (a secondary's remote loop): Go cannot run
+	// the report on this CPU, so the boot CPU is given the frame.
+	B	·foreignCrash(SB)
+
+// foreignCrash hands the frame at R1 to the boot CPU, which reports it
+// (RemoteCrash), and parks this CPU for good. The first CPU to crash is
+// the one reported; any other just parks.
+TEXT ·foreignCrash(SB),NOSPLIT|NOFRAME,$0
+	MOVD	$·remoteCrash(SB), R2
+claim:
+	LDAXR	(R2), R3
+	CBNZ	R3, park
+	STLXR	R1, (R2), R4
+	CBNZ	R4, claim
+	MOVD	$·crashSGI1R(SB), R3
+	MOVD	(R3), R3
+	CBZ	R3, park
+	DSB	$0xb	// ISH: the frame is visible before the SGI
+	WORD	$0xd518cba3	// msr icc_sgi1r_el1, x3
+	ISB	$15
+park:
+	MSR	$0xf, DAIFSet
+	WFI
+	B	park
 
 TEXT ·excHalt(SB),NOSPLIT|NOFRAME,$0
 	MSR	$0xf, DAIFSet

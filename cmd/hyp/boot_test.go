@@ -146,7 +146,7 @@ func TestCrashReports(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := qemutest.Boot(t, qemutest.Machine{Image: crashImage(t), Append: "crashtest=" + tc.name})
 			r.Contains(t, "*** BULKHEAD EL2 EXCEPTION ***", "*** END OF EXCEPTION REPORT ***",
-				"exception: Synchronous, current EL with SP_EL0", "bulkhead: exit status 70")
+				"exception: Synchronous, current EL with SP_EL0", "cpu: 0 (MPIDR 0x0)", "bulkhead: exit status 70")
 			r.Contains(t, tc.want...)
 			elr, ok := r.Line("ELR  ")
 			if !ok || !strings.Contains(elr, " "+tc.fn+" at github.com/bulkhead-hv/bulkhead/cmd/hyp/crashtest") {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bulkhead-hv/bulkhead/board/qemuvirt"
 	"github.com/bulkhead-hv/bulkhead/cpu"
+	"github.com/bulkhead-hv/bulkhead/gic"
 )
 
 // Faults on purpose, so tests can check the crash report. Only images built
@@ -67,6 +68,9 @@ var crashTests = map[string]func(){
 	// A fault on a secondary CPU running a Go M: the report comes from
 	// that CPU's own exception stack.
 	"secondary-null-read": crashOnSecondary,
+	// A fault on a secondary CPU that runs no goroutine, as its remote
+	// loop does: the boot CPU reports it.
+	"remote-null-read": crashRemote,
 	// The handler always faults: the machine must power off, not hang.
 	"double-fault": func() {
 		cpu.FatalHandler = func(f *cpu.Frame) { crashNullRead() }
@@ -87,6 +91,40 @@ func crashTest(name string) {
 }
 
 func brk()
+
+// crashNoG reads the null page with g zero, as a secondary's remote loop
+// would if it faulted.
+func crashNoG()
+func crashNoGAddr() uint64
+
+// crashRemote has the last parked secondary run crashNoG, and waits in
+// the boot CPU's interrupt handling (hwCPU.Ack) for the report.
+func crashRemote() {
+	m, _ := qemuvirt.Boot()
+	ss := parkedSecondaries()
+	if len(ss) == 0 {
+		fmt.Println("bulkhead: crashtest remote-null-read needs more than one CPU")
+		os.Exit(2)
+	}
+	if err := initInterrupts(m); err != nil {
+		fmt.Printf("bulkhead: crashtest: %v\n", err)
+		os.Exit(2)
+	}
+	s := ss[len(ss)-1]
+	fmt.Printf("bulkhead: crashtest faulting on CPU %d with no goroutine\n", s.index)
+	top := (uint64(uintptrOf(&s.loopStack[len(s.loopStack)-1]))+1)&^15 - 64
+	s.boot.Give(top, 0, crashNoGAddr())
+	gic.SendSGI(cpu.WakeSGI, s.boot.MPIDR)
+	deadline := cpu.ReadCNTPCT() + 5*qemuvirt.TimerFrequency()
+	for cpu.ReadCNTPCT() < deadline {
+		cpu.WaitForInterrupt()
+		if id := (hwCPU{}).Ack(); id < 1020 {
+			hwCPU{}.EOI(id)
+		}
+	}
+	fmt.Println("bulkhead: crashtest: no report of the crashed CPU within 5 s")
+	os.Exit(2)
+}
 
 // crashOnSecondary gives every CPU an M, holds one goroutine on each and
 // has the one on the last CPU read the null page; the others spin.

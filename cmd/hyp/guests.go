@@ -62,12 +62,18 @@ func (hwCPU) WaitForInterrupt() {
 
 // Ack takes the next interrupt for the scheduler. A secondary's report
 // that its command is done is for giveWay alone; the EL2 timer is also a
-// time for it.
+// time for it. A secondary that crashed without a goroutine to report it
+// is reported from here, and the machine stops.
 func (hwCPU) Ack() uint32 {
 	for {
 		id := gic.Ack()
 		if id == hypTimerPPI {
 			goWaiting.Store(true)
+		}
+		if id == crashSGI {
+			if f := cpu.RemoteCrash(); f != nil {
+				cpu.FatalHandler(f)
+			}
 		}
 		if id != doneSGI {
 			return id
@@ -141,9 +147,12 @@ func initInterrupts(m *qemuvirt.Machine) error {
 		return err
 	}
 	gic.InitCPUInterface()
-	for _, id := range []uint32{m.TimerHyp, m.TimerVirt, m.GICMaintenance, kickSGI, doneSGI} {
+	for _, id := range []uint32{m.TimerHyp, m.TimerVirt, m.GICMaintenance, kickSGI, doneSGI, crashSGI} {
 		p.EnablePPI(id, gic.HypervisorPriority)
 	}
+	// A secondary's remote loop runs no goroutine: a fault there is
+	// reported here (Ack).
+	cpu.SetCrashSGI(gic.SGI1R(crashSGI, cpu.ReadMPIDR()))
 	bootGIC, vtimerPPI = p, m.TimerVirt
 	cpu.WriteCNTHCTL(0)
 	cpu.WriteCNTHP_CTL(0)

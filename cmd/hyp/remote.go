@@ -14,8 +14,9 @@ import (
 
 // SGIs between the CPUs (cpu.WakeSGI, 8, wakes a parked or waiting one).
 const (
-	kickSGI = 9  // the scheduler's kick (hyp.Config.Kick)
-	doneSGI = 10 // a secondary tells the boot CPU its command is done
+	kickSGI  = 9  // the scheduler's kick (hyp.Config.Kick)
+	doneSGI  = 10 // a secondary tells the boot CPU its command is done
+	crashSGI = 11 // a CPU with no goroutine crashed (cpu.RemoteCrash)
 )
 
 // goWaiting says goroutines other than CPU 0's scheduler loop want CPU 0:

@@ -53,9 +53,28 @@ func TestCrashOnSecondaryCPU(t *testing.T) {
 	r := qemutest.Boot(t, qemutest.Machine{Image: crashImage(t), SMP: 4, Append: "crashtest=secondary-null-read",
 		Extra: []string{"-accel", "tcg,thread=multi"}})
 	r.Contains(t, "bulkhead: crashtest faulting on CPU 3", "*** BULKHEAD EL2 EXCEPTION ***",
+		"cpu: 3 (MPIDR 0x3)",
 		"EC 0x25 (Data Abort taken without a change in Exception level): Translation fault",
 		"main.crashNullRead at", "main.crashOnSecondary.func1 at", "*** END OF EXCEPTION REPORT ***",
 		"bulkhead: exit status 70")
+	if r.ExitCode != 70 {
+		t.Errorf("QEMU exit status %d, want 70", r.ExitCode)
+	}
+}
+
+// A fault on a secondary CPU that runs no goroutine, as a remote loop does,
+// is reported by the boot CPU with that CPU's registers, and the machine
+// stops.
+func TestCrashOnSecondaryWithoutGoroutine(t *testing.T) {
+	r := qemutest.Boot(t, qemutest.Machine{Image: crashImage(t), SMP: 4, Append: "crashtest=remote-null-read"})
+	r.Contains(t, "bulkhead: crashtest faulting on CPU 3 with no goroutine", "*** BULKHEAD EL2 EXCEPTION ***",
+		"cpu: 3 (MPIDR 0x3)",
+		"EC 0x25 (Data Abort taken without a change in Exception level): Translation fault",
+		"FAR  0x0000000000000000 (valid)", "main.crashNoG at", "x28 0x0000000000000000",
+		"*** END OF EXCEPTION REPORT ***", "bulkhead: exit status 70")
+	if strings.Contains(r.Console, "no report of the crashed CPU") {
+		t.Error("the boot CPU did not report the crash")
+	}
 	if r.ExitCode != 70 {
 		t.Errorf("QEMU exit status %d, want 70", r.ExitCode)
 	}

@@ -39,6 +39,19 @@ func (l live) Read64(addr uint64) (uint64, bool) {
 	return *(*uint64)(unsafe.Pointer(uintptr(addr))), true
 }
 
+func (l live) CPUIndex(mpidr uint64) (int, bool) {
+	m, _ := qemuvirt.Boot()
+	if m == nil {
+		return 0, false
+	}
+	for i, c := range m.CPUs {
+		if c == mpidr {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
 func init() {
 	cpu.FatalHandler = func(f *cpu.Frame) {
 		Write(os.Stdout, f, live{qemuvirt.HypTables()})

@@ -32,12 +32,19 @@ type Machine interface {
 	Symbol(pc uint64) (fn, file string, line int, ok bool)
 	// Read64 reads mapped, readable memory; ok is false elsewhere.
 	Read64(addr uint64) (v uint64, ok bool)
+	// CPUIndex is the machine's number for the CPU with affinity mpidr.
+	CPUIndex(mpidr uint64) (index int, ok bool)
 }
 
 // Write prints the report for frame f.
 func Write(w io.Writer, f *cpu.Frame, m Machine) {
 	fmt.Fprintf(w, "\n%s\n", Begin)
 	fmt.Fprintf(w, "exception: %s\n", cpu.VectorName(f.Vector))
+	if i, ok := m.CPUIndex(f.MPIDR); ok {
+		fmt.Fprintf(w, "cpu: %d (MPIDR 0x%x)\n", i, f.MPIDR)
+	} else {
+		fmt.Fprintf(w, "cpu: MPIDR 0x%x\n", f.MPIDR)
+	}
 	if f.Nested() {
 		fmt.Fprintf(w, "note: taken inside the exception handler; SP is SP_EL2 and x18 is not the interrupted value\n")
 	}

@@ -29,6 +29,17 @@ func (m *fakeMachine) Read64(addr uint64) (uint64, bool) {
 	return v, ok
 }
 
+// CPUIndex knows CPUs 0 to 3 by Aff0, and CPU 4 as 0x100.
+func (m *fakeMachine) CPUIndex(mpidr uint64) (int, bool) {
+	if mpidr < 4 {
+		return int(mpidr), true
+	}
+	if mpidr == 0x100 {
+		return 4, true
+	}
+	return 0, false
+}
+
 func newFake() *fakeMachine {
 	return &fakeMachine{
 		mem: map[uint64]uint64{
@@ -47,7 +58,7 @@ func newFake() *fakeMachine {
 
 func TestReport(t *testing.T) {
 	m := newFake()
-	f := &cpu.Frame{ELR: 0x1010, ESR: 0x97c08006, FAR: 0, SPSR: 0x800003c8, Vector: 0, SP: 0x7ff0}
+	f := &cpu.Frame{ELR: 0x1010, ESR: 0x97c08006, FAR: 0, SPSR: 0x800003c8, Vector: 0, SP: 0x7ff0, MPIDR: 0x100}
 	for i := range f.X {
 		f.X[i] = uint64(0x1111 * i)
 	}
@@ -58,6 +69,7 @@ func TestReport(t *testing.T) {
 	for _, want := range []string{
 		Begin, End,
 		"exception: Synchronous, current EL with SP_EL0",
+		"cpu: 4 (MPIDR 0x100)",
 		"ESR  0x97c08006 EC 0x25 (Data Abort taken without a change in Exception level): Translation fault, level 2, read",
 		"FAR  0x0000000000000000 (valid)",
 		"ELR  0x0000000000001010 main.crash at fake.go:4",
@@ -87,9 +99,10 @@ func TestReportUnreadablePC(t *testing.T) {
 	assert.Contains(t, Disassemble(m, 0x5000), "not in readable memory")
 	assert.Contains(t, Disassemble(m, 0x1012), "not 4-byte aligned")
 	var b bytes.Buffer
-	Write(&b, &cpu.Frame{ELR: 0x5000, Vector: 1, ESR: 0x12345}, m)
+	Write(&b, &cpu.Frame{ELR: 0x5000, Vector: 1, ESR: 0x12345, MPIDR: 0x10000}, m)
 	out := b.String()
 	assert.Contains(t, out, "exception: IRQ, current EL with SP_EL0")
+	assert.Contains(t, out, "cpu: MPIDR 0x10000", "a CPU the machine does not list is named by its affinity")
 	assert.Contains(t, out, "not a synchronous exception")
 	assert.Contains(t, out, "(not valid for this exception)")
 	assert.Contains(t, out, "ELR  0x0000000000005000 (no Go symbol)")
