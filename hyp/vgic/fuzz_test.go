@@ -67,6 +67,9 @@ func FuzzMMIO(f *testing.F) {
 			case 4:
 				c := g.CPUs[off%uint64(ncpus)]
 				n := g.Flush(c)
+				if n != c.Used() {
+					t.Fatalf("Flush says %d list registers are in use, %#x has %d", n, c.lrs, c.Used())
+				}
 				c.LoadLRs(&hw, n)
 				// The guest takes, completes or leaves each one.
 				for i := range n {
@@ -78,6 +81,9 @@ func FuzzMMIO(f *testing.F) {
 					}
 				}
 				g.Sync(c, &hw, n)
+				if c.used != c.Used() {
+					t.Fatalf("after Sync %d list registers are counted in use, %#x has %d", c.used, c.lrs, c.Used())
+				}
 			case 5:
 				g.Inject(int(op>>3)%ncpus, uint32(off%1100))
 			}

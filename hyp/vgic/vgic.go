@@ -347,12 +347,17 @@ func (g *VGIC) flush(c *CPU) (used int) {
 	g.mu.Lock()
 	c.dirty = false
 	// A level-sensitive interrupt whose line dropped before the guest took
-	// it is no longer pending: it leaves its list register.
+	// it is no longer pending: it leaves its list register. What stays
+	// counts in used, which filling below only raises.
 	for i, v := range c.lrs {
 		if v&LR_STATE_MASK == LR_PENDING && v&LR_EOI != 0 {
 			if ir := g.irqOf(c, uint32(v&LR_vINTID_MASK)); ir != nil && !ir.level && !ir.pending {
 				c.lrs[i], ir.lr, ir.byLevel = 0, -1, false
+				continue
 			}
+		}
+		if v&LR_STATE_MASK != 0 {
+			used = i + 1
 		}
 	}
 	var buf [16]uint32
@@ -380,15 +385,11 @@ func (g *VGIC) flush(c *CPU) (used int) {
 		c.lrs[i] = v
 		ir.pending = false
 		ir.lr = i
+		used = max(used, i+1)
 	}
 	c.HCR = ICH_HCR_En
 	if len(cands) > 0 {
 		c.HCR |= ICH_HCR_UIE
-	}
-	for i := range c.lrs {
-		if c.lrs[i]&LR_STATE_MASK != 0 {
-			used = i + 1
-		}
 	}
 	c.used = used
 	g.mu.Unlock()
@@ -404,8 +405,12 @@ func (c *CPU) LoadLRs(hw LRs, n int) {
 
 // Sync reads back the first n list registers after c ran: interrupts the
 // guest completed leave them, and their state returns to the distributor.
+//
+// Only the first n can be in use (Flush returned n), so the last of them
+// still in use sets c.used.
 func (g *VGIC) Sync(c *CPU, hw LRs, n int) {
 	g.mu.Lock()
+	used := 0
 	for i := 0; i < n; i++ {
 		if c.lrs[i]&LR_STATE_MASK == 0 {
 			continue // loaded empty: nothing of the guest's there
@@ -414,21 +419,22 @@ func (g *VGIC) Sync(c *CPU, hw LRs, n int) {
 		intid := uint32(c.lrs[i] & LR_vINTID_MASK)
 		v := hw.ReadLR(i)
 		c.lrs[i] = v
-		ir := g.irqOf(c, intid)
-		if ir == nil {
-			continue
-		}
-		ir.active = v&LR_ACTIVE != 0
-		if v&LR_STATE_MASK == 0 {
-			if ir.byLevel && ir.resample {
-				ir.level = false // looked at again before the next entry
+		if ir := g.irqOf(c, intid); ir != nil {
+			ir.active = v&LR_ACTIVE != 0
+			if v&LR_STATE_MASK == 0 {
+				if ir.byLevel && ir.resample {
+					ir.level = false // looked at again before the next entry
+				}
+				ir.lr, ir.byLevel = -1, false
+				c.lrs[i] = 0
+				c.dirty = true // a list register came free
 			}
-			ir.lr, ir.byLevel = -1, false
-			c.lrs[i] = 0
-			c.dirty = true // a list register came free
+		}
+		if c.lrs[i]&LR_STATE_MASK != 0 {
+			used = i + 1
 		}
 	}
-	c.used = c.Used()
+	c.used = used
 	g.mu.Unlock()
 }
 
