@@ -77,8 +77,9 @@ type pcpu struct {
 	cpu        CPU      // what its Run loop drives, once it runs
 	lrs        vgic.LRs // cpu's list registers, converted once (a conversion per exit costs a lookup)
 	runq       []*VCPU
-	running    *VCPU // in the guest right now, if any
-	idle       bool  // waiting for an interrupt
+	runqStore  []*VCPU // the largest array runq has lived in (push)
+	running    *VCPU   // in the guest right now, if any
+	idle       bool    // waiting for an interrupt
 	sliceEnd   uint64
 	hwEL2Timer uint64
 	hwLRs      int
@@ -88,19 +89,25 @@ type pcpu struct {
 	vtimerMasked bool
 }
 
-// pop takes the first vCPU off the run queue. It keeps the queue's
-// storage, so that putting vCPUs back does not allocate.
+// pop takes the first vCPU off the run queue, by slicing it off: no copy.
 func (p *pcpu) pop() *VCPU {
 	v := p.runq[0]
-	if len(p.runq) == 1 { // the common case, with no copy
-		p.runq[0] = nil
-		p.runq = p.runq[:0]
-		return v
-	}
-	n := copy(p.runq, p.runq[1:])
-	p.runq[n] = nil
-	p.runq = p.runq[:n]
+	p.runq[0] = nil
+	p.runq = p.runq[1:]
 	return v
+}
+
+// push queues v last. As pop slices the queue's front off, its capacity
+// shrinks: once it is used up, the entries move back to the start of the
+// queue's storage, so that a queue that does not grow does not allocate.
+func (p *pcpu) push(v *VCPU) {
+	if len(p.runq) == cap(p.runq) && len(p.runq) < cap(p.runqStore) {
+		p.runq = append(p.runqStore[:0], p.runq...)
+	}
+	p.runq = append(p.runq, v)
+	if cap(p.runq) > cap(p.runqStore) {
+		p.runqStore = p.runq[:cap(p.runq)] // a new array: it starts at p.runq
+	}
 }
 
 // RunAll schedules every vCPU on a single CPU: Run(0, cpu).
@@ -118,12 +125,17 @@ func (h *Hyp) Run(id int, cpu CPU) {
 	defer h.sched.Unlock()
 	p := h.pcpus[id]
 	p.cpu, p.lrs = cpu, cpu
+	if p.runqStore == nil {
+		// Room for the queue to move along many pops before push moves it back.
+		p.runqStore = make([]*VCPU, 0, 64)
+		p.runq = append(p.runqStore, p.runq...)
+	}
 	h.holder = p
 	defer func() { h.holder = nil }()
 	for _, vm := range h.VMs() {
 		for _, v := range vm.VCPUs {
 			if v.home == id && v.On && !v.blocked {
-				p.runq = append(p.runq, v)
+				p.push(v)
 			}
 		}
 	}
@@ -310,7 +322,7 @@ func (h *Hyp) runVCPU(cpu CPU, p *pcpu, v *VCPU) {
 				continue
 			}
 			vm.stolenSince = cpu.Counter()
-			p.runq = append(p.runq, v)
+			p.push(v)
 		case Yield:
 			nap := v.nap // this YIELD's only: a trapped WFE yields too
 			v.nap = 0
@@ -324,7 +336,7 @@ func (h *Hyp) runVCPU(cpu CPU, p *pcpu, v *VCPU) {
 				v.blocked, v.napUntil = true, cpu.Counter()+nap
 				return
 			}
-			p.runq = append(p.runq, v)
+			p.push(v)
 		case Block:
 			v.blocked = true
 		}
@@ -370,7 +382,7 @@ func (h *Hyp) rehome(v *VCPU) {
 	v.home, v.moveTo = v.moveTo, -1
 	p := h.pcpus[v.home]
 	if queued {
-		p.runq = append(p.runq, v)
+		p.push(v)
 	}
 	// Its new CPU may wait with a deadline that does not count v's: a kick
 	// makes it look again, or, if it is this CPU, its timer is set now.
@@ -548,7 +560,7 @@ func (h *Hyp) wake(v *VCPU) {
 // enqueue makes a vCPU that was off runnable on its CPU.
 func (h *Hyp) enqueue(v *VCPU) {
 	p := h.pcpus[v.home]
-	p.runq = append(p.runq, v)
+	p.push(v)
 	h.kick(p)
 }
 
