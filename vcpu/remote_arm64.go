@@ -21,13 +21,16 @@ func (r *Remote) Enter(c *Context) (wake bool) {
 }
 
 // Post hands the CPU a command and reports whether it must be sent the
-// wake-up SGI: Cmd is stored, then Sleeping loaded, while the loop stores
-// Sleeping, then loads Cmd (store-release, load-acquire: neither load
-// can pass the store before it), so either the loop sees the command or
-// this sees it asleep.
+// wake-up SGI: Cmd is stored, then Sleeping read, while the loop stores
+// Sleeping, then loads Cmd, each with a full barrier between its store
+// and its load, so either the loop sees the command or this sees it
+// asleep. (Store-release then load-acquire orders them on Arm, but QEMU's
+// TCG on an x86 host need not keep that order, and a wake-up lost so would
+// leave a secondary asleep with a command posted. Here the read is an
+// atomic read-modify-write, which it keeps in order.)
 func (r *Remote) Post(cmd uint64) (wake bool) {
 	atomic.StoreUint64(&r.Cmd, cmd)
-	return atomic.LoadUint64(&r.Sleeping) != 0
+	return atomic.AddUint64(&r.Sleeping, 0) != 0
 }
 
 // Done reports whether the last command has been carried out.

@@ -71,6 +71,7 @@ wait:
 	CBNZ	R2, command
 	MOVD	$1, R3
 	STLR	R3, (R4)
+	DMB	$11	// ish: the store before the load, in QEMU too (Remote.Post)
 	LDAR	(R1), R2
 	CBNZ	R2, awake
 	WFI
