@@ -30,6 +30,18 @@
 #define CPTR_EL2_GO 0x33ff
 #define CPTR_EL2_TFP (1<<10)
 
+// STORE_Q stores q0-q31 at R1 onwards, leaving R1 just past them, where
+// the context keeps FPCR and FPSR.
+#define STORE_Q \
+	VST1.P	[V0.D2, V1.D2, V2.D2, V3.D2], 64(R1); \
+	VST1.P	[V4.D2, V5.D2, V6.D2, V7.D2], 64(R1); \
+	VST1.P	[V8.D2, V9.D2, V10.D2, V11.D2], 64(R1); \
+	VST1.P	[V12.D2, V13.D2, V14.D2, V15.D2], 64(R1); \
+	VST1.P	[V16.D2, V17.D2, V18.D2, V19.D2], 64(R1); \
+	VST1.P	[V20.D2, V21.D2, V22.D2, V23.D2], 64(R1); \
+	VST1.P	[V24.D2, V25.D2, V26.D2, V27.D2], 64(R1); \
+	VST1.P	[V28.D2, V29.D2, V30.D2, V31.D2], 64(R1)
+
 // LOAD_DBG loads pair n of the array at R3 into the debug registers whose
 // MSR encodings are msrv and msrc (op0 2, op1 0, CRn 0, CRm n): the value
 // register from x1, the control register from x2. Pair n is loaded only
@@ -331,14 +343,7 @@ TEXT ·saveFP(SB),NOSPLIT,$0-8
 	ISB	$15
 	MOVD	c+0(FP), R0
 	ADD	$CTX_FP, R0, R1
-	VST1.P	[V0.D2, V1.D2, V2.D2, V3.D2], 64(R1)
-	VST1.P	[V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
-	VST1.P	[V8.D2, V9.D2, V10.D2, V11.D2], 64(R1)
-	VST1.P	[V12.D2, V13.D2, V14.D2, V15.D2], 64(R1)
-	VST1.P	[V16.D2, V17.D2, V18.D2, V19.D2], 64(R1)
-	VST1.P	[V20.D2, V21.D2, V22.D2, V23.D2], 64(R1)
-	VST1.P	[V24.D2, V25.D2, V26.D2, V27.D2], 64(R1)
-	VST1.P	[V28.D2, V29.D2, V30.D2, V31.D2], 64(R1)
+	STORE_Q
 	MRS	FPCR, R2
 	MRS	FPSR, R3
 	STP	(R2, R3), (R1)
@@ -366,14 +371,7 @@ TEXT ·fpTrap(SB),NOSPLIT|NOFRAME,$0
 	CBZ	R1, fptrap_done
 	MOVB	ZR, CTX_FP_LIVE(R0)
 	ADD	$CTX_FP, R0, R1
-	VST1.P	[V0.D2, V1.D2, V2.D2, V3.D2], 64(R1)
-	VST1.P	[V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
-	VST1.P	[V8.D2, V9.D2, V10.D2, V11.D2], 64(R1)
-	VST1.P	[V12.D2, V13.D2, V14.D2, V15.D2], 64(R1)
-	VST1.P	[V16.D2, V17.D2, V18.D2, V19.D2], 64(R1)
-	VST1.P	[V20.D2, V21.D2, V22.D2, V23.D2], 64(R1)
-	VST1.P	[V24.D2, V25.D2, V26.D2, V27.D2], 64(R1)
-	VST1.P	[V28.D2, V29.D2, V30.D2, V31.D2], 64(R1)
+	STORE_Q
 	MRS	FPCR, R0
 	MOVD	R0, (R1)
 	MRS	FPSR, R0
