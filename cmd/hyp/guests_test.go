@@ -98,3 +98,19 @@ func TestGuestSpecErrors(t *testing.T) {
 		r.Contains(t, tc.want, "bulkhead: exit status 1")
 	}
 }
+
+// A boot guest's PCPU field pins its vCPUs to that physical CPU, and one
+// the machine does not have is refused.
+func TestGuestPinnedToPCPU(t *testing.T) {
+	m := guestMachine(t, [3]string{"hello", "hello", "3:0x1000000:2:1"})
+	m.SMP = 2
+	r := qemutest.Boot(t, m)
+	r.Contains(t, "bulkhead: vm hello started: vCPUs on physical CPUs [1 1]",
+		"hello| hello from a TamaGo guest at EL1", "bulkhead: vm hello stopped: exited with status 3",
+		"bulkhead: exit status 0")
+
+	m = guestMachine(t, [3]string{"hello", "hello", "3:0x1000000:1:2"})
+	m.SMP = 2
+	r = qemutest.Boot(t, m)
+	r.Contains(t, "guest0: guest hello: physical CPU 2: the hypervisor runs guests on 2", "bulkhead: exit status 1")
+}

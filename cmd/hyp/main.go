@@ -25,7 +25,7 @@ var version = "unknown"
 var knownArgs = map[string]string{
 	"exit":      "exit=semihosting: end QEMU with the kernel's exit status (needs -semihosting-config enable=on)",
 	"crashtest": "crashtest=NAME: fault on purpose after the banner (images built with the crashtest tag only)",
-	"guestN":    "guestN=NAME:IMAGE_ADDR:IMAGE_SIZE[:ARG[:MEM[:CPUS]]]: run the ELF image a boot loader put at IMAGE_ADDR as a guest",
+	"guestN":    "guestN=NAME:IMAGE_ADDR:IMAGE_SIZE[:ARG[:MEM[:CPUS[:PCPU]]]]: run the ELF image a boot loader put at IMAGE_ADDR as a guest, its vCPUs pinned to physical CPU PCPU if given",
 	"trace":     "trace=exits: print every guest exit",
 	"control":   "control=IMAGE_ADDR:IMAGE_SIZE or control=fw_cfg: run that ELF image (or QEMU's fw_cfg file opt/org.bulkhead/control) as the control partition, which starts the guests",
 	"smptest":   "smptest[=SECONDS]: run Go on every CPU (fixed work at once and in turn, then SECONDS (2) of GC stress) and power off",
