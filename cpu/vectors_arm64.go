@@ -27,7 +27,8 @@ var (
 	remoteCrash, crashSGI1R uint64
 
 	// FatalHandler reports an exception that EL2 cannot handle and stops
-	// the machine. It runs on the exception stack and must not return.
+	// the machine. It runs on the exception stack (or, for a CPU that runs
+	// no goroutine, in the boot CPU's scheduler) and must not return.
 	FatalHandler func(f *Frame)
 )
 
