@@ -130,14 +130,12 @@ run-guests: build qemu
 BENCH_AT := 0x50000000
 # The guest's two vCPUs run on CPU 0, then pinned to CPU 1 of two (the
 # spec's last field), whose exits the boot CPU handles today.
+BENCH_GUEST = -kernel $(HYP) -device loader,file=$(BUILD)/guest-bench.elf,addr=$(BENCH_AT),force-raw=on \
+	-append "$(APPEND) guest0=bench:$(BENCH_AT):$$(stat -c %s $(BUILD)/guest-bench.elf):0:0x1000000:2$(1)"
 bench: build qemu linux $(CLI)
-	@$(QEMU) $(QEMU_FLAGS) -icount shift=0 -kernel $(HYP) \
-		-device loader,file=$(BUILD)/guest-bench.elf,addr=$(BENCH_AT),force-raw=on \
-		-append "$(APPEND) guest0=bench:$(BENCH_AT):$$(stat -c %s $(BUILD)/guest-bench.elf):0:0x1000000:2" \
+	@$(QEMU) $(QEMU_FLAGS) -icount shift=0 $(call BENCH_GUEST) \
 		| tr -d '\r' | sed -n 's/^bench| bench: \(.*instructions\)$$/bench: vCPU on CPU 0: \1/p; s/^bench| //p'
-	@$(QEMU) $(subst -smp $(SMP),-smp 2,$(QEMU_FLAGS)) -icount shift=0 -kernel $(HYP) \
-		-device loader,file=$(BUILD)/guest-bench.elf,addr=$(BENCH_AT),force-raw=on \
-		-append "$(APPEND) guest0=bench:$(BENCH_AT):$$(stat -c %s $(BUILD)/guest-bench.elf):0:0x1000000:2:1" \
+	@$(QEMU) $(subst -smp $(SMP),-smp 2,$(QEMU_FLAGS)) -icount shift=0 $(call BENCH_GUEST,:1) \
 		| tr -d '\r' | sed -n 's/^bench| bench: \(.*instructions\)$$/bench: vCPU on CPU 1 (-smp 2): \1/p'
 	@# Upload over the host channel: an instance that is up runs a guest.
 	@export XDG_RUNTIME_DIR=$$(mktemp -d) BULKHEAD_IMAGES=$(abspath $(BUILD)); \

@@ -112,8 +112,7 @@ func crashRemote() {
 	}
 	s := ss[len(ss)-1]
 	fmt.Printf("bulkhead: crashtest faulting on CPU %d with no goroutine\n", s.index)
-	top := (uint64(uintptrOf(&s.loopStack[len(s.loopStack)-1]))+1)&^15 - 64
-	s.boot.Give(top, 0, crashNoGAddr())
+	s.boot.Give(s.loopTop(), 0, crashNoGAddr())
 	gic.SendSGI(cpu.WakeSGI, s.boot.MPIDR)
 	deadline := cpu.ReadCNTPCT() + 5*qemuvirt.TimerFrequency()
 	for cpu.ReadCNTPCT() < deadline {

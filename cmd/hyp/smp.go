@@ -31,6 +31,12 @@ type secondary struct {
 
 var secondaries []*secondary
 
+// loopTop is where the remote loop's stack starts: 16-byte aligned, 64
+// bytes below the top for its calls' arguments.
+func (s *secondary) loopTop() uint64 {
+	return (uint64(uintptrOf(&s.loopStack[len(s.loopStack)-1]))+1)&^15 - 64
+}
+
 // startCPUs brings up every CPU the device tree lists besides this one,
 // with PSCI CPU_ON through the firmware's conduit: each joins EL2 with the
 // boot CPU's translation regime, its own exception stack and TPIDR_EL2,
@@ -199,9 +205,7 @@ func startRemotes(m *qemuvirt.Machine, ss []*secondary, vtcr, mdcr uint64) ([]*r
 			p.EnablePPI(id, gic.HypervisorPriority)
 		}
 		rc := newRemoteCPU(mpidr, p, vtcr, mdcr)
-		// 64 bytes below the top for the loop's calls' arguments.
-		top := (uint64(uintptrOf(&s.loopStack[len(s.loopStack)-1]))+1)&^15 - 64
-		if !s.boot.Give(top, uint64(uintptrOf(rc.r)), vcpu.RemoteLoop()) {
+		if !s.boot.Give(s.loopTop(), uint64(uintptrOf(rc.r)), vcpu.RemoteLoop()) {
 			return nil, fmt.Errorf("CPU with MPIDR %#x is not parked", mpidr)
 		}
 		gic.SendSGI(cpu.WakeSGI, mpidr)
