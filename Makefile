@@ -201,14 +201,15 @@ soak: images qemu
 
 # The parsers of what comes from outside, under go test -fuzz one after
 # the other: ACPI tables, guest images, device trees, guest device trees, the host
-# channel's virtqueues, the broker's two sides, the vGIC's registers and
-# the ELF loader. Their committed seeds (testdata/fuzz) run in every
+# channel's virtqueues, the broker's two sides, the vGIC's registers, the
+# ELF loader, cpio archives and the console's frames. Their committed seeds (testdata/fuzz) run in every
 # go test. On a loaded machine Go 1.26's fuzzer can end a run with a
 # bare "context deadline exceeded" and no failing input: its coordinator
 # racing its own -fuzztime deadline, not a finding.
 FUZZTIME ?= 10s
 FUZZ_TARGETS := acpi:FuzzParse bootimage:FuzzParse board/fdt:FuzzParse guestdt:FuzzBuild virtio:FuzzQueues \
-                cmd/bulkhead:FuzzBrokerRequests cmd/bulkhead:FuzzBrokerControl hyp/vgic:FuzzMMIO hyp:FuzzLoadELF
+                cmd/bulkhead:FuzzBrokerRequests cmd/bulkhead:FuzzBrokerControl hyp/vgic:FuzzMMIO hyp:FuzzLoadELF \
+                cpio:FuzzParse consolemux:FuzzDecode
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t#*:}; \
@@ -271,10 +272,11 @@ qemu:
 # Debian's arm64 packages (scripts/linux-artifacts.sh fetches them, and
 # keeps the .deb files in DEB_CACHE for later clones), and the initramfs is
 # built here. Each output is made only when it is missing, or, for the
-# initramfs, older than its busybox or the sources of cmd/mkinitramfs.
+# initramfs, older than its busybox or the sources of cmd/mkinitramfs and
+# the cpio package.
 LINUX     := $(BUILD)/linux
 DEB_CACHE ?= $(HOME)/.cache/bulkhead/debs
-MKINITRAMFS_SRC := $(filter-out %_test.go,$(wildcard cmd/mkinitramfs/*.go)) cmd/mkinitramfs/init.sh
+MKINITRAMFS_SRC := $(filter-out %_test.go,$(wildcard cmd/mkinitramfs/*.go cpio/*.go)) cmd/mkinitramfs/init.sh
 
 linux: $(LINUX)/vmlinuz $(LINUX)/rootfs.cpio.gz
 

@@ -217,12 +217,12 @@ func TestControlCrash(t *testing.T) {
 		t.Helper()
 		_, cl, _, err := instanceClient("cc")
 		require.NoError(t, err)
-		defer cl.close()
+		defer cl.Close()
 		req := map[string]any{"op": "crash"}
 		if vm != "" {
 			req["name"] = vm
 		}
-		_, err = cl.call(req, 30*time.Second)
+		_, err = cl.Call(req, 30*time.Second)
 		require.NoError(t, err, "the crash request is answered before the crash")
 		before := lastTick()
 		require.Eventually(t, func() bool {

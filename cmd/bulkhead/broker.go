@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-hv/bulkhead/abi"
+	"github.com/bulkhead-hv/bulkhead/client"
 )
 
 // The broker is the one holder of an instance's host channel. QEMU's
@@ -388,7 +389,7 @@ func cmdBroker(args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	logger := log.New(stderr, "broker: ", log.LstdFlags|log.Lmicroseconds)
-	dir := stateDir(*name)
+	dir := client.StateDir(*name)
 	ctlPath, apiPath := filepath.Join(dir, "ctl.sock"), filepath.Join(dir, "api.sock")
 	kill := func() {
 		if *qemu > 0 {
@@ -449,7 +450,7 @@ func cmdBroker(args []string, stderr io.Writer) int {
 	}()
 	if *owner > 0 {
 		go func() {
-			for alive(*owner) {
+			for client.Alive(*owner) {
 				time.Sleep(500 * time.Millisecond)
 			}
 			logger.Printf("the private instance's owner (pid %d) is gone: killing QEMU", *owner)
@@ -474,19 +475,4 @@ func cmdBroker(args []string, stderr io.Writer) int {
 		}
 	}
 	return 0
-}
-
-// alive reports whether a process runs. A zombie does not: a private
-// instance's owner killed outright is one until its parent reaps it.
-func alive(pid int) bool {
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	// pid (comm) state ...: comm may hold anything but the last ')'.
-	i := bytes.LastIndexByte(stat, ')')
-	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/bulkhead-hv/bulkhead/client"
 )
 
 // socketpair is a connected pair of unix sockets, as QEMU's chardev and
@@ -168,10 +170,10 @@ func (fc *fakeControl) check() {
 }
 
 // dial connects a CLI client to the broker.
-func dial(t *testing.T, b *broker) *client {
+func dial(t *testing.T, b *broker) *client.Client {
 	ours, theirs := socketpair(t)
 	go b.serveClient(theirs)
-	return newClient(ours)
+	return client.New(ours)
 }
 
 func (b *broker) clientCount() int {
@@ -181,12 +183,12 @@ func (b *broker) clientCount() int {
 }
 
 // next returns the next message, failing the test after 5s.
-func next(t *testing.T, c *client) *message {
+func next(t *testing.T, c *client.Client) *client.Message {
 	t.Helper()
 	select {
-	case m, ok := <-c.msgs:
+	case m, ok := <-c.Msgs():
 		if !ok {
-			t.Fatalf("the broker hung up: %v", c.err)
+			t.Fatalf("the broker hung up: %v", c.Err())
 		}
 		return m
 	case <-time.After(5 * time.Second):
@@ -196,31 +198,31 @@ func next(t *testing.T, c *client) *message {
 }
 
 // quiet checks that nothing but the answer to a ping is queued for c.
-func quiet(t *testing.T, c *client) {
+func quiet(t *testing.T, c *client.Client) {
 	t.Helper()
-	id, err := c.send(map[string]any{"op": "ping"})
+	id, err := c.Send(map[string]any{"op": "ping"})
 	require.NoError(t, err)
 	m := next(t, c)
-	assert.Equal(t, id, m.ID, "expected only the ping's answer, got %s", m.raw)
+	assert.Equal(t, id, m.ID, "expected only the ping's answer, got %s", m.Raw())
 }
 
-func run(t *testing.T, c *client, name string, size int) int {
+func run(t *testing.T, c *client.Client, name string, size int) int {
 	t.Helper()
-	id, err := c.send(map[string]any{"op": "run", "name": name, "size": size}, bytes.Repeat([]byte{name[0]}, size))
+	id, err := c.Send(map[string]any{"op": "run", "name": name, "size": size}, bytes.Repeat([]byte{name[0]}, size))
 	require.NoError(t, err)
 	return id
 }
 
 // answer waits for the answer to id, skipping upload progress.
-func answer(t *testing.T, c *client, id int) *message {
+func answer(t *testing.T, c *client.Client, id int) *client.Message {
 	t.Helper()
 	for {
 		m := next(t, c)
 		if m.Event == "upload" {
 			continue
 		}
-		require.Equal(t, "", m.Event, "an event before the answer: %s", m.raw)
-		require.Equal(t, id, m.ID, "%s", m.raw)
+		require.Equal(t, "", m.Event, "an event before the answer: %s", m.Raw())
+		require.Equal(t, id, m.ID, "%s", m.Raw())
 		return m
 	}
 }
@@ -236,7 +238,7 @@ func TestBrokerRewritesIDs(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := 0; j < 25; j++ {
-				m, err := c.call(map[string]any{"op": "ping"}, 5*time.Second)
+				m, err := c.Call(map[string]any{"op": "ping"}, 5*time.Second)
 				if assert.NoError(t, err) {
 					assert.Equal(t, j+1, m.ID)
 				}
@@ -280,7 +282,7 @@ func TestBrokerRoutesEvents(t *testing.T) {
 
 	// Attaching replays what b printed, then b's output follows.
 	late := dial(t, b)
-	id, _ := late.send(map[string]any{"op": "attach", "name": "b"})
+	id, _ := late.Send(map[string]any{"op": "attach", "name": "b"})
 	m = next(t, late)
 	assert.Equal(t, "console", m.Event)
 	assert.Equal(t, "from b\n", string(m.Data))
@@ -291,7 +293,7 @@ func TestBrokerRoutesEvents(t *testing.T) {
 	quiet(t, a)
 
 	// Input reaches the VM's console (the fake echoes it).
-	_, err := late.call(map[string]any{"op": "input", "name": "b", "data": []byte("ls\r")}, 5*time.Second)
+	_, err := late.Call(map[string]any{"op": "input", "name": "b", "data": []byte("ls\r")}, 5*time.Second)
 	require.NoError(t, err)
 	assert.Equal(t, "ls\r", string(next(t, late).Data))
 	fc.check()
@@ -324,12 +326,12 @@ func TestBrokerUploadsAreAtomic(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			id, err := c.send(map[string]any{"op": "run", "name": name, "size": size - 1000, "initrd_size": 1000}, bytes.Repeat([]byte{name[0]}, size))
+			id, err := c.Send(map[string]any{"op": "run", "name": name, "size": size - 1000, "initrd_size": 1000}, bytes.Repeat([]byte{name[0]}, size))
 			if !assert.NoError(t, err) {
 				return
 			}
 			var last int64
-			for m := range c.msgs {
+			for m := range c.Msgs() {
 				if m.Event == "upload" {
 					assert.Equal(t, id, m.ID)
 					assert.Greater(t, m.Sent, last)
@@ -355,7 +357,7 @@ func TestBrokerUploadsAreAtomic(t *testing.T) {
 				return
 			default:
 			}
-			_, err := pinger.call(map[string]any{"op": "ping"}, 10*time.Second)
+			_, err := pinger.Call(map[string]any{"op": "ping"}, 10*time.Second)
 			assert.NoError(t, err)
 		}
 	}()
@@ -398,7 +400,7 @@ func TestBrokerStopsOrphanedRun(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the upload did not arrive")
 	}
-	c.close()
+	c.Close()
 	require.Eventually(t, func() bool { return b.clientCount() == 0 }, 5*time.Second, 10*time.Millisecond)
 	close(fc.hold)
 	require.Eventually(t, func() bool { return len(fc.requests("stop")) == 1 }, 5*time.Second, 10*time.Millisecond)
@@ -411,7 +413,7 @@ func TestBrokerBadLines(t *testing.T) {
 	b, fc := newFakeControl(t)
 	ours, theirs := socketpair(t)
 	go b.serveClient(theirs)
-	c := newClient(ours)
+	c := client.New(ours)
 	fmt.Fprintf(ours, "hello\n")
 	m := next(t, c)
 	assert.False(t, m.OK)
@@ -422,7 +424,7 @@ func TestBrokerBadLines(t *testing.T) {
 	m = next(t, c)
 	assert.Equal(t, 7, m.ID)
 	assert.Contains(t, m.Error, "at most")
-	_, ok := <-c.msgs
+	_, ok := <-c.Msgs()
 	assert.False(t, ok, "hung up")
 	assert.Empty(t, fc.requests("run"))
 	fc.check()
@@ -446,6 +448,6 @@ func TestBrokerEndsWithTheChannel(t *testing.T) {
 		t.Fatal("serveControl did not return")
 	}
 	b.closeClients(5 * time.Second)
-	_, ok := <-c.msgs
+	_, ok := <-c.Msgs()
 	assert.False(t, ok)
 }

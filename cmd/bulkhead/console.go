@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"unsafe"
+
+	"github.com/bulkhead-hv/bulkhead/client"
 )
 
 // stdin is what console sends to the guest; tests replace it.
@@ -47,13 +49,13 @@ func cmdConsole(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return failed("console", err, code, stderr)
 	}
-	defer cl.close()
+	defer cl.Close()
 	// Attached before ps: an exit cannot fall between the two unseen.
-	attachID, err := cl.send(map[string]any{"op": "attach", "name": vm})
+	attachID, err := cl.Send(map[string]any{"op": "attach", "name": vm})
 	if err != nil {
 		return failed("console", err, exitInternal, stderr)
 	}
-	psID, err := cl.send(map[string]any{"op": "ps"})
+	psID, err := cl.Send(map[string]any{"op": "ps"})
 	if err != nil {
 		return failed("console", err, exitInternal, stderr)
 	}
@@ -79,27 +81,27 @@ func cmdConsole(args []string, stdout, stderr io.Writer) int {
 	listed, inputErr := false, false
 	for {
 		select {
-		case m, ok := <-cl.msgs:
+		case m, ok := <-cl.Msgs():
 			if !ok {
 				restore()
-				return failed("console", cl.lost(), exitInternal, stderr)
+				return failed("console", cl.Lost(), exitInternal, stderr)
 			}
 			switch {
-			case m.Event == "console" && m.vmName() == vm:
+			case m.Event == "console" && m.VMName() == vm:
 				out.write(m.Data)
-			case m.Event == "exit" && m.vmName() == vm && listed:
+			case m.Event == "exit" && m.VMName() == vm && listed:
 				return ended(m.Status)
 			case m.Event != "":
 			case m.ID == attachID && !m.OK:
 				return failed("console", fmt.Errorf("attach %s: %s", vm, m.Error), exitInternal, stderr)
 			case m.ID == psID:
 				var list struct {
-					VMs []vmInfo `json:"vms"`
+					VMs []client.VMInfo `json:"vms"`
 				}
-				if !m.OK || json.Unmarshal(m.raw, &list) != nil {
+				if !m.OK || json.Unmarshal(m.Raw(), &list) != nil {
 					return failed("console", fmt.Errorf("ps: %s", m.Error), exitInternal, stderr)
 				}
-				v, ok := find(list.VMs, vm)
+				v, ok := client.Find(list.VMs, vm)
 				if !ok {
 					return failed("console", unknownVM(vm, *name), exitUsage, stderr)
 				}
@@ -133,7 +135,7 @@ func cmdConsole(args []string, stdout, stderr io.Writer) int {
 			if tty {
 				if i := bytes.IndexByte(b, detachKey); i >= 0 {
 					if i > 0 {
-						cl.send(map[string]any{"op": "input", "name": vm, "data": b[:i]})
+						cl.Send(map[string]any{"op": "input", "name": vm, "data": b[:i]})
 					}
 					out.flush()
 					restore()
@@ -141,7 +143,7 @@ func cmdConsole(args []string, stdout, stderr io.Writer) int {
 					return 0
 				}
 			}
-			if _, err := cl.send(map[string]any{"op": "input", "name": vm, "data": b}); err != nil {
+			if _, err := cl.Send(map[string]any{"op": "input", "name": vm, "data": b}); err != nil {
 				restore()
 				return failed("console", err, exitInternal, stderr)
 			}

@@ -14,65 +14,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/bulkhead-hv/bulkhead/client"
 )
-
-// An instance: QEMU running in the background with the hypervisor and the
-// control partition, and the broker holding the control partition's host
-// channel. Its state is a directory, $XDG_RUNTIME_DIR/bulkhead/NAME.
-type instance struct {
-	Name      string `json:"name"`
-	PID       int    `json:"pid"`        // QEMU's
-	Socket    string `json:"socket"`     // QEMU's end of the host channel; the broker holds it
-	Log       string `json:"log"`        // the machine's serial console: the hypervisor and the control partition
-	QEMULog   string `json:"qemu_log"`   // what QEMU itself says
-	BrokerPID int    `json:"broker_pid"` // the broker's
-	API       string `json:"api"`        // the broker's socket, which CLIs talk to
-	BrokerLog string `json:"broker_log"`
-	Private   bool   `json:"private,omitempty"` // booted for one run, gone after it
-}
-
-func stateDir(name string) string {
-	base := os.Getenv("XDG_RUNTIME_DIR")
-	if base == "" {
-		base = filepath.Join(os.TempDir(), fmt.Sprintf("bulkhead-%d", os.Getuid()))
-	}
-	return filepath.Join(base, "bulkhead", name)
-}
-
-// readInstance reads an instance's state, whether or not it still runs.
-func readInstance(name string) (*instance, error) {
-	b, err := os.ReadFile(filepath.Join(stateDir(name), "instance.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("no instance named %q is up: start one with: bulkhead up --name %s", name, name)
-	}
-	if err != nil {
-		return nil, err
-	}
-	var in instance
-	if err := json.Unmarshal(b, &in); err != nil {
-		return nil, fmt.Errorf("instance %q: corrupt state file %s: %v; remove it", name, filepath.Join(stateDir(name), "instance.json"), err)
-	}
-	return &in, nil
-}
-
-// loadInstance returns an instance that is up and reachable.
-func loadInstance(name string) (*instance, error) {
-	in, err := readInstance(name)
-	if err != nil {
-		return nil, err
-	}
-	if !alive(in.PID) {
-		if alive(in.BrokerPID) {
-			syscall.Kill(in.BrokerPID, syscall.SIGKILL)
-		}
-		os.RemoveAll(stateDir(name))
-		return nil, fmt.Errorf("instance %q is gone (QEMU pid %d no longer runs)", name, in.PID)
-	}
-	if !alive(in.BrokerPID) {
-		return nil, fmt.Errorf("instance %q is unreachable: its broker (pid %d) is gone (its log: %s); bring it down with: bulkhead down --name %s", name, in.BrokerPID, in.BrokerLog, name)
-	}
-	return in, nil
-}
 
 // machineConfig is the QEMU machine an instance runs on.
 type machineConfig struct {
@@ -173,7 +117,7 @@ func checkHypervisorImage(path, firmware string) error {
 // qemuArgs is QEMU's command line for an instance: the hypervisor as the
 // kernel, the control partition as a boot module at moduleBase, its host
 // channel a virtio console on the socket the broker connects to.
-func qemuArgs(m *machineConfig, in *instance, controlSize int64) []string {
+func qemuArgs(m *machineConfig, in *client.Instance, controlSize int64) []string {
 	args := []string{
 		"-machine", "virt,virtualization=on,gic-version=3", "-cpu", "max",
 		"-m", fmt.Sprintf("%dM", m.mem>>20), "-smp", strconv.Itoa(m.smp),
@@ -207,9 +151,9 @@ var errInterrupted = errors.New("interrupted")
 // instance ends with its owner, this process, however it ends. Anything
 // that arrives on abort abandons the boot. On failure nothing is left
 // running.
-func bootInstance(m *machineConfig, name string, private bool, abort <-chan os.Signal) (*instance, error) {
-	dir := stateDir(name)
-	in := &instance{Name: name, Private: private,
+func bootInstance(m *machineConfig, name string, private bool, abort <-chan os.Signal) (*client.Instance, error) {
+	dir := client.StateDir(name)
+	in := &client.Instance{Name: name, Private: private,
 		Socket: filepath.Join(dir, "ctl.sock"), API: filepath.Join(dir, "api.sock"),
 		Log: filepath.Join(dir, "console.log"), QEMULog: filepath.Join(dir, "qemu.log"),
 		BrokerLog: filepath.Join(dir, "broker.log")}
@@ -248,10 +192,10 @@ func bootInstance(m *machineConfig, name string, private bool, abort <-chan os.S
 	}
 	in.PID = qemu.Process.Pid
 	qemuDone := make(chan struct{})
-	go func() { qemu.Wait(); close(qemuDone) }() // reaped, so that alive() sees it go
+	go func() { qemu.Wait(); close(qemuDone) }() // reaped, so that client.Alive() sees it go
 
 	brokerDone := make(chan struct{})
-	fail := func(err error) (*instance, error) {
+	fail := func(err error) (*client.Instance, error) {
 		syscall.Kill(in.PID, syscall.SIGKILL)
 		if in.BrokerPID > 0 {
 			syscall.Kill(in.BrokerPID, syscall.SIGKILL)
@@ -313,12 +257,12 @@ func bootInstance(m *machineConfig, name string, private bool, abort <-chan os.S
 			return fail(fmt.Errorf("%w by %v", errInterrupted, s))
 		case <-tick.C:
 		}
-		cl, err := connect(in)
+		cl, err := client.Connect(in)
 		if err != nil {
 			continue // the broker listens once the control partition is ready
 		}
-		_, err = cl.call(map[string]any{"op": "ping"}, 10*time.Second)
-		cl.close()
+		_, err = cl.Call(map[string]any{"op": "ping"}, 10*time.Second)
+		cl.Close()
 		if err != nil {
 			return fail(fmt.Errorf("ping: %v", err))
 		}
@@ -334,34 +278,34 @@ func bootInstance(m *machineConfig, name string, private bool, abort <-chan os.S
 // teardown stops the instance's running VMs, shuts it down and makes sure
 // QEMU and the broker are gone. It returns the hypervisor's exit status
 // (-1 if it did not say) and the last lines of its console.
-func teardown(in *instance, stderr io.Writer) (int, string) {
-	if cl, err := connect(in); err == nil {
+func teardown(in *client.Instance, stderr io.Writer) (int, string) {
+	if cl, err := client.Connect(in); err == nil {
 		// The control partition shuts down once its VMs have stopped.
-		if vms, _, err := cl.ps(); err == nil {
+		if vms, _, err := cl.PS(); err == nil {
 			running := map[string]bool{}
 			for _, v := range vms {
 				if v.State == "running" {
 					running[v.Name] = true
-					cl.send(map[string]any{"op": "stop", "name": v.Name})
+					cl.Send(map[string]any{"op": "stop", "name": v.Name})
 				}
 			}
 			for timeout := time.After(10 * time.Second); len(running) > 0; {
 				select {
-				case m, ok := <-cl.msgs:
+				case m, ok := <-cl.Msgs():
 					if !ok {
 						running = nil
 					} else if m.Event == "exit" {
-						delete(running, m.vmName())
+						delete(running, m.VMName())
 					}
 				case <-timeout:
 					running = nil
 				}
 			}
 		}
-		if _, err := cl.call(map[string]any{"op": "shutdown"}, answerTimeout); err != nil {
+		if _, err := cl.Call(map[string]any{"op": "shutdown"}, client.AnswerTimeout); err != nil {
 			fmt.Fprintf(stderr, "bulkhead: instance %q: shutdown: %v; stopping QEMU\n", in.Name, err)
 		}
-		cl.close()
+		cl.Close()
 	}
 	if !waitGone(in.PID, 10*time.Second) {
 		syscall.Kill(in.PID, syscall.SIGKILL)
@@ -372,12 +316,12 @@ func teardown(in *instance, stderr io.Writer) (int, string) {
 		syscall.Kill(in.BrokerPID, syscall.SIGKILL)
 	}
 	status, last := hypervisorStatus(in.Log), tail(in.Log, 30)
-	os.RemoveAll(stateDir(in.Name))
+	os.RemoveAll(client.StateDir(in.Name))
 	return status, last
 }
 
 func waitGone(pid int, timeout time.Duration) bool {
-	for deadline := time.Now().Add(timeout); alive(pid); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(timeout); client.Alive(pid); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			return false
 		}
@@ -485,8 +429,8 @@ func cmdUp(args []string, stdout, stderr io.Writer) int {
 	if err := m.check("mem"); err != nil {
 		return failed("up", err, exitUsage, stderr)
 	}
-	if in, err := readInstance(*name); err == nil {
-		if _, err := loadInstance(*name); err == nil || alive(in.PID) {
+	if in, err := client.ReadInstance(*name); err == nil {
+		if _, err := client.LoadInstance(*name); err == nil || client.Alive(in.PID) {
 			return failed("up", fmt.Errorf("instance %q is already up (QEMU pid %d); bring it down with: bulkhead down --name %s", *name, in.PID, *name), exitUsage, stderr)
 		}
 	}
@@ -526,7 +470,7 @@ func cmdDown(args []string, stdout, stderr io.Writer) int {
 	if _, err := parseArgs(fs, args); err != nil {
 		return failed("down", err, exitUsage, stderr)
 	}
-	in, err := readInstance(*name)
+	in, err := client.ReadInstance(*name)
 	if err != nil {
 		return failed("down", err, exitUsage, stderr)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-hv/bulkhead/bootimage"
+	"github.com/bulkhead-hv/bulkhead/client"
 	"github.com/bulkhead-hv/bulkhead/hyp"
 )
 
@@ -213,9 +214,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) (code int) {
 
 	// One path for both: a private instance is booted, used like one that
 	// is up, and brought down after, whatever happened.
-	var in *instance
+	var in *client.Instance
 	if !c.private {
-		in, _ = loadInstance(c.instance)
+		in, _ = client.LoadInstance(c.instance)
 	}
 	if in != nil && len(c.machineSet) > 0 {
 		return failed("run", fmt.Errorf("%s shape a private instance, but instance %q is up: drop them, or add --private", strings.Join(c.machineSet, ", "), c.instance), exitUsage, stderr)
@@ -249,7 +250,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) (code int) {
 // runIn runs the image in an instance that is up: it uploads it through
 // the broker (showing progress), prints the guest's console as it comes
 // and returns the guest's exit status.
-func runIn(c *runConfig, in *instance, sigs <-chan os.Signal, stdout, stderr io.Writer) int {
+func runIn(c *runConfig, in *client.Instance, sigs <-chan os.Signal, stdout, stderr io.Writer) int {
 	img, err := os.ReadFile(c.image)
 	if err != nil {
 		return failed("run", err, exitUsage, stderr)
@@ -260,11 +261,11 @@ func runIn(c *runConfig, in *instance, sigs <-chan os.Signal, stdout, stderr io.
 			return failed("run", err, exitUsage, stderr)
 		}
 	}
-	cl, err := connect(in)
+	cl, err := client.Connect(in)
 	if err != nil {
 		return failed("run", err, exitInternal, stderr)
 	}
-	defer cl.close()
+	defer cl.Close()
 	if c.verbose {
 		defer follow(in.Log, !in.Private, stderr)()
 	}
@@ -279,7 +280,7 @@ func runIn(c *runConfig, in *instance, sigs <-chan os.Signal, stdout, stderr io.
 		req["initrd_size"] = len(initrd)
 	}
 	prog := &progress{w: stderr, name: c.name, image: int64(len(img)), initrd: int64(len(initrd)), quiet: c.json, start: time.Now()}
-	id, err := cl.send(req, img, initrd)
+	id, err := cl.Send(req, img, initrd)
 	if err != nil {
 		return failed("run", err, exitInternal, stderr)
 	}
@@ -290,10 +291,10 @@ func runIn(c *runConfig, in *instance, sigs <-chan os.Signal, stdout, stderr io.
 	var stopWait <-chan time.Time
 	for {
 		select {
-		case m, ok := <-cl.msgs:
+		case m, ok := <-cl.Msgs():
 			if !ok {
 				out.flush()
-				fmt.Fprintf(stderr, "\nbulkhead run: %v before %s stopped; the instance's last lines:\n%s", cl.lost(), c.name, tail(in.Log, 20))
+				fmt.Fprintf(stderr, "\nbulkhead run: %v before %s stopped; the instance's last lines:\n%s", cl.Lost(), c.name, tail(in.Log, 20))
 				return exitInternal
 			}
 			switch {
@@ -310,13 +311,13 @@ func runIn(c *runConfig, in *instance, sigs <-chan os.Signal, stdout, stderr io.
 					out.write(d)
 				}
 				early = nil
-			case m.Event == "console" && m.vmName() == c.name:
+			case m.Event == "console" && m.VMName() == c.name:
 				if started {
 					out.write(m.Data)
 				} else {
 					early = append(early, m.Data)
 				}
-			case m.Event == "exit" && m.vmName() == c.name && started:
+			case m.Event == "exit" && m.VMName() == c.name && started:
 				out.flush()
 				if c.json {
 					json.NewEncoder(stdout).Encode(map[string]any{"event": "exit", "vm": c.name, "status": m.Status})
@@ -338,7 +339,7 @@ func runIn(c *runConfig, in *instance, sigs <-chan os.Signal, stdout, stderr io.
 			}
 			stopping = true
 			fmt.Fprintf(stderr, "\nbulkhead: interrupted (%v): stopping %s (again to stop waiting)\n", s, c.name)
-			if _, err := cl.send(map[string]any{"op": "stop", "name": c.name}); err != nil {
+			if _, err := cl.Send(map[string]any{"op": "stop", "name": c.name}); err != nil {
 				return 130
 			}
 			stopWait = time.After(10 * time.Second)

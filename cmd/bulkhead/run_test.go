@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/bulkhead-hv/bulkhead/client"
 	"github.com/bulkhead-hv/bulkhead/hyp"
 	"github.com/bulkhead-hv/bulkhead/internal/qemutest"
 )
@@ -47,12 +48,12 @@ func bh(args ...string) (code int, stdout, stderr string) {
 
 // upInstance boots an instance for the test. QEMU and the broker are
 // killed at cleanup whatever the test did; down first is the test's job.
-func upInstance(t *testing.T, name string, args ...string) *instance {
+func upInstance(t *testing.T, name string, args ...string) *client.Instance {
 	t.Helper()
 	code, out, errb := bh(append([]string{"up", "--name", name}, args...)...)
 	require.Equal(t, 0, code, errb)
 	require.Contains(t, out, fmt.Sprintf("instance %q is up", name))
-	in, err := loadInstance(name)
+	in, err := client.LoadInstance(name)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		killPID(in.PID)
@@ -110,17 +111,17 @@ func (p *proc) wait(t *testing.T, timeout time.Duration) int {
 func lines(s string) int { return strings.Count(s, "\n") }
 
 // ps lists an instance's VMs by name.
-func ps(t *testing.T, inst string) map[string]vmInfo {
+func ps(t *testing.T, inst string) map[string]client.VMInfo {
 	t.Helper()
 	code, out, errb := bh("ps", "--name", inst, "--json")
 	require.Equal(t, 0, code, errb)
 	var v struct {
-		Instance string   `json:"instance"`
-		VMs      []vmInfo `json:"vms"`
+		Instance string          `json:"instance"`
+		VMs      []client.VMInfo `json:"vms"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &v), out)
 	require.Equal(t, inst, v.Instance)
-	m := map[string]vmInfo{}
+	m := map[string]client.VMInfo{}
 	for _, vm := range v.VMs {
 		m[vm.Name] = vm
 	}
@@ -205,8 +206,8 @@ func TestUpPsDown(t *testing.T) {
 	assert.Contains(t, errb, `no instance named "t" is up`)
 
 	in := upInstance(t, "t", "--smp", "2", "--mem", "768M")
-	assert.True(t, alive(in.PID))
-	assert.True(t, alive(in.BrokerPID))
+	assert.True(t, client.Alive(in.PID))
+	assert.True(t, client.Alive(in.BrokerPID))
 	assert.FileExists(t, in.API)
 	code, _, errb = bh("up", "--name", "t")
 	assert.Equal(t, exitUsage, code, "already up")
@@ -224,11 +225,11 @@ func TestUpPsDown(t *testing.T) {
 	code, out, errb = bh("down", "--name", "t")
 	require.Equal(t, 0, code, errb+out)
 	assert.Equal(t, "instance \"t\" is down\n", out)
-	assert.False(t, alive(in.PID), "QEMU is gone")
-	assert.False(t, alive(in.BrokerPID), "the broker is gone")
-	_, err := loadInstance("t")
+	assert.False(t, client.Alive(in.PID), "QEMU is gone")
+	assert.False(t, client.Alive(in.BrokerPID), "the broker is gone")
+	_, err := client.LoadInstance("t")
 	assert.Error(t, err)
-	assert.NoDirExists(t, stateDir("t"))
+	assert.NoDirExists(t, client.StateDir("t"))
 }
 
 // With an instance up, run uploads the image through the broker and the
@@ -448,10 +449,10 @@ func TestPrivateRunEnds(t *testing.T) {
 		p := startCLI(t, "run", "--name", "s", "--arg", "600000", filepath.Join(dir, "guest-spin.elf"))
 		name := fmt.Sprintf("run-%d", p.cmd.Process.Pid)
 		require.Eventually(t, func() bool {
-			_, err := loadInstance(name)
+			_, err := client.LoadInstance(name)
 			return err == nil && strings.Contains(p.stderr.String(), "MB/s")
 		}, 60*time.Second, 100*time.Millisecond, "the private instance %s", name)
-		in, err := loadInstance(name)
+		in, err := client.LoadInstance(name)
 		require.NoError(t, err)
 		t.Cleanup(func() { killPID(in.PID); killPID(in.BrokerPID) })
 		require.Eventually(t, running(t, name, "s"), 30*time.Second, 100*time.Millisecond)
@@ -461,7 +462,7 @@ func TestPrivateRunEnds(t *testing.T) {
 		if sig == os.Interrupt {
 			assert.Equal(t, 130, code)
 		}
-		assert.Eventually(t, func() bool { return !alive(in.PID) && !alive(in.BrokerPID) }, 15*time.Second, 100*time.Millisecond, "%v: QEMU and the broker are gone", sig)
+		assert.Eventually(t, func() bool { return !client.Alive(in.PID) && !client.Alive(in.BrokerPID) }, 15*time.Second, 100*time.Millisecond, "%v: QEMU and the broker are gone", sig)
 		if !assert.Eventually(t, func() bool { left, _ := os.ReadDir(root); return len(left) == 0 }, 5*time.Second, 100*time.Millisecond, "%v: its state is gone", sig) {
 			var names []string
 			filepath.Walk(root, func(path string, _ os.FileInfo, _ error) error { names = append(names, path); return nil })

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/bulkhead-hv/bulkhead/client"
 	"github.com/bulkhead-hv/bulkhead/hyp"
 )
 
@@ -150,7 +151,7 @@ func TestUnitCheckImage(t *testing.T) {
 
 func TestUnitQEMUArgs(t *testing.T) {
 	m := &machineConfig{mem: 2 << 30, smp: 4, hyp: "h.elf", control: "c.elf", opts: []string{"-icount", "shift=0"}}
-	in := &instance{Socket: "/run/x/ctl.sock", Log: "/run/x/console.log"}
+	in := &client.Instance{Socket: "/run/x/ctl.sock", Log: "/run/x/console.log"}
 	joined := strings.Join(qemuArgs(m, in, 3<<20), " ")
 	assert.Contains(t, joined, "-m 2048M -smp 4")
 	assert.Contains(t, joined, "-kernel h.elf")
@@ -272,13 +273,13 @@ func TestUnitNoInstance(t *testing.T) {
 // A zombie is not alive: the broker of a private instance whose owner was
 // killed must see it gone before its parent reaps it.
 func TestUnitAliveZombie(t *testing.T) {
-	assert.True(t, alive(os.Getpid()))
-	assert.False(t, alive(0))
+	assert.True(t, client.Alive(os.Getpid()))
+	assert.False(t, client.Alive(0))
 	cmd := exec.Command("true")
 	require.NoError(t, cmd.Start())
 	pid := cmd.Process.Pid
-	require.Eventually(t, func() bool { return !alive(pid) }, 5*time.Second, 10*time.Millisecond, "a zombie until Wait")
+	require.Eventually(t, func() bool { return !client.Alive(pid) }, 5*time.Second, 10*time.Millisecond, "a zombie until Wait")
 	assert.NoError(t, syscall.Kill(pid, 0), "still a process: a zombie")
 	require.NoError(t, cmd.Wait())
-	assert.False(t, alive(pid))
+	assert.False(t, client.Alive(pid))
 }

@@ -9,15 +9,17 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/bulkhead-hv/bulkhead/client"
 )
 
 // instanceClient loads the instance a command names and connects to it.
-func instanceClient(name string) (*instance, *client, int, error) {
-	in, err := loadInstance(name)
+func instanceClient(name string) (*client.Instance, *client.Client, int, error) {
+	in, err := client.LoadInstance(name)
 	if err != nil {
 		return nil, nil, exitUsage, err
 	}
-	cl, err := connect(in)
+	cl, err := client.Connect(in)
 	if err != nil {
 		return nil, nil, exitInternal, err
 	}
@@ -45,8 +47,8 @@ func cmdPs(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return failed("ps", err, code, stderr)
 	}
-	defer cl.close()
-	vms, raw, err := cl.ps()
+	defer cl.Close()
+	vms, raw, err := cl.PS()
 	if err != nil {
 		return failed("ps", err, exitInternal, stderr)
 	}
@@ -108,7 +110,7 @@ func cmdStop(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return failed("stop", err, code, stderr)
 	}
-	defer cl.close()
+	defer cl.Close()
 	report := func(st int, already bool) int {
 		switch {
 		case *asJSON:
@@ -120,32 +122,32 @@ func cmdStop(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	vms, _, err := cl.ps()
+	vms, _, err := cl.PS()
 	if err != nil {
 		return failed("stop", err, exitInternal, stderr)
 	}
-	v, ok := find(vms, vm)
+	v, ok := client.Find(vms, vm)
 	if !ok {
 		return failed("stop", unknownVM(vm, *name), exitUsage, stderr)
 	}
 	if v.State != "running" {
 		return report(v.Status, true)
 	}
-	id, err := cl.send(map[string]any{"op": "stop", "name": vm})
+	id, err := cl.Send(map[string]any{"op": "stop", "name": vm})
 	if err != nil {
 		return failed("stop", err, exitInternal, stderr)
 	}
 	var refused error
 	answered := false
-	timeout := time.After(answerTimeout)
+	timeout := time.After(client.AnswerTimeout)
 	for {
 		select {
-		case m, ok := <-cl.msgs:
+		case m, ok := <-cl.Msgs():
 			if !ok {
-				return failed("stop", cl.lost(), exitInternal, stderr)
+				return failed("stop", cl.Lost(), exitInternal, stderr)
 			}
 			switch {
-			case m.Event == "exit" && m.vmName() == vm:
+			case m.Event == "exit" && m.VMName() == vm:
 				return report(m.Status, refused != nil)
 			case m.Event == "" && m.ID == id && !m.OK:
 				// It may be ending by itself: its exit comes soon.
@@ -160,7 +162,7 @@ func cmdStop(args []string, stdout, stderr io.Writer) int {
 			case refused != nil:
 				return failed("stop", refused, exitInternal, stderr)
 			case !answered:
-				return failed("stop", fmt.Errorf("no answer from instance %s within %v", *name, answerTimeout), exitInternal, stderr)
+				return failed("stop", fmt.Errorf("no answer from instance %s within %v", *name, client.AnswerTimeout), exitInternal, stderr)
 			}
 			return failed("stop", fmt.Errorf("%s did not stop within 15s of being asked to; see bulkhead ps, and the instance's log", vm), exitInternal, stderr)
 		}
@@ -227,8 +229,8 @@ func cmdStats(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return failed("stats", err, code, stderr)
 	}
-	defer cl.close()
-	m, err := cl.call(map[string]any{"op": "stats"}, answerTimeout)
+	defer cl.Close()
+	m, err := cl.Call(map[string]any{"op": "stats"}, client.AnswerTimeout)
 	if err != nil {
 		return failed("stats", err, exitInternal, stderr)
 	}
@@ -236,7 +238,7 @@ func cmdStats(args []string, stdout, stderr io.Writer) int {
 		VMs     json.RawMessage `json:"vms"`
 		Machine json.RawMessage `json:"machine"`
 	}
-	json.Unmarshal(m.raw, &raw)
+	json.Unmarshal(m.Raw(), &raw)
 	if len(raw.VMs) == 0 || string(raw.VMs) == "null" {
 		raw.VMs = json.RawMessage("[]")
 	}
@@ -342,15 +344,15 @@ func cmdMove(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return failed("move", err, code, stderr)
 	}
-	defer cl.close()
-	vms, _, err := cl.ps()
+	defer cl.Close()
+	vms, _, err := cl.PS()
 	if err != nil {
 		return failed("move", err, exitInternal, stderr)
 	}
-	if _, ok := find(vms, vm); !ok {
+	if _, ok := client.Find(vms, vm); !ok {
 		return failed("move", unknownVM(vm, *name), exitUsage, stderr)
 	}
-	if _, err := cl.call(map[string]any{"op": "move", "name": vm, "vcpu": vcpu, "pcpu": pcpu}, answerTimeout); err != nil {
+	if _, err := cl.Call(map[string]any{"op": "move", "name": vm, "vcpu": vcpu, "pcpu": pcpu}, client.AnswerTimeout); err != nil {
 		return failed("move", fmt.Errorf("%s: %v", vm, err), exitUsage, stderr)
 	}
 	fmt.Fprintf(stdout, "%s: vCPU %d now runs on physical CPU %d\n", vm, vcpu, pcpu)

@@ -20,6 +20,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/bulkhead-hv/bulkhead/cpio"
 )
 
 //go:embed init.sh
@@ -154,22 +156,23 @@ func checkBusybox(data []byte) error {
 
 // initramfs lists the archive's entries in an order the kernel can
 // unpack: every directory before what it holds.
-func initramfs(busybox, init []byte) []entry {
-	es := []entry{
-		dir("bin"), dir("sbin"), dir("usr"), dir("usr/bin"), dir("usr/sbin"),
-		dir("proc"), dir("sys"), dir("dev"), dir("root"), dir("etc"),
+func initramfs(busybox, init []byte) []cpio.Entry {
+	es := []cpio.Entry{
+		cpio.Dir("bin"), cpio.Dir("sbin"), cpio.Dir("usr"),
+		cpio.Dir("usr/bin"), cpio.Dir("usr/sbin"), cpio.Dir("proc"),
+		cpio.Dir("sys"), cpio.Dir("dev"), cpio.Dir("root"), cpio.Dir("etc"),
 		// Writable by everyone, with the sticky bit, as usual.
-		{name: "tmp", mode: modeDir | 0o1777},
+		{Name: "tmp", Mode: cpio.ModeDir | 0o1777},
 		// The kernel opens /dev/console for init's standard streams
 		// before /init runs, so the node must be in the archive: devtmpfs
 		// is mounted only later, by /init.
-		charDev("dev/console", 0o600, 5, 1),
-		charDev("dev/null", 0o666, 1, 3),
-		file("bin/busybox", 0o755, busybox),
-		file("init", 0o755, init),
+		cpio.CharDev("dev/console", 0o600, 5, 1),
+		cpio.CharDev("dev/null", 0o666, 1, 3),
+		cpio.File("bin/busybox", 0o755, busybox),
+		cpio.File("init", 0o755, init),
 	}
 	for _, a := range applets {
-		es = append(es, symlink("bin/"+a, "/bin/busybox"))
+		es = append(es, cpio.Symlink("bin/"+a, "/bin/busybox"))
 	}
 	return es
 }
@@ -181,7 +184,7 @@ func writeInitramfs(w io.Writer, busybox, init []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := writeCpio(zw, initramfs(busybox, init)); err != nil {
+	if err := cpio.Write(zw, initramfs(busybox, init)); err != nil {
 		return err
 	}
 	return zw.Close()
