@@ -30,12 +30,13 @@ QEMU_FLAGS := -machine virt,virtualization=on,gic-version=3 -cpu $(CPU) -m $(MEM
               -nographic -monitor none -semihosting-config enable=on,target=native
 APPEND     ?= exit=semihosting
 
-.PHONY: all build images run run-uefi run-guests run-control bench debug test soak fuzz proofs toolchain qemu clean help linux
+.PHONY: all build images run run-uefi run-guests run-control bench debug test soak fuzz proofs toolchain qemu containerd clean help linux
 
 all: build
 
 help:
-	@echo "make            build the EL2 kernel, the control partition, the guests and the CLI"
+	@echo "make            build the EL2 kernel, the control partition, the guests, the CLI and the"
+	@echo "                containerd shim"
 	@echo "                ($(CLI) run $(BUILD)/guest-hello.elf runs a guest)"
 	@echo "make run        boot it in QEMU on this terminal; it powers off by itself"
 	@echo "                (MEM=2G SMP=4 CPU=neoverse-n1 APPEND='...' change the machine;"
@@ -66,13 +67,18 @@ CONTROL       := $(BUILD)/bulkhead-control.elf
 CONTROL_LDFLAGS := -T 0x48010000 -R 0x1000
 
 CLI           := $(BUILD)/bulkhead
+# The containerd shim (docs/containerd.md), and the init it puts in each
+# container's VM: a Linux arm64 program, static.
+SHIM          := $(BUILD)/containerd-shim-bulkhead-v1
+CONTAINERINIT := $(BUILD)/bulkhead-containerinit
 # A control partition that fuzzes the management calls (cmd/control/fuzz.go),
 # and one that crashes on request (cmd/control/crash.go).
 CONTROL_FUZZ  := $(BUILD)/bulkhead-control-fuzz.elf
 CONTROL_CRASH := $(BUILD)/bulkhead-control-crashtest.elf
 
-build: $(HYP) $(HYP_EFI) $(CONTROL) $(GUEST_IMAGES) $(CLI)
-images: $(HYP) $(HYP_EFI) $(HYP_CRASHTEST) $(CONTROL) $(CONTROL_FUZZ) $(CONTROL_CRASH) $(GUEST_IMAGES)
+build: $(HYP) $(HYP_EFI) $(CONTROL) $(GUEST_IMAGES) $(CLI) $(SHIM) $(CONTAINERINIT)
+images: $(HYP) $(HYP_EFI) $(HYP_CRASHTEST) $(CONTROL) $(CONTROL_FUZZ) $(CONTROL_CRASH) $(GUEST_IMAGES) \
+        $(CLI) $(SHIM) $(CONTAINERINIT)
 
 # Go decides what to rebuild; make always asks it.
 $(HYP): toolchain FORCE
@@ -91,6 +97,14 @@ $(HYP_CRASHTEST): toolchain FORCE
 $(CLI): FORCE
 	@mkdir -p $(BUILD)
 	$(GO) build -ldflags '-X main.version=$(VERSION)' -o $@ ./cmd/bulkhead
+
+$(SHIM): FORCE
+	@mkdir -p $(BUILD)
+	$(GO) build -ldflags '-X main.version=$(VERSION)' -o $@ ./cmd/containerd-shim-bulkhead-v1
+
+$(CONTAINERINIT): FORCE
+	@mkdir -p $(BUILD)
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-s -o $@ ./cmd/containerinit
 
 $(CONTROL): toolchain FORCE
 	@mkdir -p $(BUILD)
@@ -186,7 +200,7 @@ debug: $(HYP) qemu
 
 # Unit tests of the pure logic run on the host; the QEMU tests (in the same
 # `go test` run) boot the images built here; then the proofs.
-test: images qemu linux
+test: images qemu containerd linux
 	BULKHEAD_IMAGES=$(abspath $(BUILD)) $(GO) test -count=1 ./...
 	@# The race detector does not run on bare metal: the scheduler, ledger,
 	@# tables and the CLI's broker under it on the host.
@@ -264,6 +278,18 @@ qemu:
 		echo "Installing Debian's $$missing..."; \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null || \
 		{ echo "Installing $$missing failed. Install with: sudo apt-get install $$missing"; exit 1; }; \
+	fi
+
+# containerd and ctr, which the shim's tests run a daemon of their own of
+# (cmd/containerd-shim-bulkhead-v1): Debian's containerd package.
+containerd:
+	@if ! command -v containerd >/dev/null || ! command -v ctr >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; \
+		elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO=sudo; \
+		else echo "Missing: containerd. Install with: sudo apt-get install containerd"; exit 1; fi; \
+		echo "Installing Debian's containerd..."; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq containerd >/dev/null || \
+		{ echo "Installing containerd failed. Install with: sudo apt-get install containerd"; exit 1; }; \
 	fi
 
 # --- Linux for the guest tests: Debian's arm64 kernel and an initramfs ----

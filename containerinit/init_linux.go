@@ -60,7 +60,7 @@ func run(enc *consolemux.Encoder) int {
 	if err := enterRoot(spec.Hostname); err != nil {
 		return fail(enc, statusCannotRun, "entering the container's root: %v", err)
 	}
-	argv0, err := lookPath(spec.Args[0], spec.SearchPath())
+	argv0, err := lookPath(spec.Args[0], spec.Cwd, spec.SearchPath())
 	if err != nil {
 		status := statusCannotRun
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, exec.ErrNotFound) {
@@ -144,14 +144,19 @@ func enterRoot(hostname string) error {
 	return nil
 }
 
-// lookPath finds the executable as execve(2) in the process's PATH would,
-// inside the container's root.
-func lookPath(name, searchPath string) (string, error) {
+// lookPath finds the executable as execvp(3) in the process would, inside
+// the container's root: a name with a slash from the process's working
+// directory, any other in its PATH.
+func lookPath(name, cwd, searchPath string) (string, error) {
 	if strings.Contains(name, "/") {
-		if err := executable(name); err != nil {
+		p := name
+		if !strings.HasPrefix(p, "/") {
+			p = cwd + "/" + p
+		}
+		if err := executable(p); err != nil {
 			return "", fmt.Errorf("%s: %w", name, err)
 		}
-		return name, nil
+		return p, nil
 	}
 	for _, dir := range strings.Split(searchPath, ":") {
 		if dir == "" {

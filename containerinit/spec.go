@@ -62,11 +62,11 @@ func (s *Spec) Check() error {
 	return nil
 }
 
-// Getenv is the value of name in the spec's environment, as the process
-// will see it.
+// Getenv is the value of name in the spec's environment: the first, as
+// getenv(3) and Go's os.Getenv in the process would find it.
 func (s *Spec) Getenv(name string) (string, bool) {
-	for i := len(s.Env) - 1; i >= 0; i-- {
-		if v, ok := strings.CutPrefix(s.Env[i], name+"="); ok {
+	for _, e := range s.Env {
+		if v, ok := strings.CutPrefix(e, name+"="); ok {
 			return v, true
 		}
 	}

@@ -33,12 +33,13 @@ const (
 	ModeType    = 0o170000 // the mask of the type bits
 )
 
-// Entry is one cpio member. Owner, group and mtime are always 0 so that
-// the same inputs give the same archive, byte for byte.
+// Entry is one cpio member. Its mtime is always 0 so that the same inputs
+// give the same archive, byte for byte.
 type Entry struct {
-	Name string // path without a leading slash, e.g. "bin/busybox"
-	Mode uint32 // file type bits | permission bits
-	Data []byte // file contents, or the target of a symlink
+	Name     string // path without a leading slash, e.g. "bin/busybox"
+	Mode     uint32 // file type bits | permission bits
+	UID, GID uint32 // owner and group, 0 (root's) unless set
+	Data     []byte // file contents, or the target of a symlink
 	// Device number of a character device node.
 	RdevMajor, RdevMinor uint32
 }
@@ -93,8 +94,8 @@ func writeEntry(w io.Writer, ino uint32, e Entry) error {
 		newcMagic,
 		ino,
 		e.Mode,
-		0, // uid
-		0, // gid
+		e.UID,
+		e.GID,
 		nlink,
 		0, // mtime
 		len(e.Data),
@@ -223,7 +224,7 @@ func Parse(b []byte) ([]Entry, error) {
 			}
 			return out, nil
 		}
-		e := Entry{Name: name, Mode: f[fMode], RdevMajor: f[fRdevMajor], RdevMinor: f[fRdevMinor]}
+		e := Entry{Name: name, Mode: f[fMode], UID: f[fUID], GID: f[fGID], RdevMajor: f[fRdevMajor], RdevMinor: f[fRdevMinor]}
 		if size > 0 {
 			// The capacity ends with the data, so that appending to
 			// it cannot overwrite the rest of b.

@@ -281,3 +281,19 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestOwnerRoundTrip(t *testing.T) {
+	e := File("home/user/f", 0o600, []byte("x"))
+	e.UID, e.GID = 1000, 100
+	var buf bytes.Buffer
+	if err := Write(&buf, []Entry{e}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Parse(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].UID != 1000 || got[0].GID != 100 {
+		t.Fatalf("read back %+v, want owner 1000:100", got)
+	}
+}
