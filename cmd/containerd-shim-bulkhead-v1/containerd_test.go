@@ -18,6 +18,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/bulkhead-hv/bulkhead/internal/qemutest"
 )
@@ -32,7 +35,11 @@ type daemon struct {
 	log                 *qemutest.LockedBuffer
 }
 
-func startContainerd(t *testing.T) *daemon {
+// startContainerd starts the daemon; with cri, its CRI plugin too, set up
+// as the issue has it: the native snapshotter, a runc default runtime
+// (CRI will not load without one), bulkhead as a runtime handler, no CNI
+// (pods use the host's network), and the test's pause image.
+func startContainerd(t *testing.T, cri bool) *daemon {
 	t.Helper()
 	for _, bin := range []string{"containerd", "ctr"} {
 		_, err := exec.LookPath(bin)
@@ -48,15 +55,34 @@ func startContainerd(t *testing.T) *daemon {
 	require.NoError(t, err)
 	d := &daemon{dir: dir, sock: filepath.Join(dir, "c.sock"), images: images,
 		instance: fmt.Sprintf("ctrd%d", os.Getpid()%100000), log: &qemutest.LockedBuffer{}}
+	disabled := `"io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.internal.v1.opt"`
+	if !cri {
+		disabled += `, "io.containerd.grpc.v1.cri"`
+	}
 	config := fmt.Sprintf(`version = 2
 root = %q
 state = %q
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.aufs", "io.containerd.internal.v1.opt"]
+disabled_plugins = [%s]
 [grpc]
   address = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), d.sock)
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), disabled, d.sock)
+	if cri {
+		config += fmt.Sprintf(`[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = %q
+  enable_cdi = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "native"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.bulkhead]
+      runtime_type = "io.containerd.bulkhead.v1"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = %q
+    conf_dir = %q
+`, pauseRef, filepath.Join(dir, "cni-bin"), filepath.Join(dir, "cni-conf"))
+	}
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.toml"), []byte(config), 0o644))
 	d.env = append(os.Environ(),
 		"PATH="+images+":"+os.Getenv("PATH"),
@@ -81,7 +107,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 			cmd.Process.Kill()
 			<-done
 		}
-		exec.Command("pkill", "-f", "containerd-shim-bulkhead-v1 -namespace bulkhead-test").Run()
+		exec.Command("pkill", "-f", "containerd-shim-bulkhead-v1 -namespace .* -address "+d.sock).Run()
 		if t.Failed() {
 			t.Logf("containerd's log:\n%s", tailString(d.log.String(), 60))
 			if in, err := os.ReadFile(filepath.Join(dir, "run", "bulkhead", d.instance, "console.log")); err == nil {
@@ -111,12 +137,17 @@ func tailString(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// ctr runs ctr against the test's containerd, in namespace bulkhead-test.
+// ctr runs ctr against the test's containerd, in namespace bulkhead-test
+// (or in the one of a leading -n NS).
 func (d *daemon) ctr(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ctr", append([]string{"-a", d.sock, "-n", "bulkhead-test"}, args...)...)
+	ns := "bulkhead-test"
+	if len(args) > 1 && args[0] == "-n" {
+		ns, args = args[1], args[2:]
+	}
+	cmd := exec.CommandContext(ctx, "ctr", append([]string{"-a", d.sock, "-n", ns}, args...)...)
 	cmd.Env = d.env
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -206,11 +237,11 @@ func ociImage(t *testing.T, path, ref, arch string, marker string) {
 	require.NoError(t, os.WriteFile(path, out.Bytes(), 0o644))
 }
 
-func (d *daemon) importImage(t *testing.T, ref, arch, marker string) {
+func (d *daemon) importImage(t *testing.T, ns, ref, arch, marker string) {
 	t.Helper()
 	tarball := filepath.Join(d.dir, arch+".tar")
 	ociImage(t, tarball, ref, arch, marker)
-	out, err := d.ctr(t, "images", "import", "--platform", "linux/"+arch, "--snapshotter", "native", tarball)
+	out, err := d.ctr(t, "-n", ns, "images", "import", "--platform", "linux/"+arch, "--snapshotter", "native", tarball)
 	require.NoError(t, err, out)
 }
 
@@ -306,11 +337,11 @@ func (d *daemon) taskStatus(t *testing.T, id string) string {
 // come back through containerd, then two containers at once, one killed;
 // after each, nothing is left running and the ledger is where it was.
 func TestContainerd(t *testing.T) {
-	d := startContainerd(t)
+	d := startContainerd(t, false)
 	const ref, x86ref = "bulkhead.test/busybox:1", "bulkhead.test/amd64:1"
 	marker := fmt.Sprintf("marker %d", time.Now().UnixNano())
-	d.importImage(t, ref, "arm64", marker)
-	d.importImage(t, x86ref, "amd64", marker)
+	d.importImage(t, "bulkhead-test", ref, "arm64", marker)
+	d.importImage(t, "bulkhead-test", x86ref, "amd64", marker)
 
 	refused := func(id, want string, args ...string) {
 		t.Helper()
@@ -387,4 +418,89 @@ func TestContainerd(t *testing.T) {
 		assert.Empty(t, d.running(t), "no VM is left running in the instance")
 		assert.Equal(t, before, d.ledger(t), "the ledger is back at its figures")
 	})
+}
+
+// pauseRef is the CRI sandbox image: the test's busybox image under
+// another name (a Bulkhead pod's sandbox runs no process, so no VM).
+const pauseRef = "bulkhead.test/pause:1"
+
+// TestCRI drives the same containerd the way kubelet does, through CRI:
+// a pod sandbox with runtime handler bulkhead and a container in it. The
+// sandbox needs no VM, the pod has one shim, the container's exit code
+// and its console line reach CRI, and after the pod is stopped and
+// removed no VM is left and the ledger is where it was.
+func TestCRI(t *testing.T) {
+	d := startContainerd(t, true)
+	const ref = "bulkhead.test/busybox:1"
+	d.importImage(t, "k8s.io", ref, "arm64", "cri")
+	d.importImage(t, "k8s.io", pauseRef, "arm64", "pause")
+	// The instance up first, so that the ledger has figures before.
+	out, err := d.bulkhead(t, "up", "--name", d.instance, "--mem", "4G", "--smp", "2")
+	require.NoError(t, err, out)
+	before := d.ledger(t)
+
+	conn, err := grpc.NewClient("unix://"+d.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	rt := cri.NewRuntimeServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	require.Eventually(t, func() bool {
+		st, err := rt.Status(ctx, &cri.StatusRequest{})
+		return err == nil && st.Status != nil
+	}, 30*time.Second, 200*time.Millisecond, "CRI answers")
+
+	logs := filepath.Join(d.dir, "pod-logs")
+	require.NoError(t, os.MkdirAll(logs, 0o755))
+	podConfig := &cri.PodSandboxConfig{
+		Metadata:     &cri.PodSandboxMetadata{Name: "p1", Uid: "uid-p1", Namespace: "default"},
+		Hostname:     "p1",
+		LogDirectory: logs,
+		Linux: &cri.LinuxPodSandboxConfig{SecurityContext: &cri.LinuxSandboxSecurityContext{
+			NamespaceOptions: &cri.NamespaceOption{Network: cri.NamespaceMode_NODE}}},
+	}
+	pod, err := rt.RunPodSandbox(ctx, &cri.RunPodSandboxRequest{Config: podConfig, RuntimeHandler: "bulkhead"})
+	require.NoError(t, err)
+	assert.Empty(t, d.running(t), "the pod's sandbox runs no VM")
+
+	c, err := rt.CreateContainer(ctx, &cri.CreateContainerRequest{PodSandboxId: pod.PodSandboxId, SandboxConfig: podConfig,
+		Config: &cri.ContainerConfig{
+			Metadata: &cri.ContainerMetadata{Name: "c"},
+			Image:    &cri.ImageSpec{Image: ref},
+			Command:  []string{"/bin/sh", "-c", "echo hello from $(uname -m) in $(cat /etc/marker); sleep 2; exit 5"},
+			LogPath:  "c.log",
+		}})
+	require.NoError(t, err)
+	_, err = rt.StartContainer(ctx, &cri.StartContainerRequest{ContainerId: c.ContainerId})
+	require.NoError(t, err)
+	assert.Len(t, d.running(t), 1, "the container runs in a VM of its own")
+	shims, _ := exec.Command("pgrep", "-f", "containerd-shim-bulkhead-v1 -namespace k8s.io -address "+d.sock).Output()
+	assert.Len(t, strings.Fields(string(shims)), 1, "one shim for the pod")
+
+	var st *cri.ContainerStatus
+	require.Eventually(t, func() bool {
+		r, err := rt.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: c.ContainerId})
+		if err == nil {
+			st = r.Status
+		}
+		return err == nil && r.Status.State == cri.ContainerState_CONTAINER_EXITED
+	}, 5*time.Minute, 500*time.Millisecond, "CRI sees the container exit (the /tasks/exit event)")
+	assert.Equal(t, int32(5), st.ExitCode)
+	log, err := os.ReadFile(filepath.Join(logs, "c.log"))
+	require.NoError(t, err)
+	assert.Regexp(t, `(?m)^\S+ stdout F hello from aarch64 in cri$`, string(log), "the console line in the CRI log")
+
+	_, err = rt.StopPodSandbox(ctx, &cri.StopPodSandboxRequest{PodSandboxId: pod.PodSandboxId})
+	require.NoError(t, err)
+	_, err = rt.RemovePodSandbox(ctx, &cri.RemovePodSandboxRequest{PodSandboxId: pod.PodSandboxId})
+	require.NoError(t, err)
+	list, err := rt.ListContainers(ctx, &cri.ListContainersRequest{})
+	require.NoError(t, err)
+	assert.Empty(t, list.Containers, "CRI lists no container")
+	assert.Empty(t, d.running(t), "no VM is left running in the instance")
+	assert.Equal(t, before, d.ledger(t), "the ledger is back at its figures")
+	require.Eventually(t, func() bool {
+		out, _ := exec.Command("pgrep", "-f", "containerd-shim-bulkhead-v1 -namespace k8s.io -address "+d.sock).Output()
+		return len(strings.Fields(string(out))) == 0
+	}, 30*time.Second, 200*time.Millisecond, "the pod's shim is gone")
 }

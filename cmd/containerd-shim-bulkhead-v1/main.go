@@ -134,7 +134,24 @@ func socketPath(f *shimFlags) string {
 // containerd. containerd reads standard output and error together, so
 // nothing else may be printed.
 func start(f *shimFlags) error {
+	// A CRI pod's containers join the shim of its sandbox: one shim per
+	// pod, as kubelet's runtimes have it.
+	if sandbox := podSandbox(f.bundle); sandbox != "" && sandbox != f.id {
+		group := *f
+		group.id = sandbox
+		if sock := socketPath(&group); serving(sock) {
+			address := "unix://" + sock
+			if err := os.WriteFile(filepath.Join(f.bundle, "address"), []byte(address), 0o600); err != nil {
+				return err
+			}
+			fmt.Print(address)
+			return nil
+		}
+	}
 	sock := socketPath(f)
+	if serving(sock) {
+		return fmt.Errorf("a shim for task %s already serves %s", f.id, sock)
+	}
 	os.Remove(sock)
 	l, err := net.Listen("unix", sock)
 	if err != nil {
@@ -171,6 +188,32 @@ func start(f *shimFlags) error {
 	}
 	fmt.Print(address)
 	return nil
+}
+
+// Annotations CRI puts in the OCI specs of a pod's containers.
+const (
+	annotationContainerType = "io.kubernetes.cri.container-type" // "sandbox" or "container"
+	annotationSandboxID     = "io.kubernetes.cri.sandbox-id"
+)
+
+// podSandbox is the id of the CRI pod sandbox the bundle's container
+// belongs to, "" for a container outside a pod.
+func podSandbox(bundle string) string {
+	spec, err := readSpec(bundle)
+	if err != nil {
+		return ""
+	}
+	return spec.Annotations[annotationSandboxID]
+}
+
+// serving tells whether a shim answers on sock.
+func serving(sock string) bool {
+	c, err := net.DialTimeout("unix", sock, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // serve is the shim server: the task service on the listener start

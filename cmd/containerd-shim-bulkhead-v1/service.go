@@ -10,17 +10,21 @@ import (
 	"time"
 
 	"github.com/bulkhead-hv/bulkhead/consolemux"
+	cgroupstats "github.com/containerd/cgroups/v3/cgroup1/stats"
 	eventstypes "github.com/containerd/containerd/api/events"
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
 	tasktypes "github.com/containerd/containerd/api/types/task"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// service is the task service of one shim: one task, its container's VM.
-// (Exec'd processes are not supported: a VM runs one process tree.)
+// service is the task service of one shim: its task, or under CRI the
+// pod's sandbox and its containers (start groups them), each container
+// in a VM of its own. Exec'd processes are not supported.
 type service struct {
 	f        *shimFlags
 	logf     func(string, ...any)
@@ -28,8 +32,8 @@ type service struct {
 	shutdown chan struct{}
 	stopOnce sync.Once
 
-	mu sync.Mutex
-	t  *task // nil until Create, and after Delete
+	mu    sync.Mutex
+	tasks map[string]*task // from Create to Delete
 }
 
 // task is the container: created, running in its VM, stopped.
@@ -37,6 +41,9 @@ type task struct {
 	id, bundle            string
 	stdin, stdout, stderr string
 	terminal              bool
+	// sandbox is a CRI pod's sandbox (pause) container: it runs no
+	// process and needs no VM, and stands until it is killed.
+	sandbox               bool
 	cfg                   *vmConfig
 	initrd                []byte
 	mounted               bool
@@ -52,7 +59,7 @@ type task struct {
 }
 
 func newService(f *shimFlags, logf func(string, ...any)) *service {
-	return &service{f: f, logf: logf, events: newPublisher(f.namespace, logf), shutdown: make(chan struct{})}
+	return &service{f: f, logf: logf, events: newPublisher(f.namespace, logf), shutdown: make(chan struct{}), tasks: map[string]*task{}}
 }
 
 func errf(c codes.Code, format string, args ...any) error { return status.Errorf(c, format, args...) }
@@ -62,17 +69,18 @@ func (s *service) get(id, execID string) (*task, error) {
 	if execID != "" {
 		return nil, errf(codes.NotFound, "exec %s: a Bulkhead VM runs no exec'd processes", execID)
 	}
-	if s.t == nil || s.t.id != id {
+	t := s.tasks[id]
+	if t == nil {
 		return nil, errf(codes.NotFound, "task %s: not in this shim", id)
 	}
-	return s.t, nil
+	return t, nil
 }
 
 func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (*taskapi.CreateTaskResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.t != nil {
-		return nil, errf(codes.AlreadyExists, "task %s: this shim already holds task %s", r.ID, s.t.id)
+	if s.tasks[r.ID] != nil {
+		return nil, errf(codes.AlreadyExists, "task %s exists", r.ID)
 	}
 	if r.Checkpoint != "" {
 		return nil, errf(codes.Unimplemented, "checkpoints of a Bulkhead VM are not supported")
@@ -80,6 +88,14 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (*ta
 	spec, err := readSpec(r.Bundle)
 	if err != nil {
 		return nil, errf(codes.InvalidArgument, "%v", err)
+	}
+	pid := uint32(os.Getpid())
+	if spec.Annotations[annotationContainerType] == "sandbox" {
+		s.tasks[r.ID] = &task{id: r.ID, bundle: r.Bundle, sandbox: true, state: tasktypes.Status_CREATED, exitStatus: noStatus, exited: make(chan struct{})}
+		s.logf("created %s: a pod sandbox, which needs no VM", r.ID)
+		s.events.publish("/tasks/create", &eventstypes.TaskCreate{ContainerID: r.ID, Bundle: r.Bundle, Rootfs: r.Rootfs,
+			IO: &eventstypes.TaskIO{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal}, Pid: pid})
+		return &taskapi.CreateTaskResponse{Pid: pid}, nil
 	}
 	cfg, err := configure(spec, r.Stdin != "")
 	if err != nil {
@@ -107,8 +123,7 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (*ta
 	if t.initrd, err = initramfs(root, init, &cfg.spec); err != nil {
 		return fail(codes.FailedPrecondition, err)
 	}
-	s.t = t
-	pid := uint32(os.Getpid())
+	s.tasks[r.ID] = t
 	s.logf("created %s: %q, %d MiB, %d vCPUs, initramfs %d KiB", r.ID, cfg.spec.Args, cfg.mem>>20, cfg.cpus, len(t.initrd)>>10)
 	s.events.publish("/tasks/create", &eventstypes.TaskCreate{ContainerID: r.ID, Bundle: r.Bundle, Rootfs: r.Rootfs,
 		IO: &eventstypes.TaskIO{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal}, Pid: pid})
@@ -124,6 +139,12 @@ func (s *service) Start(ctx context.Context, r *taskapi.StartRequest) (*taskapi.
 	if err != nil {
 		s.mu.Unlock()
 		return nil, err
+	}
+	if t.sandbox {
+		t.state = tasktypes.Status_RUNNING
+		s.mu.Unlock()
+		s.events.publish("/tasks/start", &eventstypes.TaskStart{ContainerID: t.id, Pid: uint32(os.Getpid())})
+		return &taskapi.StartResponse{Pid: uint32(os.Getpid())}, nil
 	}
 	t.starting = true
 	s.mu.Unlock()
@@ -283,6 +304,10 @@ func (s *service) Kill(ctx context.Context, r *taskapi.KillRequest) (*emptypb.Em
 		}
 		return &emptypb.Empty{}, nil
 	}
+	if t.sandbox {
+		s.end(t, 128+uint32(sig))
+		return &emptypb.Empty{}, nil
+	}
 	if sig == syscall.SIGKILL {
 		// SIGKILL cannot be refused: the VM is stopped, whatever its
 		// process does.
@@ -347,7 +372,7 @@ func (s *service) Delete(ctx context.Context, r *taskapi.DeleteRequest) (*taskap
 		t.exitedAt = time.Now()
 		t.exitStatus = 0
 	}
-	s.t = nil
+	delete(s.tasks, r.ID)
 	resp := &taskapi.DeleteResponse{Pid: uint32(os.Getpid()), ExitStatus: t.exitStatus, ExitedAt: timestamppb.New(t.exitedAt)}
 	s.events.publish("/tasks/delete", &eventstypes.TaskDelete{ContainerID: t.id, ID: t.id, Pid: resp.Pid, ExitStatus: resp.ExitStatus, ExitedAt: resp.ExitedAt})
 	return resp, nil
@@ -369,7 +394,7 @@ func (s *service) Connect(ctx context.Context, r *taskapi.ConnectRequest) (*task
 // Shutdown ends the shim once its task is deleted (or at once with Now).
 func (s *service) Shutdown(ctx context.Context, r *taskapi.ShutdownRequest) (*emptypb.Empty, error) {
 	s.mu.Lock()
-	busy := s.t != nil
+	busy := len(s.tasks) > 0
 	s.mu.Unlock()
 	if busy && !r.Now {
 		return &emptypb.Empty{}, nil
@@ -379,13 +404,15 @@ func (s *service) Shutdown(ctx context.Context, r *taskapi.ShutdownRequest) (*em
 	return &emptypb.Empty{}, nil
 }
 
-// stopVM stops a VM still running when the shim goes away.
+// stopVM stops the VMs still running when the shim goes away.
 func (s *service) stopVM() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.t != nil && s.t.state == tasktypes.Status_RUNNING {
-		s.t.killedBy = syscall.SIGKILL
-		s.t.vm.stop()
+	for _, t := range s.tasks {
+		if t.state == tasktypes.Status_RUNNING && t.vm != nil {
+			t.killedBy = syscall.SIGKILL
+			t.vm.stop()
+		}
 	}
 }
 
@@ -424,8 +451,37 @@ func (s *service) Update(ctx context.Context, r *taskapi.UpdateTaskRequest) (*em
 	return nil, errf(codes.Unimplemented, "a Bulkhead VM's resources are fixed when it starts")
 }
 
+// Stats reports the VM's figures in the cgroup v1 metrics that CRI and
+// ctr read: memory usage is the pages the VM owns in the ledger (all of
+// its RAM, which the guest kernel has from boot), the limit its size,
+// CPU usage the time its vCPUs ran. A sandbox reports zeros.
 func (s *service) Stats(ctx context.Context, r *taskapi.StatsRequest) (*taskapi.StatsResponse, error) {
-	return nil, errf(codes.Unimplemented, "statistics of a Bulkhead VM are not reported yet")
+	s.mu.Lock()
+	t, err := s.get(r.ID, "")
+	var name string
+	var limit uint64
+	if err == nil && t.vm != nil && t.state == tasktypes.Status_RUNNING {
+		name, limit = t.vm.name, t.vm.mem
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	m := &cgroupstats.Metrics{Memory: &cgroupstats.MemoryStat{Usage: &cgroupstats.MemoryEntry{}}, CPU: &cgroupstats.CPUStat{Usage: &cgroupstats.CPUUsage{}}}
+	if name != "" {
+		st, err := vmStats(name)
+		if err != nil {
+			return nil, errf(codes.Unavailable, "%s's figures: %v", r.ID, err)
+		}
+		m.Memory.Usage.Usage, m.Memory.Usage.Limit = uint64(st.Pages)*4096, limit
+		m.CPU.Usage.Total = uint64(st.RunMS) * uint64(time.Millisecond)
+		m.Pids = &cgroupstats.PidsStat{Current: 1}
+	}
+	b, err := proto.Marshal(m)
+	if err != nil {
+		return nil, errf(codes.Internal, "%v", err)
+	}
+	return &taskapi.StatsResponse{Stats: &anypb.Any{TypeUrl: string(m.ProtoReflect().Descriptor().FullName()), Value: b}}, nil
 }
 
 // fifoWriter writes one of the task's output FIFOs from a queue of its

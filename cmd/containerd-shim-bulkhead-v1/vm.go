@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -133,6 +134,7 @@ func stopVMNamed(vm string, logf func(string, ...any)) {
 // on, which carries its console and its end.
 type vm struct {
 	name string
+	mem  uint64
 	cl   *client.Client
 }
 
@@ -169,7 +171,7 @@ func boot(in *client.Instance, name string, mem uint64, cpus int, initrd []byte,
 					cl.Close()
 					return nil, fmt.Errorf("instance %q refused the VM: %s", in.Name, m.Error)
 				}
-				return &vm{name: name, cl: cl}, nil
+				return &vm{name: name, mem: mem, cl: cl}, nil
 			case m.Event == "console" && m.VMName() == name:
 				onConsole(m.Data)
 			}
@@ -203,4 +205,42 @@ func (v *vm) input(b []byte) error {
 func (v *vm) stop() error {
 	_, err := v.cl.Send(map[string]any{"op": "stop", "name": v.name})
 	return err
+}
+
+// vmFigures is a VM's line of the instance's stats.
+type vmFigures struct {
+	Name  string `json:"name"`
+	State string `json:"state"`
+	RunMS int64  `json:"run_ms"`
+	Pages int64  `json:"pages"`
+}
+
+// vmStats asks the instance for a running VM's figures, on a connection
+// of its own (the VM's carries its console).
+func vmStats(name string) (*vmFigures, error) {
+	in, err := client.LoadInstance(instanceName())
+	if err != nil {
+		return nil, err
+	}
+	cl, err := client.Connect(in)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	m, err := cl.Call(map[string]any{"op": "stats"}, 30*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	var st struct {
+		VMs []vmFigures `json:"vms"`
+	}
+	if err := json.Unmarshal(m.Raw(), &st); err != nil {
+		return nil, err
+	}
+	for i := range st.VMs {
+		if st.VMs[i].Name == name && st.VMs[i].State == "running" {
+			return &st.VMs[i], nil
+		}
+	}
+	return nil, fmt.Errorf("VM %s is not running", name)
 }
