@@ -43,10 +43,10 @@ type task struct {
 	terminal              bool
 	// sandbox is a CRI pod's sandbox (pause) container: it runs no
 	// process and needs no VM, and stands until it is killed.
-	sandbox               bool
-	cfg                   *vmConfig
-	initrd                []byte
-	mounted               bool
+	sandbox bool
+	cfg     *vmConfig
+	initrd  []byte
+	mounted bool
 
 	state      tasktypes.Status
 	starting   bool // Start is booting the VM
