@@ -28,10 +28,16 @@ const (
 	Stderr  = 'E' // ... to its standard error
 	Exit    = 'X' // the process's exit status, decimal (128+N for signal N)
 	Failure = 'F' // why the process could not be started, as text
+	// Ready: the init has the console in raw mode. The host sends nothing
+	// before it: what comes while the guest boots is lost (the kernel's
+	// serial driver drops input for a port no one has opened), or would
+	// be echoed by a terminal in cooked mode.
+	Ready = 'R' // no payload
 	// To the guest.
 	Stdin      = 'I' // bytes for the process's standard input
 	CloseStdin = 'C' // end of standard input
 	Signal     = 'K' // a signal number, decimal, for the process
+	Resize     = 'W' // the terminal's size, "COLUMNS ROWS" in decimal
 )
 
 const soh = 0x01

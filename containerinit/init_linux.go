@@ -33,6 +33,7 @@ func Main() {
 	// the host sends is echoed back.
 	setRaw(0)
 	enc := consolemux.NewEncoder(os.Stdout)
+	enc.Frame(consolemux.Ready, nil)
 	status := run(enc)
 	enc.Status(consolemux.Exit, status)
 	syscall.Sync()
@@ -69,47 +70,36 @@ func run(enc *consolemux.Encoder) int {
 		return fail(enc, status, "%v", err)
 	}
 
-	stdin, toChild, err := childStdin(spec.Stdin)
+	st, err := newStreams(&spec)
 	if err != nil {
-		return fail(enc, statusCannotRun, "standard input: %v", err)
-	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return fail(enc, statusCannotRun, "%v", err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		return fail(enc, statusCannotRun, "%v", err)
+		return fail(enc, statusCannotRun, "the process's streams: %v", err)
 	}
 	attr := &os.ProcAttr{
 		Dir:   spec.Cwd,
 		Env:   spec.Env,
-		Files: []*os.File{stdin, outW, errW},
-		Sys:   &syscall.SysProcAttr{Setsid: true},
+		Files: st.child,
+		Sys:   &syscall.SysProcAttr{Setsid: true, Setctty: spec.Terminal},
 	}
 	if spec.UID != 0 || spec.GID != 0 || len(spec.Groups) > 0 {
 		attr.Sys.Credential = &syscall.Credential{Uid: spec.UID, Gid: spec.GID, Groups: spec.Groups}
 	}
 	proc, err := os.StartProcess(argv0, spec.Args, attr)
-	stdin.Close()
-	outW.Close()
-	errW.Close()
+	for _, f := range st.child {
+		f.Close()
+	}
 	if err != nil {
 		return fail(enc, statusCannotRun, "starting %s: %v", spec.Args[0], err)
 	}
 
 	var relays sync.WaitGroup
-	for _, p := range []struct {
-		r   *os.File
-		tag byte
-	}{{outR, consolemux.Stdout}, {errR, consolemux.Stderr}} {
+	for tag, r := range st.out {
 		relays.Add(1)
 		go func() {
 			defer relays.Done()
-			io.Copy(enc.Stream(p.tag), p.r)
+			io.Copy(enc.Stream(tag), r)
 		}()
 	}
-	go fromHost(proc.Pid, toChild)
+	go fromHost(proc.Pid, st)
 
 	status := reap(proc.Pid)
 	drained := make(chan struct{})
@@ -130,11 +120,14 @@ func enterRoot(hostname string) error {
 	if err := os.Chdir("/"); err != nil {
 		return err
 	}
-	for _, m := range []struct{ fs, dir string }{{"proc", "/proc"}, {"sysfs", "/sys"}, {"devtmpfs", "/dev"}} {
+	for _, m := range []struct{ fs, dir, data string }{
+		{"proc", "/proc", ""}, {"sysfs", "/sys", ""}, {"devtmpfs", "/dev", ""},
+		{"devpts", "/dev/pts", "gid=5,mode=620,ptmxmode=666"},
+	} {
 		if err := os.MkdirAll(m.dir, 0o755); err != nil {
 			return err
 		}
-		if err := syscall.Mount(m.fs, m.dir, m.fs, syscall.MS_NOSUID|syscall.MS_NOEXEC, ""); err != nil {
+		if err := syscall.Mount(m.fs, m.dir, m.fs, syscall.MS_NOSUID|syscall.MS_NOEXEC, m.data); err != nil {
 			return fmt.Errorf("mounting %s on %s: %v", m.fs, m.dir, err)
 		}
 	}
@@ -181,19 +174,89 @@ func executable(p string) error {
 	return nil
 }
 
-// childStdin is the process's standard input: a pipe the host's Stdin
-// frames fill, or /dev/null.
-func childStdin(fromHost bool) (child, host *os.File, err error) {
-	if !fromHost {
-		child, err = os.Open("/dev/null")
-		return child, nil, err
-	}
-	return os.Pipe()
+// streams are the process's standard streams: what it gets (child), what
+// the init relays to the host by frame tag (out), and where Stdin frames
+// go (in, nil if it reads /dev/null). With a terminal, all three of the
+// child's are the terminal, and its master is both out and in.
+type streams struct {
+	child    []*os.File
+	out      map[byte]*os.File
+	in       *os.File
+	terminal bool
 }
 
-// fromHost reads the console for frames from the host: standard input
-// and signals for the process.
-func fromHost(pid int, stdin *os.File) {
+func newStreams(spec *Spec) (*streams, error) {
+	if spec.Terminal {
+		master, slave, err := OpenPTY("/dev")
+		if err != nil {
+			return nil, err
+		}
+		return &streams{child: []*os.File{slave, slave, slave}, out: map[byte]*os.File{consolemux.Stdout: master}, in: master, terminal: true}, nil
+	}
+	st := &streams{out: map[byte]*os.File{}}
+	var stdin *os.File
+	var err error
+	if spec.Stdin {
+		stdin, st.in, err = os.Pipe()
+	} else {
+		stdin, err = os.Open("/dev/null")
+	}
+	if err != nil {
+		return nil, err
+	}
+	st.child = append(st.child, stdin)
+	for _, tag := range []byte{consolemux.Stdout, consolemux.Stderr} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		st.out[tag] = r
+		st.child = append(st.child, w)
+	}
+	return st, nil
+}
+
+// OpenPTY opens a new pseudo-terminal of the devpts under dev (ptmx(4)):
+// its master and its slave, unlocked.
+func OpenPTY(dev string) (master, slave *os.File, err error) {
+	master, err = os.OpenFile(dev+"/ptmx", os.O_RDWR|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	var unlock int32
+	var n uint32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, master.Fd(), syscall.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); e != 0 {
+		master.Close()
+		return nil, nil, fmt.Errorf("unlocking the pseudo-terminal: %v", e)
+	}
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, master.Fd(), syscall.TIOCGPTN, uintptr(unsafe.Pointer(&n))); e != 0 {
+		master.Close()
+		return nil, nil, fmt.Errorf("numbering the pseudo-terminal: %v", e)
+	}
+	slave, err = os.OpenFile(fmt.Sprintf("%s/pts/%d", dev, n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		master.Close()
+		return nil, nil, err
+	}
+	return master, slave, nil
+}
+
+// winsize is struct winsize of TIOCSWINSZ (tty_ioctl(4)).
+type winsize struct{ Row, Col, Xpixel, Ypixel uint16 }
+
+// resize sets a terminal's size from a Resize frame's "COLUMNS ROWS".
+func resize(tty *os.File, p []byte) {
+	var ws winsize
+	if _, err := fmt.Sscanf(string(p), "%d %d", &ws.Col, &ws.Row); err != nil {
+		return
+	}
+	syscall.Syscall(syscall.SYS_IOCTL, tty.Fd(), syscall.TIOCSWINSZ, uintptr(unsafe.Pointer(&ws)))
+}
+
+// fromHost reads the console for frames from the host: standard input,
+// the terminal's size and signals for the process.
+func fromHost(pid int, st *streams) {
+	stdin := st.in
 	d := &consolemux.Decoder{Frame: func(tag byte, p []byte) {
 		switch tag {
 		case consolemux.Stdin:
@@ -201,9 +264,18 @@ func fromHost(pid int, stdin *os.File) {
 				stdin.Write(p)
 			}
 		case consolemux.CloseStdin:
-			if stdin != nil {
+			switch {
+			case st.terminal && stdin != nil:
+				// A terminal's input ends with its EOF character; its
+				// master stays open for the output.
+				stdin.Write([]byte{4})
+			case stdin != nil:
 				stdin.Close()
 				stdin = nil
+			}
+		case consolemux.Resize:
+			if st.terminal {
+				resize(st.in, p)
 			}
 		case consolemux.Signal:
 			if n, err := consolemux.ParseStatus(p); err == nil && n > 0 && n < 65 {

@@ -43,6 +43,10 @@ type Spec struct {
 	// Stdin says whether the host sends standard input (Stdin frames);
 	// without it the process reads /dev/null.
 	Stdin bool `json:"stdin,omitempty"`
+	// Terminal gives the process a pseudo-terminal as its standard
+	// streams (and controlling terminal); its output, stdout and stderr
+	// together, comes as Stdout frames.
+	Terminal bool `json:"terminal,omitempty"`
 }
 
 // Check refuses a spec the init could not carry out, with the field at

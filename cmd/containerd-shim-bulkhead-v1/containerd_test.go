@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/bulkhead-hv/bulkhead/containerinit"
 	"github.com/bulkhead-hv/bulkhead/internal/qemutest"
 )
 
@@ -97,6 +99,11 @@ disabled_plugins = [%s]
 	t.Cleanup(func() {
 		// Whatever the test did: the instance down (QEMU killed), then
 		// containerd and the shims it started.
+		if t.Failed() {
+			if in, err := os.ReadFile(filepath.Join(dir, "run", "bulkhead", d.instance, "console.log")); err == nil {
+				t.Logf("the instance's console:\n%s", tailString(string(in), 40))
+			}
+		}
 		d.bulkhead(t, "down", "--name", d.instance)
 		cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
@@ -110,9 +117,6 @@ disabled_plugins = [%s]
 		exec.Command("pkill", "-f", "containerd-shim-bulkhead-v1 -namespace .* -address "+d.sock).Run()
 		if t.Failed() {
 			t.Logf("containerd's log:\n%s", tailString(d.log.String(), 60))
-			if in, err := os.ReadFile(filepath.Join(dir, "run", "bulkhead", d.instance, "console.log")); err == nil {
-				t.Logf("the instance's console:\n%s", tailString(string(in), 40))
-			}
 			logs, _ := filepath.Glob(filepath.Join(dir, "state", "io.containerd.runtime.v2.task", "*", "*", "shim.log"))
 			for _, l := range logs {
 				b, _ := os.ReadFile(l)
@@ -286,11 +290,19 @@ type ctrRun struct {
 
 func (d *daemon) startRun(t *testing.T, args ...string) *ctrRun {
 	t.Helper()
+	return d.startRunWith(t, func(*exec.Cmd) {}, args...)
+}
+
+// startRunWith is startRun with ctr's command set up by setup first (its
+// standard input, a terminal).
+func (d *daemon) startRunWith(t *testing.T, setup func(*exec.Cmd), args ...string) *ctrRun {
+	t.Helper()
 	r := &ctrRun{done: make(chan struct{})}
 	r.cmd = exec.Command("ctr", append([]string{"-a", d.sock, "-n", "bulkhead-test", "run", "--runtime", "io.containerd.bulkhead.v1",
 		"--snapshotter", "native"}, args...)...)
 	r.cmd.Env = d.env
 	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
+	setup(r.cmd)
 	require.NoError(t, r.cmd.Start())
 	go func() { r.cmd.Wait(); close(r.done) }()
 	t.Cleanup(func() { r.cmd.Process.Kill(); <-r.done })
@@ -301,13 +313,13 @@ func (d *daemon) startRun(t *testing.T, args ...string) *ctrRun {
 // and returns its exit status.
 func (r *ctrRun) wait(t *testing.T, poll func()) int {
 	t.Helper()
-	deadline := time.After(6 * time.Minute)
+	deadline := time.After(4 * time.Minute)
 	for {
 		select {
 		case <-r.done:
 			return r.cmd.ProcessState.ExitCode()
 		case <-deadline:
-			t.Fatalf("ctr %s did not end within 6 minutes; stdout %q, stderr %q", strings.Join(r.cmd.Args[5:], " "), r.stdout.String(), r.stderr.String())
+			t.Fatalf("ctr %s did not end within 4 minutes; stdout %q, stderr %q", strings.Join(r.cmd.Args[5:], " "), r.stdout.String(), r.stderr.String())
 		case <-time.After(500 * time.Millisecond):
 			if poll != nil {
 				poll()
@@ -383,6 +395,37 @@ func TestContainerd(t *testing.T) {
 		assert.Equal(t, "", d.taskStatus(t, "c1"))
 		assert.Empty(t, d.running(t), "no VM is left running in the instance")
 		assert.Equal(t, before, d.ledger(t), "the ledger is back at its figures")
+	})
+
+	t.Run("stdin", func(t *testing.T) {
+		r := d.startRunWith(t, func(c *exec.Cmd) { c.Stdin = strings.NewReader("line one\nline two\n") },
+			"--platform", "linux/arm64", ref, "i1", "/bin/sh", "-c", `while read l; do echo "got $l"; done; exit 2`)
+		assert.Equal(t, 2, r.wait(t, nil), "the loop ends at the end of stdin; stderr %q", r.stderr.String())
+		assert.Equal(t, "got line one\ngot line two\n", r.stdout.String())
+		out, err := d.ctr(t, "container", "delete", "i1")
+		require.NoError(t, err, out)
+	})
+
+	t.Run("terminal", func(t *testing.T) {
+		// ctr run -t wants a terminal of its own: a host pseudo-terminal,
+		// typed into through its master.
+		master, slave, err := containerinit.OpenPTY("/dev")
+		require.NoError(t, err)
+		defer master.Close()
+		var screen qemutest.LockedBuffer
+		go io.Copy(&screen, master)
+		r := d.startRunWith(t, func(c *exec.Cmd) {
+			c.Stdin, c.Stdout, c.Stderr = slave, slave, slave
+			c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+		}, "-t", "--platform", "linux/arm64", ref, "t1", "/bin/sh", "-c", `read line; echo "got $line"; tty; exit 4`)
+		slave.Close()
+		require.Eventually(t, func() bool { return d.taskStatus(t, "t1") == "RUNNING" }, 5*time.Minute, 200*time.Millisecond)
+		master.Write([]byte("hello\r"))
+		assert.Equal(t, 4, r.wait(t, nil), "screen %q", screen.String())
+		assert.Contains(t, screen.String(), "got hello", "the line typed reached the process")
+		assert.Regexp(t, `/dev/pts/\d+`, screen.String(), "the process's stdin is a terminal in the VM")
+		out, err := d.ctr(t, "container", "delete", "t1")
+		require.NoError(t, err, out)
 	})
 
 	t.Run("two at once, signalled", func(t *testing.T) {

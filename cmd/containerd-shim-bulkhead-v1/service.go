@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -53,6 +54,8 @@ type task struct {
 	exitStatus uint32
 	exitedAt   time.Time
 	exited     chan struct{} // closed when the task stops
+	ready      chan struct{} // closed at the init's Ready frame
+	readyOnce  sync.Once
 	vm         *vm
 	killedBy   syscall.Signal // SIGKILL stops the VM itself
 	outs       [2]*fifoWriter // stdout, stderr
@@ -91,7 +94,7 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (*ta
 	}
 	pid := uint32(os.Getpid())
 	if spec.Annotations[annotationContainerType] == "sandbox" {
-		s.tasks[r.ID] = &task{id: r.ID, bundle: r.Bundle, sandbox: true, state: tasktypes.Status_CREATED, exitStatus: noStatus, exited: make(chan struct{})}
+		s.tasks[r.ID] = &task{id: r.ID, bundle: r.Bundle, sandbox: true, state: tasktypes.Status_CREATED, exitStatus: noStatus, exited: make(chan struct{}), ready: make(chan struct{})}
 		s.logf("created %s: a pod sandbox, which needs no VM", r.ID)
 		s.events.publish("/tasks/create", &eventstypes.TaskCreate{ContainerID: r.ID, Bundle: r.Bundle, Rootfs: r.Rootfs,
 			IO: &eventstypes.TaskIO{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal}, Pid: pid})
@@ -101,12 +104,13 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (*ta
 	if err != nil {
 		return nil, errf(codes.InvalidArgument, "%v", err)
 	}
+	cfg.spec.Terminal = r.Terminal
 	root, mounted, err := mountRootfs(r.Bundle, r.Rootfs)
 	if err != nil {
 		return nil, errf(codes.Internal, "%v", err)
 	}
 	t := &task{id: r.ID, bundle: r.Bundle, stdin: r.Stdin, stdout: r.Stdout, stderr: r.Stderr,
-		terminal: r.Terminal, cfg: cfg, mounted: mounted, state: tasktypes.Status_CREATED, exitStatus: noStatus, exited: make(chan struct{})}
+		terminal: r.Terminal, cfg: cfg, mounted: mounted, state: tasktypes.Status_CREATED, exitStatus: noStatus, exited: make(chan struct{}), ready: make(chan struct{})}
 	fail := func(c codes.Code, err error) (*taskapi.CreateTaskResponse, error) {
 		if mounted {
 			unmountRootfs(r.Bundle, s.logf)
@@ -209,6 +213,8 @@ func (s *service) frame(t *task, tag byte, p []byte) {
 		t.outs[0].write(p)
 	case consolemux.Stderr:
 		t.outs[1].write(p)
+	case consolemux.Ready:
+		t.readyOnce.Do(func() { close(t.ready) })
 	case consolemux.Failure:
 		s.logf("%s: the VM's init: %s", t.id, p)
 		t.outs[1].write(append(append([]byte("bulkhead: "), p...), '\n'))
@@ -266,16 +272,22 @@ func (s *service) relayStdin(t *task) {
 		return
 	}
 	defer f.Close()
-	enc := consolemux.NewEncoder(inputWriter{t.vm})
+	enc := consolemux.NewEncoder(inputWriter{t})
 	io.Copy(enc.Stream(consolemux.Stdin), f)
 	enc.Frame(consolemux.CloseStdin, nil)
 }
 
-// inputWriter writes to a VM's console input.
-type inputWriter struct{ v *vm }
+// inputWriter writes to a task's VM's console input, once its init is
+// ready for it.
+type inputWriter struct{ t *task }
 
 func (w inputWriter) Write(b []byte) (int, error) {
-	if err := w.v.input(b); err != nil {
+	select {
+	case <-w.t.ready:
+	case <-w.t.exited:
+		return 0, errors.New("the VM has stopped")
+	}
+	if err := w.t.vm.input(b); err != nil {
 		return 0, err
 	}
 	return len(b), nil
@@ -317,9 +329,8 @@ func (s *service) Kill(ctx context.Context, r *taskapi.KillRequest) (*emptypb.Em
 		}
 		return &emptypb.Empty{}, nil
 	}
-	if err := consolemux.NewEncoder(inputWriter{t.vm}).Status(consolemux.Signal, int(sig)); err != nil {
-		return nil, errf(codes.Unavailable, "signalling %s: %v", r.ID, err)
-	}
+	// Sent once the init is ready for it, which Kill does not wait for.
+	go consolemux.NewEncoder(inputWriter{t}).Status(consolemux.Signal, int(sig))
 	return &emptypb.Empty{}, nil
 }
 
@@ -427,8 +438,24 @@ func (s *service) CloseIO(ctx context.Context, r *taskapi.CloseIORequest) (*empt
 	return &emptypb.Empty{}, nil
 }
 
+// ResizePty passes the terminal's size to the init, which sets it on the
+// process's terminal (the process gets SIGWINCH).
 func (s *service) ResizePty(ctx context.Context, r *taskapi.ResizePtyRequest) (*emptypb.Empty, error) {
-	return nil, errf(codes.Unimplemented, "a Bulkhead VM gives its process no terminal yet")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, err := s.get(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	if !t.terminal {
+		return nil, errf(codes.FailedPrecondition, "task %s has no terminal", r.ID)
+	}
+	if t.state != tasktypes.Status_RUNNING || t.vm == nil {
+		return &emptypb.Empty{}, nil // sized when it starts: ctr resizes again
+	}
+	size := fmt.Appendf(nil, "%d %d", r.Width, r.Height)
+	go consolemux.NewEncoder(inputWriter{t}).Frame(consolemux.Resize, size)
+	return &emptypb.Empty{}, nil
 }
 
 func (s *service) Exec(ctx context.Context, r *taskapi.ExecProcessRequest) (*emptypb.Empty, error) {
