@@ -216,14 +216,15 @@ soak: images qemu
 # The parsers of what comes from outside, under go test -fuzz one after
 # the other: ACPI tables, guest images, device trees, guest device trees, the host
 # channel's virtqueues, the broker's two sides, the vGIC's registers, the
-# ELF loader, cpio archives and the console's frames. Their committed seeds (testdata/fuzz) run in every
+# ELF loader, cpio archives, the console's frames and the guests' virtqueues
+# as the hypervisor mediates them. Their committed seeds (testdata/fuzz) run in every
 # go test. On a loaded machine Go 1.26's fuzzer can end a run with a
 # bare "context deadline exceeded" and no failing input: its coordinator
 # racing its own -fuzztime deadline, not a finding.
 FUZZTIME ?= 10s
 FUZZ_TARGETS := acpi:FuzzParse bootimage:FuzzParse board/fdt:FuzzParse guestdt:FuzzBuild virtio:FuzzQueues \
                 cmd/bulkhead:FuzzBrokerRequests cmd/bulkhead:FuzzBrokerControl hyp/vgic:FuzzMMIO hyp:FuzzLoadELF \
-                cpio:FuzzParse consolemux:FuzzDecode
+                cpio:FuzzParse consolemux:FuzzDecode hyp/virtq:FuzzQueue
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t#*:}; \

@@ -89,9 +89,11 @@ const (
 	// the caller's page at PA. With x1 = 0 it writes the machine's
 	// (Machine* indices) instead. Returns x1 = the number of words.
 	VM_STATS = base | 0x1a
-	// VM_MMIO_MAP(x1 = VM, x2 = IPA, x3 = size) sends the VM's accesses to
-	// [IPA, IPA+size) to the caller, which emulates a device there: the
-	// vCPU waits until VM_MMIO_REPLY.
+	// VM_MMIO_MAP(x1 = VM, x2 = IPA, x3 = size, x4 = flags) sends the VM's
+	// accesses to [IPA, IPA+size) to the caller, which emulates a device
+	// there: the vCPU waits until VM_MMIO_REPLY. With MapVirtio in x4 the
+	// device is a virtio-mmio transport whose queues the hypervisor
+	// mediates (VM_VIRTQ_*).
 	VM_MMIO_MAP = base | 0x1b
 	// VM_MMIO_NEXT(x1 = PA, x2 = length) writes the oldest access waiting
 	// for the caller, MMIOWords words laid out as the MMIO* indices say,
@@ -116,7 +118,32 @@ const (
 	// entries in all. A restarted control partition learns from it what
 	// its predecessor left running.
 	VM_LIST = base | 0x20
+	// VM_VIRTQ_POP(x1 = VM, x2 = device IPA, x3 = queue) takes the next
+	// chain the guest posted to that virtqueue. Returns x1 = 1 and x2 =
+	// its head, x3 = bytes the device may read << 32 | bytes it may
+	// write; x1 = 0 when the ring is empty.
+	VM_VIRTQ_POP = base | 0x21
+	// VM_VIRTQ_READ(x1 = VM, x2 = device IPA, x3 = queue, x4 = head,
+	// x5 = offset, x6 = PA, x7 = length) copies that many of the chain's
+	// readable bytes from the offset into the caller's buffer at PA.
+	VM_VIRTQ_READ = base | 0x22
+	// VM_VIRTQ_WRITE(as VM_VIRTQ_READ) copies the caller's bytes into the
+	// chain's writable bytes at the offset.
+	VM_VIRTQ_WRITE = base | 0x23
+	// VM_VIRTQ_PUSH(x1 = VM, x2 = device IPA, x3 = queue, x4 = head, x5 =
+	// bytes written) hands the chain back to the guest on the used ring;
+	// the caller reaches none of it from then on.
+	VM_VIRTQ_PUSH = base | 0x24
 )
+
+// VM_MMIO_MAP's flags.
+const (
+	MapVirtio = 1 // a virtio-mmio transport, its queues mediated
+)
+
+// VirtqMaxCopy is the most bytes one VM_VIRTQ_READ or VM_VIRTQ_WRITE
+// copies.
+const VirtqMaxCopy = 64 << 10
 
 // Words of a VM_LIST entry.
 const (
@@ -139,9 +166,19 @@ const (
 	MMIOVCPU         // the vCPU's index
 	MMIOIPA          // the address accessed
 	MMIOSize         // 1, 2, 4 or 8 bytes
-	MMIOWrite        // 1 for a write, 0 for a read
+	MMIOWrite        // 1 for a write, 0 for a read, MMIONotify for a queue notification
 	MMIOValue        // what a write writes
 	MMIOWords
+)
+
+// MMIONotify in MMIOWrite is a guest's write to QueueNotify of a
+// virtio-mmio transport (MapVirtio), value the queue. The hypervisor
+// completed it at once: there is no vCPU to reply to (MMIOVCPU is
+// MMIONoVCPU), and notifications of one queue not yet handed out are
+// handed out once.
+const (
+	MMIONotify = 2
+	MMIONoVCPU = 1<<64 - 1
 )
 
 // Why a VM stopped, in VM_STATUS's x3.
@@ -221,7 +258,7 @@ const ConsoleChunk = 48
 // The ABI version: major changes break callers, minor ones add calls.
 const (
 	VersionMajor = 0
-	VersionMinor = 4
+	VersionMinor = 5
 )
 
 // CallUID is the UUID VENDOR_HYP_CALL_UID returns in w0-w3, identifying
@@ -238,6 +275,7 @@ const (
 	DENIED            = -1001 // the caller may not make this call, or does not own the pages
 	NO_MEMORY         = -1002 // the hypervisor's table memory is exhausted
 	BUSY              = -1003 // the VM is in the wrong state for the call
+	NEEDS_RESET       = -1004 // the guest broke the virtqueue: its device must be reset
 )
 
 // CodeName is a return code's name as this package spells it, or "" for
@@ -258,6 +296,8 @@ func CodeName(code int64) string {
 		return "NO_MEMORY"
 	case BUSY:
 		return "BUSY"
+	case NEEDS_RESET:
+		return "NEEDS_RESET"
 	}
 	return ""
 }
@@ -302,6 +342,10 @@ var Calls = []Call{
 	{"VCPU_MOVE", VCPU_MOVE, false},
 	{"VM_IRQ_LINE", VM_IRQ_LINE, false},
 	{"VM_LIST", VM_LIST, false},
+	{"VM_VIRTQ_POP", VM_VIRTQ_POP, false},
+	{"VM_VIRTQ_READ", VM_VIRTQ_READ, false},
+	{"VM_VIRTQ_WRITE", VM_VIRTQ_WRITE, false},
+	{"VM_VIRTQ_PUSH", VM_VIRTQ_PUSH, false},
 }
 
 // PSCI functions the hypervisor emulates for guests over SMC (Arm DEN0022,

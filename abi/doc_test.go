@@ -46,7 +46,7 @@ func TestDocMatchesPackage(t *testing.T) {
 	}
 	for name, code := range map[string]int64{"SUCCESS": SUCCESS, "NOT_SUPPORTED": NOT_SUPPORTED,
 		"NOT_REQUIRED": NOT_REQUIRED, "INVALID_PARAMETER": INVALID_PARAMETER, "DENIED": DENIED,
-		"NO_MEMORY": NO_MEMORY, "BUSY": BUSY} {
+		"NO_MEMORY": NO_MEMORY, "BUSY": BUSY, "NEEDS_RESET": NEEDS_RESET} {
 		if !strings.Contains(string(doc), fmt.Sprintf("| `%s` | %d |", name, code)) {
 			t.Errorf("return code %s = %d is not in the table", name, code)
 		}

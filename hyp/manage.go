@@ -11,6 +11,7 @@ import (
 	"github.com/bulkhead-hv/bulkhead/hyp/vgic"
 	"github.com/bulkhead-hv/bulkhead/hyp/vuart"
 	"github.com/bulkhead-hv/bulkhead/mmu"
+	"github.com/bulkhead-hv/bulkhead/virtio"
 )
 
 // Created is a VM being built by the control partition: it has memory and
@@ -168,7 +169,7 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 		return ret(abi.SUCCESS, abi.StatsWords)
 	case abi.VM_MMIO_MAP:
 		vm := target()
-		if vm == nil || vm.torn || h.ForwardMMIO(vm, c.X[2], c.X[3]) != nil {
+		if vm == nil || vm.torn || c.X[4]&^abi.MapVirtio != 0 || h.ForwardMMIO(vm, c.X[2], c.X[3], c.X[4] == abi.MapVirtio) != nil {
 			return ret(abi.INVALID_PARAMETER)
 		}
 		return ret(abi.SUCCESS)
@@ -192,6 +193,22 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 				}
 				h.writeWords(c.X[1], w[:])
 				return ret(abi.SUCCESS, 1)
+			}
+		}
+		// Then the queue notifications, which no vCPU waits on.
+		for _, vm := range h.VMs() {
+			if vm.State != Running {
+				continue
+			}
+			for _, m := range vm.mmio {
+				if m.virtio == nil {
+					continue
+				}
+				if q, ok := m.virtio.TakeNotified(); ok {
+					w := [abi.MMIOWords]uint64{uint64(vm.ID), abi.MMIONoVCPU, m.ipa + virtio.QueueNotify, 4, abi.MMIONotify, uint64(q)}
+					h.writeWords(c.X[1], w[:])
+					return ret(abi.SUCCESS, 1)
+				}
 			}
 		}
 		return ret(abi.SUCCESS, 0)
@@ -236,6 +253,12 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 		}
 		n, total := h.listVMs(c.X[1], c.X[2], c.X[3])
 		return ret(abi.SUCCESS, n, total)
+	case abi.VM_VIRTQ_POP, abi.VM_VIRTQ_READ, abi.VM_VIRTQ_WRITE, abi.VM_VIRTQ_PUSH:
+		vm := target()
+		if vm == nil {
+			return ret(abi.INVALID_PARAMETER)
+		}
+		return ret(h.virtq(vm, fid, c))
 	case abi.VM_DESTROY:
 		vm := target()
 		if vm == nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/bulkhead-hv/bulkhead/cpu"
+	"github.com/bulkhead-hv/bulkhead/hyp/virtq"
 	"github.com/bulkhead-hv/bulkhead/mmu"
 	"github.com/bulkhead-hv/bulkhead/vcpu"
 )
@@ -18,6 +19,9 @@ type Device interface {
 type mmioRegion struct {
 	ipa, size uint64
 	dev       Device // nil: forwarded to the control partition
+	// virtio, for a forwarded virtio-mmio transport, follows the guest's
+	// queues for the control partition's mediated access (VM_VIRTQ_*).
+	virtio *virtq.Transport
 }
 
 // pendingMMIO is an access a vCPU waits on the control partition for.
@@ -49,17 +53,34 @@ func (h *Hyp) AddMMIO(vm *VM, ipa, size uint64, dev Device) error {
 			return fmt.Errorf("hyp: MMIO range [%#x, +%#x) overlaps another device", ipa, size)
 		}
 	}
-	vm.mmio = append(vm.mmio, mmioRegion{ipa, size, dev})
+	vm.mmio = append(vm.mmio, mmioRegion{ipa: ipa, size: size, dev: dev})
 	return nil
 }
 
 // ForwardMMIO sends vm's accesses to [ipa, ipa+size) to the control
-// partition (VM_MMIO_MAP).
-func (h *Hyp) ForwardMMIO(vm *VM, ipa, size uint64) error {
+// partition (VM_MMIO_MAP); with virtio set the range is a virtio-mmio
+// transport whose queues the hypervisor follows.
+func (h *Hyp) ForwardMMIO(vm *VM, ipa, size uint64, virtio bool) error {
 	if ipa%mmu.PageSize != 0 || size%mmu.PageSize != 0 {
 		return ErrIPARange
 	}
-	return h.AddMMIO(vm, ipa, size, nil)
+	if err := h.AddMMIO(vm, ipa, size, nil); err != nil {
+		return err
+	}
+	if virtio {
+		vm.mmio[len(vm.mmio)-1].virtio = &virtq.Transport{}
+	}
+	return nil
+}
+
+// transport returns vm's virtio-mmio transport at ipa, if it has one.
+func (vm *VM) transport(ipa uint64) *virtq.Transport {
+	for _, m := range vm.mmio {
+		if m.ipa == ipa && m.virtio != nil {
+			return m.virtio
+		}
+	}
+	return nil
 }
 
 // emulateMMIO handles a data abort on an emulated device. It needs the
@@ -85,6 +106,14 @@ func (h *Hyp) emulateMMIO(v *VCPU, esr cpu.ESR, ipa uint64) (bool, Action) {
 			if size < 8 {
 				p.value &= 1<<(8*size) - 1
 			}
+		}
+		if m.virtio != nil && p.write && size == 4 && m.virtio.Observe(ipa-m.ipa, uint32(p.value)) {
+			// A queue notification needs no answer: the vCPU runs on
+			// and the control partition learns of it from
+			// VM_MMIO_NEXT.
+			complete(c, &p)
+			h.wakeControl()
+			return true, Resume
 		}
 		if m.dev == nil {
 			pm := p // only this copy goes to the heap

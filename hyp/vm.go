@@ -11,6 +11,7 @@ import (
 	"github.com/bulkhead-hv/bulkhead/gic"
 	"github.com/bulkhead-hv/bulkhead/hyp/ledger"
 	"github.com/bulkhead-hv/bulkhead/hyp/vgic"
+	"github.com/bulkhead-hv/bulkhead/hyp/virtq"
 	"github.com/bulkhead-hv/bulkhead/hyp/vuart"
 	"github.com/bulkhead-hv/bulkhead/mmu"
 	"github.com/bulkhead-hv/bulkhead/vcpu"
@@ -235,6 +236,9 @@ type Hyp struct {
 	// lock): the exit path allocates as little as it can, as on several
 	// CPUs the garbage collector runs only between scheduler turns.
 	scratch [ledger.PageSize]byte
+	// gmem and spans serve VM_VIRTQ_* without allocating (virtq.go).
+	gmem  guestMem
+	spans []virtq.Span
 }
 
 var (
