@@ -42,6 +42,24 @@ const (
 	RTCIntID = 34 // SPI 2
 )
 
+// The guest's virtio-mmio transports (VIRTIO 1.2, 4.2), which the control
+// partition emulates with the hypervisor mediating their queues: in QEMU
+// virt's virtio range and with its interrupts, but a page apart, as the
+// control partition maps devices a page at a time.
+const (
+	VirtioBase   = 0x0a000000
+	VirtioStride = 0x1000
+	VirtioSize   = 0x200
+	VirtioIntID  = 48 // SPI 16, for the first; one more for each next
+	MaxVirtio    = 16
+)
+
+// VirtioAddr returns the base of the guest's virtio-mmio transport i and
+// its interrupt's INTID.
+func VirtioAddr(i int) (base uint64, intid uint32) {
+	return VirtioBase + VirtioStride*uint64(i), VirtioIntID + uint32(i)
+}
+
 // Generic timer PPIs, numbered as device trees number PPIs: the INTID is
 // FirstPPI + n.
 const (
@@ -100,6 +118,9 @@ type Config struct {
 	InitrdStart, InitrdEnd uint64
 	// Model names the machine in /model; empty means DefaultModel.
 	Model string
+	// Virtio is the number of virtio-mmio transports (VirtioAddr), 0 to
+	// MaxVirtio; Linux numbers its disks in their order.
+	Virtio int
 }
 
 // devices lists the MMIO ranges guest RAM must stay clear of.
@@ -109,6 +130,7 @@ func devices(cpus int) []fdt.Range {
 		{Addr: RedistBase, Size: RedistStride * uint64(cpus)},
 		{Addr: UARTBase, Size: UARTSize},
 		{Addr: RTCBase, Size: RTCSize},
+		{Addr: VirtioBase, Size: VirtioStride * MaxVirtio},
 	}
 }
 
@@ -117,6 +139,9 @@ func devices(cpus int) []fdt.Range {
 func (c Config) Validate() error {
 	if c.CPUs < 1 || c.CPUs > MaxCPUs {
 		return fmt.Errorf("guestdt: %d vCPUs: want 1 to %d", c.CPUs, MaxCPUs)
+	}
+	if c.Virtio < 0 || c.Virtio > MaxVirtio {
+		return fmt.Errorf("guestdt: %d virtio devices: at most %d", c.Virtio, MaxVirtio)
 	}
 	ram := fdt.Range{Addr: c.RAMBase, Size: c.RAMSize}
 	switch {
@@ -246,6 +271,16 @@ func Build(c Config) ([]byte, error) {
 	b.PropStrings("clock-names", "apb_pclk")
 	b.PropU32("clocks", clockPhandle)
 	b.EndNode()
+
+	for i := 0; i < c.Virtio; i++ {
+		base, intid := VirtioAddr(i)
+		b.BeginNode(fmt.Sprintf("virtio_mmio@%x", base))
+		b.PropStrings("compatible", "virtio,mmio")
+		b.PropU64("reg", base, VirtioSize)
+		b.PropU32("interrupts", gicSPI, intid-vgic.FirstSPI, irqTypeLevelHigh)
+		b.Prop("dma-coherent", nil)
+		b.EndNode()
+	}
 
 	b.BeginNode("apb-pclk")
 	b.PropStrings("compatible", "fixed-clock")

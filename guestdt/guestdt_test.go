@@ -167,6 +167,27 @@ func TestTree(t *testing.T) {
 	assert.Equal(t, uart, tree.Find("/pl011@9000000"), "the alias and stdout-path name the UART")
 }
 
+// Each virtio-mmio transport has a node of its own page, in order, with
+// its level-sensitive SPI.
+func TestVirtioNodes(t *testing.T) {
+	c := linuxGuest(1)
+	c.Virtio = 2
+	tree := parse(t, c)
+	for i, name := range []string{"/virtio_mmio@a000000", "/virtio_mmio@a001000"} {
+		n := node(t, tree, name)
+		assert.Equal(t, []string{"virtio,mmio"}, strs(t, n, "compatible"))
+		reg, err := n.Reg()
+		require.NoError(t, err)
+		assert.Equal(t, []fdt.Range{{Addr: 0x0a000000 + 0x1000*uint64(i), Size: 0x200}}, reg)
+		assert.Equal(t, cells(0, 16+uint32(i), 4), prop(t, n, "interrupts"), "SPI 16+i, level high")
+		assert.Empty(t, prop(t, n, "dma-coherent"))
+	}
+	assert.Nil(t, tree.Find("/virtio_mmio@a002000"))
+	c.Virtio = MaxVirtio + 1
+	_, err := Build(c)
+	assert.ErrorContains(t, err, "guestdt: 17 virtio devices: at most 16")
+}
+
 func TestMinimalTree(t *testing.T) {
 	tree := parse(t, Config{RAMBase: 0x80000000, RAMSize: 2 << 20, CPUs: 1, Model: "test box"})
 	assert.Equal(t, []string{"test box"}, strs(t, tree.Root, "model"))
@@ -206,6 +227,7 @@ func TestValidate(t *testing.T) {
 		{"RAM size unaligned", func(c *Config) { c.RAMSize += 0x1000 }, "is not 2 MiB aligned"},
 		{"RAM wraps", func(c *Config) { c.RAMBase = 0xffffffffffe00000 }, "wraps around the address space"},
 		{"RAM over the GIC", func(c *Config) { c.RAMBase = 0 }, "guestdt: guest RAM [0x0-0x10000000) overlaps the device at [0x8000000-0x8010000)"},
+		{"RAM over the virtio transports", func(c *Config) { c.RAMBase, c.RAMSize = 0x0a000000, 2<<20; c.InitrdStart, c.InitrdEnd = 0, 0 }, "overlaps the device at [0xa000000-0xa010000)"},
 		{"RAM over the UART", func(c *Config) { c.RAMBase, c.RAMSize = 0x09000000, 2<<20; c.InitrdStart, c.InitrdEnd = 0, 0 }, "overlaps the device at [0x9000000-0x9001000)"},
 		{"RAM over the redistributors", func(c *Config) {
 			c.RAMBase, c.RAMSize, c.CPUs = 0x08200000, 2<<20, 16

@@ -1,0 +1,380 @@
+// Package virtioblk is the virtio block device (VIRTIO 1.2, 5.2) guests
+// find on a virtio-mmio transport (4.2.2, version 2), emulated by the
+// control partition over forwarded MMIO. The device never sees the
+// guest's memory: it reaches the buffers the guest posts through Queue,
+// which the hypervisor mediates (VM_VIRTQ_*), and stores blocks on a Disk.
+// Its interrupt output is Line, driven into the guest with VM_IRQ_LINE.
+package virtioblk
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+
+	"github.com/bulkhead-hv/bulkhead/virtio"
+)
+
+// Size is the transport's register frame.
+const Size = 0x200
+
+// Transport registers this package adds to virtio's (4.2.2).
+const (
+	VendorID         = 0x00c
+	InterruptStatus  = 0x060
+	ConfigGeneration = 0x0fc
+	Config           = 0x100
+)
+
+// Feature bits (5.2.3) and the request types and status values (5.2.6).
+const (
+	FeatureSizeMax = 1 << 1
+	FeatureSegMax  = 1 << 2
+	FeatureRO      = 1 << 5
+	FeatureBlkSize = 1 << 6
+	FeatureFlush   = 1 << 9
+
+	TypeIn    = 0
+	TypeOut   = 1
+	TypeFlush = 4
+	TypeGetID = 8
+
+	StatusOK     = 0
+	StatusIOErr  = 1
+	StatusUnsupp = 2
+
+	SectorSize = 512
+	// QueueSize is the largest queue offered; SegMax the most data
+	// buffers in one request (the queue less header and status).
+	QueueSize = 128
+	SegMax    = QueueSize - 2
+	// vendor is "BLKH", the vendor ID the transport reports.
+	vendor = 0x484b4c42
+	// statusNeedsReset is DEVICE_NEEDS_RESET (2.1).
+	statusNeedsReset = 64
+	// interrupt status bits (4.2.2): used buffer, configuration change.
+	intUsed   = 1
+	intConfig = 2
+)
+
+// ErrNeedsReset is what a Queue returns when the guest broke its ring.
+var ErrNeedsReset = errors.New("virtioblk: the guest broke the queue")
+
+// Queue is the guest's request queue, as the hypervisor mediates it.
+type Queue interface {
+	// Pop takes the next request's chain: its head and the bytes the
+	// device may read (header, then data to write) and write (data
+	// read, then the status byte). ok is false when none waits.
+	Pop() (head uint16, readable, writable uint32, ok bool, err error)
+	// Read and Write copy the chain's readable or writable bytes at off.
+	Read(head uint16, off uint32, b []byte) error
+	Write(head uint16, off uint32, b []byte) error
+	// Push gives the chain back with the bytes the device wrote.
+	Push(head uint16, written uint32) error
+}
+
+// Disk stores the blocks: a whole drive or a range of one.
+type Disk interface {
+	io.ReaderAt
+	io.WriterAt
+	// Flush returns once every completed write is on stable storage.
+	Flush() error
+	Size() int64
+}
+
+// Stats are the device's counters.
+type Stats struct {
+	Reads, Writes, Flushes, Errors uint64
+	ReadBytes, WrittenBytes        uint64
+}
+
+// Device is one guest's block device.
+type Device struct {
+	Disk     Disk
+	ReadOnly bool
+	ID       string // the serial GET_ID reports, at most 20 bytes
+	Queue    Queue
+	Stats    Stats
+
+	status, intStatus    uint32
+	devSel, drvSel, qsel uint32
+	driverFeatures       uint64
+	num, ready           uint32
+	addr                 [6]uint32 // QueueDesc/Driver/Device Low/High, as written
+	buf                  []byte
+}
+
+// chunk is how much of a request moves per copy (abi.VirtqMaxCopy).
+const chunk = 64 << 10
+
+// features the device offers.
+func (d *Device) features() uint64 {
+	f := uint64(virtio.FeatureVersion1 | FeatureSegMax | FeatureBlkSize | FeatureFlush)
+	if d.ReadOnly {
+		f |= FeatureRO
+	}
+	return f
+}
+
+// config is the device's configuration layout (5.2.4): capacity in
+// sectors, size_max, seg_max, geometry (none), blk_size.
+func (d *Device) config() [24]byte {
+	var c [24]byte
+	binary.LittleEndian.PutUint64(c[0:], uint64(d.Disk.Size())/SectorSize)
+	binary.LittleEndian.PutUint32(c[8:], chunk)
+	binary.LittleEndian.PutUint32(c[12:], SegMax)
+	binary.LittleEndian.PutUint32(c[20:], SectorSize)
+	return c
+}
+
+// Read answers the guest's read of the register at off.
+func (d *Device) Read(off uint64, size int) uint64 {
+	if off >= Config {
+		c := d.config()
+		o := off - Config
+		if o+uint64(size) > uint64(len(c)) {
+			return 0
+		}
+		var v uint64
+		for i := size - 1; i >= 0; i-- {
+			v = v<<8 | uint64(c[o+uint64(i)])
+		}
+		return v
+	}
+	if size != 4 { // 4.2.2.2: the driver uses 32-bit accesses only
+		return 0
+	}
+	switch off {
+	case virtio.MagicValue:
+		return virtio.Magic
+	case virtio.Version:
+		return 2
+	case virtio.DeviceID:
+		return 2 // block device (5)
+	case VendorID:
+		return vendor
+	case virtio.DeviceFeatures:
+		if d.devSel > 1 {
+			return 0
+		}
+		return uint64(uint32(d.features() >> (32 * d.devSel)))
+	case virtio.QueueNumMax:
+		if d.qsel != 0 {
+			return 0
+		}
+		return QueueSize
+	case virtio.QueueReady:
+		if d.qsel != 0 {
+			return 0
+		}
+		return uint64(d.ready)
+	case InterruptStatus:
+		return uint64(d.intStatus)
+	case virtio.Status:
+		return uint64(d.status)
+	case ConfigGeneration:
+		return 0 // the configuration never changes
+	}
+	if off >= virtio.QueueDescLow && off <= virtio.QueueDeviceHigh && d.qsel == 0 {
+		if i := addrIndex(off); i >= 0 {
+			return uint64(d.addr[i])
+		}
+	}
+	return 0
+}
+
+func addrIndex(off uint64) int {
+	switch off {
+	case virtio.QueueDescLow:
+		return 0
+	case virtio.QueueDescHigh:
+		return 1
+	case virtio.QueueDriverLow:
+		return 2
+	case virtio.QueueDriverHigh:
+		return 3
+	case virtio.QueueDeviceLow:
+		return 4
+	case virtio.QueueDeviceHigh:
+		return 5
+	}
+	return -1
+}
+
+// Write takes the guest's write of v to the register at off.
+func (d *Device) Write(off uint64, size int, v uint64) {
+	if size != 4 {
+		return
+	}
+	w := uint32(v)
+	switch off {
+	case virtio.DeviceFeaturesSel:
+		d.devSel = w
+	case virtio.DriverFeaturesSel:
+		d.drvSel = w
+	case virtio.DriverFeatures:
+		if d.drvSel <= 1 {
+			shift := 32 * d.drvSel
+			d.driverFeatures = d.driverFeatures&^(0xffffffff<<shift) | uint64(w)<<shift
+		}
+	case virtio.QueueSel:
+		d.qsel = w
+	case virtio.QueueNum:
+		if d.qsel == 0 {
+			d.num = w
+		}
+	case virtio.QueueReady:
+		if d.qsel == 0 {
+			d.ready = w & 1
+		}
+	case virtio.InterruptACK:
+		d.intStatus &^= w
+	case virtio.Status:
+		if w == 0 {
+			d.reset()
+			return
+		}
+		if w&virtio.StatusFeaturesOK != 0 && d.driverFeatures&^d.features() != 0 {
+			w &^= virtio.StatusFeaturesOK // features it does not offer (3.1.1)
+		}
+		d.status = w | d.status&statusNeedsReset
+	case virtio.QueueNotify:
+		d.Notify(w)
+	default:
+		if i := addrIndex(off); i >= 0 && d.qsel == 0 {
+			d.addr[i] = w
+		}
+	}
+}
+
+func (d *Device) reset() {
+	*d = Device{Disk: d.Disk, ReadOnly: d.ReadOnly, ID: d.ID, Queue: d.Queue, Stats: d.Stats, buf: d.buf}
+}
+
+// Line is the device's interrupt output: high while an interrupt status
+// bit is set.
+func (d *Device) Line() bool { return d.intStatus != 0 }
+
+// Notify serves queue q: every request the guest has posted.
+func (d *Device) Notify(q uint32) {
+	if q != 0 || d.ready == 0 || d.status&virtio.StatusDriverOK == 0 || d.status&statusNeedsReset != 0 {
+		return
+	}
+	for {
+		head, r, w, ok, err := d.Queue.Pop()
+		if err != nil {
+			// The guest broke its ring: it must reset the device (2.1.2).
+			d.status |= statusNeedsReset
+			d.intStatus |= intConfig
+			d.Stats.Errors++
+			return
+		}
+		if !ok {
+			return
+		}
+		written := d.serve(head, r, w)
+		if d.Queue.Push(head, written) == nil {
+			d.intStatus |= intUsed
+		}
+	}
+}
+
+// serve carries out one request and returns the bytes written into it.
+func (d *Device) serve(head uint16, readable, writable uint32) uint32 {
+	var h [16]byte
+	if readable < 16 || writable < 1 || d.Queue.Read(head, 0, h[:]) != nil {
+		d.Stats.Errors++
+		return 0 // no header or no status byte: nothing to answer in
+	}
+	typ := binary.LittleEndian.Uint32(h[0:])
+	sector := binary.LittleEndian.Uint64(h[8:])
+	off := int64(-1) // past any disk: a sector that overflows a byte offset
+	if sector <= uint64(d.Disk.Size())/SectorSize {
+		off = int64(sector) * SectorSize
+	}
+	status, written := byte(StatusOK), uint32(0)
+	switch typ {
+	case TypeIn:
+		written = writable - 1
+		if !d.span(off, written) || d.copyOut(head, off, written) != nil {
+			status, written = StatusIOErr, 0
+		} else {
+			d.Stats.Reads++
+			d.Stats.ReadBytes += uint64(written)
+		}
+	case TypeOut:
+		n := readable - 16
+		if d.ReadOnly || !d.span(off, n) || d.copyIn(head, off, n) != nil {
+			status = StatusIOErr
+		} else {
+			d.Stats.Writes++
+			d.Stats.WrittenBytes += uint64(n)
+		}
+	case TypeFlush:
+		d.Stats.Flushes++
+		if d.Disk.Flush() != nil {
+			status = StatusIOErr
+		}
+	case TypeGetID:
+		id := make([]byte, 20) // NUL padded, no NUL when it is 20 long (5.2.6)
+		copy(id, d.ID)
+		written = min(writable-1, 20)
+		if d.Queue.Write(head, 0, id[:written]) != nil {
+			status, written = StatusIOErr, 0
+		}
+	default:
+		status = StatusUnsupp
+	}
+	if status != StatusOK {
+		d.Stats.Errors++
+	}
+	// The status byte is the chain's last writable byte.
+	if d.Queue.Write(head, writable-1, []byte{status}) != nil {
+		return 0
+	}
+	return written + 1
+}
+
+// span reports whether n bytes at off are whole sectors on the disk.
+func (d *Device) span(off int64, n uint32) bool {
+	return off >= 0 && n%SectorSize == 0 && off+int64(n) <= d.Disk.Size()
+}
+
+func (d *Device) buffer() []byte {
+	if d.buf == nil {
+		d.buf = make([]byte, chunk)
+	}
+	return d.buf
+}
+
+// copyOut reads n bytes of the disk at off into the chain.
+func (d *Device) copyOut(head uint16, off int64, n uint32) error {
+	b := d.buffer()
+	for done := uint32(0); done < n; {
+		k := min(n-done, chunk)
+		if _, err := d.Disk.ReadAt(b[:k], off+int64(done)); err != nil {
+			return err
+		}
+		if err := d.Queue.Write(head, done, b[:k]); err != nil {
+			return err
+		}
+		done += k
+	}
+	return nil
+}
+
+// copyIn writes the chain's n data bytes (after the header) to the disk
+// at off.
+func (d *Device) copyIn(head uint16, off int64, n uint32) error {
+	b := d.buffer()
+	for done := uint32(0); done < n; {
+		k := min(n-done, chunk)
+		if err := d.Queue.Read(head, 16+done, b[:k]); err != nil {
+			return err
+		}
+		if _, err := d.Disk.WriteAt(b[:k], off+int64(done)); err != nil {
+			return err
+		}
+		done += k
+	}
+	return nil
+}
