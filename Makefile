@@ -224,7 +224,7 @@ soak: images qemu
 FUZZTIME ?= 10s
 FUZZ_TARGETS := acpi:FuzzParse bootimage:FuzzParse board/fdt:FuzzParse guestdt:FuzzBuild virtio:FuzzQueues \
                 cmd/bulkhead:FuzzBrokerRequests cmd/bulkhead:FuzzBrokerControl hyp/vgic:FuzzMMIO hyp:FuzzLoadELF \
-                cpio:FuzzParse consolemux:FuzzDecode hyp/virtq:FuzzQueue
+                cpio:FuzzParse consolemux:FuzzDecode hyp/virtq:FuzzQueue vdev/virtioblk:FuzzRequests
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t#*:}; \
