@@ -1,8 +1,9 @@
 // Package virtio drives virtio devices over the virtio-mmio transport
 // (Virtual I/O Device (VIRTIO) Version 1.2, 4.2 "Virtio Over MMIO", modern
 // interface, version 2) with split virtqueues (2.7). The control partition
-// uses it for its channel to the host: a virtio console. The logic runs
-// over the Bus and Memory seams, so tests can play the device.
+// uses it for its channel to the host, a virtio console, and for the
+// machine's disks (virtio-blk, blk.go). The logic runs over the Bus and
+// Memory seams, so tests can play the device.
 package virtio
 
 import (
@@ -33,6 +34,8 @@ const (
 	QueueDriverHigh   = 0x094
 	QueueDeviceLow    = 0x0a0
 	QueueDeviceHigh   = 0x0a4
+	ConfigGeneration  = 0x0fc
+	Config            = 0x100 // device-specific configuration space (4.2.2)
 
 	Magic = 0x74726976 // "virt"
 
@@ -46,6 +49,7 @@ const (
 	// VIRTIO_F_VERSION_1 (6): feature bit 32.
 	FeatureVersion1 = 1 << 32
 
+	DeviceBlock   = 2
 	DeviceConsole = 3
 )
 
@@ -72,15 +76,22 @@ var (
 // Find scans virtio-mmio transports for a device of type id and returns
 // the base of the first.
 func Find(bus Bus, bases []uint64, id uint32) (uint64, error) {
-	for _, b := range bases {
-		if bus.Read32(b+MagicValue) != Magic || bus.Read32(b+Version) != 2 {
-			continue
-		}
-		if bus.Read32(b+DeviceID) == id {
-			return b, nil
-		}
+	if all := FindAll(bus, bases, id); len(all) > 0 {
+		return all[0], nil
 	}
 	return 0, fmt.Errorf("%w: type %d among %d virtio-mmio transports (QEMU: -global virtio-mmio.force-legacy=false)", ErrNoDevice, id, len(bases))
+}
+
+// FindAll returns the base of every modern virtio-mmio transport among
+// bases with a device of type id, in the order of bases.
+func FindAll(bus Bus, bases []uint64, id uint32) []uint64 {
+	var all []uint64
+	for _, b := range bases {
+		if bus.Read32(b+MagicValue) == Magic && bus.Read32(b+Version) == 2 && bus.Read32(b+DeviceID) == id {
+			all = append(all, b)
+		}
+	}
+	return all
 }
 
 // Reset resets the virtio-mmio device at base, if a device is there:
@@ -98,9 +109,10 @@ func Reset(bus Bus, base uint64) {
 
 // Device is an initialized virtio-mmio device.
 type Device struct {
-	bus  Bus
-	base uint64
-	mem  Memory
+	bus      Bus
+	base     uint64
+	mem      Memory
+	features uint64 // negotiated
 }
 
 // Init resets the device and negotiates VIRTIO_F_VERSION_1 and the
@@ -127,6 +139,7 @@ func Init(bus Bus, mem Memory, base uint64, want uint64) (*Device, error) {
 		d.w(Status, StatusFailed)
 		return nil, ErrFeatures
 	}
+	d.features = feat
 	return d, nil
 }
 

@@ -11,8 +11,10 @@ const (
 	DescWrite = 2 // the device writes the buffer
 )
 
-// Queue is a split virtqueue whose buffers the driver owns, one per
-// descriptor.
+// Queue is a split virtqueue (2.7). The driver posts descriptor chains
+// on it (Post, Reap); a queue set up with buffers of its own also carries
+// a byte stream over them, one buffer per descriptor (Send, Fill,
+// Receive), buffer i being descriptor i's.
 type Queue struct {
 	d        *Device
 	index    uint32
@@ -22,14 +24,20 @@ type Queue struct {
 	used     []byte // flags, idx, ring[num] of (id, len)
 	bufs     [][]byte
 	bufPA    []uint64
-	free     []uint16
+	free     []uint16 // descriptors in no chain
 	lastUsed uint16
-	// lent says which buffers the device holds: the used ring is the
-	// device's to write, and only an entry for one of these is taken.
-	lent []bool
+	// held says, by head, how many descriptors the chain the device
+	// holds there has (0: none): the used ring is the device's to write,
+	// and only an entry for one of these is taken. next and wlen are the
+	// chain's links and its device-writable bytes, kept here because the
+	// descriptor table is in memory the device can write.
+	held []uint16
+	next []uint16
+	wlen []uint32
 }
 
-// Queue sets up virtqueue index with up to num buffers of size bytes.
+// Queue sets up virtqueue index with up to num descriptors and as many
+// buffers of size bytes; with size 0 it has no buffers, for chains only.
 func (d *Device) Queue(index uint32, num, size int) (*Queue, error) {
 	d.w(QueueSel, index)
 	max := int(d.r(QueueNumMax))
@@ -45,11 +53,13 @@ func (d *Device) Queue(index uint32, num, size int) (*Queue, error) {
 	q.avail, availPA = d.mem.Alloc(6 + 2*num)
 	q.used, usedPA = d.mem.Alloc(6 + 8*num)
 	for i := 0; i < num; i++ {
-		b, pa := d.mem.Alloc(size)
-		q.bufs, q.bufPA = append(q.bufs, b), append(q.bufPA, pa)
+		if size > 0 {
+			b, pa := d.mem.Alloc(size)
+			q.bufs, q.bufPA = append(q.bufs, b), append(q.bufPA, pa)
+		}
 		q.free = append(q.free, uint16(i))
 	}
-	q.lent = make([]bool, num)
+	q.held, q.next, q.wlen = make([]uint16, num), make([]uint16, num), make([]uint32, num)
 	d.w(QueueNum, uint32(num))
 	d.w(QueueDescLow, uint32(descPA))
 	d.w(QueueDescHigh, uint32(descPA>>32))
@@ -63,49 +73,11 @@ func (d *Device) Queue(index uint32, num, size int) (*Queue, error) {
 
 var le = binary.LittleEndian
 
-// post offers buffer i to the device with n bytes (for the device to read)
-// or its whole size (to write, when write is set).
+// post offers buffer i to the device, as a chain of its one descriptor,
+// with n bytes (for the device to read) or its whole size (to write, when
+// write is set).
 func (q *Queue) post(i uint16, n int, write bool) {
-	flags := uint16(0)
-	if write {
-		flags = DescWrite
-	}
-	q.lent[i] = true
-	e := q.desc[16*int(i):]
-	le.PutUint64(e, q.bufPA[i])
-	le.PutUint32(e[8:], uint32(n))
-	le.PutUint16(e[12:], flags)
-	le.PutUint16(e[14:], 0)
-	idx := le.Uint16(q.avail[2:])
-	le.PutUint16(q.avail[4+2*(int(idx)%q.num):], i)
-	q.d.mem.Barrier()
-	le.PutUint16(q.avail[2:], idx+1)
-	q.d.mem.Barrier()
-	q.d.w(QueueNotify, q.index)
-}
-
-// reap returns the buffers the device has finished with, and the length
-// it wrote into each. The used ring is the host's to write and is not
-// trusted: an entry naming a buffer the device does not hold (out of
-// range, or given back already) is skipped, and a length is cut to its
-// buffer's size. Taken as they stood, such entries indexed or sliced past
-// the buffers (a panic in the control partition) or put one buffer in
-// the free list twice, to be handed out twice at once.
-func (q *Queue) reap() (ids []uint16, lens []int) {
-	q.d.mem.Barrier()
-	idx := le.Uint16(q.used[2:])
-	for q.lastUsed != idx {
-		e := q.used[4+8*(int(q.lastUsed)%q.num):]
-		id, n := le.Uint32(e), le.Uint32(e[4:])
-		q.lastUsed++
-		if id >= uint32(q.num) || !q.lent[id] {
-			continue
-		}
-		q.lent[id] = false
-		ids = append(ids, uint16(id))
-		lens = append(lens, int(min(n, uint32(len(q.bufs[id])))))
-	}
-	return ids, lens
+	q.chain([]uint16{i}, []Seg{{Addr: q.bufPA[i], Len: uint32(n), Write: write}})
 }
 
 // Send copies b into free buffers and hands them to the device. It waits
@@ -113,8 +85,7 @@ func (q *Queue) reap() (ids []uint16, lens []int) {
 func (q *Queue) Send(b []byte, idle func()) {
 	for len(b) > 0 {
 		for {
-			ids, _ := q.reap()
-			q.free = append(q.free, ids...)
+			q.Reap()
 			if len(q.free) > 0 {
 				break
 			}
@@ -139,10 +110,9 @@ func (q *Queue) Fill() {
 // Receive returns what the device has written, and gives the buffers back.
 func (q *Queue) Receive() []byte {
 	var out []byte
-	ids, lens := q.reap()
-	for k, i := range ids {
-		out = append(out, q.bufs[i][:lens[k]]...)
-		q.post(i, len(q.bufs[i]), true)
+	for _, u := range q.reap(false) {
+		out = append(out, q.bufs[u.Head][:u.Len]...)
+		q.post(u.Head, len(q.bufs[u.Head]), true)
 	}
 	return out
 }
