@@ -158,6 +158,21 @@ type VMInfo struct {
 	Status int    `json:"status"`
 	Mem    uint64 `json:"mem"`
 	CPUs   int    `json:"cpus"`
+	Disks  []Disk `json:"disks"`
+}
+
+// Disk is one of a VM's disks: the instance's drive behind it, the
+// guest's device name, and its counters.
+type Disk struct {
+	Drive        string `json:"drive"`
+	Dev          string `json:"dev"`
+	RO           bool   `json:"ro"`
+	Reads        uint64 `json:"reads"`
+	Writes       uint64 `json:"writes"`
+	Flushes      uint64 `json:"flushes"`
+	Errors       uint64 `json:"errors"`
+	ReadBytes    uint64 `json:"read_bytes"`
+	WrittenBytes uint64 `json:"written_bytes"`
 }
 
 // PS lists the instance's VMs, with the raw list for --json.

@@ -27,6 +27,7 @@ type machineConfig struct {
 	control  string
 	qemu     string
 	firmware string // "" (QEMU loads the hypervisor's ELF) or "uefi"
+	drives   []drive
 }
 
 // uefiFirmware is the UEFI firmware --firmware uefi boots under: Debian's
@@ -139,6 +140,9 @@ func qemuArgs(m *machineConfig, in *client.Instance, controlSize int64) []string
 		args = append(args,
 			"-device", fmt.Sprintf("loader,file=%s,addr=%#x,force-raw=on", m.control, uint64(moduleBase)),
 			"-append", fmt.Sprintf("exit=semihosting control=%#x:%d", uint64(moduleBase), controlSize))
+	}
+	for _, d := range m.drives {
+		args = append(args, d.qemuArgs()...)
 	}
 	return append(args, m.opts...)
 }
@@ -422,6 +426,7 @@ func cmdUp(args []string, stdout, stderr io.Writer) int {
 	fs, name := commandFlags("up", upUsage, stderr)
 	m := &machineConfig{}
 	m.flags(fs, "mem")
+	fs.Var(driveFlag{&m.drives}, "disk", "a raw disk image the instance's guests can attach, as `NAME=FILE` or NAME=FILE,ro\n(repeatable; bulkhead run --disk NAME gives it to a guest)")
 	asJSON := fs.Bool("json", false, "print the instance's state as JSON")
 	if _, err := parseArgs(fs, args); err != nil {
 		return failed("up", err, exitUsage, stderr)

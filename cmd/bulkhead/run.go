@@ -44,7 +44,10 @@ type runConfig struct {
 	private  bool
 	image    string
 	instance string
-	machine  machineConfig
+	// disks are the --disk values: drive names in an instance that is
+	// up, disk image files for a private one.
+	disks   []string
+	machine machineConfig
 	// machineSet lists the flags given that shape a private instance.
 	machineSet []string
 }
@@ -133,6 +136,8 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	fs.Uint64Var(&c.arg, "arg", 0, "value the guest finds in x0 at entry")
 	fs.StringVar(&c.cmdline, "cmdline", "", "the kernel command line, for a Linux guest")
 	fs.StringVar(&c.initrd, "initrd", "", "an initramfs `FILE`, uploaded after the image, for a Linux guest")
+	fs.Var(listFlag{&c.disks}, "disk", "a disk for the guest (repeatable: /dev/vda, /dev/vdb... in order): a raw image `FILE`, or FILE,ro\n"+
+		"read-only; in an instance that is up, the NAME of one of its drives (bulkhead up --disk NAME=FILE), or NAME,ro")
 	fs.BoolVar(&c.json, "json", false, "print JSON lines: the console's lines and the final status")
 	fs.BoolVar(&c.verbose, "v", false, "also print the hypervisor's and control partition's log to standard error")
 	fs.StringVar(&c.instance, "instance", "default", "run in this instance if it is up (bulkhead up); otherwise boot a private one")
@@ -225,6 +230,19 @@ func cmdRun(args []string, stdout, stderr io.Writer) (code int) {
 		if err := c.machine.check("machine-mem"); err != nil {
 			return failed("run", err, exitUsage, stderr)
 		}
+		// A private instance has the guest's disk images as its drives.
+		for i, v := range c.disks {
+			file, ro := cutRO(v)
+			d := drive{name: fmt.Sprintf("disk%d", i), file: file, ro: ro}
+			if err := d.check(); err != nil {
+				return failed("run", err, exitUsage, stderr)
+			}
+			c.machine.drives = append(c.machine.drives, d)
+			if ro {
+				d.name += ",ro"
+			}
+			c.disks[i] = d.name
+		}
 		if !c.json {
 			fmt.Fprintf(stderr, "bulkhead: booting %s in a private instance...\n", c.name)
 		}
@@ -275,6 +293,14 @@ func runIn(c *runConfig, in *client.Instance, sigs <-chan os.Signal, stdout, std
 	}
 	if c.cmdline != "" {
 		req["cmdline"] = c.cmdline
+	}
+	var disks []map[string]any
+	for _, v := range c.disks {
+		name, ro := cutRO(v)
+		disks = append(disks, map[string]any{"name": name, "ro": ro})
+	}
+	if disks != nil {
+		req["disks"] = disks
 	}
 	if initrd != nil {
 		req["initrd_size"] = len(initrd)

@@ -57,9 +57,21 @@ func cmdPs(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tVM\tSTATE\tSTATUS\tMEM\tCPUS")
+	fmt.Fprintln(tw, "NAME\tVM\tSTATE\tSTATUS\tMEM\tCPUS\tDISKS")
 	for _, v := range vms {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", v.Name, v.VM, v.State, status(v.State, v.Status), mib(v.Mem), orDash(v.CPUs))
+		disks := "-"
+		for i, d := range v.Disks {
+			if i == 0 {
+				disks = ""
+			} else {
+				disks += ","
+			}
+			disks += d.Dev + "=" + d.Drive
+			if d.RO {
+				disks += "(ro)"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", v.Name, v.VM, v.State, status(v.State, v.Status), mib(v.Mem), orDash(v.CPUs), disks)
 	}
 	tw.Flush()
 	return 0

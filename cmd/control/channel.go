@@ -78,8 +78,10 @@ type request struct {
 	Mem        uint64 `json:"mem,omitempty"`
 	CPUs       int    `json:"cpus,omitempty"`
 	PCPUs      []int  `json:"pcpus,omitempty"` // vCPU i runs on PCPUs[i % len]
-	Arg        uint64 `json:"arg,omitempty"`
-	Cmdline    string `json:"cmdline,omitempty"`
+	// Disks are the instance's drives the VM gets, /dev/vda first.
+	Disks   []diskSpec `json:"disks,omitempty"`
+	Arg     uint64     `json:"arg,omitempty"`
+	Cmdline string     `json:"cmdline,omitempty"`
 	// Time is the host's clock, in seconds since 1970, for the guests'
 	// real-time clocks.
 	Time uint64 `json:"time,omitempty"`
@@ -178,7 +180,7 @@ func (c *control) serve(r request) {
 		if r.Time != 0 {
 			setHostTime(r.Time)
 		}
-		s := bootSpec{GuestSpec: hyp.GuestSpec{Name: r.Name, Arg: r.Arg, Mem: r.Mem, CPUs: r.CPUs}, Cmdline: r.Cmdline, PCPUs: r.PCPUs}
+		s := bootSpec{GuestSpec: hyp.GuestSpec{Name: r.Name, Arg: r.Arg, Mem: r.Mem, CPUs: r.CPUs}, Cmdline: r.Cmdline, PCPUs: r.PCPUs, Disks: r.Disks}
 		if s.Mem == 0 {
 			s.Mem = hyp.DefaultGuestMem
 		}
@@ -218,7 +220,7 @@ func (c *control) serve(r request) {
 				state = "stopped"
 			}
 			list = append(list, map[string]any{"name": g.boot.Name, "vm": g.handle, "state": state, "status": g.status,
-				"mem": g.boot.Mem, "cpus": g.boot.CPUs})
+				"mem": g.boot.Mem, "cpus": g.boot.CPUs, "disks": g.diskInfo()})
 		}
 		ch.send(map[string]any{"id": r.ID, "ok": true, "vms": list})
 	case "stop":
@@ -299,13 +301,21 @@ func (c *control) sendStats(id int) {
 		list = append(list, map[string]any{"name": g.boot.Name, "vm": g.handle, "state": state,
 			"status": int32(w[abi.StatStatus]), "run_ms": w[abi.StatRunTicks] * 1000 / freq,
 			"pages": w[abi.StatPages], "faults": w[abi.StatFaults], "vcpus": w[abi.StatVCPUs],
-			"console_pending": w[abi.StatConsoleOut], "exits": exits})
+			"console_pending": w[abi.StatConsoleOut], "exits": exits, "disks": g.diskInfo()})
 	}
 	m, _ := stats(0)
+	var ds []map[string]any
+	for _, d := range drives {
+		e := map[string]any{"name": d.name, "bytes": d.blk.Size(), "ro": d.blk.ReadOnly(), "readers": d.readers}
+		if d.writer != nil {
+			e["writer"] = d.writer.boot.Name
+		}
+		ds = append(ds, e)
+	}
 	c.ch.send(map[string]any{"id": id, "ok": true, "vms": list, "machine": map[string]uint64{
 		"pages": m[abi.MachinePages], "free": m[abi.MachineFree], "hypervisor": m[abi.MachineHypervisor],
 		"control": m[abi.MachineControl], "guests": m[abi.MachineGuests], "shared": m[abi.MachineShared],
 		"vms": m[abi.MachineVMs], "table_pages": m[abi.MachineTablePages],
 		"invariant_checks": m[abi.MachineChecks], "invariant_violations": m[abi.MachineViolations],
-		"control_restarts": m[abi.MachineRestarts]}})
+		"control_restarts": m[abi.MachineRestarts]}, "drives": ds})
 }

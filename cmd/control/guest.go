@@ -30,6 +30,8 @@ type guest struct {
 	// rtcLine is the level its interrupt line was last driven to.
 	rtc     *pl031.RTC
 	rtcLine bool
+	// disks are its virtio-blk devices, in the order of its tree.
+	disks   []*guestDisk
 	handle  uint64
 	pa      uint64
 	ram     []uint64 // the placer's ranges it holds, by their PA
@@ -53,6 +55,7 @@ type bootSpec struct {
 	Cmdline string
 	Initrd  []byte
 	PCPUs   []int // the physical CPUs its vCPUs are pinned to, in turn; none: the hypervisor places them
+	Disks   []diskSpec
 }
 
 // start places a guest's RAM in the pool, loads its image (an AArch64 ELF,
@@ -60,6 +63,9 @@ type bootSpec struct {
 // tree there, then gives the pages to a new VM and starts it. Nothing of
 // the attempt remains when it fails.
 func start(s bootSpec, image []byte) (*guest, error) {
+	if err := attachDisks(s.Disks); err != nil {
+		return nil, err
+	}
 	im, err := bootimage.Parse(image)
 	if err != nil {
 		return nil, err
@@ -88,6 +94,7 @@ func start(s bootSpec, image []byte) (*guest, error) {
 	dtb, err := guestdt.Build(guestdt.Config{
 		RAMBase: hyp.GuestIPA, RAMSize: s.Mem, CPUs: s.CPUs, Bootargs: s.Cmdline,
 		InitrdStart: plan.InitrdAddr, InitrdEnd: plan.InitrdAddr + plan.InitrdSize,
+		Virtio: len(s.Disks),
 	})
 	if err != nil {
 		return fail(err)
@@ -108,12 +115,16 @@ func start(s bootSpec, image []byte) (*guest, error) {
 	g.handle = h
 	destroy := func(err error) (*guest, error) {
 		call(abi.VM_DESTROY, h)
+		g.releaseDisks()
 		return fail(err)
 	}
 	if code, _ := call(abi.VM_MMIO_MAP, h, guestdt.RTCBase, guestdt.RTCSize); code != abi.SUCCESS {
 		return destroy(fmt.Errorf("VM_MMIO_MAP: %s", errText(code)))
 	}
 	g.rtc = &pl031.RTC{Now: hostSeconds}
+	if err := g.mapDisks(s.Disks); err != nil {
+		return destroy(err)
+	}
 	if code, _ := call(abi.VM_DONATE, h, pa, hyp.GuestIPA, s.Mem, abi.PermRead|abi.PermWrite|abi.PermExec); code != abi.SUCCESS {
 		return destroy(fmt.Errorf("VM_DONATE: %s", errText(code)))
 	}
@@ -251,6 +262,16 @@ func (c *control) serveMMIO() (served bool) {
 			}
 		}
 		ipa := w[abi.MMIOIPA]
+		if gd := g.diskAt(ipa); gd != nil {
+			v, reply := g.serveDisk(gd, w)
+			if reply {
+				call(abi.VM_MMIO_REPLY, w[abi.MMIOVM], w[abi.MMIOVCPU], v)
+			}
+			continue
+		}
+		if w[abi.MMIOWrite] == abi.MMIONotify {
+			continue // no device of a guest that is gone: nobody waits
+		}
 		if g != nil && g.rtc != nil && ipa >= guestdt.RTCBase && ipa < guestdt.RTCBase+guestdt.RTCSize {
 			off := ipa - guestdt.RTCBase
 			if w[abi.MMIOWrite] == 1 {

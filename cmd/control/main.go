@@ -61,6 +61,7 @@ func main() {
 		avoid = append(avoid, hyp.Region{PA: s.Image, Size: s.ImageSize})
 	}
 	placer = hyp.NewPlacer(vm.PoolBase, vm.PoolEnd, avoid)
+	openDrives()
 	c := &control{}
 	restart := args["restart"]
 	if restart != "" {
@@ -203,6 +204,7 @@ func (c *control) destroy(g *guest) {
 		c.status = 1
 		return
 	}
+	g.releaseDisks()
 	// The pages are back, zeroed.
 	if b := mem(g.pa, 4096); !bytes.Equal(b, make([]byte, 4096)) {
 		fmt.Printf("control: %s: a returned page is not zero\n", g.boot.Name)
