@@ -415,9 +415,15 @@ the control partition. It returns once the control partition is ready. The
 instance runs guests (bulkhead run) until bulkhead down; its state, logs
 and sockets are in $XDG_RUNTIME_DIR/bulkhead/NAME.
 
+With --disk the instance gets drives, raw disk images that its control
+partition drives and backs guests' disks with (bulkhead run --disk NAME).
+A drive one guest has writable is attached to no other; ,ro drives can be
+shared read-only.
+
 Examples:
 	bulkhead up
 	bulkhead up --name big --mem 4G --smp 4
+	bulkhead up --disk root=build/linux/rootfs.ext4 --disk data=data.img,ro
 	bulkhead up --name srv --firmware uefi --smp 4 --mem 2G   # UEFI and ACPI, as a server boots
 	bulkhead up --qemu-opt=-icount --qemu-opt=shift=0,sleep=off
 `

@@ -18,6 +18,7 @@ import (
 
 	"github.com/bulkhead-hv/bulkhead/bootimage"
 	"github.com/bulkhead-hv/bulkhead/client"
+	"github.com/bulkhead-hv/bulkhead/guestdt"
 	"github.com/bulkhead-hv/bulkhead/hyp"
 )
 
@@ -115,6 +116,12 @@ Examples:
 	bulkhead up && bulkhead run --name h1 build/guest-hello.elf && bulkhead stats
 	bulkhead run --json --qemu-opt=-icount --qemu-opt=shift=0,sleep=off build/guest-timer.elf
 	bulkhead run --mem 256M --initrd build/linux/rootfs.cpio.gz --cmdline console=ttyAMA0 build/linux/vmlinuz
+	bulkhead run --mem 256M --disk build/linux/rootfs.ext4 --initrd build/linux/rootfs.cpio.gz \
+		--cmdline 'console=ttyAMA0 root=/dev/vda' build/linux/vmlinuz
+
+Disks (--disk) are virtio-blk devices the guest sees as /dev/vda, /dev/vdb...
+in the order given. The control partition serves them, reaching only the
+buffers the guest posts (docs/architecture.md, "Guest disks").
 `
 
 // machineFlags shape a private instance, not a guest.
@@ -167,6 +174,9 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	}
 	if c.cpus < 1 || c.cpus > hyp.MaxVCPUs {
 		return nil, fmt.Errorf("--cpus %d: want 1 to %d", c.cpus, hyp.MaxVCPUs)
+	}
+	if len(c.disks) > guestdt.MaxVirtio {
+		return nil, fmt.Errorf("%d --disk flags: a guest has at most %d disks", len(c.disks), guestdt.MaxVirtio)
 	}
 	return c, nil
 }

@@ -6,6 +6,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -282,4 +283,34 @@ func TestUnitAliveZombie(t *testing.T) {
 	assert.NoError(t, syscall.Kill(pid, 0), "still a process: a zombie")
 	require.NoError(t, cmd.Wait())
 	assert.False(t, client.Alive(pid))
+}
+
+// --disk values are refused with a reason before QEMU starts.
+func TestDriveFlags(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.img")
+	require.NoError(t, os.WriteFile(good, make([]byte, 4096), 0o644))
+	odd := filepath.Join(dir, "odd.img")
+	require.NoError(t, os.WriteFile(odd, make([]byte, 1000), 0o644))
+	d, err := parseDrive("root=" + good + ",ro")
+	require.NoError(t, err)
+	assert.Equal(t, drive{name: "root", file: good, ro: true}, d)
+	assert.Equal(t, []string{"-drive", "file=" + good + ",if=none,format=raw,id=drive-root,readonly=on",
+		"-device", "virtio-blk-device,drive=drive-root,serial=root"}, d.qemuArgs())
+	for v, want := range map[string]string{
+		good:                              "want NAME=FILE",
+		"a/b=" + good:                     "name it with 1 to 20 letters",
+		"x=" + filepath.Join(dir, "none"): "no such file",
+		"x=" + dir:                        "not a regular file",
+		"x=" + odd:                        "1000 bytes: a raw disk image is a non-zero number of 512-byte sectors",
+	} {
+		_, err := parseDrive(v)
+		assert.ErrorContains(t, err, want, v)
+	}
+	var drives []drive
+	f := driveFlag{&drives}
+	require.NoError(t, f.Set("a="+good))
+	assert.ErrorContains(t, f.Set("a="+good+",ro"), "a drive of that name is given already")
+	_, err = parseRun(append(strings.Split(strings.Repeat("--disk x ", 17), " ")[:34], "img"), io.Discard)
+	assert.ErrorContains(t, err, "17 --disk flags: a guest has at most 16 disks")
 }
