@@ -118,8 +118,7 @@ func (g *guest) mapDisks(specs []diskSpec) error {
 		}
 		d := findDrive(s.Name)
 		gd := &guestDisk{drive: d, ro: s.ReadOnly, base: base, intid: intid}
-		gd.dev = &virtioblk.Device{Disk: d.blk, ReadOnly: s.ReadOnly, ID: d.name,
-			Queue: mediatedQueue{vm: g.handle, base: base}}
+		gd.dev = virtioblk.New(d.blk, s.ReadOnly, d.name, mediatedQueue{vm: g.handle, base: base})
 		g.disks = append(g.disks, gd)
 		if gd.ro {
 			d.readers++

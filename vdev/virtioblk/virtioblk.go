@@ -11,19 +11,12 @@ import (
 	"errors"
 	"io"
 
+	"github.com/bulkhead-hv/bulkhead/vdev/virtiommio"
 	"github.com/bulkhead-hv/bulkhead/virtio"
 )
 
 // Size is the transport's register frame.
 const Size = 0x200
-
-// Transport registers this package adds to virtio's (4.2.2).
-const (
-	VendorID         = 0x00c
-	InterruptStatus  = 0x060
-	ConfigGeneration = 0x0fc
-	Config           = 0x100
-)
 
 // Feature bits (5.2.3) and the request types and status values (5.2.6).
 const (
@@ -47,13 +40,6 @@ const (
 	// buffers in one request (the queue less header and status).
 	QueueSize = 128
 	SegMax    = QueueSize - 2
-	// vendor is "BLKH", the vendor ID the transport reports.
-	vendor = 0x484b4c42
-	// statusNeedsReset is DEVICE_NEEDS_RESET (2.1).
-	statusNeedsReset = 64
-	// interrupt status bits (4.2.2): used buffer, configuration change.
-	intUsed   = 1
-	intConfig = 2
 )
 
 // ErrNeedsReset is what a Queue returns when the guest broke its ring.
@@ -87,38 +73,36 @@ type Stats struct {
 	ReadBytes, WrittenBytes        uint64
 }
 
-// Device is one guest's block device.
+// Device is one guest's block device. Make it with New.
 type Device struct {
+	virtiommio.Transport
 	Disk     Disk
 	ReadOnly bool
 	ID       string // the serial GET_ID reports, at most 20 bytes
 	Queue    Queue
 	Stats    Stats
-
-	status, intStatus    uint32
-	devSel, drvSel, qsel uint32
-	driverFeatures       uint64
-	num, ready           uint32
-	addr                 [6]uint32 // QueueDesc/Driver/Device Low/High, as written
-	buf                  []byte
+	buf      []byte
 }
 
 // chunk is how much of a request moves per copy (abi.VirtqMaxCopy).
 const chunk = 64 << 10
 
-// features the device offers.
-func (d *Device) features() uint64 {
+// New returns the device for a guest: disk behind queue, read-only if ro.
+func New(disk Disk, ro bool, id string, queue Queue) *Device {
+	d := &Device{Disk: disk, ReadOnly: ro, ID: id, Queue: queue}
 	f := uint64(virtio.FeatureVersion1 | FeatureSegMax | FeatureBlkSize | FeatureFlush)
-	if d.ReadOnly {
+	if ro {
 		f |= FeatureRO
 	}
-	return f
+	d.Transport = virtiommio.Transport{DeviceID: virtio.DeviceBlock, Features: f, Queues: 1, QueueSize: QueueSize,
+		Config: d.config, Notify: d.Notify}
+	return d
 }
 
 // config is the device's configuration layout (5.2.4): capacity in
 // sectors, size_max, seg_max, geometry (none), blk_size.
-func (d *Device) config() [24]byte {
-	var c [24]byte
+func (d *Device) config() []byte {
+	c := make([]byte, 24)
 	binary.LittleEndian.PutUint64(c[0:], uint64(d.Disk.Size())/SectorSize)
 	binary.LittleEndian.PutUint32(c[8:], chunk)
 	binary.LittleEndian.PutUint32(c[12:], SegMax)
@@ -126,145 +110,16 @@ func (d *Device) config() [24]byte {
 	return c
 }
 
-// Read answers the guest's read of the register at off.
-func (d *Device) Read(off uint64, size int) uint64 {
-	if off >= Config {
-		c := d.config()
-		o := off - Config
-		if o+uint64(size) > uint64(len(c)) {
-			return 0
-		}
-		var v uint64
-		for i := size - 1; i >= 0; i-- {
-			v = v<<8 | uint64(c[o+uint64(i)])
-		}
-		return v
-	}
-	if size != 4 { // 4.2.2.2: the driver uses 32-bit accesses only
-		return 0
-	}
-	switch off {
-	case virtio.MagicValue:
-		return virtio.Magic
-	case virtio.Version:
-		return 2
-	case virtio.DeviceID:
-		return 2 // block device (5)
-	case VendorID:
-		return vendor
-	case virtio.DeviceFeatures:
-		if d.devSel > 1 {
-			return 0
-		}
-		return uint64(uint32(d.features() >> (32 * d.devSel)))
-	case virtio.QueueNumMax:
-		if d.qsel != 0 {
-			return 0
-		}
-		return QueueSize
-	case virtio.QueueReady:
-		if d.qsel != 0 {
-			return 0
-		}
-		return uint64(d.ready)
-	case InterruptStatus:
-		return uint64(d.intStatus)
-	case virtio.Status:
-		return uint64(d.status)
-	case ConfigGeneration:
-		return 0 // the configuration never changes
-	}
-	if off >= virtio.QueueDescLow && off <= virtio.QueueDeviceHigh && d.qsel == 0 {
-		if i := addrIndex(off); i >= 0 {
-			return uint64(d.addr[i])
-		}
-	}
-	return 0
-}
-
-func addrIndex(off uint64) int {
-	switch off {
-	case virtio.QueueDescLow:
-		return 0
-	case virtio.QueueDescHigh:
-		return 1
-	case virtio.QueueDriverLow:
-		return 2
-	case virtio.QueueDriverHigh:
-		return 3
-	case virtio.QueueDeviceLow:
-		return 4
-	case virtio.QueueDeviceHigh:
-		return 5
-	}
-	return -1
-}
-
-// Write takes the guest's write of v to the register at off.
-func (d *Device) Write(off uint64, size int, v uint64) {
-	if size != 4 {
-		return
-	}
-	w := uint32(v)
-	switch off {
-	case virtio.DeviceFeaturesSel:
-		d.devSel = w
-	case virtio.DriverFeaturesSel:
-		d.drvSel = w
-	case virtio.DriverFeatures:
-		if d.drvSel <= 1 {
-			shift := 32 * d.drvSel
-			d.driverFeatures = d.driverFeatures&^(0xffffffff<<shift) | uint64(w)<<shift
-		}
-	case virtio.QueueSel:
-		d.qsel = w
-	case virtio.QueueNum:
-		if d.qsel == 0 {
-			d.num = w
-		}
-	case virtio.QueueReady:
-		if d.qsel == 0 {
-			d.ready = w & 1
-		}
-	case virtio.InterruptACK:
-		d.intStatus &^= w
-	case virtio.Status:
-		if w == 0 {
-			d.reset()
-			return
-		}
-		if w&virtio.StatusFeaturesOK != 0 && d.driverFeatures&^d.features() != 0 {
-			w &^= virtio.StatusFeaturesOK // features it does not offer (3.1.1)
-		}
-		d.status = w | d.status&statusNeedsReset
-	case virtio.QueueNotify:
-		d.Notify(w)
-	default:
-		if i := addrIndex(off); i >= 0 && d.qsel == 0 {
-			d.addr[i] = w
-		}
-	}
-}
-
-func (d *Device) reset() {
-	*d = Device{Disk: d.Disk, ReadOnly: d.ReadOnly, ID: d.ID, Queue: d.Queue, Stats: d.Stats, buf: d.buf}
-}
-
-// Line is the device's interrupt output: high while an interrupt status
-// bit is set.
-func (d *Device) Line() bool { return d.intStatus != 0 }
-
 // Notify serves queue q: every request the guest has posted.
 func (d *Device) Notify(q uint32) {
-	if q != 0 || d.ready == 0 || d.status&virtio.StatusDriverOK == 0 || d.status&statusNeedsReset != 0 {
+	if q != 0 || !d.Live(0) {
 		return
 	}
 	for {
 		head, r, w, ok, err := d.Queue.Pop()
 		if err != nil {
-			// The guest broke its ring: it must reset the device (2.1.2).
-			d.status |= statusNeedsReset
-			d.intStatus |= intConfig
+			// The guest broke its ring: it must reset the device.
+			d.NeedsReset()
 			d.Stats.Errors++
 			return
 		}
@@ -273,7 +128,7 @@ func (d *Device) Notify(q uint32) {
 		}
 		written := d.serve(head, r, w)
 		if d.Queue.Push(head, written) == nil {
-			d.intStatus |= intUsed
+			d.Used()
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/bulkhead-hv/bulkhead/vdev/virtiommio"
 	"github.com/bulkhead-hv/bulkhead/virtio"
 )
 
@@ -98,7 +99,7 @@ func header(typ uint32, sector uint64) []byte {
 func newDevice(t *testing.T, ro bool) (*Device, *memDisk, *fakeQueue) {
 	disk := &memDisk{b: make([]byte, 1<<20)}
 	q := &fakeQueue{}
-	d := &Device{Disk: disk, ReadOnly: ro, ID: "disk0", Queue: q}
+	d := New(disk, ro, "disk0", q)
 	require.Equal(t, uint64(virtio.Magic), d.Read(virtio.MagicValue, 4))
 	require.Equal(t, uint64(2), d.Read(virtio.Version, 4))
 	require.Equal(t, uint64(2), d.Read(virtio.DeviceID, 4))
@@ -126,17 +127,17 @@ func newDevice(t *testing.T, ro bool) (*Device, *memDisk, *fakeQueue) {
 
 func TestConfig(t *testing.T) {
 	d, _, _ := newDevice(t, false)
-	assert.Equal(t, uint64(2048), d.Read(Config, 8), "capacity in sectors, 8 bytes")
-	assert.Equal(t, uint64(2048), d.Read(Config, 4)|d.Read(Config+4, 4)<<32, "capacity as two words")
-	assert.Equal(t, uint64(0x08), d.Read(Config+1, 1), "capacity's second byte")
-	assert.Equal(t, uint64(SectorSize), d.Read(Config+20, 4), "blk_size")
-	assert.Equal(t, uint64(SegMax), d.Read(Config+12, 4), "seg_max")
-	assert.Equal(t, uint64(0), d.Read(Config+24, 4), "past the layout")
+	assert.Equal(t, uint64(2048), d.Read(virtiommio.Config, 8), "capacity in sectors, 8 bytes")
+	assert.Equal(t, uint64(2048), d.Read(virtiommio.Config, 4)|d.Read(virtiommio.Config+4, 4)<<32, "capacity as two words")
+	assert.Equal(t, uint64(0x08), d.Read(virtiommio.Config+1, 1), "capacity's second byte")
+	assert.Equal(t, uint64(SectorSize), d.Read(virtiommio.Config+20, 4), "blk_size")
+	assert.Equal(t, uint64(SegMax), d.Read(virtiommio.Config+12, 4), "seg_max")
+	assert.Equal(t, uint64(0), d.Read(virtiommio.Config+24, 4), "past the layout")
 	assert.Equal(t, uint64(0), d.Read(virtio.MagicValue, 2), "not a 32-bit access")
 }
 
 func TestFeaturesNotOffered(t *testing.T) {
-	d := &Device{Disk: &memDisk{b: make([]byte, 4096)}, Queue: &fakeQueue{}}
+	d := New(&memDisk{b: make([]byte, 4096)}, false, "", &fakeQueue{})
 	d.Write(virtio.DriverFeaturesSel, 4, 0)
 	d.Write(virtio.DriverFeatures, 4, 1<<28) // VIRTIO_F_INDIRECT_DESC
 	d.Write(virtio.Status, 4, virtio.StatusFeaturesOK)
@@ -162,8 +163,8 @@ func TestReadWriteFlush(t *testing.T) {
 	assert.Equal(t, data, rd.w[:len(data)])
 	assert.Equal(t, byte(StatusOK), rd.w[len(data)])
 	assert.True(t, d.Line(), "used buffers raise the interrupt")
-	assert.Equal(t, uint64(intUsed), d.Read(InterruptStatus, 4))
-	d.Write(virtio.InterruptACK, 4, intUsed)
+	assert.Equal(t, uint64(virtiommio.IntUsed), d.Read(virtiommio.InterruptStatus, 4))
+	d.Write(virtio.InterruptACK, 4, virtiommio.IntUsed)
 	assert.False(t, d.Line(), "acknowledged")
 	assert.Equal(t, Stats{Reads: 1, Writes: 1, Flushes: 1, ReadBytes: uint64(len(data)), WrittenBytes: uint64(len(data))}, d.Stats)
 }
@@ -218,8 +219,8 @@ func TestBrokenQueueNeedsReset(t *testing.T) {
 	d, _, q := newDevice(t, false)
 	q.broken = true
 	d.Notify(0)
-	assert.NotZero(t, d.Read(virtio.Status, 4)&statusNeedsReset, "DEVICE_NEEDS_RESET")
-	assert.Equal(t, uint64(intConfig), d.Read(InterruptStatus, 4), "a configuration change interrupt")
+	assert.NotZero(t, d.Read(virtio.Status, 4)&virtiommio.StatusNeedsReset, "DEVICE_NEEDS_RESET")
+	assert.Equal(t, uint64(virtiommio.IntConfig), d.Read(virtiommio.InterruptStatus, 4), "a configuration change interrupt")
 	q.broken = false
 	c := &chain{r: header(TypeFlush, 0), w: make([]byte, 1)}
 	q.post(c)
@@ -234,7 +235,7 @@ func TestBrokenQueueNeedsReset(t *testing.T) {
 // Nothing is served before the driver says DRIVER_OK.
 func TestNotReady(t *testing.T) {
 	q := &fakeQueue{}
-	d := &Device{Disk: &memDisk{b: make([]byte, 4096)}, Queue: q}
+	d := New(&memDisk{b: make([]byte, 4096)}, false, "", q)
 	c := &chain{r: header(TypeFlush, 0), w: make([]byte, 1)}
 	q.post(c)
 	d.Notify(0)
