@@ -49,6 +49,7 @@ const (
 	// VIRTIO_F_VERSION_1 (6): feature bit 32.
 	FeatureVersion1 = 1 << 32
 
+	DeviceNet     = 1
 	DeviceBlock   = 2
 	DeviceConsole = 3
 )

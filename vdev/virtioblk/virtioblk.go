@@ -8,7 +8,6 @@ package virtioblk
 
 import (
 	"encoding/binary"
-	"errors"
 	"io"
 
 	"github.com/bulkhead-hv/bulkhead/vdev/virtiommio"
@@ -42,21 +41,12 @@ const (
 	SegMax    = QueueSize - 2
 )
 
-// ErrNeedsReset is what a Queue returns when the guest broke its ring.
-var ErrNeedsReset = errors.New("virtioblk: the guest broke the queue")
+// Queue is the guest's request queue: each chain a request, its header
+// and data to write readable, its data read and status byte writable.
+type Queue = virtiommio.Queue
 
-// Queue is the guest's request queue, as the hypervisor mediates it.
-type Queue interface {
-	// Pop takes the next request's chain: its head and the bytes the
-	// device may read (header, then data to write) and write (data
-	// read, then the status byte). ok is false when none waits.
-	Pop() (head uint16, readable, writable uint32, ok bool, err error)
-	// Read and Write copy the chain's readable or writable bytes at off.
-	Read(head uint16, off uint32, b []byte) error
-	Write(head uint16, off uint32, b []byte) error
-	// Push gives the chain back with the bytes the device wrote.
-	Push(head uint16, written uint32) error
-}
+// ErrNeedsReset is what a Queue returns when the guest broke its ring.
+var ErrNeedsReset = virtiommio.ErrNeedsReset
 
 // Disk stores the blocks: a whole drive or a range of one.
 type Disk interface {

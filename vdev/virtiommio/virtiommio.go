@@ -7,8 +7,27 @@
 package virtiommio
 
 import (
+	"errors"
+
 	"github.com/bulkhead-hv/bulkhead/virtio"
 )
+
+// ErrNeedsReset is what a Queue returns when the guest broke its ring.
+var ErrNeedsReset = errors.New("virtio: the guest broke the queue")
+
+// Queue is one of the guest's virtqueues, as the hypervisor mediates it
+// (VM_VIRTQ_*): the device reaches the chains the guest posted, and only
+// those, while it holds them.
+type Queue interface {
+	// Pop takes the next chain: its head and the bytes the device may
+	// read and write. ok is false when none waits.
+	Pop() (head uint16, readable, writable uint32, ok bool, err error)
+	// Read and Write copy the chain's readable or writable bytes at off.
+	Read(head uint16, off uint32, b []byte) error
+	Write(head uint16, off uint32, b []byte) error
+	// Push gives the chain back with the bytes the device wrote.
+	Push(head uint16, written uint32) error
+}
 
 // Registers this package adds to virtio's (4.2.2).
 const (
