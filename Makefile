@@ -54,7 +54,9 @@ help:
 	@echo "                make test runs their seed corpora"
 	@echo "make proofs     check the Coq proofs, the oracle comparison and the SPIN model"
 	@echo "make clean      remove $(BUILD)/"
-	@echo "make linux      fetch Debian's arm64 kernel and build a busybox initramfs in $(BUILD)/linux/"
+	@echo "make linux      fetch Debian's arm64 kernel and its modules and build a busybox initramfs"
+	@echo "                in $(BUILD)/linux/"
+	@echo "make rootfs     build a busybox ext4 root filesystem, $(BUILD)/linux/rootfs.ext4 (root=/dev/vda)"
 
 GUESTS        := hello adversary bench timer ipi spin storm ticker conform fuzz
 GUEST_IMAGES  := $(GUESTS:%=$(BUILD)/guest-%.elf)
@@ -71,6 +73,7 @@ CLI           := $(BUILD)/bulkhead
 # container's VM: a Linux arm64 program, static.
 SHIM          := $(BUILD)/containerd-shim-bulkhead-v1
 CONTAINERINIT := $(BUILD)/bulkhead-containerinit
+DISKBENCH     := $(BUILD)/diskbench
 # A control partition that fuzzes the management calls (cmd/control/fuzz.go),
 # and one that crashes on request (cmd/control/crash.go).
 CONTROL_FUZZ  := $(BUILD)/bulkhead-control-fuzz.elf
@@ -105,6 +108,11 @@ $(SHIM): FORCE
 $(CONTAINERINIT): FORCE
 	@mkdir -p $(BUILD)
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-s -o $@ ./cmd/containerinit
+
+# A Linux arm64 program the disk bench runs in its guest.
+$(DISKBENCH): FORCE
+	@mkdir -p $(BUILD)
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-s -o $@ ./cmd/diskbench
 
 $(CONTROL): toolchain FORCE
 	@mkdir -p $(BUILD)
@@ -146,7 +154,7 @@ BENCH_AT := 0x50000000
 # spec's last field), whose exits the boot CPU handles today.
 BENCH_GUEST = -kernel $(HYP) -device loader,file=$(BUILD)/guest-bench.elf,addr=$(BENCH_AT),force-raw=on \
 	-append "$(APPEND) guest0=bench:$(BENCH_AT):$$(stat -c %s $(BUILD)/guest-bench.elf):0:0x1000000:2$(1)"
-bench: build qemu linux $(CLI)
+bench: build qemu linux $(CLI) $(DISKBENCH)
 	@$(QEMU) $(QEMU_FLAGS) -icount shift=0 $(call BENCH_GUEST) \
 		| tr -d '\r' | sed -n 's/^bench| bench: \(.*instructions\)$$/bench: vCPU on CPU 0: \1/p; s/^bench| //p'
 	@$(QEMU) $(subst -smp $(SMP),-smp 2,$(QEMU_FLAGS)) -icount shift=0 $(call BENCH_GUEST,:1) \
@@ -166,6 +174,15 @@ bench: build qemu linux $(CLI)
 	@# Four CPU-bound jobs in a 4-vCPU Linux guest: its vCPUs on four physical CPUs, then on one.
 	@BULKHEAD_IMAGES=$(abspath $(BUILD)) $(GO) test ./cmd/hyp -run '^$$' -bench LinuxParallel -benchtime 1x | \
 		sed -n 's/^BenchmarkLinuxParallel[^ ]*[ \t]*[0-9]*[ \t]*[0-9]* ns\/op[ \t]*\([0-9]*\) one-cpu-ms[ \t]*\([0-9.]*\) ratio[ \t]*\([0-9]*\) spread-ms/bench: 4-vCPU Linux, four CPU-bound jobs (-smp 4, thread=multi, host cores: '"$$(nproc)"'): \3 ms on four physical CPUs, \1 ms pinned to one: ratio \2/p'
+
+	@# A guest's disk through mediated virtqueues, against the same drive
+	@# as the kernel's own virtio-blk device directly in QEMU.
+	@BULKHEAD_IMAGES=$(abspath $(BUILD)) $(GO) test ./cmd/bulkhead -run '^$$' -bench LinuxDisk -benchtime 1x | tr '\t' '\n' | \
+		awk '/^ *[0-9.]+ [a-z-]+(-MB\/s|-IOPS|-ratio)$$/ { v[$$2] = $$1 } END { \
+		if (!("seqread-ratio" in v)) { print "bench: disk: the benchmark failed"; exit 1 } \
+		printf "bench: disk, sequential write (flushed): %.1f MB/s under Bulkhead, %.1f directly: ratio %.2f (target >= 0.8)\n", v["seqwrite-bulkhead-MB/s"], v["seqwrite-direct-MB/s"], v["seqwrite-ratio"]; \
+		printf "bench: disk, sequential read: %.1f MB/s under Bulkhead, %.1f directly: ratio %.2f (target >= 0.8)\n", v["seqread-bulkhead-MB/s"], v["seqread-direct-MB/s"], v["seqread-ratio"]; \
+		printf "bench: disk, 4 KiB random reads: %.0f IOPS under Bulkhead, %.0f directly: ratio %.2f (target >= 0.8)\n", v["randread-bulkhead-IOPS"], v["randread-direct-IOPS"], v["randread-ratio"] }'
 
 	@# Boot to the banner: the -kernel boot, and under UEFI (ACPI), where
 	@# "since reset" includes the firmware and "since image entry" starts at
@@ -200,7 +217,7 @@ debug: $(HYP) qemu
 
 # Unit tests of the pure logic run on the host; the QEMU tests (in the same
 # `go test` run) boot the images built here; then the proofs.
-test: images qemu containerd linux
+test: images qemu containerd linux rootfs
 	BULKHEAD_IMAGES=$(abspath $(BUILD)) $(GO) test -count=1 ./...
 	@# The race detector does not run on bare metal: the scheduler, ledger,
 	@# tables and the CLI's broker under it on the host.
@@ -295,26 +312,44 @@ containerd:
 
 # --- Linux for the guest tests: Debian's arm64 kernel and an initramfs ----
 
-# Nothing prebuilt is committed: the kernel and a static busybox come from
-# Debian's arm64 packages (scripts/linux-artifacts.sh fetches them, and
-# keeps the .deb files in DEB_CACHE for later clones), and the initramfs is
-# built here. Each output is made only when it is missing, or, for the
-# initramfs, older than its busybox or the sources of cmd/mkinitramfs and
-# the cpio package.
+# Nothing prebuilt is committed: the kernel, its modules and a static
+# busybox come from Debian's arm64 packages (scripts/linux-artifacts.sh
+# fetches them, and keeps the .deb files in DEB_CACHE for later clones),
+# and the initramfs is built here. Each output is made only when it is
+# missing or older than what it is made from: the kernel and its modules
+# (virtio-mmio, virtio block and net, ext4, and what they need) are taken
+# from the same cached kernel .deb, and are made again together when a
+# newer one is there; the initramfs is made again when its busybox, its
+# modules or the sources of cmd/mkinitramfs and the cpio package change.
 LINUX     := $(BUILD)/linux
 DEB_CACHE ?= $(HOME)/.cache/bulkhead/debs
+KERNEL_DEBS = $(filter-out %-dbg_%,$(wildcard $(DEB_CACHE)/linux-image-[0-9]*-arm64*_arm64.deb))
 MKINITRAMFS_SRC := $(filter-out %_test.go,$(wildcard cmd/mkinitramfs/*.go cpio/*.go)) cmd/mkinitramfs/init.sh
 
-linux: $(LINUX)/vmlinuz $(LINUX)/rootfs.cpio.gz
+linux: $(LINUX)/vmlinuz $(LINUX)/modules/order $(LINUX)/rootfs.cpio.gz
 
-$(LINUX)/vmlinuz:
+$(LINUX)/vmlinuz: $(KERNEL_DEBS)
 	@DEB_CACHE='$(DEB_CACHE)' scripts/linux-artifacts.sh kernel $@
+
+# The folder is written whole, its order file last.
+$(LINUX)/modules/order: $(LINUX)/vmlinuz scripts/linux-artifacts.sh $(KERNEL_DEBS)
+	@DEB_CACHE='$(DEB_CACHE)' scripts/linux-artifacts.sh modules $(@D)
 
 $(LINUX)/busybox:
 	@DEB_CACHE='$(DEB_CACHE)' scripts/linux-artifacts.sh busybox $@
 
-$(LINUX)/rootfs.cpio.gz: $(LINUX)/busybox $(MKINITRAMFS_SRC)
+$(LINUX)/rootfs.cpio.gz: $(LINUX)/busybox $(LINUX)/modules/order $(MKINITRAMFS_SRC)
 	@mkdir -p $(@D)
 	@echo "linux: building $@ (cmd/mkinitramfs)"
-	@$(GO) run ./cmd/mkinitramfs -busybox $(LINUX)/busybox -o $@
+	@$(GO) run ./cmd/mkinitramfs -busybox $(LINUX)/busybox -modules $(LINUX)/modules -o $@
 	@echo "linux: wrote $@ ($$(stat -c %s $@) bytes)"
+
+# A 64 MiB ext4 root filesystem for root=/dev/vda, made without root
+# privileges from the same busybox (scripts/mkrootfs.sh): its /sbin/init
+# prints "bulkhead-rootfs: up SECONDS", runs a shell on the console and
+# powers off when it exits.
+.PHONY: rootfs
+rootfs: $(LINUX)/rootfs.ext4
+
+$(LINUX)/rootfs.ext4: $(LINUX)/busybox scripts/mkrootfs.sh
+	@scripts/mkrootfs.sh $(LINUX)/busybox $@

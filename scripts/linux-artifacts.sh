@@ -2,13 +2,15 @@
 # Fetches the Linux pieces the guest tests boot, from Debian's arm64
 # packages, so that nothing prebuilt lives in the repository:
 #
-#   scripts/linux-artifacts.sh kernel OUT    Debian's arm64 kernel (vmlinuz)
-#   scripts/linux-artifacts.sh busybox OUT   Debian's static arm64 busybox
+#   scripts/linux-artifacts.sh kernel OUT      Debian's arm64 kernel (vmlinuz)
+#   scripts/linux-artifacts.sh modules OUTDIR  its modules for virtio-mmio
+#                                              block and net and an ext4 root
+#   scripts/linux-artifacts.sh busybox OUT     Debian's static arm64 busybox
 #
-# "make linux" runs it and builds the initramfs from the busybox. The .deb
-# files are kept in $DEB_CACHE (default ~/.cache/bulkhead/debs): they are
-# large (the kernel is about 60 MB) and a fresh clone on the same machine
-# should not download them again. A cached .deb is used as it is, without
+# "make linux" runs it and builds the initramfs from the busybox and the
+# modules. The .deb files are kept in $DEB_CACHE (default
+# ~/.cache/bulkhead/debs): they are large (the kernel is about 60 MB) and a
+# fresh clone on the same machine should not download them again. A cached .deb is used as it is, without
 # asking apt, so the artifacts stay the same until the cache is emptied.
 set -eu
 
@@ -18,7 +20,7 @@ DEB_CACHE=${DEB_CACHE:-$HOME/.cache/bulkhead/debs}
 say() { echo "linux: $*" >&2; }
 die() { echo "linux: $*" >&2; exit 1; }
 
-[ $# -eq 2 ] || die "usage: $0 kernel|busybox OUT"
+[ $# -eq 2 ] || die "usage: $0 kernel|modules|busybox OUT"
 what=$1
 out=$2
 
@@ -148,6 +150,141 @@ extract() {
 	say "wrote $3 (${src#"$x"}, $(wc -c <"$3") bytes)"
 }
 
+# MODULES are the modules the initramfs loads: Debian builds the virtio-mmio
+# transport, virtio block and net, and ext4 as modules (the virtio core and
+# virtio_ring are built in). Those a kernel has built in are left out.
+MODULES='virtio_mmio virtio_blk virtio_net ext4'
+
+# modinfo FILE FIELD prints each value of FIELD in FILE's .modinfo: its
+# NUL-terminated "field=value" strings. Newlines in the binary become \001
+# first, so that only NULs end records.
+modinfo() {
+	tr '\n\0' '\001\n' <"$1" | sed -n "s/^$2=//p"
+}
+
+# unpack SRC DEST writes module SRC to DEST, decompressed.
+unpack() {
+	case $1 in
+	*.ko) cp "$1" "$2" ;;
+	*.ko.xz) xz -dc "$1" >"$2" ;;
+	*.ko.zst) zstd -q -dc "$1" >"$2" ;;
+	*.ko.gz) gzip -dc "$1" >"$2" ;;
+	*) die "$1: not a kernel module" ;;
+	esac
+}
+
+# lookup NAME prints the path of module NAME in the index ("name path"
+# lines, names with - as _, as modprobe compares them) or, when no module
+# has that name, of the first that has the alias NAME (softdeps name
+# aliases, such as crypto-crc32c). It prints nothing if there is none.
+lookup() {
+	n=$(echo "$1" | tr - _)
+	p=$(awk -v n="$n" '$1 == n { print $2; exit }' "$index")
+	if [ -z "$p" ]; then
+		# grep -z reads NUL-terminated records, which .modinfo's are.
+		p=$(sed 's/^[^ ]* //' "$index" | grep '\.ko$' | xargs -r grep -laz -x -F "alias=$1" | head -n 1) || true
+	fi
+	if [ -z "$p" ]; then
+		for f in $(sed 's/^[^ ]* //' "$index" | grep -v '\.ko$'); do
+			unpack "$f" "$stage/.alias"
+			if grep -qaz -x -F "alias=$1" "$stage/.alias"; then p=$f; break; fi
+		done
+	fi
+	echo "$p"
+}
+
+# builtin NAME succeeds if the kernel has module NAME, or one with the
+# alias NAME, built in (the package's modules.builtin and
+# modules.builtin.modinfo, which has "module.field=value" records).
+builtin() {
+	n=$(echo "$1" | tr - _)
+	tr - _ <"$mdir/modules.builtin" | grep -qx "\(.*/\)\{0,1\}$n\.ko" && return 0
+	[ -f "$mdir/modules.builtin.modinfo" ] &&
+		grep -qaz -x "[^.]*\.alias=$(echo "$1" | sed 's/[][\.*^$]/\\&/g')" "$mdir/modules.builtin.modinfo"
+}
+
+# add NAME [WANTED_BY] copies module NAME into $stage after the modules it
+# needs, appending each to $stage/order once it is there. Its needs are its
+# "depends=" (the modules whose symbols it uses, as modpost found them: what
+# depmod writes into modules.dep, which Debian's package leaves to its
+# postinst) and the "pre:" modules of its "softdep=" (ext4 and jbd2 need
+# crc32c, which they load by name at run time).
+add() {
+	local asked name path deps d
+	asked=$(echo "$1" | tr - _)
+	case " $done " in *" $asked "*) return 0 ;; esac
+	path=$(lookup "$1")
+	if [ -z "$path" ]; then
+		if builtin "$1"; then
+			say "$1${2:+ (which $2 needs)} is built into the kernel"
+			done="$done$asked "
+			return 0
+		fi
+		die "$(basename "$deb") has no module $1${2:+ (which $2 needs)}"
+	fi
+	# An alias names its module by another name: both count as done.
+	name=$(awk -v p="$path" '$2 == p { print $1; exit }' "$index")
+	case " $done " in *" $name "*) done="$done$asked "; return 0 ;; esac
+	case " $visiting " in *" $name "*) die "modules $visiting$name depend on each other in a cycle" ;; esac
+	unpack "$path" "$stage/$name.ko.tmp"
+	vermagic=$(modinfo "$stage/$name.ko.tmp" vermagic)
+	case $vermagic in
+	"$release "*) ;;
+	*) die "${path#"$x"/}: vermagic '$vermagic', not for kernel $release" ;;
+	esac
+	visiting="$visiting$name "
+	deps=$(modinfo "$stage/$name.ko.tmp" depends | tr , ' ')
+	# "softdep=pre: a b post: c": the words after pre: until post:.
+	deps="$(modinfo "$stage/$name.ko.tmp" softdep | awk '{
+		pre = 0
+		for (i = 1; i <= NF; i++) {
+			if ($i == "pre:") pre = 1
+			else if ($i == "post:") pre = 0
+			else if (pre) print $i
+		}
+	}') $deps"
+	for d in $deps; do add "$d" "$name"; done
+	visiting=${visiting%"$name "}
+	mv "$stage/$name.ko.tmp" "$stage/$name.ko"
+	echo "$name.ko" >>"$stage/order"
+	done="$done$name "
+	[ "$asked" = "$name" ] || done="$done$asked "
+}
+
+# modules DEB OUTDIR unpacks the kernel package DEB and writes MODULES and
+# what they need into OUTDIR, with OUTDIR/order listing them one a line,
+# each after the modules it needs. OUTDIR is replaced whole, and order is
+# written last, so that make never sees half an output.
+modules() {
+	x=$(mktemp -d)
+	trap 'rm -rf "$x"' EXIT
+	say "extracting $(basename "$1") (modules)"
+	dpkg-deb -x "$1" "$x"
+	set -- "$x"/lib/modules/*/
+	[ $# -eq 1 ] && [ -d "$1" ] || die "$(basename "$deb") has not exactly one /lib/modules/VERSION"
+	release=$(basename "$1")
+	mdir=$1
+	index=$x/index
+	find "$1" -type f \( -name '*.ko' -o -name '*.ko.xz' -o -name '*.ko.zst' -o -name '*.ko.gz' \) |
+		sort | awk '{ n = $0; sub(/.*\//, "", n); sub(/\.ko(\.(xz|zst|gz))?$/, "", n); gsub(/-/, "_", n); print n, $0 }' >"$index"
+	[ -s "$index" ] || die "$(basename "$deb") has no modules under /lib/modules/$release"
+	stage=$x/out
+	mkdir "$stage"
+	: >"$stage/order"
+	done= visiting=
+	for m in $MODULES; do add "$m"; done
+	rm -f "$stage/.alias"
+	rm -rf "$out.tmp"
+	mkdir -p "$(dirname "$out")"
+	mkdir "$out.tmp"
+	for m in $(cat "$stage/order"); do cp "$stage/$m" "$out.tmp/$m"; done
+	cp "$stage/order" "$out.tmp/order.tmp"
+	rm -rf "$out"
+	mv "$out.tmp" "$out"
+	mv "$out/order.tmp" "$out/order"
+	say "wrote $out ($release: $(tr '\n' ' ' <"$out/order")$(du -sk "$out" | cut -f1) KiB)"
+}
+
 # The .deb path is assigned before use so that set -e stops the script
 # when finding it fails (a failing $(...) inside arguments would not).
 case $what in
@@ -155,9 +292,13 @@ kernel)
 	deb=$(kernel_deb)
 	extract "$deb" 'boot/vmlinuz-*' "$out"
 	;;
+modules)
+	deb=$(kernel_deb)
+	modules "$deb" "$out"
+	;;
 busybox)
 	deb=$(busybox_deb)
 	extract "$deb" 'bin/busybox' "$out"
 	;;
-*) die "unknown artifact $what: kernel or busybox" ;;
+*) die "unknown artifact $what: kernel, modules or busybox" ;;
 esac

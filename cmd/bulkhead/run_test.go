@@ -26,7 +26,7 @@ import (
 
 // imagesDir points the CLI at the built images, and at a private state
 // directory so that no instance the user has up is involved.
-func imagesDir(t *testing.T) string {
+func imagesDir(t testing.TB) string {
 	dir := qemutest.ImageDir(t)
 	t.Setenv("BULKHEAD_IMAGES", dir)
 	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())

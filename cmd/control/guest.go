@@ -30,7 +30,9 @@ type guest struct {
 	// rtcLine is the level its interrupt line was last driven to.
 	rtc     *pl031.RTC
 	rtcLine bool
-	// disks are its virtio-blk devices, in the order of its tree.
+	// virtio are its virtio-mmio transports, in the order of its tree;
+	// disks its virtio-blk devices among them, first.
+	virtio  []*virtdev
 	disks   []*guestDisk
 	handle  uint64
 	pa      uint64
@@ -262,8 +264,8 @@ func (c *control) serveMMIO() (served bool) {
 			}
 		}
 		ipa := w[abi.MMIOIPA]
-		if gd := g.diskAt(ipa); gd != nil {
-			v, reply := g.serveDisk(gd, w)
+		if vd := g.virtioAt(ipa); vd != nil {
+			v, reply := g.serveVirtio(vd, w)
 			if reply {
 				call(abi.VM_MMIO_REPLY, w[abi.MMIOVM], w[abi.MMIOVCPU], v)
 			}
