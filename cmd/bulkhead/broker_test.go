@@ -262,6 +262,9 @@ func TestBrokerRewritesIDs(t *testing.T) {
 func TestBrokerRoutesEvents(t *testing.T) {
 	b, fc := newFakeControl(t)
 	a, bb, other := dial(t, b), dial(t, b), dial(t, b)
+	// other sends nothing: the broker must have taken it in before the
+	// exit is broadcast, which it does in a goroutine of its own.
+	require.Eventually(t, func() bool { return b.clientCount() == 3 }, 5*time.Second, time.Millisecond)
 	assert.True(t, answer(t, a, run(t, a, "a", 10)).OK)
 	assert.True(t, answer(t, bb, run(t, bb, "b", 10)).OK)
 	fc.send(map[string]any{"event": "console", "vm": "a", "data": []byte("from a\n")})
