@@ -79,9 +79,11 @@ type request struct {
 	CPUs       int    `json:"cpus,omitempty"`
 	PCPUs      []int  `json:"pcpus,omitempty"` // vCPU i runs on PCPUs[i % len]
 	// Disks are the instance's drives the VM gets, /dev/vda first.
-	Disks   []diskSpec `json:"disks,omitempty"`
-	Arg     uint64     `json:"arg,omitempty"`
-	Cmdline string     `json:"cmdline,omitempty"`
+	Disks []diskSpec `json:"disks,omitempty"`
+	// Net gives it a network device on the instance's uplink.
+	Net     bool   `json:"net,omitempty"`
+	Arg     uint64 `json:"arg,omitempty"`
+	Cmdline string `json:"cmdline,omitempty"`
 	// Time is the host's clock, in seconds since 1970, for the guests'
 	// real-time clocks.
 	Time uint64 `json:"time,omitempty"`
@@ -180,7 +182,7 @@ func (c *control) serve(r request) {
 		if r.Time != 0 {
 			setHostTime(r.Time)
 		}
-		s := bootSpec{GuestSpec: hyp.GuestSpec{Name: r.Name, Arg: r.Arg, Mem: r.Mem, CPUs: r.CPUs}, Cmdline: r.Cmdline, PCPUs: r.PCPUs, Disks: r.Disks}
+		s := bootSpec{GuestSpec: hyp.GuestSpec{Name: r.Name, Arg: r.Arg, Mem: r.Mem, CPUs: r.CPUs}, Cmdline: r.Cmdline, PCPUs: r.PCPUs, Disks: r.Disks, Net: r.Net}
 		if s.Mem == 0 {
 			s.Mem = hyp.DefaultGuestMem
 		}
@@ -220,7 +222,7 @@ func (c *control) serve(r request) {
 				state = "stopped"
 			}
 			list = append(list, map[string]any{"name": g.boot.Name, "vm": g.handle, "state": state, "status": g.status,
-				"mem": g.boot.Mem, "cpus": g.boot.CPUs, "disks": g.diskInfo()})
+				"mem": g.boot.Mem, "cpus": g.boot.CPUs, "disks": g.diskInfo(), "net": g.netInfo()})
 		}
 		ch.send(map[string]any{"id": r.ID, "ok": true, "vms": list})
 	case "stop":
@@ -301,7 +303,7 @@ func (c *control) sendStats(id int) {
 		list = append(list, map[string]any{"name": g.boot.Name, "vm": g.handle, "state": state,
 			"status": int32(w[abi.StatStatus]), "run_ms": w[abi.StatRunTicks] * 1000 / freq,
 			"pages": w[abi.StatPages], "faults": w[abi.StatFaults], "vcpus": w[abi.StatVCPUs],
-			"console_pending": w[abi.StatConsoleOut], "exits": exits, "disks": g.diskInfo()})
+			"console_pending": w[abi.StatConsoleOut], "exits": exits, "disks": g.diskInfo(), "net": g.netInfo()})
 	}
 	m, _ := stats(0)
 	var ds []map[string]any

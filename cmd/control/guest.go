@@ -34,6 +34,7 @@ type guest struct {
 	// disks its virtio-blk devices among them, first.
 	virtio  []*virtdev
 	disks   []*guestDisk
+	net     *guestNet // its network device, after the disks
 	handle  uint64
 	pa      uint64
 	ram     []uint64 // the placer's ranges it holds, by their PA
@@ -58,6 +59,7 @@ type bootSpec struct {
 	Initrd  []byte
 	PCPUs   []int // the physical CPUs its vCPUs are pinned to, in turn; none: the hypervisor places them
 	Disks   []diskSpec
+	Net     bool // a network device on the instance's uplink
 }
 
 // start places a guest's RAM in the pool, loads its image (an AArch64 ELF,
@@ -67,6 +69,9 @@ type bootSpec struct {
 func start(s bootSpec, image []byte) (*guest, error) {
 	if err := attachDisks(s.Disks); err != nil {
 		return nil, err
+	}
+	if s.Net && uplink == nil {
+		return nil, fmt.Errorf("the instance has no uplink for --net (bulkhead up --net user)")
 	}
 	im, err := bootimage.Parse(image)
 	if err != nil {
@@ -96,7 +101,7 @@ func start(s bootSpec, image []byte) (*guest, error) {
 	dtb, err := guestdt.Build(guestdt.Config{
 		RAMBase: hyp.GuestIPA, RAMSize: s.Mem, CPUs: s.CPUs, Bootargs: s.Cmdline,
 		InitrdStart: plan.InitrdAddr, InitrdEnd: plan.InitrdAddr + plan.InitrdSize,
-		Virtio: len(s.Disks),
+		Virtio: s.transports(),
 	})
 	if err != nil {
 		return fail(err)
@@ -118,6 +123,7 @@ func start(s bootSpec, image []byte) (*guest, error) {
 	destroy := func(err error) (*guest, error) {
 		call(abi.VM_DESTROY, h)
 		g.releaseDisks()
+		g.releaseNet()
 		return fail(err)
 	}
 	if code, _ := call(abi.VM_MMIO_MAP, h, guestdt.RTCBase, guestdt.RTCSize); code != abi.SUCCESS {
@@ -126,6 +132,11 @@ func start(s bootSpec, image []byte) (*guest, error) {
 	g.rtc = &pl031.RTC{Now: hostSeconds}
 	if err := g.mapDisks(s.Disks); err != nil {
 		return destroy(err)
+	}
+	if s.Net {
+		if err := g.mapNet(); err != nil {
+			return destroy(err)
+		}
 	}
 	if code, _ := call(abi.VM_DONATE, h, pa, hyp.GuestIPA, s.Mem, abi.PermRead|abi.PermWrite|abi.PermExec); code != abi.SUCCESS {
 		return destroy(fmt.Errorf("VM_DONATE: %s", errText(code)))
@@ -288,4 +299,13 @@ func (c *control) serveMMIO() (served bool) {
 		call(abi.VM_MMIO_REPLY, w[abi.MMIOVM], w[abi.MMIOVCPU], value)
 	}
 	return served
+}
+
+// transports is how many virtio-mmio transports the guest has: its disks,
+// then its network device.
+func (s bootSpec) transports() int {
+	if s.Net {
+		return len(s.Disks) + 1
+	}
+	return len(s.Disks)
 }

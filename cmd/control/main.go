@@ -62,6 +62,7 @@ func main() {
 	}
 	placer = hyp.NewPlacer(vm.PoolBase, vm.PoolEnd, avoid)
 	openDrives()
+	openUplink()
 	c := &control{}
 	restart := args["restart"]
 	if restart != "" {
@@ -143,6 +144,9 @@ func (c *control) loop() int {
 		if c.serveMMIO() {
 			c.busy()
 		}
+		if c.pollUplink() {
+			c.busy()
+		}
 		for _, g := range append([]*guest(nil), c.guests...) {
 			empty := g.drain(c.console)
 			g.feed()
@@ -205,6 +209,7 @@ func (c *control) destroy(g *guest) {
 		return
 	}
 	g.releaseDisks()
+	g.releaseNet()
 	// The pages are back, zeroed.
 	if b := mem(g.pa, 4096); !bytes.Equal(b, make([]byte, 4096)) {
 		fmt.Printf("control: %s: a returned page is not zero\n", g.boot.Name)
