@@ -324,7 +324,7 @@ containerd:
 LINUX     := $(BUILD)/linux
 DEB_CACHE ?= $(HOME)/.cache/bulkhead/debs
 KERNEL_DEBS = $(filter-out %-dbg_%,$(wildcard $(DEB_CACHE)/linux-image-[0-9]*-arm64*_arm64.deb))
-MKINITRAMFS_SRC := $(filter-out %_test.go,$(wildcard cmd/mkinitramfs/*.go cpio/*.go)) cmd/mkinitramfs/init.sh
+MKINITRAMFS_SRC := $(filter-out %_test.go,$(wildcard cmd/mkinitramfs/*.go cpio/*.go)) cmd/mkinitramfs/init.sh cmd/mkinitramfs/udhcpc.sh
 
 linux: $(LINUX)/vmlinuz $(LINUX)/modules/order $(LINUX)/rootfs.cpio.gz
 

@@ -159,6 +159,20 @@ type VMInfo struct {
 	Mem    uint64 `json:"mem"`
 	CPUs   int    `json:"cpus"`
 	Disks  []Disk `json:"disks"`
+	Net    *NIC   `json:"net"`
+}
+
+// NIC is a VM's network device on the instance's uplink, and its
+// counters.
+type NIC struct {
+	Dev       string `json:"dev"`
+	MAC       string `json:"mac"`
+	TxFrames  uint64 `json:"tx_frames"`
+	TxBytes   uint64 `json:"tx_bytes"`
+	RxFrames  uint64 `json:"rx_frames"`
+	RxBytes   uint64 `json:"rx_bytes"`
+	RxDropped uint64 `json:"rx_dropped"`
+	Errors    uint64 `json:"errors"`
 }
 
 // Disk is one of a VM's disks: the instance's drive behind it, the

@@ -28,6 +28,7 @@ type machineConfig struct {
 	qemu     string
 	firmware string // "" (QEMU loads the hypervisor's ELF) or "uefi"
 	drives   []drive
+	uplink   *uplink
 }
 
 // uefiFirmware is the UEFI firmware --firmware uefi boots under: Debian's
@@ -143,6 +144,9 @@ func qemuArgs(m *machineConfig, in *client.Instance, controlSize int64) []string
 	}
 	for _, d := range m.drives {
 		args = append(args, d.qemuArgs()...)
+	}
+	if m.uplink != nil {
+		args = append(args, m.uplink.qemuArgs()...)
 	}
 	return append(args, m.opts...)
 }
@@ -418,12 +422,15 @@ and sockets are in $XDG_RUNTIME_DIR/bulkhead/NAME.
 With --disk the instance gets drives, raw disk images that its control
 partition drives and backs guests' disks with (bulkhead run --disk NAME).
 A drive one guest has writable is attached to no other; ,ro drives can be
-shared read-only.
+shared read-only. With --net it gets an uplink: guests that ask for a
+network device (bulkhead run --net) are switched onto it, each with a MAC
+of its own, and see the uplink's network but not each other.
 
 Examples:
 	bulkhead up
 	bulkhead up --name big --mem 4G --smp 4
 	bulkhead up --disk root=build/linux/rootfs.ext4 --disk data=data.img,ro
+	bulkhead up --net user,hostfwd=tcp:8080-:80   # guests on QEMU's user network
 	bulkhead up --name srv --firmware uefi --smp 4 --mem 2G   # UEFI and ACPI, as a server boots
 	bulkhead up --qemu-opt=-icount --qemu-opt=shift=0,sleep=off
 `
@@ -433,6 +440,8 @@ func cmdUp(args []string, stdout, stderr io.Writer) int {
 	m := &machineConfig{}
 	m.flags(fs, "mem")
 	fs.Var(driveFlag{&m.drives}, "disk", "a raw disk image the instance's guests can attach, as `NAME=FILE` or NAME=FILE,ro\n(repeatable; bulkhead run --disk NAME gives it to a guest)")
+	fs.Var(uplinkFlag{&m.uplink}, "net", "the instance's uplink, which guests' network devices are switched onto (bulkhead run --net):\n"+
+		"`user`[,hostfwd=tcp:HOSTPORT-:GUESTPORT]... (QEMU's user network, its forwards on 127.0.0.1) or tap,ifname=NAME")
 	asJSON := fs.Bool("json", false, "print the instance's state as JSON")
 	if _, err := parseArgs(fs, args); err != nil {
 		return failed("up", err, exitUsage, stderr)

@@ -48,6 +48,7 @@ type runConfig struct {
 	// disks are the --disk values: drive names in an instance that is
 	// up, disk image files for a private one.
 	disks   []string
+	net     string // --net: an uplink for a private instance, or "user" for one that is up
 	machine machineConfig
 	// machineSet lists the flags given that shape a private instance.
 	machineSet []string
@@ -121,7 +122,11 @@ Examples:
 
 Disks (--disk) are virtio-blk devices the guest sees as /dev/vda, /dev/vdb...
 in the order given. The control partition serves them, reaching only the
-buffers the guest posts (docs/architecture.md, "Guest disks").
+buffers the guest posts (docs/architecture.md, "Guest disks"). --net gives
+it a virtio-net device, eth0, switched onto the instance's uplink.
+
+	bulkhead run --mem 256M --net user,hostfwd=tcp:8080-:80 --initrd build/linux/rootfs.cpio.gz \
+		--cmdline console=ttyAMA0 build/linux/vmlinuz
 `
 
 // machineFlags shape a private instance, not a guest.
@@ -145,6 +150,8 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	fs.StringVar(&c.initrd, "initrd", "", "an initramfs `FILE`, uploaded after the image, for a Linux guest")
 	fs.Var(listFlag{&c.disks}, "disk", "a disk for the guest (repeatable: /dev/vda, /dev/vdb... in order): a raw image `FILE`, or FILE,ro\n"+
 		"read-only; in an instance that is up, the NAME of one of its drives (bulkhead up --disk NAME=FILE), or NAME,ro")
+	fs.StringVar(&c.net, "net", "", "a network device for the guest (eth0): `user`[,hostfwd=tcp:HOSTPORT-:GUESTPORT]... gives a private\n"+
+		"instance QEMU's user network (DHCP, forwards on 127.0.0.1); in an instance that is up, --net user joins its uplink")
 	fs.BoolVar(&c.json, "json", false, "print JSON lines: the console's lines and the final status")
 	fs.BoolVar(&c.verbose, "v", false, "also print the hypervisor's and control partition's log to standard error")
 	fs.StringVar(&c.instance, "instance", "default", "run in this instance if it is up (bulkhead up); otherwise boot a private one")
@@ -175,8 +182,13 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	if c.cpus < 1 || c.cpus > hyp.MaxVCPUs {
 		return nil, fmt.Errorf("--cpus %d: want 1 to %d", c.cpus, hyp.MaxVCPUs)
 	}
-	if len(c.disks) > guestdt.MaxVirtio {
-		return nil, fmt.Errorf("%d --disk flags: a guest has at most %d disks", len(c.disks), guestdt.MaxVirtio)
+	if c.net != "" {
+		if _, err := parseUplink(c.net); err != nil {
+			return nil, err
+		}
+	}
+	if len(c.disks) > guestdt.MaxVirtio-1 {
+		return nil, fmt.Errorf("%d --disk flags: a guest has at most %d disks", len(c.disks), guestdt.MaxVirtio-1)
 	}
 	return c, nil
 }
@@ -233,6 +245,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) (code int) {
 	if !c.private {
 		in, _ = client.LoadInstance(c.instance)
 	}
+	if in != nil && c.net != "" && c.net != "user" {
+		return failed("run", fmt.Errorf("--net %s: instance %q is up, and its uplink's forwards are its own (bulkhead up --net): use --net user, or add --private", c.net, c.instance), exitUsage, stderr)
+	}
 	if in != nil && len(c.machineSet) > 0 {
 		return failed("run", fmt.Errorf("%s shape a private instance, but instance %q is up: drop them, or add --private", strings.Join(c.machineSet, ", "), c.instance), exitUsage, stderr)
 	}
@@ -252,6 +267,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) (code int) {
 				d.name += ",ro"
 			}
 			c.disks[i] = d.name
+		}
+		if c.net != "" {
+			c.machine.uplink, _ = parseUplink(c.net)
 		}
 		if !c.json {
 			fmt.Fprintf(stderr, "bulkhead: booting %s in a private instance...\n", c.name)
@@ -311,6 +329,9 @@ func runIn(c *runConfig, in *client.Instance, sigs <-chan os.Signal, stdout, std
 	}
 	if disks != nil {
 		req["disks"] = disks
+	}
+	if c.net != "" {
+		req["net"] = true
 	}
 	if initrd != nil {
 		req["initrd_size"] = len(initrd)

@@ -216,7 +216,7 @@ func TestUpPsDown(t *testing.T) {
 	assert.Empty(t, ps(t, "t"))
 	code, out, errb := bh("ps", "--instance", "t")
 	require.Equal(t, 0, code, errb)
-	assert.Equal(t, "NAME  VM  STATE  STATUS  MEM  CPUS  DISKS\n", out)
+	assert.Equal(t, "NAME  VM  STATE  STATUS  MEM  CPUS  DISKS  NET\n", out)
 	code, out, errb = bh("stats", "--name", "t")
 	require.Equal(t, 0, code, errb)
 	assert.Contains(t, out, "no VMs\n")

@@ -312,5 +312,31 @@ func TestDriveFlags(t *testing.T) {
 	require.NoError(t, f.Set("a="+good))
 	assert.ErrorContains(t, f.Set("a="+good+",ro"), "a drive of that name is given already")
 	_, err = parseRun(append(strings.Split(strings.Repeat("--disk x ", 17), " ")[:34], "img"), io.Discard)
-	assert.ErrorContains(t, err, "17 --disk flags: a guest has at most 16 disks")
+	assert.ErrorContains(t, err, "17 --disk flags: a guest has at most 15 disks")
+}
+
+// --net values: QEMU's user network with forwards bound to the loopback,
+// or a tap; anything else is refused with what is accepted.
+func TestUplinkFlags(t *testing.T) {
+	u, err := parseUplink("user,hostfwd=tcp:8080-:80,hostfwd=udp:0.0.0.0:53-:53,hostfwd=tcp::22-:2222")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"-netdev", "user,id=uplink,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp:0.0.0.0:53-:53,hostfwd=tcp:127.0.0.1:22-:2222",
+		"-device", "virtio-net-device,netdev=uplink"}, u.qemuArgs())
+	u, err = parseUplink("tap,ifname=tap0")
+	require.NoError(t, err)
+	assert.Equal(t, "tap,id=uplink,ifname=tap0,script=no,downscript=no", u.qemuArgs()[1])
+	for v, want := range map[string]string{
+		"bridge":                 "want user[,hostfwd=tcp:HOSTPORT-:GUESTPORT] or tap,ifname=NAME",
+		"user,hostfwd=tcp:80":    "hostfwd=tcp:80: want tcp:HOSTPORT-:GUESTPORT",
+		"user,smb=/":             `unknown option "smb=/"`,
+		"tap":                    "a tap uplink needs ifname=NAME",
+		"tap,ifname=a;rm -rf /x": "is not an interface name",
+	} {
+		_, err := parseUplink(v)
+		assert.ErrorContains(t, err, want, v)
+	}
+	var one *uplink
+	f := uplinkFlag{&one}
+	require.NoError(t, f.Set("user"))
+	assert.ErrorContains(t, f.Set("user"), "an instance has one uplink")
 }

@@ -57,7 +57,7 @@ func cmdPs(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tVM\tSTATE\tSTATUS\tMEM\tCPUS\tDISKS")
+	fmt.Fprintln(tw, "NAME\tVM\tSTATE\tSTATUS\tMEM\tCPUS\tDISKS\tNET")
 	for _, v := range vms {
 		disks := "-"
 		for i, d := range v.Disks {
@@ -71,7 +71,11 @@ func cmdPs(args []string, stdout, stderr io.Writer) int {
 				disks += "(ro)"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", v.Name, v.VM, v.State, status(v.State, v.Status), mib(v.Mem), orDash(v.CPUs), disks)
+		net := "-"
+		if v.Net != nil {
+			net = v.Net.Dev + "=" + v.Net.MAC
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Name, v.VM, v.State, status(v.State, v.Status), mib(v.Mem), orDash(v.CPUs), disks, net)
 	}
 	tw.Flush()
 	return 0

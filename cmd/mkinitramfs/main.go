@@ -31,6 +31,12 @@ import (
 //go:embed init.sh
 var initScript []byte
 
+// udhcpcScript configures an interface from a DHCP lease (busybox
+// udhcpc's default script).
+//
+//go:embed udhcpc.sh
+var udhcpcScript []byte
+
 const usage = `mkinitramfs writes a gzip-compressed newc cpio archive, an initramfs for
 an arm64 Linux kernel (QEMU's -initrd), that boots to a busybox shell.
 
@@ -51,6 +57,8 @@ The archive holds:
 	/bin/APPLET      links to /bin/busybox for the applets it needs
 	/dev/console     character device 5,1
 	/dev/null        character device 1,3
+	/etc/udhcpc/default.script   configures an interface from a DHCP
+	                 lease (cmd/mkinitramfs/udhcpc.sh), for busybox udhcpc
 	/sbin /usr/bin /usr/sbin /proc /sys /tmp /root /etc   empty
 	/lib/modules/    with -modules DIR: the modules DIR/order lists, one
 	                 file name a line, each after those it needs, and that
@@ -79,6 +87,8 @@ var applets = []string{
 	// The modules, the switch to a root on disk, and its network device.
 	"insmod", "lsmod", "rmmod", "switch_root", "chroot", "ip", "ifconfig",
 	"ping",
+	// DHCP, and the clients and servers the network tests use.
+	"udhcpc", "wget", "nc", "httpd",
 }
 
 func main() {
@@ -261,6 +271,8 @@ func initramfs(busybox, init []byte, mods []module) []cpio.Entry {
 		cpio.CharDev("dev/null", 0o666, 1, 3),
 		cpio.File("bin/busybox", 0o755, busybox),
 		cpio.File("init", 0o755, init),
+		cpio.Dir("etc/udhcpc"),
+		cpio.File("etc/udhcpc/default.script", 0o755, udhcpcScript),
 	}
 	for _, a := range applets {
 		es = append(es, cpio.Symlink("bin/"+a, "/bin/busybox"))
