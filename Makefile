@@ -184,6 +184,13 @@ bench: build qemu linux $(CLI) $(DISKBENCH)
 		printf "bench: disk, sequential read: %.1f MB/s under Bulkhead, %.1f directly: ratio %.2f (target >= 0.8)\n", v["seqread-bulkhead-MB/s"], v["seqread-direct-MB/s"], v["seqread-ratio"]; \
 		printf "bench: disk, 4 KiB random reads: %.0f IOPS under Bulkhead, %.0f directly: ratio %.2f (target >= 0.8)\n", v["randread-bulkhead-IOPS"], v["randread-direct-IOPS"], v["randread-ratio"] }'
 
+	@# Guest-to-host TCP through the control partition's switch and uplink,
+	@# against the same kernel's own virtio-net device directly in QEMU.
+	@BULKHEAD_IMAGES=$(abspath $(BUILD)) $(GO) test ./cmd/bulkhead -run '^$$' -bench LinuxNet -benchtime 1x | tr '\t' '\n' | \
+		awk '/^ *[0-9.]+ tcp-[a-z-]*(MB\/s|ratio)$$/ { v[$$2] = $$1 } END { \
+		if (!("tcp-ratio" in v)) { print "bench: network: the benchmark failed"; exit 1 } \
+		printf "bench: network, guest to host TCP (user network, 32 MiB): %.1f MB/s under Bulkhead, %.1f directly: ratio %.2f (target >= 0.6)\n", v["tcp-bulkhead-MB/s"], v["tcp-direct-MB/s"], v["tcp-ratio"] }'
+
 	@# Boot to the banner: the -kernel boot, and under UEFI (ACPI), where
 	@# "since reset" includes the firmware and "since image entry" starts at
 	@# the hand-over (ExitBootServices done).

@@ -33,20 +33,17 @@ for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /sys/block/vda ] && break; sleep 0.2; don
 poweroff -f
 `
 
-// benchInitrd is the test initramfs with the bench script and diskbench
-// appended as a second archive, which the kernel unpacks over the first.
-func benchInitrd(b *testing.B, dir string) string {
+// benchInitrd is the test initramfs with the bench script and the files
+// given appended as a second archive, which the kernel unpacks over the
+// first.
+func benchInitrd(b *testing.B, dir, script string, files ...cpio.Entry) string {
 	base, err := os.ReadFile(filepath.Join(dir, "linux", "rootfs.cpio.gz"))
 	if err != nil {
 		b.Fatal(err, " (make linux)")
 	}
-	tool, err := os.ReadFile(filepath.Join(dir, "diskbench"))
-	if err != nil {
-		b.Fatal(err, " (make bench builds it)")
-	}
 	var z bytes.Buffer
 	w := gzip.NewWriter(&z)
-	if err := cpio.Write(w, []cpio.Entry{cpio.File("bench.sh", 0o755, []byte(benchScript)), cpio.File("diskbench", 0o755, tool)}); err != nil {
+	if err := cpio.Write(w, append([]cpio.Entry{cpio.File("bench.sh", 0o755, []byte(script))}, files...)); err != nil {
 		b.Fatal(err)
 	}
 	w.Close()
@@ -110,7 +107,11 @@ func tailLines(l []string, n int) string {
 // 4 KiB random-read IOPS, each with its ratio to the direct run.
 func BenchmarkLinuxDisk(b *testing.B) {
 	dir := imagesDir(b)
-	initrd := benchInitrd(b, dir)
+	tool, err := os.ReadFile(filepath.Join(dir, "diskbench"))
+	if err != nil {
+		b.Fatal(err, " (make bench builds it)")
+	}
+	initrd := benchInitrd(b, dir, benchScript, cpio.File("diskbench", 0o755, tool))
 	kernel := filepath.Join(dir, "linux", "vmlinuz")
 	disk := filepath.Join(b.TempDir(), "bench.img")
 	if err := os.WriteFile(disk, make([]byte, 64<<20), 0o644); err != nil {
