@@ -58,7 +58,7 @@ help:
 	@echo "                in $(BUILD)/linux/"
 	@echo "make rootfs     build a busybox ext4 root filesystem, $(BUILD)/linux/rootfs.ext4 (root=/dev/vda)"
 
-GUESTS        := hello adversary bench timer ipi spin storm ticker conform fuzz
+GUESTS        := hello adversary bench timer ipi spin storm ticker conform fuzz badvirtio
 GUEST_IMAGES  := $(GUESTS:%=$(BUILD)/guest-%.elf)
 # Guests are linked in their RAM at 0x40000000 (board/bulkheadvm: TextBase).
 GUEST_LDFLAGS := -T 0x40010000 -R 0x1000

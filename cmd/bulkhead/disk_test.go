@@ -99,3 +99,32 @@ func TestLinuxRootOnDisk(t *testing.T) {
 	want := bytes.Repeat([]byte("flushed-before-sigkill\n"), 65536/23+1)[:65536]
 	assert.Equal(t, want, b[:65536], "the flushed write is in the file")
 }
+
+// A guest that drives its disk's transport by hand with malformed queues
+// (cmd/guests/badvirtio) gets DEVICE_NEEDS_RESET for each and none of its
+// bad chains served; after a reset its disk works, and the instance runs
+// the next guest as before.
+func TestHostileVirtioDriver(t *testing.T) {
+	dir := imagesDir(t)
+	img := filepath.Join(t.TempDir(), "d.img")
+	require.NoError(t, os.WriteFile(img, append(bytes.Repeat([]byte("bulkhead-sector0"), 32), make([]byte, 1<<20-512)...), 0o644))
+	upInstance(t, "hv", "--disk", "d="+img)
+	before, err := os.ReadFile(img)
+	require.NoError(t, err)
+	code, out, errs := bh("run", "--instance", "hv", "--disk", "d", filepath.Join(dir, "guest-badvirtio.elf"))
+	assert.Equal(t, 0, code, "failures: the exit status\n%s%s", out, errs)
+	for _, c := range []string{"loop", "buffer-outside-ram", "head-past-queue", "next-past-queue", "indirect",
+		"readable-after-writable", "length-overflow", "index-far-ahead", "queue-size-not-power-of-two",
+		"read-after-reset", "read-data"} {
+		assert.Contains(t, out, "badvirtio: ok "+c+"\n")
+	}
+	assert.NotContains(t, out, "FAIL")
+	after, err := os.ReadFile(img)
+	require.NoError(t, err)
+	assert.Equal(t, before, after, "the disk is unchanged")
+	code, out, errs = bh("run", "--instance", "hv", "--arg", "3", filepath.Join(dir, "guest-hello.elf"))
+	assert.Equal(t, 3, code, errs)
+	assert.Contains(t, out, "exiting with status 3", "the next guest runs")
+	code, _, errs = bh("down", "--name", "hv")
+	assert.Equal(t, 0, code, errs)
+}

@@ -206,13 +206,17 @@ func TestUnitStatsTable(t *testing.T) {
 	var b bytes.Buffer
 	printStats(&b, []vmStats{
 		{Name: "a", VM: 1, State: "running", RunMS: 1234, Pages: 4096, Faults: 2, VCPUs: 1, Exits: map[string]int64{"hvc": 10, "irq": 30, "wfi": 10}},
-		{Name: "b", VM: 2, State: "stopped", Status: 143, Pages: 512, VCPUs: 2},
+		{Name: "b", VM: 2, State: "stopped", Status: 143, Pages: 512, VCPUs: 2,
+			Disks: []client.Disk{{Drive: "root", Dev: "vda", Reads: 5, ReadBytes: 2 << 20, Writes: 1, WrittenBytes: 4096, Flushes: 1}},
+			Net:   &client.NIC{Dev: "eth0", MAC: "02:b1:4b:00:00:02", TxFrames: 3, TxBytes: 300, RxFrames: 4, RxBytes: 400, RxDropped: 1}},
 	}, machineStats{Pages: 262144, Free: 100, Hypervisor: 16384, Control: 241564, Guests: 4096, VMs: 2, TablePages: 60, Checks: 7})
 	out := b.String()
 	assert.Contains(t, out, "invariants: hold; 7 checks, 0 violations")
 	assert.Contains(t, out, "NAME  VM  STATE    STATUS  RUN TIME  PAGES  MIB  FAULTS  VCPUS  EXITS")
 	assert.Contains(t, out, "a     1   running  -       1.23s     4096   16   2       1      irq 30, hvc 10, wfi 10")
 	assert.Contains(t, out, "b     2   stopped  143     0s        512    2    0       2      -")
+	assert.Contains(t, out, "b vda (drive root): 5 reads (2097152 bytes), 1 writes (4096 bytes), 1 flushes, 0 errors\n")
+	assert.Contains(t, out, "b eth0 (02:b1:4b:00:00:02): 3 frames out (300 bytes), 4 in (400 bytes), 1 dropped, 0 errors\n")
 	assert.Contains(t, out, "machine: 262144 pages (1024 MiB), 2 VM(s), 60 free stage 2 table pages")
 	assert.Contains(t, out, "  hypervisor  16384 pages   64 MiB")
 	assert.Contains(t, out, "  free        100 pages     0.39 MiB")

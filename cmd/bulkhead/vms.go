@@ -197,6 +197,8 @@ type vmStats struct {
 	VCPUs          int              `json:"vcpus"`
 	ConsolePending int64            `json:"console_pending"`
 	Exits          map[string]int64 `json:"exits"`
+	Disks          []client.Disk    `json:"disks"`
+	Net            *client.NIC      `json:"net"`
 }
 
 type machineStats struct {
@@ -285,6 +287,16 @@ func printStats(w io.Writer, vms []vmStats, m machineStats) {
 				(time.Duration(v.RunMS) * time.Millisecond).Round(10*time.Millisecond), v.Pages, pageMiB(v.Pages), v.Faults, v.VCPUs, exits(v.Exits))
 		}
 		tw.Flush()
+		for _, v := range vms {
+			for _, d := range v.Disks {
+				fmt.Fprintf(w, "%s %s (drive %s): %d reads (%d bytes), %d writes (%d bytes), %d flushes, %d errors\n", v.Name, d.Dev, d.Drive,
+					d.Reads, d.ReadBytes, d.Writes, d.WrittenBytes, d.Flushes, d.Errors)
+			}
+			if n := v.Net; n != nil {
+				fmt.Fprintf(w, "%s %s (%s): %d frames out (%d bytes), %d in (%d bytes), %d dropped, %d errors\n", v.Name, n.Dev, n.MAC,
+					n.TxFrames, n.TxBytes, n.RxFrames, n.RxBytes, n.RxDropped, n.Errors)
+			}
+		}
 	}
 	fmt.Fprintf(w, "\nmachine: %d pages (%s MiB), %d VM(s), %d free stage 2 table pages\n", m.Pages, pageMiB(m.Pages), m.VMs, m.TablePages)
 	for _, r := range []struct {
