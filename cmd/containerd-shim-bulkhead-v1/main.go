@@ -223,7 +223,7 @@ func serve(f *shimFlags) error {
 	if err != nil {
 		return fmt.Errorf("the listener from start (fd 3): %v", err)
 	}
-	logf := newLogger(f.debug)
+	logf := newLogger()
 	logf("shim %s serving task %s in namespace %s from %s", version, f.id, f.namespace, f.bundle)
 	srv, err := ttrpc.NewServer()
 	if err != nil {
@@ -257,10 +257,12 @@ func serve(f *shimFlags) error {
 // gone (crashed, killed) to have the task's leftovers removed: its VM
 // stopped, its root filesystem unmounted. It prints the DeleteResponse.
 func deleteAfter(f *shimFlags) error {
-	logf := newLogger(f.debug)
+	logf := newLogger()
 	stopVMNamed(vmName(f.namespace, f.id), logf)
 	unmountRootfs(f.bundle, logf)
 	os.Remove(socketPath(f))
+	// The process's own status went with the shim; it was killed with its
+	// VM, which is what 128+SIGKILL says (runc's shim reports the same).
 	b, err := proto.Marshal(&taskapi.DeleteResponse{ExitStatus: 128 + uint32(syscall.SIGKILL), ExitedAt: timestamppb.Now()})
 	if err != nil {
 		return err
@@ -269,7 +271,10 @@ func deleteAfter(f *shimFlags) error {
 	return err
 }
 
-func newLogger(debug bool) func(string, ...any) {
+// newLogger logs to standard error, which containerd keeps as the shim's
+// log. Everything the shim logs is a lifecycle step or a failure, so
+// -debug adds nothing to it.
+func newLogger() func(string, ...any) {
 	return func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "%s shim: %s\n", time.Now().Format(time.RFC3339Nano), fmt.Sprintf(format, args...))
 	}
