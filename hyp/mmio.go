@@ -118,6 +118,7 @@ func (h *Hyp) emulateMMIO(v *VCPU, esr cpu.ESR, ipa uint64) (bool, Action) {
 		if m.dev == nil {
 			pm := p // only this copy goes to the heap
 			v.mmio = &pm
+			h.wakeControl() // it waits on the control partition
 			return true, Block
 		}
 		off := ipa - m.ipa

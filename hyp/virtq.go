@@ -133,7 +133,7 @@ func (h *Hyp) callerRange(pa, n uint64) bool {
 }
 
 // wakeControl ends the control partition's nap when a guest gives it
-// work that no vCPU waits on (a queue notification).
+// work: an access it forwards, or a queue notification.
 func (h *Hyp) wakeControl() {
 	if h.control == nil || len(h.control.VCPUs) == 0 {
 		return
