@@ -92,3 +92,29 @@ func (f driveFlag) Set(s string) error {
 	*f.v = append(*f.v, d)
 	return nil
 }
+
+// parseDiskRef reads run's --disk for an instance that is up: NAME, or
+// NAME@OFFSET+SIZE for a range of the drive, then ,ro for read-only. It
+// returns the run request's disk entry.
+func parseDiskRef(v string) (map[string]any, error) {
+	ref, ro := cutRO(v)
+	name, rng, ranged := strings.Cut(ref, "@")
+	if !driveName.MatchString(name) {
+		return nil, fmt.Errorf("--disk %s: name a drive of the instance with 1 to 20 letters, digits, '_' or '-'", v)
+	}
+	d := map[string]any{"name": name, "ro": ro}
+	if ranged {
+		o, sz, ok := strings.Cut(rng, "+")
+		var off uint64
+		var err1 error
+		if o != "0" { // parseSize takes no zero
+			off, err1 = parseSize(o)
+		}
+		size, err2 := parseSize(sz)
+		if !ok || err1 != nil || err2 != nil || size == 0 || off%512 != 0 || size%512 != 0 {
+			return nil, fmt.Errorf("--disk %s: want NAME@OFFSET+SIZE, both multiples of 512 bytes and a size above 0, e.g. %s@64M+32M", v, name)
+		}
+		d["offset"], d["size"] = off, size
+	}
+	return d, nil
+}

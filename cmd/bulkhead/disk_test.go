@@ -103,15 +103,18 @@ func TestLinuxRootOnDisk(t *testing.T) {
 // A guest that drives its disk's transport by hand with malformed queues
 // (cmd/guests/badvirtio) gets DEVICE_NEEDS_RESET for each and none of its
 // bad chains served; after a reset its disk works, and the instance runs
-// the next guest as before.
+// the next guest as before. Its disk is the second MiB of a drive: its
+// sector 0 is the drive's sector 2048.
 func TestHostileVirtioDriver(t *testing.T) {
 	dir := imagesDir(t)
 	img := filepath.Join(t.TempDir(), "d.img")
-	require.NoError(t, os.WriteFile(img, append(bytes.Repeat([]byte("bulkhead-sector0"), 32), make([]byte, 1<<20-512)...), 0o644))
+	b := bytes.Repeat([]byte("not the guest's!"), 1<<20/16)
+	b = append(b, bytes.Repeat([]byte("bulkhead-sector0"), 32)...)
+	require.NoError(t, os.WriteFile(img, append(b, make([]byte, 1<<20-512)...), 0o644))
 	upInstance(t, "hv", "--disk", "d="+img)
 	before, err := os.ReadFile(img)
 	require.NoError(t, err)
-	code, out, errs := bh("run", "--instance", "hv", "--disk", "d", filepath.Join(dir, "guest-badvirtio.elf"))
+	code, out, errs := bh("run", "--instance", "hv", "--disk", "d@1M+1M", filepath.Join(dir, "guest-badvirtio.elf"))
 	assert.Equal(t, 0, code, "failures: the exit status\n%s%s", out, errs)
 	for _, c := range []string{"loop", "buffer-outside-ram", "head-past-queue", "next-past-queue", "indirect",
 		"readable-after-writable", "length-overflow", "index-far-ahead", "queue-size-not-power-of-two",

@@ -149,7 +149,8 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	fs.StringVar(&c.cmdline, "cmdline", "", "the kernel command line, for a Linux guest")
 	fs.StringVar(&c.initrd, "initrd", "", "an initramfs `FILE`, uploaded after the image, for a Linux guest")
 	fs.Var(listFlag{&c.disks}, "disk", "a disk for the guest (repeatable: /dev/vda, /dev/vdb... in order): a raw image `FILE`, or FILE,ro\n"+
-		"read-only; in an instance that is up, the NAME of one of its drives (bulkhead up --disk NAME=FILE), or NAME,ro")
+		"read-only; in an instance that is up, the NAME of one of its drives (bulkhead up --disk NAME=FILE), or NAME,ro,\n"+
+		"or a range of one, NAME@OFFSET+SIZE (e.g. data@64M+32M)")
 	fs.StringVar(&c.net, "net", "", "a network device for the guest (eth0): `user`[,hostfwd=tcp:HOSTPORT-:GUESTPORT]... gives a private\n"+
 		"instance QEMU's user network (DHCP, forwards on 127.0.0.1); in an instance that is up, --net user joins its uplink")
 	fs.BoolVar(&c.json, "json", false, "print JSON lines: the console's lines and the final status")
@@ -324,8 +325,11 @@ func runIn(c *runConfig, in *client.Instance, sigs <-chan os.Signal, stdout, std
 	}
 	var disks []map[string]any
 	for _, v := range c.disks {
-		name, ro := cutRO(v)
-		disks = append(disks, map[string]any{"name": name, "ro": ro})
+		d, err := parseDiskRef(v)
+		if err != nil {
+			return failed("run", err, exitUsage, stderr)
+		}
+		disks = append(disks, d)
 	}
 	if disks != nil {
 		req["disks"] = disks

@@ -344,3 +344,19 @@ func TestUplinkFlags(t *testing.T) {
 	require.NoError(t, f.Set("user"))
 	assert.ErrorContains(t, f.Set("user"), "an instance has one uplink")
 }
+
+func TestDiskRefs(t *testing.T) {
+	d, err := parseDiskRef("data@64M+32M,ro")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]any{"name": "data", "ro": true, "offset": uint64(64 << 20), "size": uint64(32 << 20)}, d)
+	d, err = parseDiskRef("root@0+512")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]any{"name": "root", "ro": false, "offset": uint64(0), "size": uint64(512)}, d)
+	d, err = parseDiskRef("root")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]any{"name": "root", "ro": false}, d)
+	for _, v := range []string{"root@64M", "root@1+512", "root@0+0", "root@x+1M", "a/b", "root@0+100"} {
+		_, err := parseDiskRef(v)
+		assert.Error(t, err, v)
+	}
+}

@@ -308,10 +308,11 @@ func (c *control) sendStats(id int) {
 	m, _ := stats(0)
 	var ds []map[string]any
 	for _, d := range drives {
-		e := map[string]any{"name": d.name, "bytes": d.blk.Size(), "ro": d.blk.ReadOnly(), "readers": d.readers}
-		if d.writer != nil {
-			e["writer"] = d.writer.boot.Name
+		var users []string
+		for _, a := range d.attached {
+			users = append(users, a.g.boot.Name)
 		}
+		e := map[string]any{"name": d.name, "bytes": d.blk.Size(), "ro": d.blk.ReadOnly(), "attached": users}
 		ds = append(ds, e)
 	}
 	c.ch.send(map[string]any{"id": id, "ok": true, "vms": list, "machine": map[string]uint64{

@@ -16,14 +16,13 @@ import (
 
 // A drive is one of the machine's disks, driven here: under QEMU a
 // virtio-blk device whose serial names it (bulkhead up --disk NAME=FILE).
-// A guest disk is backed by a whole drive.
+// A guest disk is backed by a whole drive or a range of one.
 type drive struct {
 	name string
 	blk  *virtio.Blk
-	// writer is the guest that has it writable; readers counts those
-	// that have it read-only. A drive one guest writes is no other's.
-	writer  *guest
-	readers int
+	// attached are the guest disks on it. A range one guest has writable
+	// overlaps no other guest's; read-only ranges may overlap.
+	attached []*guestDisk
 }
 
 var drives []*drive
@@ -60,19 +59,27 @@ func findDrive(name string) *drive {
 	return nil
 }
 
-// diskSpec is a guest disk a run asks for.
+// diskSpec is a guest disk a run asks for: a drive, or Size bytes of it
+// from Offset (Size 0: to its end).
 type diskSpec struct {
 	Name     string `json:"name"`
 	ReadOnly bool   `json:"ro,omitempty"`
+	Offset   int64  `json:"offset,omitempty"`
+	Size     int64  `json:"size,omitempty"`
 }
 
-// guestDisk is a guest's virtio-blk device and the drive behind it.
+// guestDisk is a guest's virtio-blk device and the drive range behind it.
 type guestDisk struct {
 	*virtdev
-	blk   *virtioblk.Device
-	drive *drive
-	ro    bool
+	blk      *virtioblk.Device
+	drive    *drive
+	g        *guest
+	ro       bool
+	off, len int64
 }
+
+// overlaps reports whether the disk's range meets [off, off+n).
+func (gd *guestDisk) overlaps(off, n int64) bool { return off < gd.off+gd.len && gd.off < off+n }
 
 // attachDisks checks that the drives exist and are free for the guest.
 func attachDisks(specs []diskSpec) error {
@@ -80,8 +87,12 @@ func attachDisks(specs []diskSpec) error {
 		return fmt.Errorf("%d disks: at most %d", len(specs), guestdt.MaxVirtio)
 	}
 	seen := map[string]bool{}
-	for _, s := range specs {
+	for i, s := range specs {
 		d := findDrive(s.Name)
+		if d != nil && s.Size == 0 {
+			specs[i].Size = d.blk.Size() - s.Offset
+			s.Size = specs[i].Size
+		}
 		switch {
 		case d == nil:
 			var names []string
@@ -94,12 +105,19 @@ func attachDisks(specs []diskSpec) error {
 			return fmt.Errorf("no disk named %q: the instance has %s", s.Name, strings.Join(names, ", "))
 		case seen[s.Name]:
 			return fmt.Errorf("disk %s given twice", s.Name)
-		case d.writer != nil:
-			return fmt.Errorf("disk %s is attached writable to %s", s.Name, d.writer.boot.Name)
-		case !s.ReadOnly && d.readers > 0:
-			return fmt.Errorf("disk %s is attached read-only to %d other VM(s): attach it read-only (,ro) too", s.Name, d.readers)
+		case s.Offset < 0 || s.Size <= 0 || s.Offset%512 != 0 || s.Size%512 != 0 || s.Offset+s.Size > d.blk.Size():
+			return fmt.Errorf("disk %s: %d bytes at %d: a range of whole 512-byte sectors inside its %d bytes", s.Name, s.Size, s.Offset, d.blk.Size())
 		case !s.ReadOnly && d.blk.ReadOnly():
 			return fmt.Errorf("disk %s is read-only: attach it with ,ro", s.Name)
+		}
+		for _, a := range d.attached {
+			if a.overlaps(s.Offset, s.Size) && (!s.ReadOnly || !a.ro) {
+				how := "read-only"
+				if !a.ro {
+					how = "writable"
+				}
+				return fmt.Errorf("disk %s is attached %s to %s (bytes %d to %d)", s.Name, how, a.g.boot.Name, a.off, a.off+a.len)
+			}
 		}
 		seen[s.Name] = true
 	}
@@ -111,9 +129,13 @@ func attachDisks(specs []diskSpec) error {
 func (g *guest) mapDisks(specs []diskSpec) error {
 	for _, s := range specs {
 		d := findDrive(s.Name)
-		gd := &guestDisk{drive: d, ro: s.ReadOnly}
+		gd := &guestDisk{drive: d, g: g, ro: s.ReadOnly, off: s.Offset, len: s.Size}
+		var backing virtioblk.Disk = d.blk
+		if s.Offset != 0 || s.Size != d.blk.Size() {
+			backing = &virtioblk.Slice{Disk: d.blk, Off: s.Offset, Len: s.Size}
+		}
 		vd, err := g.mapVirtio("disk "+s.Name, func(v *virtdev) device {
-			gd.blk = virtioblk.New(d.blk, s.ReadOnly, d.name, v.queue(0))
+			gd.blk = virtioblk.New(backing, s.ReadOnly, d.name, v.queue(0))
 			return gd.blk
 		})
 		if err != nil {
@@ -121,11 +143,7 @@ func (g *guest) mapDisks(specs []diskSpec) error {
 		}
 		gd.virtdev = vd
 		g.disks = append(g.disks, gd)
-		if gd.ro {
-			d.readers++
-		} else {
-			d.writer = g
-		}
+		d.attached = append(d.attached, gd)
 	}
 	return nil
 }
@@ -133,12 +151,17 @@ func (g *guest) mapDisks(specs []diskSpec) error {
 // releaseDisks gives the guest's drives back, flushed.
 func (g *guest) releaseDisks() {
 	for _, gd := range g.disks {
+		d := gd.drive
+		for i, a := range d.attached {
+			if a == gd {
+				d.attached = append(d.attached[:i], d.attached[i+1:]...)
+				break
+			}
+		}
 		if gd.ro {
-			gd.drive.readers--
 			continue
 		}
-		gd.drive.writer = nil
-		if err := gd.drive.blk.Flush(); err != nil {
+		if err := d.blk.Flush(); err != nil {
 			fmt.Printf("control: disk %s: flush after %s: %v\n", gd.drive.name, g.boot.Name, err)
 		}
 	}
@@ -152,6 +175,7 @@ func (g *guest) diskInfo() []map[string]any {
 	for i, gd := range g.disks {
 		st := gd.blk.Stats
 		out = append(out, map[string]any{"drive": gd.drive.name, "dev": "vd" + string(rune('a'+i)), "ro": gd.ro,
+			"offset": gd.off, "bytes": gd.len,
 			"reads": st.Reads, "writes": st.Writes, "flushes": st.Flushes, "errors": st.Errors,
 			"read_bytes": st.ReadBytes, "written_bytes": st.WrittenBytes})
 	}

@@ -8,6 +8,7 @@ package virtioblk
 
 import (
 	"encoding/binary"
+	"fmt"
 	"io"
 
 	"github.com/bulkhead-hv/bulkhead/vdev/virtiommio"
@@ -223,3 +224,34 @@ func (d *Device) copyIn(head uint16, off int64, n uint32) error {
 	}
 	return nil
 }
+
+// Slice is the part [Off, Off+Len) of a disk as a disk of its own: a guest
+// disk backed by a range of a drive.
+type Slice struct {
+	Disk     Disk
+	Off, Len int64
+}
+
+func (s *Slice) check(n int, off int64) error {
+	if off < 0 || off+int64(n) > s.Len || off+int64(n) < off {
+		return fmt.Errorf("virtioblk: %d bytes at %d lie outside the slice of %d bytes", n, off, s.Len)
+	}
+	return nil
+}
+
+func (s *Slice) ReadAt(p []byte, off int64) (int, error) {
+	if err := s.check(len(p), off); err != nil {
+		return 0, err
+	}
+	return s.Disk.ReadAt(p, s.Off+off)
+}
+
+func (s *Slice) WriteAt(p []byte, off int64) (int, error) {
+	if err := s.check(len(p), off); err != nil {
+		return 0, err
+	}
+	return s.Disk.WriteAt(p, s.Off+off)
+}
+
+func (s *Slice) Flush() error { return s.Disk.Flush() }
+func (s *Slice) Size() int64  { return s.Len }

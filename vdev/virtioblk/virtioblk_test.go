@@ -241,3 +241,26 @@ func TestNotReady(t *testing.T) {
 	d.Notify(0)
 	assert.Equal(t, -1, c.pushed)
 }
+
+// A guest disk on a slice of a drive reaches that slice only.
+func TestSlice(t *testing.T) {
+	disk := &memDisk{b: make([]byte, 8192)}
+	s := &Slice{Disk: disk, Off: 4096, Len: 2048}
+	q := &fakeQueue{}
+	d := New(s, false, "s", q)
+	assert.Equal(t, uint64(4), d.Read(virtiommio.Config, 8), "capacity: the slice's sectors")
+	d.Write(virtio.Status, 4, virtio.StatusAcknowledge|virtio.StatusDriver|virtio.StatusFeaturesOK|virtio.StatusDriverOK)
+	d.Write(virtio.QueueReady, 4, 1)
+	w := &chain{r: append(header(TypeOut, 1), bytes.Repeat([]byte{7}, 512)...), w: make([]byte, 1)}
+	past := &chain{r: append(header(TypeOut, 4), make([]byte, 512)...), w: make([]byte, 1)}
+	q.post(w)
+	q.post(past)
+	d.Notify(0)
+	assert.Equal(t, []byte{StatusOK}, w.w)
+	assert.Equal(t, []byte{StatusIOErr}, past.w, "past the slice")
+	assert.Equal(t, bytes.Repeat([]byte{7}, 512), disk.b[4096+512:4096+1024], "sector 1 of the slice is at its offset")
+	assert.Equal(t, make([]byte, 4096), disk.b[:4096], "nothing before the slice")
+	assert.Equal(t, make([]byte, 8192-5120), disk.b[5120:], "nothing after the slice's sector")
+	_, err := s.ReadAt(make([]byte, 512), 2048)
+	assert.Error(t, err)
+}
