@@ -11,7 +11,7 @@ import (
 	"github.com/bulkhead-hv/bulkhead/hyp/vgic"
 	"github.com/bulkhead-hv/bulkhead/hyp/vuart"
 	"github.com/bulkhead-hv/bulkhead/mmu"
-	"github.com/bulkhead-hv/bulkhead/virtio"
+	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 )
 
 // Created is a VM being built by the control partition: it has memory and
@@ -205,7 +205,7 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 					continue
 				}
 				if q, ok := m.virtio.TakeNotified(); ok {
-					w := [abi.MMIOWords]uint64{uint64(vm.ID), abi.MMIONoVCPU, m.ipa + virtio.QueueNotify, 4, abi.MMIONotify, uint64(q)}
+					w := [abi.MMIOWords]uint64{uint64(vm.ID), abi.MMIONoVCPU, m.ipa + mmioreg.QueueNotify, 4, abi.MMIONotify, uint64(q)}
 					h.writeWords(c.X[1], w[:])
 					return ret(abi.SUCCESS, 1)
 				}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/bulkhead-hv/bulkhead/abi"
 	"github.com/bulkhead-hv/bulkhead/vcpu"
-	"github.com/bulkhead-hv/bulkhead/virtio"
+	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 )
 
 // The control partition reaches a guest's virtqueue only through
@@ -32,9 +32,9 @@ func TestMediatedVirtqueue(t *testing.T) {
 	const desc, avail, used = guestIPA + 0x1000, guestIPA + 0x2000, guestIPA + 0x3000
 	const hdr, data, status = guestIPA + 0x4000, guestIPA + 0x5000, guestIPA + 0x7000
 	tr := vm.transport(dev)
-	for _, w := range [][2]uint64{{virtio.QueueSel, 0}, {virtio.QueueNum, 8},
-		{virtio.QueueDescLow, desc}, {virtio.QueueDriverLow, avail}, {virtio.QueueDeviceLow, used},
-		{virtio.QueueReady, 1}} {
+	for _, w := range [][2]uint64{{mmioreg.QueueSel, 0}, {mmioreg.QueueNum, 8},
+		{mmioreg.QueueDescLow, desc}, {mmioreg.QueueDriverLow, avail}, {mmioreg.QueueDeviceLow, used},
+		{mmioreg.QueueReady, 1}} {
 		tr.Observe(w[0], uint32(w[1]))
 	}
 	at := func(ipa uint64) uint64 { return gpa + ipa - guestIPA }
@@ -63,7 +63,7 @@ func TestMediatedVirtqueue(t *testing.T) {
 	done := false
 	var guestSteps []func(*vcpu.Context)
 	guestSteps = append(guestSteps,
-		access(dev+virtio.QueueNotify, true, 4, 31, false, false), // str wzr, [QueueNotify]
+		access(dev+mmioreg.QueueNotify, true, 4, 31, false, false), // str wzr, [QueueNotify]
 		check(func(c *vcpu.Context) {
 			assert.False(t, done, "the notification completed before the control partition ran")
 			hvc(abi.YIELD)(c)
@@ -95,7 +95,7 @@ func TestMediatedVirtqueue(t *testing.T) {
 		hvc(abi.VM_MMIO_NEXT, buf, 4096),
 		check(func(c *vcpu.Context) {
 			require.Equal(t, uint64(1), c.X[1], "the notification waits")
-			assert.Equal(t, []uint64{h, abi.MMIONoVCPU, dev + virtio.QueueNotify, 4, abi.MMIONotify, 0}, words())
+			assert.Equal(t, []uint64{h, abi.MMIONoVCPU, dev + mmioreg.QueueNotify, 4, abi.MMIONotify, 0}, words())
 			hvc(abi.VM_MMIO_NEXT, buf, 4096)(c)
 		}),
 		check(func(c *vcpu.Context) {

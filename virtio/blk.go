@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 	"io"
 	"math"
 )
@@ -29,7 +30,7 @@ const (
 	BlkSUnsupp = 2 // VIRTIO_BLK_S_UNSUPP
 )
 
-// Offsets in struct virtio_blk_config (5.2.4), from Config.
+// Offsets in struct virtio_blk_config (5.2.4), from mmioreg.Config.
 const (
 	blkCapacity = 0
 	blkSizeMax  = 8
@@ -77,7 +78,7 @@ type Blk struct {
 // VIRTIO_F_VERSION_1 and whichever of VIRTIO_BLK_F_FLUSH, _RO, _BLK_SIZE,
 // _SEG_MAX and _SIZE_MAX it offers, and reads its capacity and ID.
 func OpenBlk(bus Bus, mem Memory, base uint64) (*Blk, error) {
-	if bus.Read32(base+MagicValue) != Magic || bus.Read32(base+Version) != 2 || bus.Read32(base+DeviceID) != DeviceBlock {
+	if bus.Read32(base+mmioreg.MagicValue) != mmioreg.Magic || bus.Read32(base+mmioreg.Version) != 2 || bus.Read32(base+mmioreg.DeviceID) != mmioreg.DeviceBlock {
 		return nil, fmt.Errorf("%w: no virtio-blk at %#x", ErrNoDevice, base)
 	}
 	d, err := Init(bus, mem, base, BlkFFlush|BlkFRO|BlkFBlkSize|BlkFSegMax|BlkFSizeMax)
@@ -86,7 +87,7 @@ func OpenBlk(bus Bus, mem Memory, base uint64) (*Blk, error) {
 	}
 	b := &Blk{d: d}
 	if err := b.open(); err != nil {
-		d.w(Status, StatusFailed) // 2.1.1: the driver gave up
+		d.w(mmioreg.Status, mmioreg.StatusFailed) // 2.1.1: the driver gave up
 		return nil, err
 	}
 	return b, nil
@@ -96,8 +97,8 @@ func (b *Blk) open() error {
 	d := b.d
 	var sizeMax, segMax, blkSize uint32
 	if err := d.readConfig(func() {
-		b.sectors = uint64(d.r(Config+blkCapacity)) | uint64(d.r(Config+blkCapacity+4))<<32
-		sizeMax, segMax, blkSize = d.r(Config+blkSizeMax), d.r(Config+blkSegMax), d.r(Config+blkBlkSize)
+		b.sectors = uint64(d.r(mmioreg.Config+blkCapacity)) | uint64(d.r(mmioreg.Config+blkCapacity+4))<<32
+		sizeMax, segMax, blkSize = d.r(mmioreg.Config+blkSizeMax), d.r(mmioreg.Config+blkSegMax), d.r(mmioreg.Config+blkBlkSize)
 	}); err != nil {
 		return err
 	}
@@ -159,9 +160,9 @@ func (b *Blk) open() error {
 // before and after it, so that the fields read are consistent (2.5.1).
 func (d *Device) readConfig(read func()) error {
 	for range 100 {
-		g := d.r(ConfigGeneration)
+		g := d.r(mmioreg.ConfigGeneration)
 		read()
-		if d.r(ConfigGeneration) == g {
+		if d.r(mmioreg.ConfigGeneration) == g {
 			return nil
 		}
 	}

@@ -2,6 +2,7 @@ package virtio
 
 import (
 	"bytes"
+	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 	"io"
 	"math/rand/v2"
 	"testing"
@@ -51,36 +52,36 @@ type fakeBlk struct {
 func newFakeBlk(t *testing.T, mem *fakeMem, sectors int) *fakeBlk {
 	return &fakeBlk{
 		t: t, mem: mem, regs: map[uint64]uint32{}, qmax: 64,
-		features: FeatureVersion1 | BlkFFlush | BlkFBlkSize | 1<<10 | 1<<11 | 1<<12 | 1<<28 | 1<<29,
+		features: mmioreg.FeatureVersion1 | BlkFFlush | BlkFBlkSize | 1<<10 | 1<<11 | 1<<12 | 1<<28 | 1<<29,
 		disk:     make([]byte, sectors*SectorSize), serial: "disk0", blkSize: 4096,
 	}
 }
 
 func (f *fakeBlk) Read32(addr uint64) uint32 {
 	switch off := addr - base; off {
-	case MagicValue:
-		return Magic
-	case Version:
+	case mmioreg.MagicValue:
+		return mmioreg.Magic
+	case mmioreg.Version:
 		return 2
-	case DeviceID:
-		return DeviceBlock
-	case DeviceFeatures:
-		return uint32(f.features >> (32 * f.regs[DeviceFeaturesSel]))
-	case QueueNumMax:
+	case mmioreg.DeviceID:
+		return mmioreg.DeviceBlock
+	case mmioreg.DeviceFeatures:
+		return uint32(f.features >> (32 * f.regs[mmioreg.DeviceFeaturesSel]))
+	case mmioreg.QueueNumMax:
 		return f.qmax
-	case Status:
+	case mmioreg.Status:
 		return f.status
-	case ConfigGeneration:
+	case mmioreg.ConfigGeneration:
 		return 7
-	case Config + blkCapacity:
+	case mmioreg.Config + blkCapacity:
 		return uint32(len(f.disk) / SectorSize)
-	case Config + blkCapacity + 4:
+	case mmioreg.Config + blkCapacity + 4:
 		return uint32(uint64(len(f.disk)/SectorSize) >> 32)
-	case Config + blkSizeMax:
+	case mmioreg.Config + blkSizeMax:
 		return f.sizeMax
-	case Config + blkSegMax:
+	case mmioreg.Config + blkSegMax:
 		return f.segMax
-	case Config + blkBlkSize:
+	case mmioreg.Config + blkBlkSize:
 		return f.blkSize
 	}
 	return 0
@@ -90,26 +91,26 @@ func (f *fakeBlk) Write32(addr uint64, v uint32) {
 	off := addr - base
 	f.regs[off] = v
 	switch off {
-	case DriverFeatures:
-		f.driver |= uint64(v) << (32 * f.regs[DriverFeaturesSel])
-	case Status:
+	case mmioreg.DriverFeatures:
+		f.driver |= uint64(v) << (32 * f.regs[mmioreg.DriverFeaturesSel])
+	case mmioreg.Status:
 		f.status = v
-		if v&StatusFeaturesOK != 0 && f.driver&^f.features != 0 {
-			f.status &^= StatusFeaturesOK // features it never offered
+		if v&mmioreg.StatusFeaturesOK != 0 && f.driver&^f.features != 0 {
+			f.status &^= mmioreg.StatusFeaturesOK // features it never offered
 		}
-	case QueueNum:
+	case mmioreg.QueueNum:
 		f.q.num = v
-	case QueueDescLow:
+	case mmioreg.QueueDescLow:
 		f.q.desc = uint64(v)
-	case QueueDriverLow:
+	case mmioreg.QueueDriverLow:
 		f.q.avail = uint64(v)
-	case QueueDeviceLow:
+	case mmioreg.QueueDeviceLow:
 		f.q.used = uint64(v)
-	case QueueReady:
+	case mmioreg.QueueReady:
 		f.q.ready = v
-	case QueueNotify:
+	case mmioreg.QueueNotify:
 		require.Equal(f.t, uint32(0), v, "notified a queue virtio-blk does not have")
-		require.NotZero(f.t, f.status&StatusDriverOK, "notified before DRIVER_OK (3.1.1)")
+		require.NotZero(f.t, f.status&mmioreg.StatusDriverOK, "notified before DRIVER_OK (3.1.1)")
 		if !f.async {
 			f.serve()
 		}
@@ -263,9 +264,9 @@ func openFake(t *testing.T, setup func(f *fakeBlk)) (*Blk, *fakeBlk) {
 
 func TestBlkOpen(t *testing.T) {
 	b, f := openFake(t, func(f *fakeBlk) { f.features |= BlkFSegMax | BlkFSizeMax; f.segMax, f.sizeMax = 100, 1<<20 })
-	assert.Equal(t, uint64(FeatureVersion1|BlkFFlush|BlkFBlkSize|BlkFSegMax|BlkFSizeMax), f.driver,
+	assert.Equal(t, uint64(mmioreg.FeatureVersion1|BlkFFlush|BlkFBlkSize|BlkFSegMax|BlkFSizeMax), f.driver,
 		"no topology, CONFIG_WCE, MQ, indirect descriptors or event idx")
-	assert.Equal(t, uint32(StatusAcknowledge|StatusDriver|StatusFeaturesOK|StatusDriverOK), f.status)
+	assert.Equal(t, uint32(mmioreg.StatusAcknowledge|mmioreg.StatusDriver|mmioreg.StatusFeaturesOK|mmioreg.StatusDriverOK), f.status)
 	assert.Equal(t, int64(1024*512), b.Size())
 	assert.Equal(t, "disk0", b.ID())
 	assert.False(t, b.ReadOnly())
@@ -285,14 +286,14 @@ func TestBlkOpenErrors(t *testing.T) {
 	_, err := OpenBlk(newFake(mem), mem, base)
 	assert.ErrorIs(t, err, ErrNoDevice, "a console")
 	f := newFakeBlk(t, mem, 8)
-	f.features &^= FeatureVersion1
+	f.features &^= mmioreg.FeatureVersion1
 	_, err = OpenBlk(f, mem, base)
 	assert.ErrorIs(t, err, ErrFeatures, "legacy only")
 	f = newFakeBlk(t, mem, 8)
 	f.qmax = 2
 	_, err = OpenBlk(f, mem, base)
 	assert.Error(t, err, "no room for a data segment")
-	assert.Equal(t, uint32(StatusFailed), f.status)
+	assert.Equal(t, uint32(mmioreg.StatusFailed), f.status)
 	f = newFakeBlk(t, mem, 8)
 	f.fail = map[uint64]byte{0: BlkSIOErr}
 	_, err = OpenBlk(f, mem, base)
@@ -300,11 +301,11 @@ func TestBlkOpenErrors(t *testing.T) {
 }
 
 func TestFindAll(t *testing.T) {
-	bus := idBus{0x1000: DeviceBlock, 0x1200: DeviceConsole, 0x1400: 0, 0x1600: DeviceBlock}
+	bus := idBus{0x1000: mmioreg.DeviceBlock, 0x1200: mmioreg.DeviceConsole, 0x1400: 0, 0x1600: mmioreg.DeviceBlock}
 	bases := []uint64{0x1000, 0x1200, 0x1400, 0x1600, 0x1800}
-	assert.Equal(t, []uint64{0x1000, 0x1600}, FindAll(bus, bases, DeviceBlock))
+	assert.Equal(t, []uint64{0x1000, 0x1600}, FindAll(bus, bases, mmioreg.DeviceBlock))
 	assert.Empty(t, FindAll(bus, bases, 1))
-	found, err := Find(bus, bases, DeviceConsole)
+	found, err := Find(bus, bases, mmioreg.DeviceConsole)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(0x1200), found)
 }
@@ -317,11 +318,11 @@ func (m idBus) Read32(addr uint64) uint32 {
 	switch {
 	case !ok:
 		return 0
-	case addr&0x1ff == MagicValue:
-		return Magic
-	case addr&0x1ff == Version:
+	case addr&0x1ff == mmioreg.MagicValue:
+		return mmioreg.Magic
+	case addr&0x1ff == mmioreg.Version:
 		return 2
-	case addr&0x1ff == DeviceID:
+	case addr&0x1ff == mmioreg.DeviceID:
 		return id
 	}
 	return 0

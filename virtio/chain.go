@@ -1,6 +1,10 @@
 package virtio
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
+)
 
 // Seg is one buffer of a descriptor chain, described by one descriptor
 // (2.7.5).
@@ -80,7 +84,7 @@ func (q *Queue) chain(ids []uint16, segs []Seg) {
 	q.d.mem.Barrier()
 	le.PutUint16(q.avail[2:], idx+1)
 	q.d.mem.Barrier()
-	q.d.w(QueueNotify, q.index)
+	q.d.w(mmioreg.QueueNotify, q.index)
 }
 
 // reap takes the chains the device has finished with off the used ring

@@ -1,6 +1,7 @@
 package virtio
 
 import (
+	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 	"testing"
 )
 
@@ -60,17 +61,17 @@ func (h *hostile) next(n int) uint64 {
 
 func (h *hostile) Read32(addr uint64) uint32 {
 	switch addr - base {
-	case MagicValue:
-		return Magic
-	case Version:
+	case mmioreg.MagicValue:
+		return mmioreg.Magic
+	case mmioreg.Version:
 		return 2
-	case DeviceID:
-		return DeviceConsole
-	case DeviceFeatures:
-		return uint32(FeatureVersion1 >> 32)
-	case QueueNumMax:
+	case mmioreg.DeviceID:
+		return mmioreg.DeviceConsole
+	case mmioreg.DeviceFeatures:
+		return uint32(mmioreg.FeatureVersion1 >> 32)
+	case mmioreg.QueueNumMax:
 		return h.max[h.sel%2]
-	case Status:
+	case mmioreg.Status:
 		return h.status
 	}
 	return 0
@@ -79,17 +80,17 @@ func (h *hostile) Read32(addr uint64) uint32 {
 func (h *hostile) Write32(addr uint64, v uint32) {
 	q := &h.queues[h.sel%2]
 	switch addr - base {
-	case QueueSel:
+	case mmioreg.QueueSel:
 		h.sel = v
-	case Status:
+	case mmioreg.Status:
 		h.status = v
-	case QueueNum:
+	case mmioreg.QueueNum:
 		q.num = v
-	case QueueDescLow:
+	case mmioreg.QueueDescLow:
 		q.desc = uint64(v)
-	case QueueDriverLow:
+	case mmioreg.QueueDriverLow:
 		q.avail = uint64(v)
-	case QueueDeviceLow:
+	case mmioreg.QueueDeviceLow:
 		q.used = uint64(v)
 	}
 }

@@ -3,6 +3,7 @@ package virtio
 import (
 	"errors"
 	"fmt"
+	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 )
 
 // virtio-net feature bits (5.1.3).
@@ -10,7 +11,7 @@ const (
 	NetFMAC = 1 << 5 // VIRTIO_NET_F_MAC
 )
 
-// Offsets in struct virtio_net_config (5.1.4), from Config.
+// Offsets in struct virtio_net_config (5.1.4), from mmioreg.Config.
 const (
 	netMAC = 0 // u8 mac[6]
 )
@@ -63,7 +64,7 @@ type Net struct {
 // driver would have to make up an address (5.1.5: it SHOULD be random),
 // and QEMU's virtio-net always offers one.
 func OpenNet(bus Bus, mem Memory, base uint64) (*Net, error) {
-	if bus.Read32(base+MagicValue) != Magic || bus.Read32(base+Version) != 2 || bus.Read32(base+DeviceID) != DeviceNet {
+	if bus.Read32(base+mmioreg.MagicValue) != mmioreg.Magic || bus.Read32(base+mmioreg.Version) != 2 || bus.Read32(base+mmioreg.DeviceID) != mmioreg.DeviceNet {
 		return nil, fmt.Errorf("%w: no virtio-net at %#x", ErrNoDevice, base)
 	}
 	d, err := Init(bus, mem, base, NetFMAC)
@@ -72,7 +73,7 @@ func OpenNet(bus Bus, mem Memory, base uint64) (*Net, error) {
 	}
 	n := &Net{d: d}
 	if err := n.open(); err != nil {
-		d.w(Status, StatusFailed) // 2.1.1: the driver gave up
+		d.w(mmioreg.Status, mmioreg.StatusFailed) // 2.1.1: the driver gave up
 		return nil, err
 	}
 	return n, nil
@@ -88,14 +89,14 @@ func (n *Net) open() error {
 	// space as it stands (little-endian, 4.2.2).
 	var lo, hi uint32
 	if err := d.readConfig(func() {
-		lo, hi = d.r(Config+netMAC), d.r(Config+netMAC+4)
+		lo, hi = d.r(mmioreg.Config+netMAC), d.r(mmioreg.Config+netMAC+4)
 	}); err != nil {
 		return err
 	}
 	n.mac = [6]byte{byte(lo), byte(lo >> 8), byte(lo >> 16), byte(lo >> 24), byte(hi), byte(hi >> 8)}
 
 	// One buffer per descriptor, each a one-segment chain; the queues
-	// have as many as QueueNumMax allows, up to netBufs.
+	// have as many as mmioreg.QueueNumMax allows, up to netBufs.
 	var err error
 	if n.rx, err = d.Queue(netReceiveq, netBufs, NetHdrSize+NetMaxFrame); err != nil {
 		return err

@@ -2,6 +2,7 @@ package virtio
 
 import (
 	"bytes"
+	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -41,7 +42,7 @@ type fakeNet struct {
 	q        [2]fakeQueue
 	config   [8]byte // struct virtio_net_config: mac, status (5.1.4)
 	gen      uint32
-	bumps    int  // reads of ConfigGeneration that change it
+	bumps    int  // reads of mmioreg.ConfigGeneration that change it
 	stall    bool // never complete transmits
 
 	wire      [][]byte
@@ -55,7 +56,7 @@ var testMAC = [6]byte{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}
 func newFakeNet(t *testing.T, mem *fakeMem) *fakeNet {
 	f := &fakeNet{
 		t: t, mem: mem, regs: map[uint64]uint32{}, qmax: [2]uint32{256, 256},
-		features: FeatureVersion1 | NetFMAC | netFCsum | netFGuestCsum | netFGuestTSO4 | netFHostTSO4 |
+		features: mmioreg.FeatureVersion1 | NetFMAC | netFCsum | netFGuestCsum | netFGuestTSO4 | netFHostTSO4 |
 			netFMrgRxbuf | netFStatus | netFCtrlVQ | netFMQ | fIndirectDesc | fEventIdx,
 	}
 	copy(f.config[:], testMAC[:])
@@ -65,29 +66,29 @@ func newFakeNet(t *testing.T, mem *fakeMem) *fakeNet {
 
 func (f *fakeNet) Read32(addr uint64) uint32 {
 	switch off := addr - base; {
-	case off == MagicValue:
-		return Magic
-	case off == Version:
+	case off == mmioreg.MagicValue:
+		return mmioreg.Magic
+	case off == mmioreg.Version:
 		return 2
-	case off == DeviceID:
-		return DeviceNet
-	case off == DeviceFeatures:
-		return uint32(f.features >> (32 * f.regs[DeviceFeaturesSel]))
-	case off == QueueNumMax:
-		return f.qmax[f.regs[QueueSel]%2]
-	case off == Status:
+	case off == mmioreg.DeviceID:
+		return mmioreg.DeviceNet
+	case off == mmioreg.DeviceFeatures:
+		return uint32(f.features >> (32 * f.regs[mmioreg.DeviceFeaturesSel]))
+	case off == mmioreg.QueueNumMax:
+		return f.qmax[f.regs[mmioreg.QueueSel]%2]
+	case off == mmioreg.Status:
 		return f.status
-	case off == ConfigGeneration:
+	case off == mmioreg.ConfigGeneration:
 		g := f.gen
 		if f.bumps > 0 {
 			f.bumps--
 			f.gen++
 		}
 		return g
-	case off >= Config && off < Config+uint64(len(f.config)):
+	case off >= mmioreg.Config && off < mmioreg.Config+uint64(len(f.config)):
 		require.Zero(f.t, off%4, "an unaligned config read")
 		f.configRds++
-		return le.Uint32(f.config[off-Config:])
+		return le.Uint32(f.config[off-mmioreg.Config:])
 	}
 	return 0
 }
@@ -95,28 +96,28 @@ func (f *fakeNet) Read32(addr uint64) uint32 {
 func (f *fakeNet) Write32(addr uint64, v uint32) {
 	off := addr - base
 	f.regs[off] = v
-	q := &f.q[f.regs[QueueSel]%2]
+	q := &f.q[f.regs[mmioreg.QueueSel]%2]
 	switch off {
-	case DriverFeatures:
-		f.driver |= uint64(v) << (32 * f.regs[DriverFeaturesSel])
-	case Status:
+	case mmioreg.DriverFeatures:
+		f.driver |= uint64(v) << (32 * f.regs[mmioreg.DriverFeaturesSel])
+	case mmioreg.Status:
 		f.status = v
-		if v&StatusFeaturesOK != 0 && f.driver&^f.features != 0 {
-			f.status &^= StatusFeaturesOK // features it never offered
+		if v&mmioreg.StatusFeaturesOK != 0 && f.driver&^f.features != 0 {
+			f.status &^= mmioreg.StatusFeaturesOK // features it never offered
 		}
-	case QueueNum:
+	case mmioreg.QueueNum:
 		q.num = v
-	case QueueDescLow:
+	case mmioreg.QueueDescLow:
 		q.desc = uint64(v)
-	case QueueDriverLow:
+	case mmioreg.QueueDriverLow:
 		q.avail = uint64(v)
-	case QueueDeviceLow:
+	case mmioreg.QueueDeviceLow:
 		q.used = uint64(v)
-	case QueueReady:
+	case mmioreg.QueueReady:
 		q.ready = v
-	case QueueNotify:
+	case mmioreg.QueueNotify:
 		require.Less(f.t, v, uint32(2), "notified a queue the device does not have (no MQ, no control queue)")
-		if f.status&StatusDriverOK == 0 {
+		if f.status&mmioreg.StatusDriverOK == 0 {
 			f.preReady++ // 3.1.1
 		}
 		if v == netReceiveq {
@@ -256,9 +257,9 @@ func frame(size int, seed byte) []byte {
 
 func TestNetOpen(t *testing.T) {
 	n, f := openFakeNet(t, nil)
-	assert.Equal(t, uint64(FeatureVersion1|NetFMAC), f.driver,
+	assert.Equal(t, uint64(mmioreg.FeatureVersion1|NetFMAC), f.driver,
 		"no checksum offload, GSO, mergeable buffers, control queue, MQ, indirect descriptors or event idx")
-	assert.Equal(t, uint32(StatusAcknowledge|StatusDriver|StatusFeaturesOK|StatusDriverOK), f.status)
+	assert.Equal(t, uint32(mmioreg.StatusAcknowledge|mmioreg.StatusDriver|mmioreg.StatusFeaturesOK|mmioreg.StatusDriverOK), f.status)
 	assert.Equal(t, testMAC, n.MAC())
 	assert.Equal(t, 2, f.configRds, "the six MAC bytes in two aligned words")
 	assert.Zero(t, f.preReady, "no notification before DRIVER_OK (3.1.1)")
@@ -297,7 +298,7 @@ func TestNetOpenErrors(t *testing.T) {
 	assert.ErrorIs(t, err, ErrNoDevice, "a console")
 
 	f := newFakeNet(t, mem)
-	f.features &^= FeatureVersion1
+	f.features &^= mmioreg.FeatureVersion1
 	_, err = OpenNet(f, mem, base)
 	assert.ErrorIs(t, err, ErrFeatures, "legacy only")
 
@@ -306,19 +307,19 @@ func TestNetOpenErrors(t *testing.T) {
 	_, err = OpenNet(f, mem, base)
 	assert.ErrorIs(t, err, ErrFeatures, "no MAC")
 	assert.ErrorContains(t, err, "VIRTIO_NET_F_MAC")
-	assert.Equal(t, uint32(StatusFailed), f.status)
+	assert.Equal(t, uint32(mmioreg.StatusFailed), f.status)
 
 	f = newFakeNet(t, mem)
 	f.qmax[netTransmitq] = 0
 	_, err = OpenNet(f, mem, base)
 	assert.ErrorContains(t, err, "queue 1 does not exist")
-	assert.Equal(t, uint32(StatusFailed), f.status)
+	assert.Equal(t, uint32(mmioreg.StatusFailed), f.status)
 
 	f = newFakeNet(t, mem)
 	f.bumps = 1 << 20
 	_, err = OpenNet(f, mem, base)
 	assert.ErrorContains(t, err, "keeps changing")
-	assert.Equal(t, uint32(StatusFailed), f.status)
+	assert.Equal(t, uint32(mmioreg.StatusFailed), f.status)
 }
 
 func TestNetSend(t *testing.T) {

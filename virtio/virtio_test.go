@@ -2,6 +2,7 @@ package virtio
 
 import (
 	"encoding/binary"
+	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -58,22 +59,22 @@ type fakeConsole struct {
 const base = 0x0a003e00
 
 func newFake(mem *fakeMem) *fakeConsole {
-	return &fakeConsole{mem: mem, features: FeatureVersion1 | 1<<0}
+	return &fakeConsole{mem: mem, features: mmioreg.FeatureVersion1 | 1<<0}
 }
 
 func (f *fakeConsole) Read32(addr uint64) uint32 {
 	switch addr - base {
-	case MagicValue:
-		return Magic
-	case Version:
+	case mmioreg.MagicValue:
+		return mmioreg.Magic
+	case mmioreg.Version:
 		return 2
-	case DeviceID:
-		return DeviceConsole
-	case DeviceFeatures:
-		return uint32(f.features >> (32 * f.regs[DeviceFeaturesSel]))
-	case QueueNumMax:
+	case mmioreg.DeviceID:
+		return mmioreg.DeviceConsole
+	case mmioreg.DeviceFeatures:
+		return uint32(f.features >> (32 * f.regs[mmioreg.DeviceFeaturesSel]))
+	case mmioreg.QueueNumMax:
 		return 8
-	case Status:
+	case mmioreg.Status:
 		return f.status
 	}
 	return 0
@@ -85,23 +86,23 @@ func (f *fakeConsole) Write32(addr uint64, v uint32) {
 	}
 	off := addr - base
 	f.regs[off] = v
-	q := &f.queues[f.regs[QueueSel]%2]
+	q := &f.queues[f.regs[mmioreg.QueueSel]%2]
 	switch off {
-	case DriverFeatures:
-		f.driver |= uint64(v) << (32 * f.regs[DriverFeaturesSel])
-	case Status:
+	case mmioreg.DriverFeatures:
+		f.driver |= uint64(v) << (32 * f.regs[mmioreg.DriverFeaturesSel])
+	case mmioreg.Status:
 		f.status = v
-	case QueueNum:
+	case mmioreg.QueueNum:
 		q.num = v
-	case QueueDescLow:
+	case mmioreg.QueueDescLow:
 		q.desc = uint64(v)
-	case QueueDriverLow:
+	case mmioreg.QueueDriverLow:
 		q.avail = uint64(v)
-	case QueueDeviceLow:
+	case mmioreg.QueueDeviceLow:
 		q.used = uint64(v)
-	case QueueReady:
+	case mmioreg.QueueReady:
 		q.ready = v
-	case QueueNotify:
+	case mmioreg.QueueNotify:
 		if v == 1 {
 			f.transmit()
 		}
@@ -157,18 +158,18 @@ func TestConsoleRoundTrip(t *testing.T) {
 	mem := &fakeMem{next: 0x4800_0000, bufs: map[uint64][]byte{}}
 	dev := newFake(mem)
 	bases := []uint64{0x0a000000, base}
-	found, err := Find(dev, bases[1:], DeviceConsole)
+	found, err := Find(dev, bases[1:], mmioreg.DeviceConsole)
 	require.NoError(t, err)
 	d, err := Init(dev, mem, found, 0)
 	require.NoError(t, err)
-	assert.Equal(t, uint64(FeatureVersion1), dev.driver, "only VERSION_1: no multiport")
+	assert.Equal(t, uint64(mmioreg.FeatureVersion1), dev.driver, "only VERSION_1: no multiport")
 	rx, err := d.Queue(0, 16, 64)
 	require.NoError(t, err)
 	tx, err := d.Queue(1, 16, 64)
 	require.NoError(t, err)
-	assert.Equal(t, uint32(8), dev.queues[0].num, "capped at QueueNumMax")
+	assert.Equal(t, uint32(8), dev.queues[0].num, "capped at mmioreg.QueueNumMax")
 	d.Ready()
-	assert.Equal(t, uint32(StatusAcknowledge|StatusDriver|StatusFeaturesOK|StatusDriverOK), dev.status)
+	assert.Equal(t, uint32(mmioreg.StatusAcknowledge|mmioreg.StatusDriver|mmioreg.StatusFeaturesOK|mmioreg.StatusDriverOK), dev.status)
 	rx.Fill()
 
 	// A message longer than one buffer is split across several.

@@ -12,6 +12,7 @@ import (
 	"github.com/bulkhead-hv/bulkhead/cpu"
 	"github.com/bulkhead-hv/bulkhead/hyp"
 	"github.com/bulkhead-hv/bulkhead/virtio"
+	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 )
 
 // The host channel: a virtio console, carrying one JSON object per line.
@@ -38,7 +39,7 @@ func transports() []uint64 {
 var dma vm.DMA
 
 func openChannel() *channel {
-	base, err := virtio.Find(vm.MMIO{}, transports(), virtio.DeviceConsole)
+	base, err := virtio.Find(vm.MMIO{}, transports(), mmioreg.DeviceConsole)
 	if err != nil {
 		fmt.Printf("control: no host channel: %v\n", err)
 		return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/bulkhead-hv/bulkhead/guestdt"
 	"github.com/bulkhead-hv/bulkhead/vdev/virtioblk"
 	"github.com/bulkhead-hv/bulkhead/virtio"
+	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 )
 
 // A drive is one of the machine's disks, driven here: under QEMU a
@@ -29,7 +30,7 @@ var drives []*drive
 
 // openDrives finds the machine's virtio-blk devices.
 func openDrives() {
-	for _, base := range virtio.FindAll(vm.MMIO{}, transports(), virtio.DeviceBlock) {
+	for _, base := range virtio.FindAll(vm.MMIO{}, transports(), mmioreg.DeviceBlock) {
 		b, err := virtio.OpenBlk(vm.MMIO{}, &dma, base)
 		if err != nil {
 			fmt.Printf("control: disk at %#x: %v\n", base, err)

@@ -8,6 +8,7 @@ import (
 	vm "github.com/bulkhead-hv/bulkhead/board/bulkheadvm"
 	"github.com/bulkhead-hv/bulkhead/vdev/virtionet"
 	"github.com/bulkhead-hv/bulkhead/virtio"
+	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 	"github.com/bulkhead-hv/bulkhead/vswitch"
 )
 
@@ -20,7 +21,7 @@ var (
 
 // openUplink drives the machine's first virtio-net device, if it has one.
 func openUplink() {
-	bases := virtio.FindAll(vm.MMIO{}, transports(), virtio.DeviceNet)
+	bases := virtio.FindAll(vm.MMIO{}, transports(), mmioreg.DeviceNet)
 	if len(bases) == 0 {
 		return
 	}

@@ -21,7 +21,7 @@ import (
 	"github.com/bulkhead-hv/bulkhead/hyp/ledger"
 	"github.com/bulkhead-hv/bulkhead/hyp/vgic"
 	"github.com/bulkhead-hv/bulkhead/vcpu"
-	"github.com/bulkhead-hv/bulkhead/virtio"
+	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 )
 
 // hwCPU is this physical CPU as the scheduler drives it.
@@ -438,7 +438,7 @@ func startControl(h *hyp.Hyp, l *ledger.Ledger, machine *qemuvirt.Machine, hypEn
 	// the hypervisor's memory (hyp/restart.go).
 	h.SetControlImage(hyp.ControlImage{ELF: bytes.Clone(image), Info: hypEnd, ResetDevices: func() {
 		for _, r := range machine.Virtio {
-			virtio.Reset(qemuvirt.MMIO{}, r.Addr)
+			mmioreg.Reset(qemuvirt.MMIO{}, r.Addr)
 		}
 	}})
 	// The boot information page: the first page of the control

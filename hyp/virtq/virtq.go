@@ -19,7 +19,7 @@ import (
 	"encoding/binary"
 	"errors"
 
-	"github.com/bulkhead-hv/bulkhead/virtio"
+	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 )
 
 // MaxQueues is how many virtqueues of a device are tracked (virtio-blk
@@ -70,18 +70,18 @@ type Transport struct {
 func (t *Transport) Observe(off uint64, v uint32) (notify bool) {
 	q := t.selected()
 	switch off {
-	case virtio.QueueSel:
+	case mmioreg.QueueSel:
 		t.sel = v
-	case virtio.Status:
+	case mmioreg.Status:
 		if v == 0 { // reset (4.2.2.1): the device forgets its queues
 			t.Reset()
 		}
-	case virtio.QueueNotify:
+	case mmioreg.QueueNotify:
 		if v < MaxQueues {
 			t.notified |= 1 << v
 		}
 		return true
-	case virtio.QueueReady:
+	case mmioreg.QueueReady:
 		if q != nil {
 			q.setReady(v == 1)
 		}
@@ -90,19 +90,19 @@ func (t *Transport) Observe(off uint64, v uint32) (notify bool) {
 		return false // the layout of a live queue does not change (4.2.2.2)
 	}
 	switch off {
-	case virtio.QueueNum:
+	case mmioreg.QueueNum:
 		q.num = v
-	case virtio.QueueDescLow:
+	case mmioreg.QueueDescLow:
 		q.desc = q.desc&^0xffffffff | uint64(v)
-	case virtio.QueueDescHigh:
+	case mmioreg.QueueDescHigh:
 		q.desc = q.desc&0xffffffff | uint64(v)<<32
-	case virtio.QueueDriverLow:
+	case mmioreg.QueueDriverLow:
 		q.avail = q.avail&^0xffffffff | uint64(v)
-	case virtio.QueueDriverHigh:
+	case mmioreg.QueueDriverHigh:
 		q.avail = q.avail&0xffffffff | uint64(v)<<32
-	case virtio.QueueDeviceLow:
+	case mmioreg.QueueDeviceLow:
 		q.used = q.used&^0xffffffff | uint64(v)
-	case virtio.QueueDeviceHigh:
+	case mmioreg.QueueDeviceHigh:
 		q.used = q.used&0xffffffff | uint64(v)<<32
 	}
 	return false

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/bulkhead-hv/bulkhead/virtio"
+	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 )
 
 // guestRAM is a guest's memory at IPA base.
@@ -60,11 +60,11 @@ func (d *driver) setup(i uint32) {
 	for _, w := range []struct {
 		off uint64
 		v   uint32
-	}{{virtio.QueueSel, i}, {virtio.QueueNum, d.num},
-		{virtio.QueueDescLow, uint32(d.desc)}, {virtio.QueueDescHigh, uint32(d.desc >> 32)},
-		{virtio.QueueDriverLow, uint32(d.avail)}, {virtio.QueueDriverHigh, uint32(d.avail >> 32)},
-		{virtio.QueueDeviceLow, uint32(d.used)}, {virtio.QueueDeviceHigh, uint32(d.used >> 32)},
-		{virtio.QueueReady, 1}} {
+	}{{mmioreg.QueueSel, i}, {mmioreg.QueueNum, d.num},
+		{mmioreg.QueueDescLow, uint32(d.desc)}, {mmioreg.QueueDescHigh, uint32(d.desc >> 32)},
+		{mmioreg.QueueDriverLow, uint32(d.avail)}, {mmioreg.QueueDriverHigh, uint32(d.avail >> 32)},
+		{mmioreg.QueueDeviceLow, uint32(d.used)}, {mmioreg.QueueDeviceHigh, uint32(d.used >> 32)},
+		{mmioreg.QueueReady, 1}} {
 		d.t.Observe(w.off, w.v)
 	}
 }
@@ -206,7 +206,7 @@ func TestBrokenQueues(t *testing.T) {
 			if _, _, _, _, err := q.Pop(d.m); !errors.Is(err, ErrBroken) {
 				t.Errorf("the queue works again without a reset: %v", err)
 			}
-			d.t.Observe(virtio.Status, 0)
+			d.t.Observe(mmioreg.Status, 0)
 			if _, _, _, _, err := q.Pop(d.m); !errors.Is(err, ErrNotReady) {
 				t.Errorf("after a reset: %v, want ErrNotReady", err)
 			}
@@ -234,15 +234,15 @@ func (bigRAM) Contains(ipa, n uint64) bool { return ipa+n >= ipa }
 
 func TestLayoutFixedWhileReady(t *testing.T) {
 	d := newDriver(t, 8)
-	d.t.Observe(virtio.QueueDescLow, 0x1230)
-	d.t.Observe(virtio.QueueNum, 16)
+	d.t.Observe(mmioreg.QueueDescLow, 0x1230)
+	d.t.Observe(mmioreg.QueueNum, 16)
 	if q := d.t.Queue(0); q.desc != d.desc || q.num != 8 {
 		t.Errorf("a live queue's layout changed: desc %#x num %d", q.desc, q.num)
 	}
 	for _, n := range []uint32{0, 6, 512} {
-		d.t.Observe(virtio.QueueReady, 0)
-		d.t.Observe(virtio.QueueNum, n)
-		d.t.Observe(virtio.QueueReady, 1)
+		d.t.Observe(mmioreg.QueueReady, 0)
+		d.t.Observe(mmioreg.QueueNum, n)
+		d.t.Observe(mmioreg.QueueReady, 1)
 		if _, _, _, _, err := d.t.Queue(0).Pop(d.m); !errors.Is(err, ErrBroken) {
 			t.Errorf("queue size %d: %v, want ErrBroken", n, err)
 		}
@@ -255,7 +255,7 @@ func TestResetDropsPostedChains(t *testing.T) {
 	d.post(0)
 	q := d.t.Queue(0)
 	head, _, _, _, _ := q.Pop(d.m)
-	d.t.Observe(virtio.Status, 0)
+	d.t.Observe(mmioreg.Status, 0)
 	if _, err := q.Spans(head, true, 0, 1, nil); !errors.Is(err, ErrNotPosted) {
 		t.Errorf("a chain of a reset device: %v, want ErrNotPosted", err)
 	}
@@ -266,10 +266,10 @@ func TestResetDropsPostedChains(t *testing.T) {
 
 func TestNotify(t *testing.T) {
 	tr := &Transport{}
-	if !tr.Observe(virtio.QueueNotify, 1) || tr.Observe(virtio.QueueSel, 1) {
+	if !tr.Observe(mmioreg.QueueNotify, 1) || tr.Observe(mmioreg.QueueSel, 1) {
 		t.Fatal("Observe does not tell notifications from other writes")
 	}
-	tr.Observe(virtio.QueueNotify, 7) // no such queue: nothing to take
+	tr.Observe(mmioreg.QueueNotify, 7) // no such queue: nothing to take
 	if q, ok := tr.TakeNotified(); !ok || q != 1 {
 		t.Fatalf("TakeNotified = %d, %v", q, ok)
 	}

@@ -12,7 +12,7 @@ import (
 	"io"
 
 	"github.com/bulkhead-hv/bulkhead/vdev/virtiommio"
-	"github.com/bulkhead-hv/bulkhead/virtio"
+	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 )
 
 // Size is the transport's register frame.
@@ -81,11 +81,11 @@ const chunk = 64 << 10
 // New returns the device for a guest: disk behind queue, read-only if ro.
 func New(disk Disk, ro bool, id string, queue Queue) *Device {
 	d := &Device{Disk: disk, ReadOnly: ro, ID: id, Queue: queue}
-	f := uint64(virtio.FeatureVersion1 | FeatureSegMax | FeatureBlkSize | FeatureFlush)
+	f := uint64(mmioreg.FeatureVersion1 | FeatureSegMax | FeatureBlkSize | FeatureFlush)
 	if ro {
 		f |= FeatureRO
 	}
-	d.Transport = virtiommio.Transport{DeviceID: virtio.DeviceBlock, Features: f, Queues: 1, QueueSize: QueueSize,
+	d.Transport = virtiommio.Transport{DeviceID: mmioreg.DeviceBlock, Features: f, Queues: 1, QueueSize: QueueSize,
 		Config: d.config, Notify: d.Notify}
 	return d
 }

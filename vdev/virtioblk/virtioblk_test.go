@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bulkhead-hv/bulkhead/vdev/virtiommio"
-	"github.com/bulkhead-hv/bulkhead/virtio"
+	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 )
 
 // memDisk is a disk in memory.
@@ -100,48 +100,48 @@ func newDevice(t *testing.T, ro bool) (*Device, *memDisk, *fakeQueue) {
 	disk := &memDisk{b: make([]byte, 1<<20)}
 	q := &fakeQueue{}
 	d := New(disk, ro, "disk0", q)
-	require.Equal(t, uint64(virtio.Magic), d.Read(virtio.MagicValue, 4))
-	require.Equal(t, uint64(2), d.Read(virtio.Version, 4))
-	require.Equal(t, uint64(2), d.Read(virtio.DeviceID, 4))
-	d.Write(virtio.Status, 4, virtio.StatusAcknowledge|virtio.StatusDriver)
-	d.Write(virtio.DeviceFeaturesSel, 4, 1)
-	require.Equal(t, uint64(1), d.Read(virtio.DeviceFeatures, 4), "VIRTIO_F_VERSION_1")
-	d.Write(virtio.DeviceFeaturesSel, 4, 0)
-	f := d.Read(virtio.DeviceFeatures, 4)
+	require.Equal(t, uint64(mmioreg.Magic), d.Read(mmioreg.MagicValue, 4))
+	require.Equal(t, uint64(2), d.Read(mmioreg.Version, 4))
+	require.Equal(t, uint64(2), d.Read(mmioreg.DeviceID, 4))
+	d.Write(mmioreg.Status, 4, mmioreg.StatusAcknowledge|mmioreg.StatusDriver)
+	d.Write(mmioreg.DeviceFeaturesSel, 4, 1)
+	require.Equal(t, uint64(1), d.Read(mmioreg.DeviceFeatures, 4), "VIRTIO_F_VERSION_1")
+	d.Write(mmioreg.DeviceFeaturesSel, 4, 0)
+	f := d.Read(mmioreg.DeviceFeatures, 4)
 	assert.Equal(t, ro, f&FeatureRO != 0)
-	d.Write(virtio.DriverFeaturesSel, 4, 0)
-	d.Write(virtio.DriverFeatures, 4, f)
-	d.Write(virtio.DriverFeaturesSel, 4, 1)
-	d.Write(virtio.DriverFeatures, 4, 1)
-	d.Write(virtio.Status, 4, virtio.StatusAcknowledge|virtio.StatusDriver|virtio.StatusFeaturesOK)
-	require.NotZero(t, d.Read(virtio.Status, 4)&virtio.StatusFeaturesOK)
-	d.Write(virtio.QueueSel, 4, 0)
-	require.Equal(t, uint64(QueueSize), d.Read(virtio.QueueNumMax, 4))
-	d.Write(virtio.QueueNum, 4, 64)
-	d.Write(virtio.QueueDescLow, 4, 0x1000)
-	assert.Equal(t, uint64(0x1000), d.Read(virtio.QueueDescLow, 4))
-	d.Write(virtio.QueueReady, 4, 1)
-	d.Write(virtio.Status, 4, virtio.StatusAcknowledge|virtio.StatusDriver|virtio.StatusFeaturesOK|virtio.StatusDriverOK)
+	d.Write(mmioreg.DriverFeaturesSel, 4, 0)
+	d.Write(mmioreg.DriverFeatures, 4, f)
+	d.Write(mmioreg.DriverFeaturesSel, 4, 1)
+	d.Write(mmioreg.DriverFeatures, 4, 1)
+	d.Write(mmioreg.Status, 4, mmioreg.StatusAcknowledge|mmioreg.StatusDriver|mmioreg.StatusFeaturesOK)
+	require.NotZero(t, d.Read(mmioreg.Status, 4)&mmioreg.StatusFeaturesOK)
+	d.Write(mmioreg.QueueSel, 4, 0)
+	require.Equal(t, uint64(QueueSize), d.Read(mmioreg.QueueNumMax, 4))
+	d.Write(mmioreg.QueueNum, 4, 64)
+	d.Write(mmioreg.QueueDescLow, 4, 0x1000)
+	assert.Equal(t, uint64(0x1000), d.Read(mmioreg.QueueDescLow, 4))
+	d.Write(mmioreg.QueueReady, 4, 1)
+	d.Write(mmioreg.Status, 4, mmioreg.StatusAcknowledge|mmioreg.StatusDriver|mmioreg.StatusFeaturesOK|mmioreg.StatusDriverOK)
 	return d, disk, q
 }
 
 func TestConfig(t *testing.T) {
 	d, _, _ := newDevice(t, false)
-	assert.Equal(t, uint64(2048), d.Read(virtiommio.Config, 8), "capacity in sectors, 8 bytes")
-	assert.Equal(t, uint64(2048), d.Read(virtiommio.Config, 4)|d.Read(virtiommio.Config+4, 4)<<32, "capacity as two words")
-	assert.Equal(t, uint64(0x08), d.Read(virtiommio.Config+1, 1), "capacity's second byte")
-	assert.Equal(t, uint64(SectorSize), d.Read(virtiommio.Config+20, 4), "blk_size")
-	assert.Equal(t, uint64(SegMax), d.Read(virtiommio.Config+12, 4), "seg_max")
-	assert.Equal(t, uint64(0), d.Read(virtiommio.Config+24, 4), "past the layout")
-	assert.Equal(t, uint64(0), d.Read(virtio.MagicValue, 2), "not a 32-bit access")
+	assert.Equal(t, uint64(2048), d.Read(mmioreg.Config, 8), "capacity in sectors, 8 bytes")
+	assert.Equal(t, uint64(2048), d.Read(mmioreg.Config, 4)|d.Read(mmioreg.Config+4, 4)<<32, "capacity as two words")
+	assert.Equal(t, uint64(0x08), d.Read(mmioreg.Config+1, 1), "capacity's second byte")
+	assert.Equal(t, uint64(SectorSize), d.Read(mmioreg.Config+20, 4), "blk_size")
+	assert.Equal(t, uint64(SegMax), d.Read(mmioreg.Config+12, 4), "seg_max")
+	assert.Equal(t, uint64(0), d.Read(mmioreg.Config+24, 4), "past the layout")
+	assert.Equal(t, uint64(0), d.Read(mmioreg.MagicValue, 2), "not a 32-bit access")
 }
 
 func TestFeaturesNotOffered(t *testing.T) {
 	d := New(&memDisk{b: make([]byte, 4096)}, false, "", &fakeQueue{})
-	d.Write(virtio.DriverFeaturesSel, 4, 0)
-	d.Write(virtio.DriverFeatures, 4, 1<<28) // VIRTIO_F_INDIRECT_DESC
-	d.Write(virtio.Status, 4, virtio.StatusFeaturesOK)
-	assert.Zero(t, d.Read(virtio.Status, 4)&virtio.StatusFeaturesOK, "FEATURES_OK refused")
+	d.Write(mmioreg.DriverFeaturesSel, 4, 0)
+	d.Write(mmioreg.DriverFeatures, 4, 1<<28) // VIRTIO_F_INDIRECT_DESC
+	d.Write(mmioreg.Status, 4, mmioreg.StatusFeaturesOK)
+	assert.Zero(t, d.Read(mmioreg.Status, 4)&mmioreg.StatusFeaturesOK, "FEATURES_OK refused")
 }
 
 func TestReadWriteFlush(t *testing.T) {
@@ -163,8 +163,8 @@ func TestReadWriteFlush(t *testing.T) {
 	assert.Equal(t, data, rd.w[:len(data)])
 	assert.Equal(t, byte(StatusOK), rd.w[len(data)])
 	assert.True(t, d.Line(), "used buffers raise the interrupt")
-	assert.Equal(t, uint64(virtiommio.IntUsed), d.Read(virtiommio.InterruptStatus, 4))
-	d.Write(virtio.InterruptACK, 4, virtiommio.IntUsed)
+	assert.Equal(t, uint64(virtiommio.IntUsed), d.Read(mmioreg.InterruptStatus, 4))
+	d.Write(mmioreg.InterruptACK, 4, virtiommio.IntUsed)
 	assert.False(t, d.Line(), "acknowledged")
 	assert.Equal(t, Stats{Reads: 1, Writes: 1, Flushes: 1, ReadBytes: uint64(len(data)), WrittenBytes: uint64(len(data))}, d.Stats)
 }
@@ -219,17 +219,17 @@ func TestBrokenQueueNeedsReset(t *testing.T) {
 	d, _, q := newDevice(t, false)
 	q.broken = true
 	d.Notify(0)
-	assert.NotZero(t, d.Read(virtio.Status, 4)&virtiommio.StatusNeedsReset, "DEVICE_NEEDS_RESET")
-	assert.Equal(t, uint64(virtiommio.IntConfig), d.Read(virtiommio.InterruptStatus, 4), "a configuration change interrupt")
+	assert.NotZero(t, d.Read(mmioreg.Status, 4)&virtiommio.StatusNeedsReset, "DEVICE_NEEDS_RESET")
+	assert.Equal(t, uint64(virtiommio.IntConfig), d.Read(mmioreg.InterruptStatus, 4), "a configuration change interrupt")
 	q.broken = false
 	c := &chain{r: header(TypeFlush, 0), w: make([]byte, 1)}
 	q.post(c)
 	d.Notify(0)
 	assert.Equal(t, -1, c.pushed, "no request is served until the guest resets the device")
-	d.Write(virtio.Status, 4, 0)
-	assert.Zero(t, d.Read(virtio.Status, 4))
+	d.Write(mmioreg.Status, 4, 0)
+	assert.Zero(t, d.Read(mmioreg.Status, 4))
 	assert.False(t, d.Line())
-	assert.Zero(t, d.Read(virtio.QueueReady, 4))
+	assert.Zero(t, d.Read(mmioreg.QueueReady, 4))
 }
 
 // Nothing is served before the driver says DRIVER_OK.
@@ -248,9 +248,9 @@ func TestSlice(t *testing.T) {
 	s := &Slice{Disk: disk, Off: 4096, Len: 2048}
 	q := &fakeQueue{}
 	d := New(s, false, "s", q)
-	assert.Equal(t, uint64(4), d.Read(virtiommio.Config, 8), "capacity: the slice's sectors")
-	d.Write(virtio.Status, 4, virtio.StatusAcknowledge|virtio.StatusDriver|virtio.StatusFeaturesOK|virtio.StatusDriverOK)
-	d.Write(virtio.QueueReady, 4, 1)
+	assert.Equal(t, uint64(4), d.Read(mmioreg.Config, 8), "capacity: the slice's sectors")
+	d.Write(mmioreg.Status, 4, mmioreg.StatusAcknowledge|mmioreg.StatusDriver|mmioreg.StatusFeaturesOK|mmioreg.StatusDriverOK)
+	d.Write(mmioreg.QueueReady, 4, 1)
 	w := &chain{r: append(header(TypeOut, 1), bytes.Repeat([]byte{7}, 512)...), w: make([]byte, 1)}
 	past := &chain{r: append(header(TypeOut, 4), make([]byte, 512)...), w: make([]byte, 1)}
 	q.post(w)

@@ -9,7 +9,7 @@ package virtiommio
 import (
 	"errors"
 
-	"github.com/bulkhead-hv/bulkhead/virtio"
+	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 )
 
 // ErrNeedsReset is what a Queue returns when the guest broke its ring.
@@ -29,13 +29,9 @@ type Queue interface {
 	Push(head uint16, written uint32) error
 }
 
-// Registers this package adds to virtio's (4.2.2).
-const (
-	VendorID         = 0x00c
-	InterruptStatus  = 0x060
-	ConfigGeneration = 0x0fc
-	Config           = 0x100
-)
+// VendorID is the transport register mmioreg leaves out: only a device
+// sets it (4.2.2).
+const VendorID = 0x00c
 
 const (
 	// Vendor is "BLKH", the vendor ID the transport reports.
@@ -72,9 +68,9 @@ type Transport struct {
 
 // Read answers the guest's read of the register at off.
 func (t *Transport) Read(off uint64, size int) uint64 {
-	if off >= Config {
+	if off >= mmioreg.Config {
 		c := t.Config()
-		o := off - Config
+		o := off - mmioreg.Config
 		if o+uint64(size) > uint64(len(c)) {
 			return 0
 		}
@@ -89,34 +85,34 @@ func (t *Transport) Read(off uint64, size int) uint64 {
 	}
 	q := t.selected()
 	switch off {
-	case virtio.MagicValue:
-		return virtio.Magic
-	case virtio.Version:
+	case mmioreg.MagicValue:
+		return mmioreg.Magic
+	case mmioreg.Version:
 		return 2
-	case virtio.DeviceID:
+	case mmioreg.DeviceID:
 		return uint64(t.DeviceID)
 	case VendorID:
 		return Vendor
-	case virtio.DeviceFeatures:
+	case mmioreg.DeviceFeatures:
 		if t.devSel > 1 {
 			return 0
 		}
 		return uint64(uint32(t.Features >> (32 * t.devSel)))
-	case virtio.QueueNumMax:
+	case mmioreg.QueueNumMax:
 		if q == nil {
 			return 0
 		}
 		return uint64(t.QueueSize)
-	case virtio.QueueReady:
+	case mmioreg.QueueReady:
 		if q == nil {
 			return 0
 		}
 		return uint64(q.ready)
-	case InterruptStatus:
+	case mmioreg.InterruptStatus:
 		return uint64(t.intStatus)
-	case virtio.Status:
+	case mmioreg.Status:
 		return uint64(t.status)
-	case ConfigGeneration:
+	case mmioreg.ConfigGeneration:
 		return 0 // the configuration never changes
 	}
 	if i := addrIndex(off); i >= 0 && q != nil {
@@ -137,17 +133,17 @@ func (t *Transport) selected() *struct {
 
 func addrIndex(off uint64) int {
 	switch off {
-	case virtio.QueueDescLow:
+	case mmioreg.QueueDescLow:
 		return 0
-	case virtio.QueueDescHigh:
+	case mmioreg.QueueDescHigh:
 		return 1
-	case virtio.QueueDriverLow:
+	case mmioreg.QueueDriverLow:
 		return 2
-	case virtio.QueueDriverHigh:
+	case mmioreg.QueueDriverHigh:
 		return 3
-	case virtio.QueueDeviceLow:
+	case mmioreg.QueueDeviceLow:
 		return 4
-	case virtio.QueueDeviceHigh:
+	case mmioreg.QueueDeviceHigh:
 		return 5
 	}
 	return -1
@@ -161,37 +157,37 @@ func (t *Transport) Write(off uint64, size int, v uint64) {
 	w := uint32(v)
 	q := t.selected()
 	switch off {
-	case virtio.DeviceFeaturesSel:
+	case mmioreg.DeviceFeaturesSel:
 		t.devSel = w
-	case virtio.DriverFeaturesSel:
+	case mmioreg.DriverFeaturesSel:
 		t.drvSel = w
-	case virtio.DriverFeatures:
+	case mmioreg.DriverFeatures:
 		if t.drvSel <= 1 {
 			shift := 32 * t.drvSel
 			t.driverFeatures = t.driverFeatures&^(0xffffffff<<shift) | uint64(w)<<shift
 		}
-	case virtio.QueueSel:
+	case mmioreg.QueueSel:
 		t.qsel = w
-	case virtio.QueueNum:
+	case mmioreg.QueueNum:
 		if q != nil {
 			q.num = w
 		}
-	case virtio.QueueReady:
+	case mmioreg.QueueReady:
 		if q != nil {
 			q.ready = w & 1
 		}
-	case virtio.InterruptACK:
+	case mmioreg.InterruptACK:
 		t.intStatus &^= w
-	case virtio.Status:
+	case mmioreg.Status:
 		if w == 0 {
 			t.reset()
 			return
 		}
-		if w&virtio.StatusFeaturesOK != 0 && t.driverFeatures&^t.Features != 0 {
-			w &^= virtio.StatusFeaturesOK // features it does not offer (3.1.1)
+		if w&mmioreg.StatusFeaturesOK != 0 && t.driverFeatures&^t.Features != 0 {
+			w &^= mmioreg.StatusFeaturesOK // features it does not offer (3.1.1)
 		}
 		t.status = w | t.status&StatusNeedsReset
-	case virtio.QueueNotify:
+	case mmioreg.QueueNotify:
 		if t.Notify != nil {
 			t.Notify(w)
 		}
@@ -215,7 +211,7 @@ func (t *Transport) reset() {
 // up (DRIVER_OK), has enabled the queue, and the device needs no reset.
 func (t *Transport) Live(q uint32) bool {
 	return int(q) < t.Queues && t.queue[q].ready == 1 &&
-		t.status&virtio.StatusDriverOK != 0 && t.status&StatusNeedsReset == 0
+		t.status&mmioreg.StatusDriverOK != 0 && t.status&StatusNeedsReset == 0
 }
 
 // Used raises the used-buffer interrupt.

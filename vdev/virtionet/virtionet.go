@@ -12,7 +12,7 @@ import (
 	"encoding/binary"
 
 	"github.com/bulkhead-hv/bulkhead/vdev/virtiommio"
-	"github.com/bulkhead-hv/bulkhead/virtio"
+	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 )
 
 // Feature bits (5.1.3).
@@ -62,8 +62,8 @@ type Device struct {
 // New returns a device with the given MAC over the guest's queues.
 func New(mac [6]byte, rx, tx virtiommio.Queue, out func([]byte)) *Device {
 	d := &Device{MAC: mac, Queues: [2]virtiommio.Queue{rx, tx}, Out: out, buf: make([]byte, HeaderSize+MaxFrame)}
-	d.Transport = virtiommio.Transport{DeviceID: virtio.DeviceNet,
-		Features: virtio.FeatureVersion1 | FeatureMAC | FeatureStatus, Queues: 2, QueueSize: QueueSize,
+	d.Transport = virtiommio.Transport{DeviceID: mmioreg.DeviceNet,
+		Features: mmioreg.FeatureVersion1 | FeatureMAC | FeatureStatus, Queues: 2, QueueSize: QueueSize,
 		Config: d.config, Notify: d.Notify}
 	return d
 }

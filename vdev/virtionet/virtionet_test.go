@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bulkhead-hv/bulkhead/vdev/virtiommio"
-	"github.com/bulkhead-hv/bulkhead/virtio"
+	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 )
 
 type chain struct {
@@ -80,22 +80,22 @@ func newDevice(t *testing.T) (*Device, *fakeQueue, *fakeQueue, *[][]byte) {
 	rx, tx := &fakeQueue{}, &fakeQueue{}
 	var out [][]byte
 	d := New(mac, rx, tx, func(f []byte) { out = append(out, bytes.Clone(f)) })
-	require.Equal(t, uint64(1), d.Read(virtio.DeviceID, 4))
-	d.Write(virtio.DeviceFeaturesSel, 4, 0)
-	f := d.Read(virtio.DeviceFeatures, 4)
+	require.Equal(t, uint64(1), d.Read(mmioreg.DeviceID, 4))
+	d.Write(mmioreg.DeviceFeaturesSel, 4, 0)
+	f := d.Read(mmioreg.DeviceFeatures, 4)
 	assert.Equal(t, uint64(FeatureMAC|FeatureStatus), f)
-	d.Write(virtio.DriverFeatures, 4, f)
-	d.Write(virtio.DriverFeaturesSel, 4, 1)
-	d.Write(virtio.DriverFeatures, 4, 1)
-	d.Write(virtio.Status, 4, virtio.StatusAcknowledge|virtio.StatusDriver|virtio.StatusFeaturesOK)
+	d.Write(mmioreg.DriverFeatures, 4, f)
+	d.Write(mmioreg.DriverFeaturesSel, 4, 1)
+	d.Write(mmioreg.DriverFeatures, 4, 1)
+	d.Write(mmioreg.Status, 4, mmioreg.StatusAcknowledge|mmioreg.StatusDriver|mmioreg.StatusFeaturesOK)
 	for q := 0; q < 2; q++ {
-		d.Write(virtio.QueueSel, 4, uint64(q))
-		require.Equal(t, uint64(QueueSize), d.Read(virtio.QueueNumMax, 4))
-		d.Write(virtio.QueueReady, 4, 1)
+		d.Write(mmioreg.QueueSel, 4, uint64(q))
+		require.Equal(t, uint64(QueueSize), d.Read(mmioreg.QueueNumMax, 4))
+		d.Write(mmioreg.QueueReady, 4, 1)
 	}
-	d.Write(virtio.QueueSel, 4, 2)
-	assert.Zero(t, d.Read(virtio.QueueNumMax, 4), "no third queue")
-	d.Write(virtio.Status, 4, virtio.StatusAcknowledge|virtio.StatusDriver|virtio.StatusFeaturesOK|virtio.StatusDriverOK)
+	d.Write(mmioreg.QueueSel, 4, 2)
+	assert.Zero(t, d.Read(mmioreg.QueueNumMax, 4), "no third queue")
+	d.Write(mmioreg.Status, 4, mmioreg.StatusAcknowledge|mmioreg.StatusDriver|mmioreg.StatusFeaturesOK|mmioreg.StatusDriverOK)
 	return d, rx, tx, &out
 }
 
@@ -106,9 +106,9 @@ func ethernet(payload string) []byte {
 func TestConfig(t *testing.T) {
 	d, _, _, _ := newDevice(t)
 	for i, b := range mac {
-		assert.Equal(t, uint64(b), d.Read(virtiommio.Config+uint64(i), 1))
+		assert.Equal(t, uint64(b), d.Read(mmioreg.Config+uint64(i), 1))
 	}
-	assert.Equal(t, uint64(1), d.Read(virtiommio.Config+6, 2), "VIRTIO_NET_S_LINK_UP")
+	assert.Equal(t, uint64(1), d.Read(mmioreg.Config+6, 2), "VIRTIO_NET_S_LINK_UP")
 }
 
 func TestTransmit(t *testing.T) {
@@ -158,12 +158,12 @@ func TestBrokenQueue(t *testing.T) {
 	d, _, tx, out := newDevice(t)
 	tx.broken = true
 	d.Notify(TX)
-	assert.NotZero(t, d.Read(virtio.Status, 4)&virtiommio.StatusNeedsReset)
+	assert.NotZero(t, d.Read(mmioreg.Status, 4)&virtiommio.StatusNeedsReset)
 	tx.broken = false
 	tx.post(&chain{r: append(make([]byte, HeaderSize), ethernet("x")...)})
 	d.Notify(TX)
 	assert.Empty(t, *out, "nothing moves until the guest resets the device")
-	d.Write(virtio.Status, 4, 0)
+	d.Write(mmioreg.Status, 4, 0)
 	d.Deliver(ethernet("y"))
 	assert.Equal(t, uint64(1), d.Stats.RxDropped, "a reset device takes no frames until set up again")
 }

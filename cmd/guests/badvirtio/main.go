@@ -23,7 +23,7 @@ import (
 
 	"github.com/bulkhead-hv/bulkhead/abi"
 	vm "github.com/bulkhead-hv/bulkhead/board/bulkheadvm"
-	"github.com/bulkhead-hv/bulkhead/virtio"
+	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 )
 
 const (
@@ -50,26 +50,26 @@ func setReg(off uint64, v uint32) { vm.Write32(base+off, v) }
 // setup resets the device and sets queue 0 up with size n, as a driver
 // does (3.1.1, 4.2.3.2).
 func setup(n uint32) {
-	setReg(virtio.Status, 0)
-	setReg(virtio.Status, virtio.StatusAcknowledge|virtio.StatusDriver)
-	setReg(virtio.DriverFeaturesSel, 1)
-	setReg(virtio.DriverFeatures, 1) // VIRTIO_F_VERSION_1
-	setReg(virtio.DriverFeaturesSel, 0)
-	setReg(virtio.DriverFeatures, 0)
-	setReg(virtio.Status, virtio.StatusAcknowledge|virtio.StatusDriver|virtio.StatusFeaturesOK)
-	setReg(virtio.QueueSel, 0)
-	setReg(virtio.QueueNum, n)
+	setReg(mmioreg.Status, 0)
+	setReg(mmioreg.Status, mmioreg.StatusAcknowledge|mmioreg.StatusDriver)
+	setReg(mmioreg.DriverFeaturesSel, 1)
+	setReg(mmioreg.DriverFeatures, 1) // VIRTIO_F_VERSION_1
+	setReg(mmioreg.DriverFeaturesSel, 0)
+	setReg(mmioreg.DriverFeatures, 0)
+	setReg(mmioreg.Status, mmioreg.StatusAcknowledge|mmioreg.StatusDriver|mmioreg.StatusFeaturesOK)
+	setReg(mmioreg.QueueSel, 0)
+	setReg(mmioreg.QueueNum, n)
 	for _, r := range []struct {
 		lo, hi uint64
 		b      []byte
-	}{{virtio.QueueDescLow, virtio.QueueDescHigh, desc}, {virtio.QueueDriverLow, virtio.QueueDriverHigh, avail},
-		{virtio.QueueDeviceLow, virtio.QueueDeviceHigh, used}} {
+	}{{mmioreg.QueueDescLow, mmioreg.QueueDescHigh, desc}, {mmioreg.QueueDriverLow, mmioreg.QueueDriverHigh, avail},
+		{mmioreg.QueueDeviceLow, mmioreg.QueueDeviceHigh, used}} {
 		clear(r.b)
 		setReg(r.lo, uint32(pa(r.b)))
 		setReg(r.hi, uint32(pa(r.b)>>32))
 	}
-	setReg(virtio.QueueReady, 1)
-	setReg(virtio.Status, virtio.StatusAcknowledge|virtio.StatusDriver|virtio.StatusFeaturesOK|virtio.StatusDriverOK)
+	setReg(mmioreg.QueueReady, 1)
+	setReg(mmioreg.Status, mmioreg.StatusAcknowledge|mmioreg.StatusDriver|mmioreg.StatusFeaturesOK|mmioreg.StatusDriverOK)
 }
 
 func setDesc(i int, addr uint64, n uint32, flags, next uint16) {
@@ -86,7 +86,7 @@ func post(head uint16, idx uint16) {
 	dma.Barrier()
 	binary.LittleEndian.PutUint16(avail[2:], idx)
 	dma.Barrier()
-	setReg(virtio.QueueNotify, 0)
+	setReg(mmioreg.QueueNotify, 0)
 }
 
 // waitFor polls cond for up to a second of the virtual counter.
@@ -125,7 +125,7 @@ func main() {
 	hdr, _ = dma.Alloc(16)
 	data, _ = dma.Alloc(512)
 	status, _ = dma.Alloc(1)
-	if reg(virtio.MagicValue) != virtio.Magic || reg(virtio.DeviceID) != virtio.DeviceBlock {
+	if reg(mmioreg.MagicValue) != mmioreg.Magic || reg(mmioreg.DeviceID) != mmioreg.DeviceBlock {
 		fmt.Printf("badvirtio: no virtio-blk device at %#x: run with --disk\n", base)
 		os.Exit(100)
 	}
@@ -159,8 +159,8 @@ func main() {
 	} {
 		setup(c.n)
 		c.build()
-		broke := waitFor(func() bool { return reg(virtio.Status)&statusReset != 0 })
-		check(c.name, broke, "status %#x: the device does not ask to be reset", reg(virtio.Status))
+		broke := waitFor(func() bool { return reg(mmioreg.Status)&statusReset != 0 })
+		check(c.name, broke, "status %#x: the device does not ask to be reset", reg(mmioreg.Status))
 		check(c.name+"-not-served", binary.LittleEndian.Uint16(used[2:]) == 0, "the device used the bad chain (used idx %d)", binary.LittleEndian.Uint16(used[2:]))
 	}
 
