@@ -19,16 +19,19 @@ import (
 	"github.com/bulkhead-hv/bulkhead/cpio"
 )
 
-// benchScript is the bench guest's first process: it loads the initramfs's
-// modules as its /init does, runs diskbench on the disk whose serial is
-// "bench" and powers off.
-const benchScript = `#!/bin/sh
+// benchPreamble starts a bench guest's first process: the file systems
+// and the initramfs's modules, as its /init has them.
+const benchPreamble = `#!/bin/sh
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
-for m in $(cat /lib/modules/order); do insmod /lib/modules/$m || echo "diskbench: insmod $m failed"; done
-for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /sys/block/vda ] && break; sleep 0.2; done
+for m in $(cat /lib/modules/order); do insmod /lib/modules/$m || echo "bench: insmod $m failed"; done
+`
+
+// benchScript runs diskbench on the disk whose serial is "bench" and
+// powers off.
+const benchScript = benchPreamble + `for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /sys/block/vda ] && break; sleep 0.2; done
 /diskbench -serial bench -mb 32 -ops 2000
 poweroff -f
 `
@@ -122,22 +125,9 @@ func BenchmarkLinuxDisk(b *testing.B) {
 	// Directly in QEMU.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	q := exec.CommandContext(ctx, "qemu-system-aarch64", "-machine", "virt,gic-version=3", "-cpu", "max",
-		"-smp", "1", "-m", "1G", "-nographic", "-monitor", "none", "-kernel", kernel, "-initrd", initrd,
-		"-append", cmdline, "-global", "virtio-mmio.force-legacy=false")
-	q.Args = append(q.Args, drive{name: "bench", file: disk}.qemuArgs()...)
-	q.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	q.Cancel = func() error { return syscall.Kill(-q.Process.Pid, syscall.SIGKILL) }
-	out, err := q.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := q.Start(); err != nil {
-		b.Fatal(err)
-	}
+	q, out := directQEMU(b, ctx, kernel, initrd, cmdline, drive{name: "bench", file: disk}.qemuArgs()...)
 	direct := timeDiskbench(b, out)
-	syscall.Kill(-q.Process.Pid, syscall.SIGKILL)
-	q.Wait()
+	q.stop()
 
 	// Under Bulkhead.
 	b.Setenv("XDG_RUNTIME_DIR", b.TempDir())
@@ -177,4 +167,35 @@ func BenchmarkLinuxDisk(b *testing.B) {
 		b.ReportMetric(under[m.key]/direct[m.key], m.key+"-ratio")
 		b.ReportMetric(under[m.key+"-guest"]/direct[m.key+"-guest"], m.key+"-guest-clock-ratio")
 	}
+}
+
+// directRun is the bench's kernel run directly in QEMU.
+type directRun struct{ cmd *exec.Cmd }
+
+// directQEMU boots kernel and initrd in QEMU at EL1 with the devices
+// given, as the instance's QEMU would run them but with no hypervisor, and
+// returns its console.
+func directQEMU(b *testing.B, ctx context.Context, kernel, initrd, cmdline string, devices ...string) (directRun, io.Reader) {
+	q := exec.CommandContext(ctx, "qemu-system-aarch64", "-machine", "virt,gic-version=3", "-cpu", "max",
+		"-smp", "1", "-m", "1G", "-nographic", "-monitor", "none", "-kernel", kernel, "-initrd", initrd,
+		"-append", cmdline, "-global", "virtio-mmio.force-legacy=false")
+	q.Args = append(q.Args, devices...)
+	q.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	q.Cancel = func() error { return syscall.Kill(-q.Process.Pid, syscall.SIGKILL) }
+	out, err := q.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := q.Start(); err != nil {
+		b.Fatal(err)
+	}
+	r := directRun{q}
+	b.Cleanup(r.stop)
+	return r, out
+}
+
+// stop kills QEMU.
+func (r directRun) stop() {
+	syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+	r.cmd.Wait()
 }

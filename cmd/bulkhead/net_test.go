@@ -70,12 +70,20 @@ func TestGuestNetwork(t *testing.T) {
 	wait(a, "the fetch's checksum", fmt.Sprintf("%x", sha256.Sum256(payload)))
 	wait(a, "the guest's server", "listening")
 
-	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(fwd), 10*time.Second)
-	require.NoError(t, err)
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	got, err := io.ReadAll(c)
-	c.Close()
-	require.NoError(t, err)
+	// QEMU's user network accepts on the host at once and connects to the
+	// guest after: a connection made before the guest listens ends with
+	// nothing, and is tried again.
+	var got []byte
+	for end := time.Now().Add(30 * time.Second); len(got) == 0 && time.Now().Before(end); {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(fwd), 10*time.Second)
+		require.NoError(t, err)
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		got, _ = io.ReadAll(c)
+		c.Close()
+		if len(got) == 0 {
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
 	assert.Equal(t, "served-by-the-guest\n", string(got), "the host reaches the guest through the forward")
 
 	b := boot("b")

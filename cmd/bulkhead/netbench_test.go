@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,13 +18,7 @@ import (
 
 // netScript sends 32 MiB to the host over TCP from a guest that got its
 // address by DHCP, then powers off.
-const netScript = `#!/bin/sh
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-for m in $(cat /lib/modules/order); do insmod /lib/modules/$m; done
-udhcpc -i eth0 -n -q -t 5 >/dev/null || echo "netbench: no DHCP lease"
+const netScript = benchPreamble + `udhcpc -i eth0 -n -q -t 5 >/dev/null || echo "netbench: no DHCP lease"
 dd if=/dev/zero bs=64k count=512 2>/dev/null | nc 10.0.2.2 PORT
 echo "netbench: sent"
 poweroff -f
@@ -84,19 +77,9 @@ func BenchmarkLinuxNet(b *testing.B) {
 	defer cancel()
 
 	l, initrd := listen()
-	q := exec.CommandContext(ctx, "qemu-system-aarch64", "-machine", "virt,gic-version=3", "-cpu", "max",
-		"-smp", "1", "-m", "1G", "-nographic", "-monitor", "none", "-kernel", kernel, "-initrd", initrd,
-		"-append", cmdline, "-global", "virtio-mmio.force-legacy=false")
-	q.Args = append(q.Args, (&uplink{kind: "user"}).qemuArgs()...)
-	q.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	q.Cancel = func() error { return syscall.Kill(-q.Process.Pid, syscall.SIGKILL) }
-	out, _ := q.StdoutPipe()
-	if err := q.Start(); err != nil {
-		b.Fatal(err)
-	}
+	q, out := directQEMU(b, ctx, kernel, initrd, cmdline, (&uplink{kind: "user"}).qemuArgs()...)
 	direct := receive(b, l, out)
-	syscall.Kill(-q.Process.Pid, syscall.SIGKILL)
-	q.Wait()
+	q.stop()
 	l.Close()
 
 	b.Setenv("XDG_RUNTIME_DIR", b.TempDir())

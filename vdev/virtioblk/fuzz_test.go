@@ -3,6 +3,7 @@ package virtioblk
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/bulkhead-hv/bulkhead/vdev/virtiommio/vqtest"
 	"testing"
 )
 
@@ -27,11 +28,11 @@ func FuzzRequests(f *testing.F) {
 				// Keep most sectors inside the small disk.
 				binary.LittleEndian.PutUint64(r[8:], binary.LittleEndian.Uint64(hdr[8:])%4096)
 			}
-			c := &chain{r: r, w: make([]byte, writable)}
-			q.post(c)
+			c := &vqtest.Chain{R: r, W: make([]byte, writable)}
+			q.Post(c)
 			d.Notify(0)
-			if c.pushed > len(c.w) {
-				t.Fatalf("pushed with %d bytes written into %d", c.pushed, len(c.w))
+			if c.Pushed > len(c.W) {
+				t.Fatalf("pushed with %d bytes written into %d", c.Pushed, len(c.W))
 			}
 			if ro && !bytes.Equal(before, disk.b) {
 				t.Fatal("a read-only disk changed")

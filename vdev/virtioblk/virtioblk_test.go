@@ -3,13 +3,13 @@ package virtioblk
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/bulkhead-hv/bulkhead/vdev/virtiommio"
+	"github.com/bulkhead-hv/bulkhead/vdev/virtiommio/vqtest"
 	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 )
 
@@ -24,70 +24,6 @@ func (m *memDisk) WriteAt(p []byte, off int64) (int, error) { return copy(m.b[of
 func (m *memDisk) Flush() error                             { m.flushes++; return nil }
 func (m *memDisk) Size() int64                              { return int64(len(m.b)) }
 
-// chain is a request as the guest posted it.
-type chain struct {
-	r, w   []byte
-	pushed int // bytes written, -1 until pushed
-}
-
-// fakeQueue plays the hypervisor's mediation: it refuses what the real
-// one refuses (bytes outside the chain, a chain not held).
-type fakeQueue struct {
-	posted []*chain
-	held   map[uint16]*chain
-	next   uint16
-	broken bool
-}
-
-func (q *fakeQueue) post(c *chain) { c.pushed = -1; q.posted = append(q.posted, c) }
-
-func (q *fakeQueue) Pop() (uint16, uint32, uint32, bool, error) {
-	if q.broken {
-		return 0, 0, 0, false, ErrNeedsReset
-	}
-	if len(q.posted) == 0 {
-		return 0, 0, 0, false, nil
-	}
-	c := q.posted[0]
-	q.posted = q.posted[1:]
-	if q.held == nil {
-		q.held = map[uint16]*chain{}
-	}
-	q.next++
-	q.held[q.next] = c
-	return q.next, uint32(len(c.r)), uint32(len(c.w)), true, nil
-}
-
-var errDenied = errors.New("DENIED")
-
-func (q *fakeQueue) Read(head uint16, off uint32, b []byte) error {
-	c := q.held[head]
-	if c == nil || int(off)+len(b) > len(c.r) {
-		return errDenied
-	}
-	copy(b, c.r[off:])
-	return nil
-}
-
-func (q *fakeQueue) Write(head uint16, off uint32, b []byte) error {
-	c := q.held[head]
-	if c == nil || int(off)+len(b) > len(c.w) {
-		return errDenied
-	}
-	copy(c.w[off:], b)
-	return nil
-}
-
-func (q *fakeQueue) Push(head uint16, n uint32) error {
-	c := q.held[head]
-	if c == nil {
-		return errDenied
-	}
-	delete(q.held, head)
-	c.pushed = int(n)
-	return nil
-}
-
 func header(typ uint32, sector uint64) []byte {
 	h := make([]byte, 16)
 	binary.LittleEndian.PutUint32(h, typ)
@@ -96,9 +32,9 @@ func header(typ uint32, sector uint64) []byte {
 }
 
 // newDevice returns a device the guest has set up as Linux does.
-func newDevice(t *testing.T, ro bool) (*Device, *memDisk, *fakeQueue) {
+func newDevice(t *testing.T, ro bool) (*Device, *memDisk, *vqtest.Queue) {
 	disk := &memDisk{b: make([]byte, 1<<20)}
-	q := &fakeQueue{}
+	q := &vqtest.Queue{}
 	d := New(disk, ro, "disk0", q)
 	require.Equal(t, uint64(mmioreg.Magic), d.Read(mmioreg.MagicValue, 4))
 	require.Equal(t, uint64(2), d.Read(mmioreg.Version, 4))
@@ -137,7 +73,7 @@ func TestConfig(t *testing.T) {
 }
 
 func TestFeaturesNotOffered(t *testing.T) {
-	d := New(&memDisk{b: make([]byte, 4096)}, false, "", &fakeQueue{})
+	d := New(&memDisk{b: make([]byte, 4096)}, false, "", &vqtest.Queue{})
 	d.Write(mmioreg.DriverFeaturesSel, 4, 0)
 	d.Write(mmioreg.DriverFeatures, 4, 1<<28) // VIRTIO_F_INDIRECT_DESC
 	d.Write(mmioreg.Status, 4, mmioreg.StatusFeaturesOK)
@@ -147,21 +83,21 @@ func TestFeaturesNotOffered(t *testing.T) {
 func TestReadWriteFlush(t *testing.T) {
 	d, disk, q := newDevice(t, false)
 	data := bytes.Repeat([]byte("bulkhead"), 3*chunk/8) // three copies' worth
-	w := &chain{r: append(header(TypeOut, 2), data...), w: make([]byte, 1)}
-	f := &chain{r: header(TypeFlush, 0), w: make([]byte, 1)}
-	rd := &chain{r: header(TypeIn, 2), w: make([]byte, len(data)+1)}
-	q.post(w)
-	q.post(f)
-	q.post(rd)
+	w := &vqtest.Chain{R: append(header(TypeOut, 2), data...), W: make([]byte, 1)}
+	f := &vqtest.Chain{R: header(TypeFlush, 0), W: make([]byte, 1)}
+	rd := &vqtest.Chain{R: header(TypeIn, 2), W: make([]byte, len(data)+1)}
+	q.Post(w)
+	q.Post(f)
+	q.Post(rd)
 	d.Notify(0)
-	assert.Equal(t, 1, w.pushed)
-	assert.Equal(t, []byte{StatusOK}, w.w)
+	assert.Equal(t, 1, w.Pushed)
+	assert.Equal(t, []byte{StatusOK}, w.W)
 	assert.Equal(t, data, disk.b[1024:1024+len(data)])
 	assert.Equal(t, 1, disk.flushes)
-	assert.Equal(t, []byte{StatusOK}, f.w)
-	assert.Equal(t, len(data)+1, rd.pushed)
-	assert.Equal(t, data, rd.w[:len(data)])
-	assert.Equal(t, byte(StatusOK), rd.w[len(data)])
+	assert.Equal(t, []byte{StatusOK}, f.W)
+	assert.Equal(t, len(data)+1, rd.Pushed)
+	assert.Equal(t, data, rd.W[:len(data)])
+	assert.Equal(t, byte(StatusOK), rd.W[len(data)])
 	assert.True(t, d.Line(), "used buffers raise the interrupt")
 	assert.Equal(t, uint64(virtiommio.IntUsed), d.Read(mmioreg.InterruptStatus, 4))
 	d.Write(mmioreg.InterruptACK, 4, virtiommio.IntUsed)
@@ -173,22 +109,22 @@ func TestBadRequests(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		ro     bool
-		req    *chain
+		req    *vqtest.Chain
 		status byte
 	}{
-		{"a write to a read-only disk", true, &chain{r: append(header(TypeOut, 0), make([]byte, 512)...), w: make([]byte, 1)}, StatusIOErr},
-		{"a read past the end", false, &chain{r: header(TypeIn, 2047), w: make([]byte, 1025)}, StatusIOErr},
-		{"a write past the end", false, &chain{r: append(header(TypeOut, 1<<40), make([]byte, 512)...), w: make([]byte, 1)}, StatusIOErr},
-		{"a sector that overflows", false, &chain{r: header(TypeIn, 1<<63), w: make([]byte, 513)}, StatusIOErr},
-		{"part of a sector", false, &chain{r: header(TypeIn, 0), w: make([]byte, 100)}, StatusIOErr},
-		{"an unknown request", false, &chain{r: header(99, 0), w: make([]byte, 1)}, StatusUnsupp},
+		{"a write to a read-only disk", true, &vqtest.Chain{R: append(header(TypeOut, 0), make([]byte, 512)...), W: make([]byte, 1)}, StatusIOErr},
+		{"a read past the end", false, &vqtest.Chain{R: header(TypeIn, 2047), W: make([]byte, 1025)}, StatusIOErr},
+		{"a write past the end", false, &vqtest.Chain{R: append(header(TypeOut, 1<<40), make([]byte, 512)...), W: make([]byte, 1)}, StatusIOErr},
+		{"a sector that overflows", false, &vqtest.Chain{R: header(TypeIn, 1<<63), W: make([]byte, 513)}, StatusIOErr},
+		{"part of a sector", false, &vqtest.Chain{R: header(TypeIn, 0), W: make([]byte, 100)}, StatusIOErr},
+		{"an unknown request", false, &vqtest.Chain{R: header(99, 0), W: make([]byte, 1)}, StatusUnsupp},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			d, disk, q := newDevice(t, c.ro)
 			before := bytes.Clone(disk.b)
-			q.post(c.req)
+			q.Post(c.req)
 			d.Notify(0)
-			assert.Equal(t, c.status, c.req.w[len(c.req.w)-1])
+			assert.Equal(t, c.status, c.req.W[len(c.req.W)-1])
 			assert.Equal(t, before, disk.b, "the disk is unchanged")
 			assert.Equal(t, uint64(1), d.Stats.Errors)
 		})
@@ -197,35 +133,35 @@ func TestBadRequests(t *testing.T) {
 
 func TestGetID(t *testing.T) {
 	d, _, q := newDevice(t, false)
-	c := &chain{r: header(TypeGetID, 0), w: make([]byte, 21)}
-	q.post(c)
+	c := &vqtest.Chain{R: header(TypeGetID, 0), W: make([]byte, 21)}
+	q.Post(c)
 	d.Notify(0)
-	assert.Equal(t, append([]byte("disk0"), make([]byte, 16)...), c.w)
-	assert.Equal(t, 21, c.pushed)
+	assert.Equal(t, append([]byte("disk0"), make([]byte, 16)...), c.W)
+	assert.Equal(t, 21, c.Pushed)
 }
 
 // A chain without room for a header or a status byte is given back
 // untouched: there is nowhere to say what went wrong.
 func TestChainTooShort(t *testing.T) {
 	d, _, q := newDevice(t, false)
-	c := &chain{r: make([]byte, 8), w: nil}
-	q.post(c)
+	c := &vqtest.Chain{R: make([]byte, 8), W: nil}
+	q.Post(c)
 	d.Notify(0)
-	assert.Equal(t, 0, c.pushed)
+	assert.Equal(t, 0, c.Pushed)
 	assert.Equal(t, uint64(1), d.Stats.Errors)
 }
 
 func TestBrokenQueueNeedsReset(t *testing.T) {
 	d, _, q := newDevice(t, false)
-	q.broken = true
+	q.Broken = true
 	d.Notify(0)
 	assert.NotZero(t, d.Read(mmioreg.Status, 4)&virtiommio.StatusNeedsReset, "DEVICE_NEEDS_RESET")
 	assert.Equal(t, uint64(virtiommio.IntConfig), d.Read(mmioreg.InterruptStatus, 4), "a configuration change interrupt")
-	q.broken = false
-	c := &chain{r: header(TypeFlush, 0), w: make([]byte, 1)}
-	q.post(c)
+	q.Broken = false
+	c := &vqtest.Chain{R: header(TypeFlush, 0), W: make([]byte, 1)}
+	q.Post(c)
 	d.Notify(0)
-	assert.Equal(t, -1, c.pushed, "no request is served until the guest resets the device")
+	assert.Equal(t, -1, c.Pushed, "no request is served until the guest resets the device")
 	d.Write(mmioreg.Status, 4, 0)
 	assert.Zero(t, d.Read(mmioreg.Status, 4))
 	assert.False(t, d.Line())
@@ -234,30 +170,30 @@ func TestBrokenQueueNeedsReset(t *testing.T) {
 
 // Nothing is served before the driver says DRIVER_OK.
 func TestNotReady(t *testing.T) {
-	q := &fakeQueue{}
+	q := &vqtest.Queue{}
 	d := New(&memDisk{b: make([]byte, 4096)}, false, "", q)
-	c := &chain{r: header(TypeFlush, 0), w: make([]byte, 1)}
-	q.post(c)
+	c := &vqtest.Chain{R: header(TypeFlush, 0), W: make([]byte, 1)}
+	q.Post(c)
 	d.Notify(0)
-	assert.Equal(t, -1, c.pushed)
+	assert.Equal(t, -1, c.Pushed)
 }
 
 // A guest disk on a slice of a drive reaches that slice only.
 func TestSlice(t *testing.T) {
 	disk := &memDisk{b: make([]byte, 8192)}
 	s := &Slice{Disk: disk, Off: 4096, Len: 2048}
-	q := &fakeQueue{}
+	q := &vqtest.Queue{}
 	d := New(s, false, "s", q)
 	assert.Equal(t, uint64(4), d.Read(mmioreg.Config, 8), "capacity: the slice's sectors")
 	d.Write(mmioreg.Status, 4, mmioreg.StatusAcknowledge|mmioreg.StatusDriver|mmioreg.StatusFeaturesOK|mmioreg.StatusDriverOK)
 	d.Write(mmioreg.QueueReady, 4, 1)
-	w := &chain{r: append(header(TypeOut, 1), bytes.Repeat([]byte{7}, 512)...), w: make([]byte, 1)}
-	past := &chain{r: append(header(TypeOut, 4), make([]byte, 512)...), w: make([]byte, 1)}
-	q.post(w)
-	q.post(past)
+	w := &vqtest.Chain{R: append(header(TypeOut, 1), bytes.Repeat([]byte{7}, 512)...), W: make([]byte, 1)}
+	past := &vqtest.Chain{R: append(header(TypeOut, 4), make([]byte, 512)...), W: make([]byte, 1)}
+	q.Post(w)
+	q.Post(past)
 	d.Notify(0)
-	assert.Equal(t, []byte{StatusOK}, w.w)
-	assert.Equal(t, []byte{StatusIOErr}, past.w, "past the slice")
+	assert.Equal(t, []byte{StatusOK}, w.W)
+	assert.Equal(t, []byte{StatusIOErr}, past.W, "past the slice")
 	assert.Equal(t, bytes.Repeat([]byte{7}, 512), disk.b[4096+512:4096+1024], "sector 1 of the slice is at its offset")
 	assert.Equal(t, make([]byte, 4096), disk.b[:4096], "nothing before the slice")
 	assert.Equal(t, make([]byte, 8192-5120), disk.b[5120:], "nothing after the slice's sector")
