@@ -2,9 +2,12 @@
 // the guests' network devices to the instance's uplink. Each guest port
 // has one MAC, given by the control partition; a frame a guest sends from
 // any other source address is dropped, so a guest cannot pose as another
-// or fill the table. Guests are isolated from each other: their frames go
-// to the uplink only, and the uplink's frames go to the guest whose MAC
-// they are addressed to, or, broadcast and multicast, to every guest.
+// or fill the table. Guests are isolated from each other unless they are
+// peers (ports attached with the same group name): a guest's frames go to
+// the uplink, and to a peer they are addressed to, or, broadcast and
+// multicast, to its peers as well; the uplink's frames go to the guest
+// whose MAC they are addressed to, or, broadcast and multicast, to every
+// guest.
 package vswitch
 
 // MAC is an Ethernet address.
@@ -24,8 +27,9 @@ type Counters struct {
 }
 
 type guest struct {
-	port Port
-	c    Counters
+	port  Port
+	group string // its peers' name; "" for none
+	c     Counters
 }
 
 // Switch joins guests to one uplink.
@@ -39,18 +43,22 @@ type Switch struct {
 // MinFrame is the shortest frame forwarded: an Ethernet header.
 const MinFrame = 14
 
-// Attach adds a guest port with the given MAC. It reports false if the
-// MAC has a port already.
-func (s *Switch) Attach(mac MAC, p Port) bool {
+// Attach adds a guest port with the given MAC, a peer of the ports of the
+// same group (none for ""). It reports false if the MAC has a port
+// already.
+func (s *Switch) Attach(mac MAC, p Port, group string) bool {
 	if s.guests == nil {
 		s.guests = map[MAC]*guest{}
 	}
 	if _, ok := s.guests[mac]; ok {
 		return false
 	}
-	s.guests[mac] = &guest{port: p}
+	s.guests[mac] = &guest{port: p, group: group}
 	return true
 }
+
+// peers reports whether a and b may see each other's frames.
+func peers(a, b *guest) bool { return a != b && a.group != "" && a.group == b.group }
 
 // Detach removes the guest port of mac.
 func (s *Switch) Detach(mac MAC) { delete(s.guests, mac) }
@@ -70,8 +78,9 @@ func src(f []byte) MAC { return MAC(f[6:12]) }
 // the I/G bit, bit 0 of the first octet).
 func group(a MAC) bool { return a[0]&1 != 0 }
 
-// FromGuest takes a frame the guest of mac sent: it goes to the uplink if
-// its source address is the guest's.
+// FromGuest takes a frame the guest of mac sent, if its source address is
+// the guest's: to the peer it is addressed to, else to the uplink, and a
+// group address's to the guest's peers too.
 func (s *Switch) FromGuest(mac MAC, frame []byte) {
 	g := s.guests[mac]
 	if g == nil {
@@ -83,6 +92,18 @@ func (s *Switch) FromGuest(mac MAC, frame []byte) {
 	}
 	g.c.InFrames++
 	g.c.InBytes += uint64(len(frame))
+	d := dst(frame)
+	if p := s.guests[d]; p != nil && peers(g, p) {
+		s.out(p, frame)
+		return
+	}
+	if group(d) {
+		for _, p := range s.guests {
+			if peers(g, p) {
+				s.out(p, frame)
+			}
+		}
+	}
 	if s.Uplink == nil || s.Uplink.Send(frame) != nil {
 		s.UplinkCounters.Dropped++
 		return

@@ -31,9 +31,9 @@ func TestGuestsReachOnlyTheUplink(t *testing.T) {
 	up, a, b := &wire{}, &wire{}, &wire{}
 	s := &Switch{Uplink: up}
 	ma, mb := GuestMAC(3), GuestMAC(4)
-	assert.True(t, s.Attach(ma, a))
-	assert.True(t, s.Attach(mb, b))
-	assert.False(t, s.Attach(ma, b), "one port per MAC")
+	assert.True(t, s.Attach(ma, a, ""))
+	assert.True(t, s.Attach(mb, b, ""))
+	assert.False(t, s.Attach(ma, b, ""), "one port per MAC")
 	host := MAC{0x52, 0x55, 0x0a, 0x00, 0x02, 0x02}
 
 	s.FromGuest(ma, frame(mb, ma, "to b"))         // a guest's unicast to another
@@ -66,4 +66,23 @@ func TestGuestMAC(t *testing.T) {
 	assert.Equal(t, MAC{0x02, 0xb1, 0x4b, 0x12, 0x34, 0x56}, m)
 	assert.False(t, group(m), "unicast")
 	assert.NotZero(t, m[0]&2, "locally administered")
+}
+
+// Peers (ports of one group) reach each other; others still do not.
+func TestPeers(t *testing.T) {
+	up, a, b, c := &wire{}, &wire{}, &wire{}, &wire{}
+	s := &Switch{Uplink: up}
+	ma, mb, mc := GuestMAC(3), GuestMAC(4), GuestMAC(5)
+	s.Attach(ma, a, "lab")
+	s.Attach(mb, b, "")
+	s.Attach(mc, c, "lab")
+	s.FromGuest(mc, frame(ma, mc, "to a"))
+	s.FromGuest(mc, frame(broadcast, mc, "arp"))
+	s.FromGuest(mc, frame(mb, mc, "to b"))
+	s.FromGuest(mb, frame(ma, mb, "b to a"))
+	assert.Equal(t, [][]byte{frame(ma, mc, "to a"), frame(broadcast, mc, "arp")}, a.frames, "a gets its peer's unicast and broadcast")
+	assert.Empty(t, b.frames, "b is no one's peer")
+	assert.Empty(t, c.frames, "a broadcast does not come back to its sender")
+	assert.Equal(t, [][]byte{frame(broadcast, mc, "arp"), frame(mb, mc, "to b"), frame(ma, mb, "b to a")}, up.frames,
+		"the uplink gets the broadcast and what is for no peer")
 }

@@ -87,3 +87,22 @@ func (f uplinkFlag) Set(s string) error {
 	}
 	return err
 }
+
+var peersName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+// cutPeers takes run's peers=NAME option out of a --net value: the
+// guests given the same name reach each other on the uplink.
+func cutPeers(v string) (rest, peers string, err error) {
+	var kept []string
+	for _, p := range strings.Split(v, ",") {
+		if name, ok := strings.CutPrefix(p, "peers="); ok {
+			if !peersName.MatchString(name) {
+				return "", "", fmt.Errorf("--net %s: peers=%s: name the group with 1 to 32 letters, digits, '_' or '-'", v, name)
+			}
+			peers = name
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return strings.Join(kept, ","), peers, nil
+}

@@ -29,7 +29,7 @@ func freePort(t *testing.T) int {
 // Guests on the instance's uplink (QEMU's user network): one gets an
 // address by DHCP, fetches a file from the host and is reached through
 // the instance's host forward; a second on the same uplink gets its own
-// address and cannot reach the first.
+// address and cannot reach the first; a third, its peer, can.
 func TestGuestNetwork(t *testing.T) {
 	dir := imagesDir(t)
 	kernel := filepath.Join(dir, "linux", "vmlinuz")
@@ -46,8 +46,8 @@ func TestGuestNetwork(t *testing.T) {
 	fwd := freePort(t)
 
 	upInstance(t, "nt", "--net", fmt.Sprintf("user,hostfwd=tcp:%d-:8080", fwd))
-	boot := func(name string) *proc {
-		run := startCLI(t, "run", "--instance", "nt", "--name", name, "--mem", "256M", "--net", "user",
+	boot := func(name, net string) *proc {
+		run := startCLI(t, "run", "--instance", "nt", "--name", name, "--mem", "128M", "--net", net,
 			"--initrd", initrd, "--cmdline", "console=ttyAMA0", kernel)
 		require.Eventually(t, func() bool { return strings.Contains(run.stdout.String(), "bulkhead-init: up") },
 			3*time.Minute, 100*time.Millisecond, "%s reaches init", name)
@@ -61,7 +61,7 @@ func TestGuestNetwork(t *testing.T) {
 			time.Minute, 100*time.Millisecond, "%s: %q", what, s)
 	}
 
-	a := boot("a")
+	a := boot("a", "user,peers=lab")
 	typeInto(t, "nt", "a", fmt.Sprintf("udhcpc -i eth0 -n -q -t 5 && echo dhcp-done\n"+
 		"wget -q -O - http://10.0.2.2:%d/f | sha256sum\n"+
 		"echo served-by-the-guest | nc -l -p 8080 & sleep 1; echo listening\n", httpPort))
@@ -86,7 +86,7 @@ func TestGuestNetwork(t *testing.T) {
 	}
 	assert.Equal(t, "served-by-the-guest\n", string(got), "the host reaches the guest through the forward")
 
-	b := boot("b")
+	b := boot("b", "user")
 	typeInto(t, "nt", "b", "udhcpc -i eth0 -n -q -t 5 && echo dhcp-done\n"+
 		"ping -c 3 -W 1 10.0.2.15 >/dev/null 2>&1; echo ping-a=$?\n")
 	wait(b, "b's lease", "udhcpc: eth0 is 10.0.2.16/24")
@@ -95,11 +95,20 @@ func TestGuestNetwork(t *testing.T) {
 		"b's ping of a ends")
 	assert.Equal(t, "1", result.FindStringSubmatch(b.stdout.String())[1], "b cannot reach a on the same uplink")
 
+	c := boot("c", "user,peers=lab")
+	typeInto(t, "nt", "c", "udhcpc -i eth0 -n -q -t 5 && echo dhcp-done\n"+
+		"ping -c 3 -W 2 10.0.2.15 >/dev/null 2>&1; echo ping-a=$?\n")
+	wait(c, "c's lease", "udhcpc: eth0 is 10.0.2.17/24")
+	require.Eventually(t, func() bool { return result.MatchString(c.stdout.String()) }, time.Minute, 100*time.Millisecond,
+		"c's ping of a ends")
+	assert.Equal(t, "0", result.FindStringSubmatch(c.stdout.String())[1], "c, a's peer, reaches it")
+
 	code, out, errs := bh("ps", "--name", "nt")
 	require.Equal(t, 0, code, errs)
 	assert.Regexp(t, `a .*eth0=02:b1:4b:`, out, "ps shows each VM's network device")
 	code, _, errs = bh("down", "--name", "nt")
 	assert.Equal(t, 0, code, errs)
-	a.wait(t, time.Minute)
-	b.wait(t, time.Minute)
+	for _, p := range []*proc{a, b, c} {
+		p.wait(t, time.Minute)
+	}
 }

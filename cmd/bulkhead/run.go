@@ -49,6 +49,7 @@ type runConfig struct {
 	// up, disk image files for a private one.
 	disks   []string
 	net     string // --net: an uplink for a private instance, or "user" for one that is up
+	peers   string // --net's peers=NAME
 	machine machineConfig
 	// machineSet lists the flags given that shape a private instance.
 	machineSet []string
@@ -152,7 +153,8 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 		"read-only; in an instance that is up, the NAME of one of its drives (bulkhead up --disk NAME=FILE), or NAME,ro,\n"+
 		"or a range of one, NAME@OFFSET+SIZE (e.g. data@64M+32M)")
 	fs.StringVar(&c.net, "net", "", "a network device for the guest (eth0): `user`[,hostfwd=tcp:HOSTPORT-:GUESTPORT]... gives a private\n"+
-		"instance QEMU's user network (DHCP, forwards on 127.0.0.1); in an instance that is up, --net user joins its uplink")
+		"instance QEMU's user network (DHCP, forwards on 127.0.0.1); in an instance that is up, --net user joins its uplink;\n"+
+		"guests are isolated from each other, but those given the same ,peers=NAME reach each other")
 	fs.BoolVar(&c.json, "json", false, "print JSON lines: the console's lines and the final status")
 	fs.BoolVar(&c.verbose, "v", false, "also print the hypervisor's and control partition's log to standard error")
 	fs.StringVar(&c.instance, "instance", "default", "run in this instance if it is up (bulkhead up); otherwise boot a private one")
@@ -184,9 +186,14 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 		return nil, fmt.Errorf("--cpus %d: want 1 to %d", c.cpus, hyp.MaxVCPUs)
 	}
 	if c.net != "" {
-		if _, err := parseUplink(c.net); err != nil {
+		rest, peers, err := cutPeers(c.net)
+		if err != nil {
 			return nil, err
 		}
+		if _, err := parseUplink(rest); err != nil {
+			return nil, err
+		}
+		c.net, c.peers = rest, peers
 	}
 	if len(c.disks) > guestdt.MaxVirtio-1 {
 		return nil, fmt.Errorf("%d --disk flags: a guest has at most %d disks", len(c.disks), guestdt.MaxVirtio-1)
@@ -336,6 +343,9 @@ func runIn(c *runConfig, in *client.Instance, sigs <-chan os.Signal, stdout, std
 	}
 	if c.net != "" {
 		req["net"] = true
+	}
+	if c.peers != "" {
+		req["peers"] = c.peers
 	}
 	if initrd != nil {
 		req["initrd_size"] = len(initrd)

@@ -360,3 +360,14 @@ func TestDiskRefs(t *testing.T) {
 		assert.Error(t, err, v)
 	}
 }
+
+func TestNetPeers(t *testing.T) {
+	c, err := parseRun([]string{"--net", "user,peers=lab", "img"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "user", c.net)
+	assert.Equal(t, "lab", c.peers)
+	_, err = parseRun([]string{"--net", "user,peers=a b", "img"}, io.Discard)
+	assert.ErrorContains(t, err, "name the group with 1 to 32 letters")
+	_, err = parseRun([]string{"--net", "bridge,peers=x", "img"}, io.Discard)
+	assert.ErrorContains(t, err, "want user")
+}

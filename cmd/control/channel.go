@@ -81,8 +81,10 @@ type request struct {
 	PCPUs      []int  `json:"pcpus,omitempty"` // vCPU i runs on PCPUs[i % len]
 	// Disks are the instance's drives the VM gets, /dev/vda first.
 	Disks []diskSpec `json:"disks,omitempty"`
-	// Net gives it a network device on the instance's uplink.
+	// Net gives it a network device on the instance's uplink, a peer of
+	// the guests whose Peers is the same.
 	Net     bool   `json:"net,omitempty"`
+	Peers   string `json:"peers,omitempty"`
 	Arg     uint64 `json:"arg,omitempty"`
 	Cmdline string `json:"cmdline,omitempty"`
 	// Time is the host's clock, in seconds since 1970, for the guests'
@@ -183,7 +185,7 @@ func (c *control) serve(r request) {
 		if r.Time != 0 {
 			setHostTime(r.Time)
 		}
-		s := bootSpec{GuestSpec: hyp.GuestSpec{Name: r.Name, Arg: r.Arg, Mem: r.Mem, CPUs: r.CPUs}, Cmdline: r.Cmdline, PCPUs: r.PCPUs, Disks: r.Disks, Net: r.Net}
+		s := bootSpec{GuestSpec: hyp.GuestSpec{Name: r.Name, Arg: r.Arg, Mem: r.Mem, CPUs: r.CPUs}, Cmdline: r.Cmdline, PCPUs: r.PCPUs, Disks: r.Disks, Net: r.Net, Peers: r.Peers}
 		if s.Mem == 0 {
 			s.Mem = hyp.DefaultGuestMem
 		}
@@ -192,6 +194,10 @@ func (c *control) serve(r request) {
 		}
 		if s.Name == "" || len(s.Name) > 16 || s.Mem%(2<<20) != 0 || s.CPUs < 1 || s.CPUs > hyp.MaxVCPUs {
 			fail("bad name (1-16 bytes), memory (a multiple of 2M) or vCPUs (1-%d)", hyp.MaxVCPUs)
+			return
+		}
+		if len(s.Peers) > 32 || s.Peers != "" && !s.Net {
+			fail("peers: a name of at most 32 bytes, for a VM with a network device")
 			return
 		}
 		for _, n := range s.PCPUs {

@@ -59,7 +59,8 @@ type bootSpec struct {
 	Initrd  []byte
 	PCPUs   []int // the physical CPUs its vCPUs are pinned to, in turn; none: the hypervisor places them
 	Disks   []diskSpec
-	Net     bool // a network device on the instance's uplink
+	Net     bool   // a network device on the instance's uplink
+	Peers   string // the group of guests it may reach there; "": none
 }
 
 // start places a guest's RAM in the pool, loads its image (an AArch64 ELF,
@@ -134,7 +135,7 @@ func start(s bootSpec, image []byte) (*guest, error) {
 		return destroy(err)
 	}
 	if s.Net {
-		if err := g.mapNet(); err != nil {
+		if err := g.mapNet(s.Peers); err != nil {
 			return destroy(err)
 		}
 	}

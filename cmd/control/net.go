@@ -43,8 +43,9 @@ type guestNet struct {
 }
 
 // mapNet gives the guest a network device on the uplink, its next
-// transport, with a MAC of its own.
-func (g *guest) mapNet() error {
+// transport, with a MAC of its own, a peer of the guests of the same
+// group (none for "").
+func (g *guest) mapNet(group string) error {
 	if uplink == nil {
 		return fmt.Errorf("the instance has no uplink for --net (bulkhead up --net user)")
 	}
@@ -58,7 +59,7 @@ func (g *guest) mapNet() error {
 		return err
 	}
 	gn.virtdev = vd
-	if !sw.Attach(gn.mac, gn.nic) {
+	if !sw.Attach(gn.mac, gn.nic, group) {
 		return fmt.Errorf("MAC %v is in use", macText(gn.mac))
 	}
 	g.net = gn
@@ -73,18 +74,21 @@ func (g *guest) releaseNet() {
 	}
 }
 
-// pollUplink moves the uplink's frames to the guests' devices and raises
-// their interrupts. It reports whether any came.
+// pollUplink moves the uplink's frames to the guests' devices, then
+// drives every network device's interrupt line: frames reach a guest from
+// the uplink and from its peers, whose transmits are served apart from
+// its own device. It reports whether frames came.
 func (c *control) pollUplink() bool {
-	if uplink == nil || uplink.Receive(sw.FromUplink) == 0 {
+	if uplink == nil {
 		return false
 	}
+	n := uplink.Receive(sw.FromUplink)
 	for _, g := range c.guests {
 		if g.net != nil {
 			g.driveLine(g.net.virtdev)
 		}
 	}
-	return true
+	return n > 0
 }
 
 // netInfo describes g's network device for ps and stats.
@@ -95,7 +99,7 @@ func (g *guest) netInfo() map[string]any {
 	st, sc := g.net.nic.Stats, sw.Counters(g.net.mac)
 	return map[string]any{"mac": macText(g.net.mac), "dev": "eth0",
 		"tx_frames": st.TxFrames, "tx_bytes": st.TxBytes, "rx_frames": st.RxFrames, "rx_bytes": st.RxBytes,
-		"rx_dropped": st.RxDropped, "errors": st.Errors, "switch_dropped": sc.Dropped}
+		"rx_dropped": st.RxDropped, "errors": st.Errors, "switch_dropped": sc.Dropped, "peers": g.boot.Peers}
 }
 
 func macText(m [6]byte) string {
