@@ -116,27 +116,46 @@ func TestHostChannel(t *testing.T) {
 	if v := next(); v["event"] != "ready" || v["guests"] != float64(1) {
 		t.Fatalf("first message %v, want the ready event", v)
 	}
+	// Events (the guest's console, its exit) come whenever they happen, so
+	// an answer is awaited among them and the events are kept.
+	var events []map[string]any
+	answer := func(id float64) map[string]any {
+		t.Helper()
+		for {
+			v := next()
+			if v["id"] == id {
+				return v
+			}
+			if v["event"] == nil {
+				t.Fatalf("awaiting the answer to %v, got %v", id, v)
+			}
+			events = append(events, v)
+		}
+	}
 	send(`{"id":7,"op":"ping"}`)
-	if v := next(); v["id"] != float64(7) || v["ok"] != true || v["abi"] != fmt.Sprintf("%d.%d", abi.VersionMajor, abi.VersionMinor) {
+	if v := answer(7); v["ok"] != true || v["abi"] != fmt.Sprintf("%d.%d", abi.VersionMajor, abi.VersionMinor) {
 		t.Errorf("ping answer %v", v)
 	}
 	send(`{"id":8,"op":"frobnicate"}`)
-	// The guest's exit may come first: collect until both are seen.
-	var sawExit, sawError bool
-	for !(sawExit && sawError) {
-		v := next()
-		switch {
-		case v["event"] == "exit":
-			sawExit = v["vm"] == "hello" && v["status"] == float64(3)
-		case v["id"] == float64(8):
-			sawError = v["ok"] == false && strings.Contains(fmt.Sprint(v["error"]), "unknown op")
-			if !sawError {
-				t.Fatalf("unknown op answered %v", v)
+	if v := answer(8); v["ok"] != false || !strings.Contains(fmt.Sprint(v["error"]), "unknown op") {
+		t.Errorf("unknown op answered %v", v)
+	}
+	exited := func() bool {
+		for _, v := range events {
+			if v["event"] == "exit" {
+				if v["vm"] != "hello" || v["status"] != float64(3) {
+					t.Fatalf("exit event %v, want hello with status 3", v)
+				}
+				return true
 			}
 		}
+		return false
+	}
+	for !exited() {
+		events = append(events, next())
 	}
 	send(`{"id":9,"op":"shutdown"}`)
-	if v := next(); v["id"] != float64(9) || v["ok"] != true {
+	if v := answer(9); v["ok"] != true {
 		t.Errorf("shutdown answer %v", v)
 	}
 	r := in.Wait()

@@ -237,8 +237,19 @@ func (in *Instance) Wait() *Result {
 	t.Cleanup(func() {
 		if t.Failed() {
 			lines := res.Lines()
+			// A Go runtime's fatal error or panic heads a trace longer
+			// than the window: its first line names the cause.
+			var cause []string
+			for _, l := range lines[:max(0, len(lines)-50)] {
+				if strings.HasPrefix(l, "fatal error: ") || strings.HasPrefix(l, "panic: ") || strings.HasPrefix(l, "runtime: ") {
+					cause = append(cause, l)
+				}
+			}
 			if len(lines) > 50 {
 				lines = lines[len(lines)-50:]
+			}
+			if len(cause) > 0 {
+				t.Logf("runtime errors before the last 50 lines:\n%s", strings.Join(cause, "\n"))
 			}
 			t.Logf("qemu-system-aarch64 %s\nlast %d console lines:\n%s", strings.Join(m.Args(), " "), len(lines), strings.Join(lines, "\n"))
 		}
