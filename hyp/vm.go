@@ -204,6 +204,9 @@ type Hyp struct {
 	// page it owns at IPA = PA, and loses and regains them as it donates
 	// them and they are reclaimed.
 	control *VM
+	// dma is what the control partition's devices may reach by DMA,
+	// kept equal to its RAM (SetDMAView); nil when nothing confines it.
+	dma DMAView
 	// waiter is the control partition's vCPU blocked in VM_WAIT.
 	waiter *VCPU
 	// controlImage restarts the control partition when it crashes
@@ -248,6 +251,56 @@ var (
 	ErrTooManyVMs = errors.New("hyp: no free VM identifier")
 	ErrVMTornDown = errors.New("hyp: VM is being destroyed (an earlier DestroyVM could not reclaim all its pages)")
 )
+
+// DMAView is an IOMMU's translation for the devices the control partition
+// drives: what they may reach by DMA. The hypervisor keeps it equal to
+// the control partition's RAM in its stage 2 (never its device windows),
+// so a device cannot reach a page the control partition gave away.
+// Unmap returns only once no device can reach the range.
+type DMAView interface {
+	Map(pa, size uint64) error
+	Unmap(pa, size uint64) error
+}
+
+// SetDMAView confines the control partition's devices to v, before the
+// control partition exists: CreateControl fills it.
+func (h *Hyp) SetDMAView(v DMAView) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.dma = v
+}
+
+// controlMap maps [pa, pa+size) into the control partition at IPA = PA,
+// for its CPU and its devices.
+func (h *Hyp) controlMap(pa, size, attrs uint64) error {
+	c := h.control
+	if err := c.s2.Map(pa, pa, size, attrs); err != nil {
+		_ = c.s2.Unmap(pa, size)
+		return err
+	}
+	if h.dma != nil {
+		if err := h.dma.Map(pa, size); err != nil {
+			_ = h.dma.Unmap(pa, size)
+			_ = c.s2.Unmap(pa, size)
+			return fmt.Errorf("hyp: DMA view: %w", err)
+		}
+	}
+	return nil
+}
+
+// controlUnmap takes [pa, pa+size) from the control partition's CPU and
+// devices; on error some of it may still be reachable.
+func (h *Hyp) controlUnmap(pa, size uint64) error {
+	if err := h.control.s2.Unmap(pa, size); err != nil {
+		return err
+	}
+	if h.dma != nil {
+		if err := h.dma.Unmap(pa, size); err != nil {
+			return fmt.Errorf("hyp: DMA view: %w", err)
+		}
+	}
+	return nil
+}
 
 // New makes the hypervisor core.
 func New(l *ledger.Ledger, pool *TablePool, phys Phys, tlb StageTLB, cfg Config, out io.Writer) *Hyp {
@@ -306,9 +359,14 @@ func (h *Hyp) CreateControl(name string) (*VM, error) {
 		return nil, fmt.Errorf("hyp: control partition: stage 2 root: %w", err)
 	}
 	vm.s2.SetTLB(vmTLB{h, vm})
+	h.control = vm
 	for _, r := range h.Ledger.Ranges(ledger.Control) {
-		if err := vm.s2.Map(r.PA, r.PA, r.Size, mmu.S2Normal(mmu.Read|mmu.Write|mmu.Exec)); err != nil {
+		if err := h.controlMap(r.PA, r.Size, mmu.S2Normal(mmu.Read|mmu.Write|mmu.Exec)); err != nil {
+			for _, m := range vm.RAM {
+				_ = h.controlUnmap(m.PA, m.Size)
+			}
 			vm.s2.Destroy()
+			h.control = nil
 			return nil, fmt.Errorf("hyp: control partition: stage 2 map: %w", err)
 		}
 		vm.RAM = append(vm.RAM, Region{IPA: r.PA, PA: r.PA, Size: r.Size})
@@ -316,7 +374,6 @@ func (h *Hyp) CreateControl(name string) (*VM, error) {
 	if h.cfg.Now != nil {
 		vm.cntvoff = h.cfg.Now()
 	}
-	h.control = vm
 	h.vms = append(h.vms, vm)
 	return vm, nil
 }
@@ -401,10 +458,10 @@ func (h *Hyp) Donate(vm *VM, pa, ipa, size uint64, perm mmu.Perm) error {
 	// The control partition loses the pages before the guest can run on
 	// them (its IPA is the PA).
 	if c := h.control; c != nil && c != vm {
-		if err := c.s2.Unmap(pa, size); err != nil {
+		if err := h.controlUnmap(pa, size); err != nil {
 			_ = vm.s2.Unmap(ipa, size)
 			h.remapControl(pa, size)
-			return fmt.Errorf("hyp: control partition: stage 2 unmap: %w", err)
+			return fmt.Errorf("hyp: control partition: unmap: %w", err)
 		}
 	}
 	if err := h.Ledger.Donate(pa, size, vm.ID); err != nil {
@@ -431,9 +488,8 @@ func (h *Hyp) Share(vm *VM, ipa, size uint64) (uint64, error) {
 	if err := h.Ledger.Share(pa, size, vm.ID); err != nil {
 		return 0, err
 	}
-	if c := h.control; c != nil {
-		if err := c.s2.Map(pa, pa, size, mmu.S2Normal(mmu.Read|mmu.Write)); err != nil {
-			_ = c.s2.Unmap(pa, size)
+	if h.control != nil {
+		if err := h.controlMap(pa, size, mmu.S2Normal(mmu.Read|mmu.Write)); err != nil {
 			_ = h.Ledger.Unshare(pa, size, vm.ID)
 			return 0, err
 		}
@@ -455,8 +511,8 @@ func (h *Hyp) Unshare(vm *VM, ipa, size uint64) error {
 			return ledger.ErrNotShared
 		}
 	}
-	if c := h.control; c != nil {
-		if err := c.s2.Unmap(pa, size); err != nil {
+	if h.control != nil {
+		if err := h.controlUnmap(pa, size); err != nil {
 			return err
 		}
 	}
@@ -485,7 +541,7 @@ func (h *Hyp) remapControl(pa, size uint64) {
 	run := uint64(0)
 	flush := func(end uint64) {
 		if run < end {
-			_ = c.s2.Map(run, run, end-run, attrs)
+			_ = h.controlMap(run, end-run, attrs)
 		}
 	}
 	for p := pa; p < pa+size; p += mmu.PageSize {
@@ -694,7 +750,7 @@ func (h *Hyp) teardown(vm *VM) error {
 		if c := h.control; c != nil && c != vm {
 			for p := r.PA; p < r.PA+r.Size; p += mmu.PageSize {
 				if o, b, _ := h.Ledger.Owner(p); o == vm.ID && b != ledger.None {
-					if err := c.s2.Unmap(p, mmu.PageSize); err != nil {
+					if err := h.controlUnmap(p, mmu.PageSize); err != nil {
 						return err
 					}
 				}
