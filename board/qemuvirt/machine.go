@@ -37,8 +37,13 @@ type Machine struct {
 	FwCfg fdt.Range
 	// ECAM are the PCIe configuration windows ("pci-host-ecam-generic",
 	// or the MCFG's), and SMMU the SMMUv3s ("arm,smmu-v3", or the
-	// IORT's): found and reported, not used yet.
+	// IORT's).
 	ECAM, SMMU []fdt.Range
+	// PCIMem is the first host bridge's 32-bit memory window, where its
+	// BARs go (from its "ranges"), and PCIBehindSMMU says the bridge's
+	// DMA goes through the first SMMU ("iommu-map").
+	PCIMem        fdt.Range
+	PCIBehindSMMU bool
 }
 
 // smmuSize is an SMMUv3's register space: two 64 KiB pages (SMMUv3, 6.1).
@@ -152,14 +157,22 @@ func ParseMachine(blob []byte) (*Machine, error) {
 		}
 		m.Virtio = append(m.Virtio, regs[0])
 	}
-	for _, n := range t.FindCompatible("pci-host-ecam-generic") {
+	var smmuPhandle uint32
+	for i, n := range t.FindCompatible("arm,smmu-v3") {
+		if regs, err := n.Reg(); err == nil && len(regs) > 0 {
+			m.SMMU = append(m.SMMU, regs[0])
+			if i == 0 {
+				smmuPhandle, _ = n.U32("phandle")
+			}
+		}
+	}
+	for i, n := range t.FindCompatible("pci-host-ecam-generic") {
 		if regs, err := n.Reg(); err == nil && len(regs) > 0 {
 			m.ECAM = append(m.ECAM, regs[0])
 		}
-	}
-	for _, n := range t.FindCompatible("arm,smmu-v3") {
-		if regs, err := n.Reg(); err == nil && len(regs) > 0 {
-			m.SMMU = append(m.SMMU, regs[0])
+		if i == 0 {
+			m.PCIMem = pciMem32(n)
+			m.PCIBehindSMMU = behindSMMU(n, smmuPhandle)
 		}
 	}
 	if l := t.FindCompatible("qemu,fw-cfg-mmio"); len(l) > 0 {
@@ -275,4 +288,39 @@ func ppi(n *fdt.Node, i int) (uint32, error) {
 		return 0, fmt.Errorf("device tree: %s: interrupt %d is not a PPI (type %d, number %d)", n.Path(), i, typ, num)
 	}
 	return 16 + num, nil
+}
+
+// pciMem32 finds a PCI host bridge's 32-bit memory window in its ranges:
+// entries of three cells of PCI address (phys.hi's space code [25:24] is
+// 0b10 for 32-bit memory), two of CPU address and two of size (IEEE Std
+// 1275-1994 PCI binding, 2.2.1.1).
+func pciMem32(n *fdt.Node) fdt.Range {
+	b, ok := n.Prop("ranges")
+	if !ok {
+		return fdt.Range{}
+	}
+	be := func(i int) uint64 { return uint64(binary.BigEndian.Uint32(b[4*i:])) }
+	for i := 0; (i+7)*4 <= len(b); i += 7 {
+		if be(i)>>24&3 == 2 {
+			return fdt.Range{Addr: be(i+3)<<32 | be(i+4), Size: be(i+5)<<32 | be(i+6)}
+		}
+	}
+	return fdt.Range{}
+}
+
+// behindSMMU says whether a host bridge's iommu-map sends requester IDs
+// from 0 to the SMMU with phandle smmu (Documentation of the PCI IOMMU
+// binding: rid-base, iommu phandle, iommu-base, length).
+func behindSMMU(n *fdt.Node, smmu uint32) bool {
+	b, ok := n.Prop("iommu-map")
+	if !ok || smmu == 0 {
+		return false
+	}
+	for i := 0; (i+4)*4 <= len(b); i += 4 {
+		rid, ph, base := binary.BigEndian.Uint32(b[4*i:]), binary.BigEndian.Uint32(b[4*i+4:]), binary.BigEndian.Uint32(b[4*i+8:])
+		if rid == 0 && ph == smmu && base == 0 {
+			return true
+		}
+	}
+	return false
 }

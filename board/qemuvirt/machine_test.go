@@ -337,6 +337,13 @@ func TestParseMachineQEMU(t *testing.T) {
 	assert.Equal(t, fdt.Range{Addr: 0x9020000, Size: 0x18}, m.FwCfg)
 	assert.Equal(t, []fdt.Range{{Addr: 0x40_1000_0000, Size: 256 << 20}}, m.ECAM, "QEMU virt's high ECAM")
 	assert.Empty(t, m.SMMU, "no iommu=smmuv3")
+	assert.Equal(t, fdt.Range{Addr: 0x1000_0000, Size: 0x2eff_0000}, m.PCIMem, "the 32-bit BAR window")
+	assert.False(t, m.PCIBehindSMMU)
+
+	m, err = ParseMachine(qemutest.DumpDTB(t, "1G", 1, "iommu=smmuv3"))
+	require.NoError(t, err)
+	assert.Equal(t, []fdt.Range{{Addr: 0x905_0000, Size: 0x2_0000}}, m.SMMU)
+	assert.True(t, m.PCIBehindSMMU, "iommu-map sends every requester ID to the SMMU")
 
 	m, err = ParseMachine(qemutest.DumpDTB(t, "2G", 3))
 	require.NoError(t, err)

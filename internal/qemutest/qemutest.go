@@ -301,8 +301,9 @@ func (l *LockedBuffer) String() string {
 }
 
 // DumpDTB asks QEMU's virt machine (EL2, GICv3, -cpu max) for the device
-// tree it would pass a kernel, with mem of RAM, smp CPUs and bootargs "a=b".
-func DumpDTB(t testing.TB, mem string, smp int) []byte {
+// tree it would pass a kernel, with mem of RAM, smp CPUs, bootargs "a=b"
+// and any further -machine options (iommu=smmuv3).
+func DumpDTB(t testing.TB, mem string, smp int, machineOpts ...string) []byte {
 	t.Helper()
 	qemu, err := exec.LookPath("qemu-system-aarch64")
 	if err != nil {
@@ -315,7 +316,7 @@ func DumpDTB(t testing.TB, mem string, smp int) []byte {
 	}
 	dtb := filepath.Join(dir, "virt.dtb")
 	out, err := exec.Command(qemu,
-		"-machine", "virt,virtualization=on,gic-version=3,dumpdtb="+dtb,
+		"-machine", strings.Join(append([]string{"virt,virtualization=on,gic-version=3"}, machineOpts...), ",")+",dumpdtb="+dtb,
 		"-cpu", "max", "-m", mem, "-smp", fmt.Sprint(smp),
 		"-nographic", "-monitor", "none",
 		"-kernel", kernel, "-append", "a=b").CombinedOutput()
