@@ -226,6 +226,8 @@ const (
 	MachineChecks            // invariant checks the hypervisor has run (hyp.CheckInvariants)
 	MachineViolations        // of which found the invariant broken
 	MachineRestarts          // times the control partition was restarted after it crashed
+	MachineDMAFaults         // DMA transactions the IOMMU stopped and reported
+	MachineDMAConfined       // 1 if an IOMMU confines the control partition's devices
 )
 
 // NumExitReasons is the number of exit counters.

@@ -52,6 +52,10 @@ func TLBIAllE1()
 // WaitForInterrupt idles until an interrupt is pending.
 func WaitForInterrupt()
 
+// DSB waits until this CPU's memory accesses are complete, for every
+// observer, devices such as an SMMU included (DSB SY).
+func DSB()
+
 // ImageSymbols returns where the linker put the running image's sections:
 // runtime.text, runtime.rodata (the page-aligned start of the read-only
 // segment with -R 0x1000), runtime.noptrdata and runtime.end.

@@ -169,6 +169,11 @@ TEXT ·TLBIAllE1(SB),NOSPLIT,$0-0
 	ISB	$15
 	RET
 
+// func DSB()
+TEXT ·DSB(SB),NOSPLIT,$0-0
+	DSB	$15
+	RET
+
 // WaitForInterrupt idles until an interrupt is pending; interrupts stay
 // masked at EL2, so it returns rather than taking it.
 TEXT ·WaitForInterrupt(SB),NOSPLIT,$0-0

@@ -25,6 +25,8 @@ func (v *pageView) Map(pa, size uint64) error {
 	return nil
 }
 
+func (v *pageView) Faults() uint64 { return 0 }
+
 func (v *pageView) Unmap(pa, size uint64) error {
 	if v.failUnmap {
 		return errors.New("invalidation not confirmed")

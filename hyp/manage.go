@@ -384,6 +384,9 @@ func (h *Hyp) machineStats(w *[abi.StatsWords]uint64) {
 	h.CheckInvariants()
 	w[abi.MachineChecks], w[abi.MachineViolations] = h.checks, h.violations
 	w[abi.MachineRestarts] = h.restarts
+	if h.dma != nil {
+		w[abi.MachineDMAFaults], w[abi.MachineDMAConfined] = h.dma.Faults(), 1
+	}
 }
 
 // listVMs writes VM_LIST's entries from the first'th on into the caller's

@@ -139,9 +139,16 @@ func (h *Hyp) Run(id int, cpu CPU) {
 			}
 		}
 	}
+	var polled uint64
 	for {
 		if h.restartPending {
 			h.restartControl()
+		}
+		if id == 0 && h.cfg.Poll != nil {
+			if now := cpu.Counter(); now-polled >= h.cfg.Slice {
+				polled = now
+				h.cfg.Poll()
+			}
 		}
 		if len(p.runq) == 0 {
 			if !h.idle(cpu, p) {

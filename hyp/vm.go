@@ -167,6 +167,9 @@ type Config struct {
 	Now func() uint64
 	// Trace prints every exit (boot argument trace=exits).
 	Trace bool
+	// Poll is called by CPU 0's scheduler about once a time slice, for
+	// the hypervisor's own devices that are polled (the SMMU's events).
+	Poll func()
 	// IDRegs is what guests read from the AArch64 ID registers
 	// (GuestIDRegs).
 	IDRegs [32]uint64
@@ -260,6 +263,8 @@ var (
 type DMAView interface {
 	Map(pa, size uint64) error
 	Unmap(pa, size uint64) error
+	// Faults is the number of transactions it stopped and reported.
+	Faults() uint64
 }
 
 // SetDMAView confines the control partition's devices to v, before the

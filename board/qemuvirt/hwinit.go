@@ -125,6 +125,9 @@ func hwinit1() {
 	if machine.FwCfg.Size != 0 {
 		devices = append(devices, machine.FwCfg) // where the control partition may come from
 	}
+	if len(machine.SMMU) > 0 {
+		devices = append(devices, machine.SMMU[0]) // the hypervisor's to drive (cmd/hyp)
+	}
 	for _, r := range devices {
 		if err := MapDevice(&hypTables, r.Addr, r.Size); err != nil {
 			bootErr = err

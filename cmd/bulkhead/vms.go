@@ -217,6 +217,10 @@ type machineStats struct {
 	Violations int64 `json:"invariant_violations"`
 	// Restarts counts the control partition's restarts after crashes.
 	Restarts int64 `json:"control_restarts"`
+	// DMAConfined is 1 when an SMMU confines the control partition's
+	// devices, and DMAFaults counts the transactions it stopped.
+	DMAConfined int64 `json:"dma_confined"`
+	DMAFaults   int64 `json:"dma_faults"`
 }
 
 const statsUsage = `Usage: bulkhead stats [flags]
@@ -228,9 +232,10 @@ shared, how many VMs exist and how many stage 2 table pages are free. When
 every VM has stopped, guests is 0 and the rest is back at its boot figures.
 Last, whether the invariants the proofs state hold on the live machine: the
 hypervisor checks them for each report and after each VM is destroyed, and
-counts its checks and the violations it found; and how many times the
+counts its checks and the violations it found; how many times the
 control partition crashed and was restarted from its image while the
-guests ran on.
+guests ran on; and whether an SMMU confines the DMA of the devices the
+control partition drives, with the number of transactions it stopped.
 
 Examples:
 	bulkhead stats
@@ -313,6 +318,11 @@ func printStats(w io.Writer, vms []vmStats, m machineStats) {
 	fmt.Fprintf(w, "invariants: %s; %d checks, %d violations\n", verdict, m.Checks, m.Violations)
 	if m.Restarts > 0 {
 		fmt.Fprintf(w, "control partition: restarted %d time(s) after a crash (the instance's console log says why)\n", m.Restarts)
+	}
+	if m.DMAConfined == 1 {
+		fmt.Fprintf(w, "DMA: the control partition's devices are confined by the SMMU; %d transaction(s) stopped (the console log says which)\n", m.DMAFaults)
+	} else {
+		fmt.Fprintf(w, "DMA: not confined (no SMMU): the control partition's devices can reach all of RAM\n")
 	}
 }
 

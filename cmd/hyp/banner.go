@@ -48,9 +48,6 @@ func printBanner(w io.Writer, m *qemuvirt.Machine) {
 	fmt.Fprintf(w, ", PSCI via %s\n", m.PSCI)
 	fmt.Fprintf(w, "timers: EL2 physical PPI %d, virtual PPI %d; GIC maintenance PPI %d\n", m.TimerHyp, m.TimerVirt, m.GICMaintenance)
 	smmu := ranges(m.SMMU)
-	if len(m.SMMU) > 0 {
-		smmu += " (found, not used yet)"
-	}
 	fmt.Fprintf(w, "PCIe ECAM: %s; SMMUv3: %s\n", ranges(m.ECAM), smmu)
 	var gicr []gic.Region
 	for _, r := range m.GICR {

@@ -256,7 +256,7 @@ func TestUEFIBootACPI(t *testing.T) {
 	r.Contains(t, "8 CPU(s) in the ACPI tables from UEFI", "machine: ACPI, OEM BOCHS",
 		"devices: PL011 UART [0x9000000-0x9001000), GICv3 distributor [0x8000000-0x8010000)",
 		"timers: EL2 physical PPI 26, virtual PPI 27; GIC maintenance PPI 25",
-		"PCIe ECAM: [0x4010000000-0x4020000000); SMMUv3: [0x9050000-0x9070000) (found, not used yet)",
+		"PCIe ECAM: [0x4010000000-0x4020000000); SMMUv3: [0x9050000-0x9070000)",
 		"bulkhead: 8 of 8 CPU(s) up at EL2", "bulkhead: exit status 0")
 	ram, ok := r.Line("RAM: ")
 	require.True(t, ok)

@@ -202,6 +202,17 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec, control string) int {
 	}
 	base, pages := qemuvirt.S2Pool()
 	pool := hyp.NewTablePool(qemuvirt.Phys{}, base, pages)
+	dma, err := confineDMA(m, pool)
+	if err != nil {
+		// A machine whose SMMU cannot be set up would leave the devices
+		// the control partition drives free to reach any page.
+		fmt.Printf("bulkhead: SMMU: %v; not starting\n", err)
+		return 1
+	}
+	var poll func()
+	if dma != nil {
+		poll = dma.poll
+	}
 	// Physical CPU 0 is this one; the secondaries parked since they came
 	// up follow.
 	parked := parkedSecondaries()
@@ -219,7 +230,11 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec, control string) int {
 		Now:    cpu.ReadCNTPCT,
 		Trace:  qemuvirt.BootArgs(m.Bootargs)["trace"] == "exits",
 		IDRegs: hyp.GuestIDRegs(cpu.ReadAA64IDRegs(), ipaBits),
+		Poll:   poll,
 	}, os.Stdout)
+	if dma != nil {
+		h.SetDMAView(dma)
+	}
 	cpu.WriteVTCR(h.VTCR(parange))
 	percpu := hwCPU{vcpu.InitCPU(0)}
 	giveEvery = qemuvirt.TimerFrequency() / 100 // 10 ms
@@ -236,7 +251,7 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec, control string) int {
 	}
 
 	if control != "" {
-		if err := startControl(h, l, m, hypEnd, control, specs); err != nil {
+		if err := startControl(h, l, m, hypEnd, control, specs, dma != nil); err != nil {
 			fmt.Printf("bulkhead: control partition: %v\n", err)
 			return 1
 		}
@@ -415,7 +430,10 @@ func controlImage(l *ledger.Ledger, machine *qemuvirt.Machine, arg string) ([]by
 // controlImage) into its own memory (IPA = PA) and starts it
 // with x0 pointing at a page of its memory that holds the guestN= boot
 // arguments: it starts those guests, through the management calls.
-func startControl(h *hyp.Hyp, l *ledger.Ledger, machine *qemuvirt.Machine, hypEnd uint64, arg string, specs []hyp.GuestSpec) error {
+//
+// With the DMA confined, it drives the PCIe functions behind the SMMU and
+// none of the virtio-mmio transports, whose DMA nothing translates.
+func startControl(h *hyp.Hyp, l *ledger.Ledger, machine *qemuvirt.Machine, hypEnd uint64, arg string, specs []hyp.GuestSpec, confined bool) error {
 	image, err := controlImage(l, machine, arg)
 	if err != nil {
 		return err
@@ -425,9 +443,19 @@ func startControl(h *hyp.Hyp, l *ledger.Ledger, machine *qemuvirt.Machine, hypEn
 		return err
 	}
 	// The control partition drives the virtio devices (its host channel).
-	for _, r := range machine.Virtio {
-		if err := h.PassThrough(ctl, r.Addr, r.Size); err != nil {
+	var info strings.Builder
+	if confined {
+		line, err := passPCI(h, ctl, machine)
+		if err != nil {
 			return err
+		}
+		info.WriteString(line)
+		fmt.Printf("bulkhead: control partition: PCIe root bus and BAR window passed through; virtio-mmio transports withheld (their DMA is untranslated)\n")
+	} else {
+		for _, r := range machine.Virtio {
+			if err := h.PassThrough(ctl, r.Addr, r.Size); err != nil {
+				return err
+			}
 		}
 	}
 	entry, err := h.LoadELF(ctl, image)
@@ -443,7 +471,6 @@ func startControl(h *hyp.Hyp, l *ledger.Ledger, machine *qemuvirt.Machine, hypEn
 	}})
 	// The boot information page: the first page of the control
 	// partition's memory, which its image must not use.
-	var info strings.Builder
 	for _, s := range specs {
 		fmt.Fprintf(&info, "%s=%s:%#x:%d:%d:%#x:%d ", s.Key, s.Name, s.Image, s.ImageSize, s.Arg, s.Mem, s.CPUs)
 	}

@@ -1,0 +1,105 @@
+//go:build tamago
+
+package main
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/bulkhead-hv/bulkhead/board/qemuvirt"
+	"github.com/bulkhead-hv/bulkhead/cpu"
+	"github.com/bulkhead-hv/bulkhead/hyp"
+	"github.com/bulkhead-hv/bulkhead/smmu"
+)
+
+// pciStreamBits covers the root bus's requester IDs (device and function,
+// 8 bits), which are the stream IDs under QEMU virt's identity iommu-map:
+// the control partition drives the functions there, and a stream from
+// any other bus finds no entry and aborts.
+const pciStreamBits = 8
+
+// The control partition's devices' address space in the SMMU.
+const controlASID = 1
+
+// pciConfig is what the control partition gets of the PCIe host bridge:
+// the root bus's ECAM and the start of the 32-bit BAR window.
+const (
+	pciECAMSize = 1 << 20
+	pciMemSize  = 16 << 20
+)
+
+// iommu is the SMMU confining the control partition's devices, if any.
+type iommu struct {
+	s *smmu.SMMU
+	d *smmu.Domain
+}
+
+func (v iommu) Map(pa, size uint64) error   { return v.d.Map(pa, size) }
+func (v iommu) Unmap(pa, size uint64) error { return v.d.Unmap(pa, size) }
+func (v iommu) Faults() uint64              { return v.s.Faults() }
+
+// poll reports the transactions the SMMU stopped since the last call.
+func (v iommu) poll() {
+	for _, e := range v.s.Poll() {
+		fmt.Printf("bulkhead: SMMU: DMA stopped: %v (PCI %02x:%02x.%d)\n", e, e.Stream>>8, e.Stream>>3&31, e.Stream&7)
+	}
+}
+
+// confineDMA brings up the SMMU in front of the PCIe host bridge with
+// every root bus stream in one domain, empty until the control partition
+// exists and then equal to its RAM. It returns nil when the machine has
+// no SMMU there: the control partition's devices are then unconfined.
+func confineDMA(m *qemuvirt.Machine, pool *hyp.TablePool) (*iommu, error) {
+	if len(m.SMMU) == 0 || len(m.ECAM) == 0 || !m.PCIBehindSMMU {
+		fmt.Printf("bulkhead: DMA: not confined: no SMMUv3 in front of a PCIe host bridge (QEMU: -machine virt,iommu=smmuv3); the control partition's devices can reach all of RAM\n")
+		return nil, nil
+	}
+	s, err := smmu.New(qemuvirt.MMIO{}, m.SMMU[0].Addr, &smmuMem{}, pciStreamBits)
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.NewDomain(pool, 48, controlASID)
+	if err != nil {
+		return nil, err
+	}
+	for sid := uint32(0); sid < uint32(s.Streams()); sid++ {
+		if err := d.Attach(sid); err != nil {
+			return nil, err
+		}
+	}
+	fmt.Printf("bulkhead: DMA: SMMUv3 at %#x confines PCIe streams 0-%d to the control partition's RAM (stage 1, ASID %d); other streams abort\n",
+		m.SMMU[0].Addr, s.Streams()-1, controlASID)
+	return &iommu{s: s, d: d}, nil
+}
+
+// smmuMem is the SMMU's memory, from the hypervisor's heap: EL2's map is
+// the identity, so an address is its physical address, and no other
+// compartment maps the hypervisor's pages. It is kept for good.
+type smmuMem struct{ keep [][]uint64 }
+
+func (m *smmuMem) Alloc(n, align int) ([]uint64, uint64) {
+	w := make([]uint64, (n+align)/8)
+	off := (uintptr(align) - uintptr(unsafe.Pointer(&w[0]))%uintptr(align)) % uintptr(align) / 8
+	w = w[off : off+uintptr(n/8)]
+	m.keep = append(m.keep, w)
+	return w, uint64(uintptr(unsafe.Pointer(&w[0])))
+}
+
+func (*smmuMem) Barrier() { cpu.DSB() }
+
+// passPCI gives the control partition the host bridge's root bus ECAM and
+// the start of its BAR window, and returns the boot information line that
+// tells it where they are.
+func passPCI(h *hyp.Hyp, ctl *hyp.VM, m *qemuvirt.Machine) (string, error) {
+	mem := min(m.PCIMem.Size, pciMemSize)
+	if mem == 0 {
+		return "", fmt.Errorf("the PCIe host bridge has no 32-bit memory window")
+	}
+	if err := h.PassThrough(ctl, m.ECAM[0].Addr, pciECAMSize); err != nil {
+		return "", err
+	}
+	if err := h.PassThrough(ctl, m.PCIMem.Addr, mem); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("pci=%#x:%#x:%#x:%#x ", m.ECAM[0].Addr, pciECAMSize, m.PCIMem.Addr, mem), nil
+}
