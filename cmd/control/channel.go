@@ -327,6 +327,6 @@ func (c *control) sendStats(id int) {
 		"control": m[abi.MachineControl], "guests": m[abi.MachineGuests], "shared": m[abi.MachineShared],
 		"vms": m[abi.MachineVMs], "table_pages": m[abi.MachineTablePages],
 		"invariant_checks": m[abi.MachineChecks], "invariant_violations": m[abi.MachineViolations],
-		"control_restarts": m[abi.MachineRestarts],
-		"dma_confined": m[abi.MachineDMAConfined], "dma_faults": m[abi.MachineDMAFaults]}, "drives": ds})
+		"control_restarts": m[abi.MachineRestarts], "dma_confined": m[abi.MachineDMAConfined],
+		"dma_faults": m[abi.MachineDMAFaults]}, "drives": ds})
 }
