@@ -2,6 +2,7 @@ package hyp
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/bulkhead-hv/bulkhead/abi"
 	"github.com/bulkhead-hv/bulkhead/hyp/ledger"
@@ -20,8 +21,11 @@ type ControlImage struct {
 	// where the partition that crashed may have written anything.
 	ELF []byte
 	// Info is the boot information page (its first page), which reads
-	// "restart=N" for the Nth restart.
+	// "restart=N" for the Nth restart, then Args.
 	Info uint64
+	// Args are the boot arguments about the machine that every start of
+	// the control partition gets (where the PCIe host bridge is).
+	Args string
 	// ResetDevices resets the devices passed through to it, so that none
 	// of them writes into memory the image is reloaded over by DMA that
 	// the crashed partition set up.
@@ -129,7 +133,7 @@ func (h *Hyp) restartControl() {
 		return
 	}
 	page := make([]byte, ledger.PageSize)
-	copy(page, fmt.Sprintf("restart=%d", h.restarts))
+	copy(page, strings.TrimSpace(fmt.Sprintf("restart=%d %s", h.restarts, img.Args)))
 	h.phys.Write(img.Info, page)
 	c.mmio = nil // its vGIC and UART, made anew below
 	for i, v := range c.VCPUs {

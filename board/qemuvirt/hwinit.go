@@ -127,6 +127,12 @@ func hwinit1() {
 	}
 	if len(machine.SMMU) > 0 {
 		devices = append(devices, machine.SMMU[0]) // the hypervisor's to drive (cmd/hyp)
+		if len(machine.ECAM) > 0 {
+			// The root bus's configuration space, where the hypervisor
+			// stops the functions' DMA when the control partition that
+			// drove them crashed.
+			devices = append(devices, fdt.Range{Addr: machine.ECAM[0].Addr, Size: 1 << 20})
+		}
 	}
 	for _, r := range devices {
 		if err := MapDevice(&hypTables, r.Addr, r.Size); err != nil {

@@ -464,7 +464,11 @@ func startControl(h *hyp.Hyp, l *ledger.Ledger, machine *qemuvirt.Machine, hypEn
 	}
 	// A crashed control partition is started again from this copy, in
 	// the hypervisor's memory (hyp/restart.go).
-	h.SetControlImage(hyp.ControlImage{ELF: bytes.Clone(image), Info: hypEnd, ResetDevices: func() {
+	h.SetControlImage(hyp.ControlImage{ELF: bytes.Clone(image), Info: hypEnd, Args: info.String(), ResetDevices: func() {
+		if confined {
+			stopPCIDMA(machine)
+			return
+		}
 		for _, r := range machine.Virtio {
 			mmioreg.Reset(qemuvirt.MMIO{}, r.Addr)
 		}

@@ -103,3 +103,21 @@ func passPCI(h *hyp.Hyp, ctl *hyp.VM, m *qemuvirt.Machine) (string, error) {
 	}
 	return fmt.Sprintf("pci=%#x:%#x:%#x:%#x ", m.ECAM[0].Addr, pciECAMSize, m.PCIMem.Addr, mem), nil
 }
+
+// stopPCIDMA turns off Bus Master and decoding in every function on the
+// root bus (PCI Local Bus 3.0, 6.2.2, the Command register), so that none
+// keeps writing, by DMA a crashed control partition set up, into memory
+// the next one is loaded over: the SMMU confines that DMA to the control
+// partition's RAM, but not to its old buffers.
+func stopPCIDMA(m *qemuvirt.Machine) {
+	const vendorID, command = 0x00, 0x04
+	var bus qemuvirt.MMIO
+	for fn := uint64(0); fn < 256; fn++ {
+		cfg := m.ECAM[0].Addr + fn<<12
+		if bus.Read32(cfg+vendorID)&0xffff == 0xffff {
+			continue
+		}
+		// The upper half is Status, whose bits clear when written with 1.
+		bus.Write32(cfg+command, 0)
+	}
+}
