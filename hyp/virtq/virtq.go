@@ -117,7 +117,9 @@ func (t *Transport) selected() *Queue {
 
 // Reset forgets every queue and every chain in the backend's hands.
 func (t *Transport) Reset() {
-	t.queues = [MaxQueues]Queue{}
+	for i := range t.queues {
+		t.queues[i].forget(Queue{})
+	}
 	t.notified = 0
 }
 
@@ -172,7 +174,7 @@ const end = 0xffff
 // leaves it broken: every Pop says so until the guest resets it.
 func (q *Queue) setReady(on bool) {
 	if !on {
-		*q = Queue{num: q.num, desc: q.desc, avail: q.avail, used: q.used}
+		q.forget(Queue{num: q.num, desc: q.desc, avail: q.avail, used: q.used})
 		return
 	}
 	if q.ready {
@@ -184,12 +186,32 @@ func (q *Queue) setReady(on bool) {
 		q.broken = true
 		return
 	}
-	q.seg = make([]segment, n)
-	q.link = make([]uint16, n)
-	q.held = make([]bool, n)
-	q.isHead = make([]bool, n)
-	q.rlen = make([]uint32, n)
-	q.wlen = make([]uint32, n)
+	if cap(q.seg) < int(n) {
+		// Once per queue at most: the exit path that enables a queue
+		// again after a reset allocates nothing.
+		q.seg = make([]segment, MaxSize)
+		q.link = make([]uint16, MaxSize)
+		q.held = make([]bool, MaxSize)
+		q.isHead = make([]bool, MaxSize)
+		q.rlen = make([]uint32, MaxSize)
+		q.wlen = make([]uint32, MaxSize)
+	}
+	q.seg, q.link, q.held = q.seg[:n], q.link[:n], q.held[:n]
+	q.isHead, q.rlen, q.wlen = q.isHead[:n], q.rlen[:n], q.wlen[:n]
+	clear(q.seg)
+	clear(q.link)
+	clear(q.held)
+	clear(q.isHead)
+	clear(q.rlen)
+	clear(q.wlen)
+}
+
+// forget replaces the queue's state with next, keeping the snapshot
+// arrays' storage for the next enable.
+func (q *Queue) forget(next Queue) {
+	next.seg, next.link, next.held = q.seg[:0], q.link[:0], q.held[:0]
+	next.isHead, next.rlen, next.wlen = q.isHead[:0], q.rlen[:0], q.wlen[:0]
+	*q = next
 }
 
 var le = binary.LittleEndian
