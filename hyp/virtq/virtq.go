@@ -206,6 +206,13 @@ func (q *Queue) setReady(on bool) {
 	clear(q.wlen)
 }
 
+// holds says whether head is a chain the backend popped and holds. A
+// queue broken from its enable has no snapshot arrays (its size may be
+// anything the guest wrote), so the bound is theirs, not num.
+func (q *Queue) holds(head uint16) bool {
+	return q.ready && int(head) < len(q.isHead) && q.isHead[head]
+}
+
 // forget replaces the queue's state with next, keeping the snapshot
 // arrays' storage for the next enable.
 func (q *Queue) forget(next Queue) {
@@ -315,7 +322,7 @@ type Span struct {
 // readable part (write false) or writable part (write true) of the chain
 // at head, which the backend must hold.
 func (q *Queue) Spans(head uint16, write bool, off, n uint64, out []Span) ([]Span, error) {
-	if !q.ready || uint32(head) >= q.num || !q.isHead[head] {
+	if !q.holds(head) {
 		return out, ErrNotPosted
 	}
 	total := q.rlen[head]
@@ -345,7 +352,7 @@ func (q *Queue) Spans(head uint16, write bool, off, n uint64, out []Span) ([]Spa
 // wrote into it, and takes it from the backend: nothing of it can be
 // reached any more.
 func (q *Queue) Push(m Mem, head uint16, written uint32) error {
-	if !q.ready || uint32(head) >= q.num || !q.isHead[head] {
+	if !q.holds(head) {
 		return ErrNotPosted
 	}
 	if written > q.wlen[head] {

@@ -277,3 +277,21 @@ func TestNotify(t *testing.T) {
 		t.Fatal("a notification taken twice")
 	}
 }
+
+// A queue broken from its enable (a size that is not a power of two) has
+// no chains: completing or reading any head is refused, never an index
+// past the snapshot.
+func TestBrokenAtEnable(t *testing.T) {
+	for _, num := range []uint32{3, 0xffff_ffff} {
+		d := newDriver(t, num)
+		q := d.t.Queue(0)
+		for _, head := range []uint16{0, 2, 0xfffe} {
+			if err := q.Push(d.m, head, 0); !errors.Is(err, ErrNotPosted) {
+				t.Errorf("size %d: Push(%d): %v, want ErrNotPosted", num, head, err)
+			}
+			if _, err := q.Spans(head, true, 0, 1, nil); !errors.Is(err, ErrNotPosted) {
+				t.Errorf("size %d: Spans(%d): %v, want ErrNotPosted", num, head, err)
+			}
+		}
+	}
+}
