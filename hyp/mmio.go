@@ -35,13 +35,22 @@ type pendingMMIO struct {
 	delivered bool // VM_MMIO_NEXT handed it out
 }
 
+// MaxMMIORegions is how many emulated or forwarded MMIO regions a VM may
+// have: its vGIC and UART, and the control partition's devices.
+const MaxMMIORegions = 64
+
 // AddMMIO emulates dev at [ipa, ipa+size) in vm: guest accesses there, which
 // stage 2 leaves unmapped, exit to the hypervisor and are handled by dev.
 func (h *Hyp) AddMMIO(vm *VM, ipa, size uint64, dev Device) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if size == 0 || ipa+size < ipa {
+	if size == 0 || ipa+size < ipa || ipa+size > 1<<h.cfg.IPABits {
 		return ErrIPARange
+	}
+	// Each region costs the hypervisor's heap, and every exit of the VM
+	// looks through them: the control partition gets a bounded number.
+	if len(vm.mmio) >= MaxMMIORegions {
+		return fmt.Errorf("hyp: VM %q has %d MMIO regions already", vm.Name, MaxMMIORegions)
 	}
 	for _, r := range vm.RAM {
 		if ipa < r.IPA+r.Size && r.IPA < ipa+size {

@@ -3,6 +3,8 @@ package hyp
 import (
 	"testing"
 
+	"github.com/bulkhead-hv/bulkhead/mmu"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -82,4 +84,37 @@ func TestMMIOEmulation(t *testing.T) {
 	assert.Equal(t, []uint64{4, 4}, dev.reads)
 	assert.Equal(t, 4, vm.Exits[ExitMMIO])
 	assert.Equal(t, 1, vm.Faults)
+}
+
+// A VM's MMIO regions are bounded: the control partition cannot grow the
+// hypervisor's heap, or every exit's search, without end.
+func TestMMIORegionsBounded(t *testing.T) {
+	r := newRig(t)
+	vm, err := r.h.CreateVM("g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	for ipa := uint64(0x0a00_0000); ; ipa += mmu.PageSize {
+		if err := r.h.ForwardMMIO(vm, ipa, mmu.PageSize, true); err != nil {
+			break
+		}
+		n++
+		if n > MaxMMIORegions {
+			break
+		}
+	}
+	if n != MaxMMIORegions {
+		t.Errorf("%d regions accepted, want %d", n, MaxMMIORegions)
+	}
+	vm2, err := r.h.CreateVM("g2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.h.ForwardMMIO(vm2, 1<<40-mmu.PageSize, mmu.PageSize, false); err != nil {
+		t.Errorf("the last page of the IPA space: %v", err)
+	}
+	if err := r.h.ForwardMMIO(vm2, 1<<40, mmu.PageSize, false); err == nil {
+		t.Errorf("a range past the IPA space was accepted")
+	}
 }

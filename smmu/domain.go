@@ -53,7 +53,13 @@ func (d *Domain) Attach(sid uint32) error {
 func (d *Domain) Map(pa, size uint64) error {
 	d.s.mu.Lock()
 	defer d.s.mu.Unlock()
-	attrs := mmu.S1EL1Normal(mmu.Read | mmu.Write)
+	if d.s.Broken() {
+		return ErrBroken
+	}
+	// AP[1] set: a device's transactions are unprivileged unless its
+	// stream says otherwise (STE.PRIVCFG), and AP[2:1] = 0b01 lets them
+	// read and write.
+	attrs := mmu.S1EL1Normal(mmu.Read|mmu.Write) | mmu.S1_AP1
 	for end := pa + size; pa < end; {
 		next := min((pa+blockSize)&^(blockSize-1), end)
 		if err := d.t.Map(pa, pa, next-pa, attrs); err != nil {
@@ -70,6 +76,11 @@ func (d *Domain) Map(pa, size uint64) error {
 func (d *Domain) Unmap(pa, size uint64) error {
 	d.s.mu.Lock()
 	defer d.s.mu.Unlock()
+	// A retry after a failed invalidation would find the tables empty
+	// and invalidate nothing: once the SMMU is distrusted, refuse.
+	if d.s.Broken() {
+		return ErrBroken
+	}
 	d.invalErr = nil
 	if err := d.t.Unmap(pa, size); err != nil {
 		return err

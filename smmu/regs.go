@@ -38,6 +38,7 @@ const (
 	IDR0_TTF_SHIFT   = 2 // [3:2]: 0b10 AArch64
 	IDR0_TTF_AARCH64 = 2
 	IDR0_COHACC      = 1 << 4
+	IDR0_HYP         = 1 << 9 // EL2 translation: CMD_TLBI_EL2_* are legal
 	IDR0_ASID16      = 1 << 12
 	IDR0_VMID16      = 1 << 18
 )

@@ -31,6 +31,7 @@ var (
 	ErrUnsupported = errors.New("smmu: unsupported")
 	ErrTimeout     = errors.New("smmu: the SMMU did not respond")
 	ErrStream      = errors.New("smmu: stream ID outside the stream table")
+	ErrBroken      = errors.New("smmu: an invalidation or command failed earlier: its translations cannot be trusted")
 )
 
 // Queue sizes, as log2 of their entries: 4 KiB each.
@@ -60,7 +61,8 @@ type SMMU struct {
 	// OAS is the SMMU's output address size code (SMMU_IDR5.OAS).
 	OAS uint64
 	// S2 says the SMMU translates stage 2 as well as stage 1.
-	S2 bool
+	S2  bool
+	hyp bool // IDR0.HYP
 
 	faults, lost atomic.Uint64
 	// broken says a TLB invalidation went unconfirmed.
@@ -98,6 +100,7 @@ func New(bus Bus, base uint64, mem Memory, sidBits int) (*SMMU, error) {
 		return nil, fmt.Errorf("%w: queues smaller than %d commands or %d events (IDR1 %#x)", ErrUnsupported, 1<<cmdqBits, 1<<evtqBits, idr1)
 	}
 	s.sidBits = sidBits
+	s.hyp = idr0&IDR0_HYP != 0
 	s.OAS = uint64(min(idr5&IDR5_OAS_MASK, idr5OASMaxSupported))
 	s.S2 = idr0&IDR0_S2P != 0
 
@@ -135,7 +138,11 @@ func New(bus Bus, base uint64, mem Memory, sidBits int) (*SMMU, error) {
 		return nil, err
 	}
 	// Forget whatever the SMMU cached under the firmware's setup.
-	if err := s.issue(cfgiAll(), tlbiNSNHAll(), tlbiEL2All()); err != nil {
+	inval := [][2]uint64{cfgiAll(), tlbiNSNHAll()}
+	if s.hyp {
+		inval = append(inval, tlbiEL2All())
+	}
+	if err := s.issue(inval...); err != nil {
 		return nil, err
 	}
 	if err := s.setCR0(CR0_CMDQEN | CR0_EVENTQEN); err != nil {
@@ -155,8 +162,9 @@ func (s *SMMU) Streams() int { return 1 << s.sidBits }
 func (s *SMMU) Faults() uint64 { return s.faults.Load() }
 func (s *SMMU) Lost() uint64   { return s.lost.Load() }
 
-// Broken says the SMMU once failed to confirm a TLB invalidation: what it
-// translates may no longer be what the tables say.
+// Broken says the SMMU once failed to confirm a TLB invalidation or
+// refused a command: what it translates may no longer be what the tables
+// say, and every domain's Map and Unmap fails from then on.
 func (s *SMMU) Broken() bool { return s.broken.Load() }
 
 // setSTE writes stream sid's entry, dword 0 (its valid bit) last, and
@@ -208,8 +216,19 @@ func (s *SMMU) issue(cmds ...[2]uint64) error {
 	}) {
 		return fmt.Errorf("%w: command queue at %#x of %#x", ErrTimeout, cons, s.prod)
 	}
-	if g := s.r32(GERROR); g&GERROR_CMDQ_ERR != s.r32(GERRORN)&GERROR_CMDQ_ERR {
-		return fmt.Errorf("smmu: command at queue index %d refused: CMDQ_CONS.ERR %#x", cons&(n-1), cons>>CMDQ_CONS_ERR_SHIFT&CMDQ_CONS_ERR_MASK)
+	if g, gn := s.r32(GERROR), s.r32(GERRORN); g&GERROR_CMDQ_ERR != gn&GERROR_CMDQ_ERR {
+		// The SMMU stopped at the refused command (7.1): put a CMD_SYNC
+		// in its place and acknowledge, so that the queue moves again,
+		// and distrust the SMMU from now on, as a command the driver
+		// relied on did not run.
+		s.broken.Store(true)
+		i := cons & (n - 1)
+		sync := cmdSync()
+		s.cmdq[2*i], s.cmdq[2*i+1] = sync[0], sync[1]
+		s.mem.Barrier()
+		s.w32(GERRORN, gn^GERROR_CMDQ_ERR)
+		s.wait(func() bool { return s.r32(CMDQ_CONS)&(2*n-1) == s.prod })
+		return fmt.Errorf("smmu: command at queue index %d refused: CMDQ_CONS.ERR %#x", i, cons>>CMDQ_CONS_ERR_SHIFT&CMDQ_CONS_ERR_MASK)
 	}
 	return nil
 }

@@ -50,6 +50,7 @@ type model struct {
 	idr0      uint32
 	regs      map[uint64]uint64
 	noAck     bool
+	refuse    bool // refuse CMD_TLBI_EL2_ALL even with IDR0.HYP
 	cmds      [][2]uint64
 	tlb       map[[2]uint64]uint64 // (asid, page) -> PA page
 	cfgCached map[uint32]bool
@@ -86,7 +87,13 @@ func (m *model) Write32(a uint64, v uint32) {
 	case GBPA:
 		v &^= GBPA_UPDATE
 	case CMDQ_PROD:
+		m.regs[off] = uint64(v)
 		m.consume(v)
+		return
+	case GERRORN:
+		m.regs[off] = uint64(v)
+		m.consume(uint32(m.regs[CMDQ_PROD]))
+		return
 	}
 	m.regs[off] = uint64(v)
 }
@@ -97,7 +104,7 @@ func (m *model) consume(prod uint32) {
 	base := m.regs[CMDQ_BASE] & QBASE_ADDR_MASK
 	bits := uint32(m.regs[CMDQ_BASE] & 0x1f)
 	cons := uint32(m.regs[CMDQ_CONS])
-	for cons != prod {
+	for cons != prod && uint32(m.regs[GERROR]^m.regs[GERRORN])&GERROR_CMDQ_ERR == 0 {
 		i := uint64(cons & (1<<bits - 1))
 		c := [2]uint64{m.mem.word(base + 16*i), m.mem.word(base + 16*i + 8)}
 		m.cmds = append(m.cmds, c)
@@ -106,7 +113,15 @@ func (m *model) consume(prod uint32) {
 			delete(m.cfgCached, uint32(c[0]>>32))
 		case CMD_CFGI_ALL:
 			m.cfgCached = map[uint32]bool{}
-		case CMD_TLBI_NH_ASID, CMD_TLBI_NSNH_ALL, CMD_TLBI_EL2_ALL:
+		case CMD_TLBI_EL2_ALL:
+			if m.idr0&IDR0_HYP == 0 || m.refuse {
+				// CERROR_ILL: the SMMU stops at the command (7.1).
+				m.regs[CMDQ_CONS] = uint64(cons | 1<<CMDQ_CONS_ERR_SHIFT)
+				m.regs[GERROR] ^= GERROR_CMDQ_ERR
+				return
+			}
+			m.tlb = map[[2]uint64]uint64{}
+		case CMD_TLBI_NH_ASID, CMD_TLBI_NSNH_ALL:
 			m.tlb = map[[2]uint64]uint64{}
 		case CMD_TLBI_NH_VA:
 			delete(m.tlb, [2]uint64{c[0] >> 48, c[1] >> 12})
@@ -178,7 +193,9 @@ func (m *model) translate(sid uint32, va uint64, read bool) (uint64, bool) {
 			table = e & mmu.OutputAddrMask
 			continue
 		}
-		if !read && e&mmu.S1_AP2_RO != 0 {
+		// A device's transactions are unprivileged (STE.PRIVCFG 0): they
+		// need AP[1].
+		if e&mmu.S1_AP1 == 0 || !read && e&mmu.S1_AP2_RO != 0 {
 			m.event(EVT_F_PERMISSION, sid, va, read)
 			return 0, false
 		}
@@ -216,7 +233,8 @@ func TestNewAbortsEveryStream(t *testing.T) {
 	for _, c := range m.cmds {
 		ops = append(ops, uint8(c[0]))
 	}
-	if string(ops) != string([]uint8{CMD_CFGI_ALL, CMD_TLBI_NSNH_ALL, CMD_TLBI_EL2_ALL, CMD_SYNC}) {
+	// No CMD_TLBI_EL2_ALL: the model has no IDR0.HYP, and would refuse it.
+	if string(ops) != string([]uint8{CMD_CFGI_ALL, CMD_TLBI_NSNH_ALL, CMD_SYNC}) {
 		t.Errorf("commands at reset %x", ops)
 	}
 	for _, sid := range []uint32{0, 8, 255} {
@@ -333,5 +351,32 @@ func TestNewRefuses(t *testing.T) {
 	defer func() { spins = old }()
 	if _, err := New(m, smmuBase, mem, 8); !errors.Is(err, ErrTimeout) {
 		t.Errorf("CR0 never acknowledged: %v", err)
+	}
+}
+
+// A refused command is skipped and acknowledged, so the queue moves on,
+// and the SMMU is distrusted: every later Map and Unmap fails, so no page
+// is given away on an invalidation that may not have happened.
+func TestRefusedCommandBreaks(t *testing.T) {
+	s, m, mem := newSMMU(t)
+	d, err := s.NewDomain(mem, 48, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Map(0x4400_0000, 2<<20); err != nil {
+		t.Fatal(err)
+	}
+	m.refuse, m.idr0 = true, m.idr0|IDR0_HYP
+	if err := s.issue(tlbiEL2All()); err == nil || !s.Broken() {
+		t.Fatalf("a refused command: %v, broken %v", err, s.Broken())
+	}
+	if uint32(m.regs[CMDQ_CONS])&(2<<cmdqBits-1) != s.prod {
+		t.Errorf("the queue did not move past the refused command: CONS %#x, PROD %#x", m.regs[CMDQ_CONS], s.prod)
+	}
+	if err := d.Unmap(0x4400_0000, mmu.PageSize); !errors.Is(err, ErrBroken) {
+		t.Errorf("Unmap on a distrusted SMMU: %v", err)
+	}
+	if err := d.Map(0x4800_0000, mmu.PageSize); !errors.Is(err, ErrBroken) {
+		t.Errorf("Map on a distrusted SMMU: %v", err)
 	}
 }

@@ -38,9 +38,18 @@ func (v iommu) Map(pa, size uint64) error   { return v.d.Map(pa, size) }
 func (v iommu) Unmap(pa, size uint64) error { return v.d.Unmap(pa, size) }
 func (v iommu) Faults() uint64              { return v.s.Faults() }
 
+// pollReports bounds the events printed per poll: a device that keeps
+// faulting must not keep CPU 0's scheduler on the console.
+const pollReports = 4
+
 // poll reports the transactions the SMMU stopped since the last call.
 func (v iommu) poll() {
-	for _, e := range v.s.Poll() {
+	ev := v.s.Poll()
+	for i, e := range ev {
+		if i == pollReports {
+			fmt.Printf("bulkhead: SMMU: and %d more stopped transactions\n", len(ev)-i)
+			break
+		}
 		fmt.Printf("bulkhead: SMMU: DMA stopped: %v (PCI %02x:%02x.%d)\n", e, e.Stream>>8, e.Stream>>3&31, e.Stream&7)
 	}
 }
