@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+
+	"github.com/bulkhead-hv/bulkhead/pci"
 	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 	"io"
 	"math"
@@ -81,13 +83,27 @@ func OpenBlk(bus Bus, mem Memory, base uint64) (*Blk, error) {
 	if bus.Read32(base+mmioreg.MagicValue) != mmioreg.Magic || bus.Read32(base+mmioreg.Version) != 2 || bus.Read32(base+mmioreg.DeviceID) != mmioreg.DeviceBlock {
 		return nil, fmt.Errorf("%w: no virtio-blk at %#x", ErrNoDevice, base)
 	}
-	d, err := Init(bus, mem, base, BlkFFlush|BlkFRO|BlkFBlkSize|BlkFSegMax|BlkFSizeMax)
+	return newBlk(Init(bus, mem, base, blkFeatures))
+}
+
+const blkFeatures = BlkFFlush | BlkFRO | BlkFBlkSize | BlkFSegMax | BlkFSizeMax
+
+// OpenBlkPCI is OpenBlk for the virtio-blk PCI function f, whose BARs are
+// assigned.
+func OpenBlkPCI(f *pci.Function, bus WideBus, mem Memory) (*Blk, error) {
+	if t, ok := PCIType(f); !ok || t != mmioreg.DeviceBlock {
+		return nil, fmt.Errorf("%w: no virtio-blk at %v", ErrNoDevice, f)
+	}
+	return newBlk(InitPCI(f, bus, mem, blkFeatures))
+}
+
+func newBlk(d *Device, err error) (*Blk, error) {
 	if err != nil {
 		return nil, err
 	}
 	b := &Blk{d: d}
 	if err := b.open(); err != nil {
-		d.w(mmioreg.Status, mmioreg.StatusFailed) // 2.1.1: the driver gave up
+		d.fail()
 		return nil, err
 	}
 	return b, nil
@@ -97,8 +113,8 @@ func (b *Blk) open() error {
 	d := b.d
 	var sizeMax, segMax, blkSize uint32
 	if err := d.readConfig(func() {
-		b.sectors = uint64(d.r(mmioreg.Config+blkCapacity)) | uint64(d.r(mmioreg.Config+blkCapacity+4))<<32
-		sizeMax, segMax, blkSize = d.r(mmioreg.Config+blkSizeMax), d.r(mmioreg.Config+blkSegMax), d.r(mmioreg.Config+blkBlkSize)
+		b.sectors = uint64(d.t.config32(blkCapacity)) | uint64(d.t.config32(blkCapacity+4))<<32
+		sizeMax, segMax, blkSize = d.t.config32(blkSizeMax), d.t.config32(blkSegMax), d.t.config32(blkBlkSize)
 	}); err != nil {
 		return err
 	}
@@ -160,9 +176,9 @@ func (b *Blk) open() error {
 // before and after it, so that the fields read are consistent (2.5.1).
 func (d *Device) readConfig(read func()) error {
 	for range 100 {
-		g := d.r(mmioreg.ConfigGeneration)
+		g := d.t.generation()
 		read()
-		if d.r(mmioreg.ConfigGeneration) == g {
+		if d.t.generation() == g {
 			return nil
 		}
 	}

@@ -2,8 +2,6 @@ package virtio
 
 import (
 	"errors"
-
-	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 )
 
 // Seg is one buffer of a descriptor chain, described by one descriptor
@@ -84,7 +82,7 @@ func (q *Queue) chain(ids []uint16, segs []Seg) {
 	q.d.mem.Barrier()
 	le.PutUint16(q.avail[2:], idx+1)
 	q.d.mem.Barrier()
-	q.d.w(mmioreg.QueueNotify, q.index)
+	q.d.t.notify(q.index)
 }
 
 // reap takes the chains the device has finished with off the used ring

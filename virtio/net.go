@@ -3,6 +3,8 @@ package virtio
 import (
 	"errors"
 	"fmt"
+
+	"github.com/bulkhead-hv/bulkhead/pci"
 	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 )
 
@@ -67,13 +69,25 @@ func OpenNet(bus Bus, mem Memory, base uint64) (*Net, error) {
 	if bus.Read32(base+mmioreg.MagicValue) != mmioreg.Magic || bus.Read32(base+mmioreg.Version) != 2 || bus.Read32(base+mmioreg.DeviceID) != mmioreg.DeviceNet {
 		return nil, fmt.Errorf("%w: no virtio-net at %#x", ErrNoDevice, base)
 	}
-	d, err := Init(bus, mem, base, NetFMAC)
+	return newNet(Init(bus, mem, base, NetFMAC))
+}
+
+// OpenNetPCI is OpenNet for the virtio-net PCI function f, whose BARs
+// are assigned.
+func OpenNetPCI(f *pci.Function, bus WideBus, mem Memory) (*Net, error) {
+	if t, ok := PCIType(f); !ok || t != mmioreg.DeviceNet {
+		return nil, fmt.Errorf("%w: no virtio-net at %v", ErrNoDevice, f)
+	}
+	return newNet(InitPCI(f, bus, mem, NetFMAC))
+}
+
+func newNet(d *Device, err error) (*Net, error) {
 	if err != nil {
 		return nil, err
 	}
 	n := &Net{d: d}
 	if err := n.open(); err != nil {
-		d.w(mmioreg.Status, mmioreg.StatusFailed) // 2.1.1: the driver gave up
+		d.fail()
 		return nil, err
 	}
 	return n, nil
@@ -89,7 +103,7 @@ func (n *Net) open() error {
 	// space as it stands (little-endian, 4.2.2).
 	var lo, hi uint32
 	if err := d.readConfig(func() {
-		lo, hi = d.r(mmioreg.Config+netMAC), d.r(mmioreg.Config+netMAC+4)
+		lo, hi = d.t.config32(netMAC), d.t.config32(netMAC+4)
 	}); err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package virtio
 import (
 	"encoding/binary"
 	"fmt"
-	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 )
 
 // Descriptor flags (2.7.5).
@@ -40,8 +39,7 @@ type Queue struct {
 // Queue sets up virtqueue index with up to num descriptors and as many
 // buffers of size bytes; with size 0 it has no buffers, for chains only.
 func (d *Device) Queue(index uint32, num, size int) (*Queue, error) {
-	d.w(mmioreg.QueueSel, index)
-	max := int(d.r(mmioreg.QueueNumMax))
+	max := d.t.queueMax(index)
 	if max == 0 {
 		return nil, fmt.Errorf("virtio: queue %d does not exist", index)
 	}
@@ -61,14 +59,7 @@ func (d *Device) Queue(index uint32, num, size int) (*Queue, error) {
 		q.free = append(q.free, uint16(i))
 	}
 	q.held, q.next, q.wlen = make([]uint16, num), make([]uint16, num), make([]uint32, num)
-	d.w(mmioreg.QueueNum, uint32(num))
-	d.w(mmioreg.QueueDescLow, uint32(descPA))
-	d.w(mmioreg.QueueDescHigh, uint32(descPA>>32))
-	d.w(mmioreg.QueueDriverLow, uint32(availPA))
-	d.w(mmioreg.QueueDriverHigh, uint32(availPA>>32))
-	d.w(mmioreg.QueueDeviceLow, uint32(usedPA))
-	d.w(mmioreg.QueueDeviceHigh, uint32(usedPA>>32))
-	d.w(mmioreg.QueueReady, 1)
+	d.t.setQueue(index, num, descPA, availPA, usedPA)
 	return q, nil
 }
 
