@@ -39,12 +39,12 @@ func transports() []uint64 {
 var dma vm.DMA
 
 func openChannel() *channel {
-	base, err := virtio.Find(vm.MMIO{}, transports(), mmioreg.DeviceConsole)
-	if err != nil {
-		fmt.Printf("control: no host channel: %v\n", err)
+	devs := hostDevices(mmioreg.DeviceConsole)
+	if len(devs) == 0 {
+		fmt.Printf("control: no host channel: no virtio console (QEMU: -device virtconsole on a virtio-serial-device, or virtio-serial-pci with -machine virt,iommu=smmuv3)\n")
 		return nil
 	}
-	d, err := virtio.Init(vm.MMIO{}, &dma, base, 0)
+	d, err := devs[0].init(0)
 	if err != nil {
 		fmt.Printf("control: host channel: %v\n", err)
 		return nil
@@ -58,7 +58,7 @@ func openChannel() *channel {
 	}
 	d.Ready()
 	rx.Fill()
-	fmt.Printf("control: host channel on the virtio console at %#x\n", base)
+	fmt.Printf("control: host channel on the virtio console at %v\n", devs[0])
 	return &channel{rx: rx, tx: tx}
 }
 

@@ -30,10 +30,10 @@ var drives []*drive
 
 // openDrives finds the machine's virtio-blk devices.
 func openDrives() {
-	for _, base := range virtio.FindAll(vm.MMIO{}, transports(), mmioreg.DeviceBlock) {
-		b, err := virtio.OpenBlk(vm.MMIO{}, &dma, base)
+	for _, h := range hostDevices(mmioreg.DeviceBlock) {
+		b, err := h.openBlk()
 		if err != nil {
-			fmt.Printf("control: disk at %#x: %v\n", base, err)
+			fmt.Printf("control: disk at %v: %v\n", h, err)
 			continue
 		}
 		b.Idle = func() { vm.Hypercall(abi.YIELD) }
@@ -46,7 +46,7 @@ func openDrives() {
 		if b.ReadOnly() {
 			ro = ", read-only"
 		}
-		fmt.Printf("control: disk %s: %d MiB at %#x%s\n", name, b.Size()>>20, base, ro)
+		fmt.Printf("control: disk %s: %d MiB at %v%s\n", name, b.Size()>>20, h, ro)
 	}
 	sort.Slice(drives, func(i, j int) bool { return drives[i].name < drives[j].name })
 }

@@ -61,6 +61,12 @@ func main() {
 		avoid = append(avoid, hyp.Region{PA: s.Image, Size: s.ImageSize})
 	}
 	placer = hyp.NewPlacer(vm.PoolBase, vm.PoolEnd, avoid)
+	if a, ok := args["pci"]; ok {
+		if err := setupPCI(a); err != nil {
+			fmt.Printf("control: %v\n", err)
+			os.Exit(1)
+		}
+	}
 	openDrives()
 	openUplink()
 	c := &control{}

@@ -5,7 +5,6 @@ package main
 import (
 	"fmt"
 
-	vm "github.com/bulkhead-hv/bulkhead/board/bulkheadvm"
 	"github.com/bulkhead-hv/bulkhead/vdev/virtionet"
 	"github.com/bulkhead-hv/bulkhead/virtio"
 	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
@@ -21,18 +20,18 @@ var (
 
 // openUplink drives the machine's first virtio-net device, if it has one.
 func openUplink() {
-	bases := virtio.FindAll(vm.MMIO{}, transports(), mmioreg.DeviceNet)
-	if len(bases) == 0 {
+	devs := hostDevices(mmioreg.DeviceNet)
+	if len(devs) == 0 {
 		return
 	}
-	n, err := virtio.OpenNet(vm.MMIO{}, &dma, bases[0])
+	n, err := devs[0].openNet()
 	if err != nil {
-		fmt.Printf("control: uplink at %#x: %v\n", bases[0], err)
+		fmt.Printf("control: uplink at %v: %v\n", devs[0], err)
 		return
 	}
 	uplink, sw.Uplink = n, n
 	mac := n.MAC()
-	fmt.Printf("control: uplink %v at %#x\n", macText(mac), bases[0])
+	fmt.Printf("control: uplink %v at %v\n", macText(mac), devs[0])
 }
 
 // guestNet is a guest's virtio-net device, a port of the switch.

@@ -67,7 +67,14 @@ func TestControlPartitionRunsGuests(t *testing.T) {
 // The control partition drives a virtio console, the host's channel to it:
 // it announces itself, answers requests by id, reports a guest's exit and
 // shuts down when asked.
-func TestHostChannel(t *testing.T) {
+func TestHostChannel(t *testing.T) { hostChannel(t, false) }
+
+// The same behind an SMMUv3: the console is a PCI function whose DMA the
+// hypervisor confines to the control partition's RAM, and the
+// virtio-mmio transports are not the control partition's.
+func TestHostChannelBehindSMMU(t *testing.T) { hostChannel(t, true) }
+
+func hostChannel(t *testing.T, smmu bool) {
 	dir := qemutest.ImageDir(t)
 	m := guestMachine(t, [3]string{"hello", "hello", "3"})
 	ctl := filepath.Join(dir, "bulkhead-control.elf")
@@ -76,10 +83,13 @@ func TestHostChannel(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(t.TempDir(), "ctl.sock")
+	m.Extra = append(m.Extra, "-device", fmt.Sprintf("loader,file=%s,addr=0x60000000,force-raw=on", ctl))
+	if smmu {
+		m.Extra = append(m.Extra, "-machine", "iommu=smmuv3", "-nic", "none", "-device", "virtio-serial-pci")
+	} else {
+		m.Extra = append(m.Extra, "-global", "virtio-mmio.force-legacy=false", "-device", "virtio-serial-device")
+	}
 	m.Extra = append(m.Extra,
-		"-device", fmt.Sprintf("loader,file=%s,addr=0x60000000,force-raw=on", ctl),
-		"-global", "virtio-mmio.force-legacy=false",
-		"-device", "virtio-serial-device",
 		"-chardev", "socket,id=ctl,path="+sock+",server=on,wait=on",
 		"-device", "virtconsole,chardev=ctl")
 	m.Append += fmt.Sprintf(" control=0x60000000:%d", fi.Size())
@@ -161,6 +171,15 @@ func TestHostChannel(t *testing.T) {
 	r := in.Wait()
 	r.Contains(t, "control| control: host channel on the virtio console",
 		"bulkhead: vm control stopped: exited with status 0", "back at its boot figures", "bulkhead: exit status 0")
+	if smmu {
+		r.Contains(t, "bulkhead: DMA: SMMUv3 at 0x9050000 confines PCIe streams 0-255 to the control partition's RAM",
+			"virtio-mmio transports withheld", "control| control: host channel on the virtio console at PCI 00:01.0 [1af4:1003]")
+		if strings.Contains(r.Console, "SMMU: DMA stopped") {
+			t.Errorf("the SMMU stopped a well-behaved device's DMA")
+		}
+	} else {
+		r.Contains(t, "bulkhead: DMA: not confined")
+	}
 }
 
 // A control partition that makes 20,000 management calls at random, with

@@ -202,7 +202,7 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec, control string) int {
 	}
 	base, pages := qemuvirt.S2Pool()
 	pool := hyp.NewTablePool(qemuvirt.Phys{}, base, pages)
-	dma, err := confineDMA(m, pool)
+	dma, err := confineDMA(m)
 	if err != nil {
 		// A machine whose SMMU cannot be set up would leave the devices
 		// the control partition drives free to reach any page.

@@ -9,6 +9,7 @@ import (
 	"github.com/bulkhead-hv/bulkhead/board/qemuvirt"
 	"github.com/bulkhead-hv/bulkhead/cpu"
 	"github.com/bulkhead-hv/bulkhead/hyp"
+	"github.com/bulkhead-hv/bulkhead/mmu"
 	"github.com/bulkhead-hv/bulkhead/smmu"
 )
 
@@ -58,16 +59,19 @@ func (v iommu) poll() {
 // every root bus stream in one domain, empty until the control partition
 // exists and then equal to its RAM. It returns nil when the machine has
 // no SMMU there: the control partition's devices are then unconfined.
-func confineDMA(m *qemuvirt.Machine, pool *hyp.TablePool) (*iommu, error) {
+func confineDMA(m *qemuvirt.Machine) (*iommu, error) {
 	if len(m.SMMU) == 0 || len(m.ECAM) == 0 || !m.PCIBehindSMMU {
 		fmt.Printf("bulkhead: DMA: not confined: no SMMUv3 in front of a PCIe host bridge (QEMU: -machine virt,iommu=smmuv3); the control partition's devices can reach all of RAM\n")
 		return nil, nil
 	}
-	s, err := smmu.New(qemuvirt.MMIO{}, m.SMMU[0].Addr, &smmuMem{}, pciStreamBits)
+	mem := &smmuMem{}
+	s, err := smmu.New(qemuvirt.MMIO{}, m.SMMU[0].Addr, mem, pciStreamBits)
 	if err != nil {
 		return nil, err
 	}
-	d, err := s.NewDomain(pool, 48, controlASID)
+	// The domain's tables come from the heap, not the stage 2 pool, whose
+	// pages must all be back when the machine stops.
+	d, err := s.NewDomain(mem, 48, controlASID)
 	if err != nil {
 		return nil, err
 	}
@@ -95,6 +99,16 @@ func (m *smmuMem) Alloc(n, align int) ([]uint64, uint64) {
 }
 
 func (*smmuMem) Barrier() { cpu.DSB() }
+
+// AllocTable and Table serve the domain's translation tables (mmu.Memory).
+func (m *smmuMem) AllocTable() (uint64, bool) {
+	_, pa := m.Alloc(mmu.PageSize, mmu.PageSize)
+	return pa, true
+}
+
+func (m *smmuMem) Table(pa uint64) *[mmu.Entries]uint64 {
+	return (*[mmu.Entries]uint64)(unsafe.Pointer(uintptr(pa)))
+}
 
 // passPCI gives the control partition the host bridge's root bus ECAM and
 // the start of its BAR window, and returns the boot information line that
