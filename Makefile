@@ -75,12 +75,14 @@ SHIM          := $(BUILD)/containerd-shim-bulkhead-v1
 CONTAINERINIT := $(BUILD)/bulkhead-containerinit
 DISKBENCH     := $(BUILD)/diskbench
 # A control partition that fuzzes the management calls (cmd/control/fuzz.go),
-# and one that crashes on request (cmd/control/crash.go).
+# one that crashes on request (cmd/control/crash.go), and one that points
+# its devices' DMA where the SMMU must stop it (cmd/control/dmaattack.go).
 CONTROL_FUZZ  := $(BUILD)/bulkhead-control-fuzz.elf
 CONTROL_CRASH := $(BUILD)/bulkhead-control-crashtest.elf
+CONTROL_DMA   := $(BUILD)/bulkhead-control-dma.elf
 
 build: $(HYP) $(HYP_EFI) $(CONTROL) $(GUEST_IMAGES) $(CLI) $(SHIM) $(CONTAINERINIT)
-images: $(HYP) $(HYP_EFI) $(HYP_CRASHTEST) $(CONTROL) $(CONTROL_FUZZ) $(CONTROL_CRASH) $(GUEST_IMAGES) \
+images: $(HYP) $(HYP_EFI) $(HYP_CRASHTEST) $(CONTROL) $(CONTROL_FUZZ) $(CONTROL_CRASH) $(CONTROL_DMA) $(GUEST_IMAGES) \
         $(CLI) $(SHIM) $(CONTAINERINIT)
 
 # Go decides what to rebuild; make always asks it.
@@ -125,6 +127,10 @@ $(CONTROL_FUZZ): toolchain FORCE
 $(CONTROL_CRASH): toolchain FORCE
 	@mkdir -p $(BUILD)
 	$(TAMAGO_ENV) $(TAMAGO) build -tags $(TAGS),control,crashcontrol -trimpath -ldflags '$(CONTROL_LDFLAGS)' -o $@ ./cmd/control
+
+$(CONTROL_DMA): toolchain FORCE
+	@mkdir -p $(BUILD)
+	$(TAMAGO_ENV) $(TAMAGO) build -tags $(TAGS),control,dmacontrol -trimpath -ldflags '$(CONTROL_LDFLAGS)' -o $@ ./cmd/control
 
 # TamaGo guests for the hypervisor, at EL1 (board/bulkheadvm).
 $(BUILD)/guest-%.elf: toolchain FORCE

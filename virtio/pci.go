@@ -89,15 +89,21 @@ type pciTransport struct {
 	notifyOff map[uint32]uint64
 }
 
+// FeatureAccessPlatform (VIRTIO_F_ACCESS_PLATFORM, 6) says the device's
+// DMA goes through the platform's translation, here the SMMU. QEMU's
+// virtio-pci devices go through its SMMU only when created with
+// iommu_platform=on, which offers it.
+const FeatureAccessPlatform = 1 << 33
+
 // InitPCI finds the virtio structures of function f, whose BARs must be
-// assigned, then resets it and negotiates VIRTIO_F_VERSION_1 and the
-// features in want that it offers.
+// assigned, then resets it and negotiates VIRTIO_F_VERSION_1,
+// VIRTIO_F_ACCESS_PLATFORM and the features in want that it offers.
 func InitPCI(f *pci.Function, bus WideBus, mem Memory, want uint64) (*Device, error) {
 	t, err := findStructures(f, bus)
 	if err != nil {
 		return nil, err
 	}
-	return negotiate(t, mem, want)
+	return negotiate(t, mem, want|FeatureAccessPlatform)
 }
 
 func findStructures(f *pci.Function, bus WideBus) (*pciTransport, error) {

@@ -31,21 +31,26 @@ const (
 
 // iommu is the SMMU confining the control partition's devices, if any.
 type iommu struct {
-	s *smmu.SMMU
-	d *smmu.Domain
+	s    *smmu.SMMU
+	d    *smmu.Domain
+	lost uint64 // overflows reported
 }
 
-func (v iommu) Map(pa, size uint64) error   { return v.d.Map(pa, size) }
-func (v iommu) Unmap(pa, size uint64) error { return v.d.Unmap(pa, size) }
-func (v iommu) Faults() uint64              { return v.s.Faults() }
+func (v *iommu) Map(pa, size uint64) error   { return v.d.Map(pa, size) }
+func (v *iommu) Unmap(pa, size uint64) error { return v.d.Unmap(pa, size) }
+func (v *iommu) Faults() uint64              { return v.s.Faults() }
 
 // pollReports bounds the events printed per poll: a device that keeps
 // faulting must not keep CPU 0's scheduler on the console.
 const pollReports = 4
 
 // poll reports the transactions the SMMU stopped since the last call.
-func (v iommu) poll() {
+func (v *iommu) poll() {
 	ev := v.s.Poll()
+	if l := v.s.Lost(); l != v.lost {
+		v.lost = l
+		fmt.Printf("bulkhead: SMMU: the event queue overflowed: stopped transactions went unreported (%d times so far)\n", l)
+	}
 	for i, e := range ev {
 		if i == pollReports {
 			fmt.Printf("bulkhead: SMMU: and %d more stopped transactions\n", len(ev)-i)

@@ -300,6 +300,10 @@ func (l *LockedBuffer) String() string {
 	return l.b.String()
 }
 
+// BehindIOMMU are the properties a virtio-pci device needs for its DMA to
+// go through QEMU's SMMU (without iommu_platform it bypasses it).
+const BehindIOMMU = "iommu_platform=on,disable-legacy=on"
+
 // DumpDTB asks QEMU's virt machine (EL2, GICv3, -cpu max) for the device
 // tree it would pass a kernel, with mem of RAM, smp CPUs, bootargs "a=b"
 // and any further -machine options (iommu=smmuv3).

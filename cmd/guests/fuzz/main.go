@@ -24,6 +24,7 @@ import (
 	"os"
 	"sort"
 	"time"
+	"unsafe"
 
 	"github.com/bulkhead-hv/bulkhead/abi"
 	vm "github.com/bulkhead-hv/bulkhead/board/bulkheadvm"
@@ -262,7 +263,9 @@ func victim() {
 		return s
 	}
 	want := sum()
-	fmt.Printf("victim: 4 MiB filled, checksum %#x\n", want)
+	// Where it is (its IPA: the guest's map is the identity), for a test
+	// that aims at it.
+	fmt.Printf("victim: 4 MiB filled at %#x, checksum %#x\n", uintptr(unsafe.Pointer(&buf[0])), want)
 	for n := 1; ; n++ {
 		time.Sleep(200 * time.Millisecond)
 		if got := sum(); got != want {
