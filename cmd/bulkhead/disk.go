@@ -63,15 +63,15 @@ func (d drive) check() error {
 	return nil
 }
 
-// qemuArgs attach the drive: raw, as a virtio-blk device on virtio-mmio,
-// its serial the name. QEMU writes through its page cache, and a guest's
-// flush reaches the file with fdatasync.
-func (d drive) qemuArgs() []string {
+// qemuArgs attach the drive: raw, as a virtio-blk device (on virtio-mmio,
+// or PCI with --iommu), its serial the name. QEMU writes through its page
+// cache, and a guest's flush reaches the file with fdatasync.
+func (d drive) qemuArgs(m *machineConfig) []string {
 	opts := fmt.Sprintf("file=%s,if=none,format=raw,id=drive-%s", d.file, d.name)
 	if d.ro {
 		opts += ",readonly=on"
 	}
-	return []string{"-drive", opts, "-device", fmt.Sprintf("virtio-blk-device,drive=drive-%s,serial=%s", d.name, d.name)}
+	return []string{"-drive", opts, "-device", m.virtioDevice("blk", fmt.Sprintf(",drive=drive-%s,serial=%s", d.name, d.name))}
 }
 
 // driveFlag collects up's --disk flags.

@@ -125,7 +125,7 @@ func BenchmarkLinuxDisk(b *testing.B) {
 	// Directly in QEMU.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	q, out := directQEMU(b, ctx, kernel, initrd, cmdline, drive{name: "bench", file: disk}.qemuArgs()...)
+	q, out := directQEMU(b, ctx, kernel, initrd, cmdline, drive{name: "bench", file: disk}.qemuArgs(&machineConfig{})...)
 	direct := timeDiskbench(b, out)
 	q.stop()
 

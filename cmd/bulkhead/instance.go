@@ -27,7 +27,10 @@ type machineConfig struct {
 	control  string
 	qemu     string
 	firmware string // "" (QEMU loads the hypervisor's ELF) or "uefi"
-	drives   []drive
+	// iommu puts the instance's devices on PCIe behind an SMMUv3, which
+	// the hypervisor drives to confine their DMA.
+	iommu  bool
+	drives []drive
 	uplink   *uplink
 }
 
@@ -47,6 +50,18 @@ func (m *machineConfig) flags(fs *flag.FlagSet, memFlag string) {
 	fs.StringVar(&m.qemu, "qemu", "qemu-system-aarch64", "the QEMU binary")
 	fs.StringVar(&m.firmware, "firmware", "", "boot firmware: none (QEMU loads the hypervisor's ELF, the default) or uefi\n"+
 		"(AAVMF starts bulkhead-hyp.efi, which finds the machine through ACPI, as on a server)")
+	fs.BoolVar(&m.iommu, "iommu", false, "put the host channel, drives and uplink on PCIe behind an SMMUv3 (QEMU's iommu=smmuv3),\n"+
+		"which the hypervisor drives so that their DMA reaches only the control partition's memory")
+}
+
+// virtioDevice is QEMU's device for a virtio device of kind (serial, blk,
+// net): on virtio-mmio, or with --iommu a PCI function whose DMA goes
+// through the SMMU.
+func (m *machineConfig) virtioDevice(kind, props string) string {
+	if m.iommu {
+		return "virtio-" + kind + "-pci,iommu_platform=on,disable-legacy=on" + props
+	}
+	return "virtio-" + kind + "-device" + props
 }
 
 func (m *machineConfig) check(memFlag string) error {
@@ -55,6 +70,11 @@ func (m *machineConfig) check(memFlag string) error {
 	}
 	if m.smp < 1 || m.smp > 64 {
 		return fmt.Errorf("--smp %d: want 1 to 64", m.smp)
+	}
+	if m.iommu && m.firmware == "uefi" {
+		// QEMU's ACPI tables do not describe the host bridge's BAR
+		// window, so under them the hypervisor leaves the SMMU unused.
+		return fmt.Errorf("--iommu with --firmware uefi: under ACPI the hypervisor does not drive the SMMU yet; use one or the other")
 	}
 	dir := os.Getenv("BULKHEAD_IMAGES")
 	if dir == "" {
@@ -120,14 +140,20 @@ func checkHypervisorImage(path, firmware string) error {
 // kernel, the control partition as a boot module at moduleBase, its host
 // channel a virtio console on the socket the broker connects to.
 func qemuArgs(m *machineConfig, in *client.Instance, controlSize int64) []string {
+	machine := "virt,virtualization=on,gic-version=3"
+	if m.iommu {
+		machine += ",iommu=smmuv3"
+	}
 	args := []string{
-		"-machine", "virt,virtualization=on,gic-version=3", "-cpu", "max",
+		"-machine", machine, "-cpu", "max",
 		"-m", fmt.Sprintf("%dM", m.mem>>20), "-smp", strconv.Itoa(m.smp),
 		"-display", "none", "-monitor", "none", "-serial", "file:" + in.Log,
 		"-semihosting-config", "enable=on,target=native",
 		"-kernel", m.hyp,
+		// No default NIC: on PCIe it would become the uplink.
+		"-nic", "none",
 		"-global", "virtio-mmio.force-legacy=false",
-		"-device", "virtio-serial-device",
+		"-device", m.virtioDevice("serial", ""),
 		"-chardev", "socket,id=ctl,path=" + in.Socket + ",server=on,wait=on",
 		"-device", "virtconsole,chardev=ctl",
 	}
@@ -143,10 +169,10 @@ func qemuArgs(m *machineConfig, in *client.Instance, controlSize int64) []string
 			"-append", fmt.Sprintf("exit=semihosting control=%#x:%d", uint64(moduleBase), controlSize))
 	}
 	for _, d := range m.drives {
-		args = append(args, d.qemuArgs()...)
+		args = append(args, d.qemuArgs(m)...)
 	}
 	if m.uplink != nil {
-		args = append(args, m.uplink.qemuArgs()...)
+		args = append(args, m.uplink.qemuArgs(m)...)
 	}
 	return append(args, m.opts...)
 }
@@ -426,12 +452,19 @@ shared read-only. With --net it gets an uplink: guests that ask for a
 network device (bulkhead run --net) are switched onto it, each with a MAC
 of its own, and see the uplink's network but not each other.
 
+With --iommu the host channel, drives and uplink are PCIe functions behind
+an SMMUv3 that the hypervisor drives: their DMA reaches the control
+partition's memory and nothing a guest was given (bulkhead stats says so,
+and counts what the SMMU stopped). Without it they are on virtio-mmio, and
+a control partition that misbehaved could have them reach any page.
+
 Examples:
 	bulkhead up
 	bulkhead up --name big --mem 4G --smp 4
 	bulkhead up --disk root=build/linux/rootfs.ext4 --disk data=data.img,ro
 	bulkhead up --net user,hostfwd=tcp:8080-:80   # guests on QEMU's user network
 	bulkhead up --name srv --firmware uefi --smp 4 --mem 2G   # UEFI and ACPI, as a server boots
+	bulkhead up --iommu --disk data=data.img       # devices' DMA confined by the SMMU
 	bulkhead up --qemu-opt=-icount --qemu-opt=shift=0,sleep=off
 `
 

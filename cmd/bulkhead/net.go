@@ -61,7 +61,7 @@ func parseUplink(v string) (*uplink, error) {
 // qemuArgs attach the uplink to the instance as a virtio-net device. A
 // user network's forwards reach the first address its DHCP server gives,
 // 10.0.2.15: the first guest to ask.
-func (u *uplink) qemuArgs() []string {
+func (u *uplink) qemuArgs(m *machineConfig) []string {
 	nd := "user,id=uplink"
 	for _, f := range u.hostfwd {
 		nd += ",hostfwd=" + f
@@ -69,7 +69,7 @@ func (u *uplink) qemuArgs() []string {
 	if u.kind == "tap" {
 		nd = "tap,id=uplink,ifname=" + u.ifname + ",script=no,downscript=no"
 	}
-	return []string{"-netdev", nd, "-device", "virtio-net-device,netdev=uplink"}
+	return []string{"-netdev", nd, "-device", m.virtioDevice("net", ",netdev=uplink")}
 }
 
 // uplinkFlag is up's --net.

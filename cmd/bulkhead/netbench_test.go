@@ -77,7 +77,7 @@ func BenchmarkLinuxNet(b *testing.B) {
 	defer cancel()
 
 	l, initrd := listen()
-	q, out := directQEMU(b, ctx, kernel, initrd, cmdline, (&uplink{kind: "user"}).qemuArgs()...)
+	q, out := directQEMU(b, ctx, kernel, initrd, cmdline, (&uplink{kind: "user"}).qemuArgs(&machineConfig{})...)
 	direct := receive(b, l, out)
 	q.stop()
 	l.Close()

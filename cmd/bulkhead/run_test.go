@@ -470,3 +470,27 @@ func TestPrivateRunEnds(t *testing.T) {
 		}
 	}
 }
+
+// An instance with --iommu: the host channel and a drive are PCI
+// functions behind the SMMU, a guest runs as without, and stats says the
+// devices' DMA is confined and nothing was stopped.
+func TestInstanceBehindSMMU(t *testing.T) {
+	dir := imagesDir(t)
+	disk := filepath.Join(t.TempDir(), "d.img")
+	require.NoError(t, os.WriteFile(disk, make([]byte, 1<<20), 0o644))
+	upInstance(t, "iommu", "--iommu", "--disk", "d="+disk)
+	code, out, errb := bh("run", "--instance", "iommu", "--arg", "3", filepath.Join(dir, "guest-hello.elf"))
+	assert.Equal(t, 3, code, errb)
+	assert.Contains(t, out, "hello from a TamaGo guest at EL1\n")
+	code, out, errb = bh("stats", "--instance", "iommu")
+	require.Equal(t, 0, code, errb)
+	assert.Contains(t, out, "DMA: the control partition's devices are confined by the SMMU; 0 transaction(s) stopped")
+	in, err := client.LoadInstance("iommu")
+	require.NoError(t, err)
+	log, err := os.ReadFile(in.Log)
+	require.NoError(t, err)
+	assert.Contains(t, string(log), "control| control: disk d: 1 MiB at PCI 00:", "the drive is a PCI function")
+	assert.Contains(t, string(log), "control| control: host channel on the virtio console at PCI 00:")
+	code, out, errb = bh("down", "--name", "iommu")
+	require.Equal(t, 0, code, errb+out)
+}

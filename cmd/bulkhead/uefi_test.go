@@ -51,6 +51,9 @@ func TestFirmwareFlagRefusesUnknown(t *testing.T) {
 	code, _, stderr := bh("up", "--name", "x", "--firmware", "bios")
 	assert.NotEqual(t, 0, code)
 	assert.Contains(t, stderr, `--firmware "bios": want none or uefi`)
+	code, _, stderr = bh("up", "--name", "x", "--firmware", "uefi", "--iommu")
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, stderr, "--iommu with --firmware uefi: under ACPI the hypervisor does not drive the SMMU yet")
 }
 
 // The wrong image for the boot is refused before QEMU starts, rather than

@@ -300,7 +300,9 @@ func TestDriveFlags(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, drive{name: "root", file: good, ro: true}, d)
 	assert.Equal(t, []string{"-drive", "file=" + good + ",if=none,format=raw,id=drive-root,readonly=on",
-		"-device", "virtio-blk-device,drive=drive-root,serial=root"}, d.qemuArgs())
+		"-device", "virtio-blk-device,drive=drive-root,serial=root"}, d.qemuArgs(&machineConfig{}))
+	assert.Equal(t, "virtio-blk-pci,iommu_platform=on,disable-legacy=on,drive=drive-root,serial=root",
+		d.qemuArgs(&machineConfig{iommu: true})[3], "behind the SMMU: a PCI function whose DMA goes through it")
 	for v, want := range map[string]string{
 		good:                              "want NAME=FILE",
 		"a/b=" + good:                     "name it with 1 to 20 letters",
@@ -325,10 +327,11 @@ func TestUplinkFlags(t *testing.T) {
 	u, err := parseUplink("user,hostfwd=tcp:8080-:80,hostfwd=udp:0.0.0.0:53-:53,hostfwd=tcp::22-:2222")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"-netdev", "user,id=uplink,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp:0.0.0.0:53-:53,hostfwd=tcp:127.0.0.1:22-:2222",
-		"-device", "virtio-net-device,netdev=uplink"}, u.qemuArgs())
+		"-device", "virtio-net-device,netdev=uplink"}, u.qemuArgs(&machineConfig{}))
+	assert.Equal(t, "virtio-net-pci,iommu_platform=on,disable-legacy=on,netdev=uplink", u.qemuArgs(&machineConfig{iommu: true})[3])
 	u, err = parseUplink("tap,ifname=tap0")
 	require.NoError(t, err)
-	assert.Equal(t, "tap,id=uplink,ifname=tap0,script=no,downscript=no", u.qemuArgs()[1])
+	assert.Equal(t, "tap,id=uplink,ifname=tap0,script=no,downscript=no", u.qemuArgs(&machineConfig{})[1])
 	for v, want := range map[string]string{
 		"bridge":                 "want user[,hostfwd=tcp:HOSTPORT-:GUESTPORT] or tap,ifname=NAME",
 		"user,hostfwd=tcp:80":    "hostfwd=tcp:80: want tcp:HOSTPORT-:GUESTPORT",
