@@ -31,7 +31,7 @@ type machineConfig struct {
 	// the hypervisor drives to confine their DMA.
 	iommu  bool
 	drives []drive
-	uplink   *uplink
+	uplink *uplink
 }
 
 // uefiFirmware is the UEFI firmware --firmware uefi boots under: Debian's
