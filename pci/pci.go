@@ -12,20 +12,31 @@ import (
 
 // Configuration header registers (PCI Local Bus 3.0, 6.1).
 const (
-	VendorID            = 0x00 // [15:0], DeviceID [31:16]
-	Command             = 0x04 // [15:0], Status [31:16]
+	VendorID            = 0x00
+	DeviceID            = 0x02
+	Command             = 0x04
+	Status              = 0x06
 	ClassRevision       = 0x08
-	HeaderType          = 0x0c // [23:16]
+	HeaderType          = 0x0e // the byte; Read32(HeaderType) has it in [23:16]
 	BAR0                = 0x10
-	SubsystemID         = 0x2c // Subsystem Vendor ID [15:0], Subsystem ID [31:16]
+	BAR1                = 0x14
+	BAR2                = 0x18
+	BAR3                = 0x1c
+	BAR4                = 0x20
+	BAR5                = 0x24
+	SubsystemVendorID   = 0x2c
+	SubsystemID         = 0x2e
 	CapabilitiesPointer = 0x34
 
 	CommandMemorySpace = 1 << 1
 	CommandBusMaster   = 1 << 2
-	StatusCapList      = 1 << (16 + 4)
+	// StatusCapabilitiesList says the function has a capability list.
+	StatusCapabilitiesList = 1 << 4
 
-	headerMultiFunction = 1 << 23
-	headerTypeMask      = 0x7f << 16
+	// HeaderType's bit 7 says the device has functions besides 0; bits
+	// 6:0 are the header layout, 0 an endpoint's, 1 a bridge's.
+	HeaderTypeMultiFunction = 0x80
+	headerLayout            = 0x7f
 
 	barIO       = 1 << 0
 	barType64   = 2 << 1
@@ -61,6 +72,8 @@ var (
 )
 
 // Scan lists the functions on the root bus of the ECAM window at ecam.
+// Bridges are listed but the buses behind them are not scanned: QEMU
+// virt puts its endpoints on the root bus, and nothing here needs more.
 func Scan(bus Bus, ecam uint64) []*Function {
 	var out []*Function
 	for dev := 0; dev < 32; dev++ {
@@ -74,10 +87,10 @@ func Scan(bus Bus, ecam uint64) []*Function {
 				continue
 			}
 			f.Vendor, f.Device = uint16(id), uint16(id>>16)
-			hdr := f.Read32(HeaderType)
-			f.Bridge = hdr&headerTypeMask != 0
+			hdr := f.Read8(HeaderType)
+			f.Bridge = hdr&headerLayout != 0
 			out = append(out, f)
-			if fn == 0 && hdr&headerMultiFunction == 0 {
+			if fn == 0 && hdr&HeaderTypeMultiFunction == 0 {
 				break
 			}
 		}
@@ -123,12 +136,15 @@ func (w *Window) take(size uint64) (uint64, error) {
 // AssignBARs sizes every memory BAR of an endpoint (6.2.5.1: all ones
 // written, the read-back's low zero bits give the size, with memory
 // decoding off meanwhile), places it in w and enables memory decoding and
-// bus mastering.
+// bus mastering. I/O BARs are left alone: nothing here uses port I/O.
+// When w has no room for a BAR, that BAR gets its old value back and the
+// function is left with decoding and bus mastering off.
 func (f *Function) AssignBARs(w *Window) error {
 	if f.Bridge {
 		return fmt.Errorf("pci: %v is a bridge", f)
 	}
-	cmd := f.Read32(Command) & 0xffff
+	cmd := uint32(f.Read16(Command))
+	// The Status half is written as zeros, which leaves its RW1C bits be.
 	f.Write32(Command, cmd&^(CommandMemorySpace|CommandBusMaster))
 	for i := 0; i < 6; i++ {
 		off := uint64(BAR0 + 4*i)
@@ -136,10 +152,13 @@ func (f *Function) AssignBARs(w *Window) error {
 		if orig&barIO != 0 {
 			continue
 		}
+		// A 64-bit BAR in the last slot has no upper half: taken as 32-bit.
 		wide := orig&barTypeMask == barType64 && i < 5
+		var origHi uint32
 		f.Write32(off, ^uint32(0))
 		mask := uint64(f.Read32(off) & barMemMask)
 		if wide {
+			origHi = f.Read32(off + 4)
 			f.Write32(off+4, ^uint32(0))
 			mask |= uint64(f.Read32(off+4)) << 32
 		} else if mask != 0 {
@@ -147,11 +166,21 @@ func (f *Function) AssignBARs(w *Window) error {
 		}
 		if mask == 0 {
 			f.Write32(off, orig)
+			if wide {
+				f.Write32(off+4, origHi)
+				i++
+			}
 			continue // not implemented
 		}
-		size := ^mask + 1
+		// The lowest bit that took the ones is the size, whatever a
+		// device answers above it.
+		size := mask & -mask
 		addr, err := w.take(size)
 		if err != nil {
+			f.Write32(off, orig)
+			if wide {
+				f.Write32(off+4, origHi)
+			}
 			return fmt.Errorf("%v BAR %d: %w", f, i, err)
 		}
 		f.Write32(off, uint32(addr))
@@ -172,7 +201,7 @@ func (f *Function) AssignBARs(w *Window) error {
 // the header, or a list longer than the space after it can hold (a loop),
 // is ErrCaps.
 func (f *Function) Capabilities() ([]uint64, error) {
-	if f.Read32(Command)&StatusCapList == 0 {
+	if f.Read16(Status)&StatusCapabilitiesList == 0 {
 		return nil, nil
 	}
 	var out []uint64

@@ -15,12 +15,12 @@ func TestScanAndAssign(t *testing.T) {
 	blk.SetBAR(1, 4<<10, false)
 	blk.SetBAR(4, 16<<10, true)
 	multi := pcitest.NewFunc(3, 0, 0x8086, 0x1234)
-	multi.Regs[HeaderType/4] = headerMultiFunction
+	multi.Regs[HeaderType/4] = HeaderTypeMultiFunction << 16
 	multi2 := pcitest.NewFunc(3, 5, 0x8086, 0x1235)
 	single := pcitest.NewFunc(4, 0, 0x8086, 0x1236)
 	ghost := pcitest.NewFunc(4, 1, 0x8086, 0x1237) // function 0 is not multi-function
 	bridge := pcitest.NewFunc(5, 0, 0x1b36, 0x000c)
-	bridge.Regs[HeaderType/4] = 1 << 16
+	bridge.Regs[HeaderType/4] = 1 << 16 // header layout 1
 	space := &pcitest.Space{Base: ecam, Funcs: []*pcitest.Func{host, blk, multi, multi2, single, ghost, bridge}}
 
 	fs := Scan(space, ecam)
@@ -47,9 +47,14 @@ func TestScanAndAssign(t *testing.T) {
 		t.Errorf("requester IDs %#x %#x", fs[1].RequesterID(), fs[3].RequesterID())
 	}
 
+	// Firmware left memory decoding on: sizing turns it off first.
+	blk.Regs[Command/4] = CommandMemorySpace
 	w := &Window{Base: 0x1000_0000, Size: 1 << 20}
 	if err := fs[1].AssignBARs(w); err != nil {
 		t.Fatal(err)
+	}
+	if space.SizedDecoding != 0 {
+		t.Errorf("%d BARs sized with memory decoding on", space.SizedDecoding)
 	}
 	f := fs[1]
 	if f.BAR[1] != 0x1000_0000 || f.BARSize[1] != 4<<10 {
@@ -72,6 +77,30 @@ func TestScanAndAssign(t *testing.T) {
 	fs = Scan(space, ecam)
 	if err := fs[len(fs)-1].AssignBARs(w); !errors.Is(err, ErrWindow) {
 		t.Errorf("a BAR larger than what is left: %v", err)
+	}
+	if big.Regs[BAR0/4] != 0 || big.Regs[Command/4]&(CommandMemorySpace|CommandBusMaster) != 0 {
+		t.Errorf("after the window ran out: BAR 0 %#x, command %#x", big.Regs[BAR0/4], big.Regs[Command/4])
+	}
+	// A 64-bit BAR of 8 GiB fits no 32-bit window; its upper half is
+	// put back too.
+	huge := pcitest.NewFunc(7, 0, 0x1af4, 0x1000)
+	huge.SetBAR(2, 8<<30, true)
+	space.Funcs = append(space.Funcs, huge)
+	fs = Scan(space, ecam)
+	if err := fs[len(fs)-1].AssignBARs(&Window{Base: 0x1000_0000, Size: 0x2eff_0000}); !errors.Is(err, ErrWindow) {
+		t.Errorf("an 8 GiB BAR: %v", err)
+	}
+	if huge.Regs[BAR2/4] != 2<<1 || huge.Regs[BAR3/4] != 0 {
+		t.Errorf("an 8 GiB BAR left at %#x:%#x", huge.Regs[BAR3/4], huge.Regs[BAR2/4])
+	}
+	// The same in a window above 4 GiB, aligned to its size.
+	fs = Scan(space, ecam)
+	f = fs[len(fs)-1]
+	if err := f.AssignBARs(&Window{Base: 0x80_4000_0000, Size: 0x80_0000_0000}); err != nil {
+		t.Fatal(err)
+	}
+	if f.BAR[2] != 0x82_0000_0000 || f.BARSize[2] != 8<<30 || huge.Regs[BAR3/4] != 0x82 || huge.Regs[BAR2/4]&^0xf != 0 {
+		t.Errorf("an 8 GiB BAR at %#x (%#x:%#x)", f.BAR[2], huge.Regs[BAR3/4], huge.Regs[BAR2/4])
 	}
 }
 

@@ -251,19 +251,42 @@ func sound(t *testing.T, q *Queue) {
 	}
 }
 
+// blkTransports open a fakeBlk as a virtio-mmio device and as a
+// virtio-pci one (pciFront).
+var blkTransports = []struct {
+	name string
+	open func(t *testing.T, f *fakeBlk, mem *fakeMem) (*Blk, error)
+}{
+	{"mmio", func(_ *testing.T, f *fakeBlk, mem *fakeMem) (*Blk, error) { return OpenBlk(f, mem, base) }},
+	{"pci", func(t *testing.T, f *fakeBlk, mem *fakeMem) (*Blk, error) {
+		front := newPCIFront(t, f, pciModernBase+mmioreg.DeviceBlock, 1)
+		return OpenBlkPCI(front.open(), front, mem)
+	}},
+}
+
 func openFake(t *testing.T, setup func(f *fakeBlk)) (*Blk, *fakeBlk) {
+	return openFakeOver(t, blkTransports[0].open, setup)
+}
+
+func openFakeOver(t *testing.T, open func(*testing.T, *fakeBlk, *fakeMem) (*Blk, error), setup func(f *fakeBlk)) (*Blk, *fakeBlk) {
 	mem := &fakeMem{next: 0x4800_0000, bufs: map[uint64][]byte{}}
 	f := newFakeBlk(t, mem, 1024)
 	if setup != nil {
 		setup(f)
 	}
-	b, err := OpenBlk(f, mem, base)
+	b, err := open(t, f, mem)
 	require.NoError(t, err)
 	return b, f
 }
 
 func TestBlkOpen(t *testing.T) {
-	b, f := openFake(t, func(f *fakeBlk) { f.features |= BlkFSegMax | BlkFSizeMax; f.segMax, f.sizeMax = 100, 1<<20 })
+	for _, tr := range blkTransports {
+		t.Run(tr.name, func(t *testing.T) { testBlkOpen(t, tr.open) })
+	}
+}
+
+func testBlkOpen(t *testing.T, open func(*testing.T, *fakeBlk, *fakeMem) (*Blk, error)) {
+	b, f := openFakeOver(t, open, func(f *fakeBlk) { f.features |= BlkFSegMax | BlkFSizeMax; f.segMax, f.sizeMax = 100, 1<<20 })
 	assert.Equal(t, uint64(mmioreg.FeatureVersion1|BlkFFlush|BlkFBlkSize|BlkFSegMax|BlkFSizeMax), f.driver,
 		"no topology, CONFIG_WCE, MQ, indirect descriptors or event idx")
 	assert.Equal(t, uint32(mmioreg.StatusAcknowledge|mmioreg.StatusDriver|mmioreg.StatusFeaturesOK|mmioreg.StatusDriverOK), f.status)
@@ -274,9 +297,9 @@ func TestBlkOpen(t *testing.T) {
 	assert.Equal(t, []uint32{BlkTGetID}, f.reqs)
 	sound(t, b.q)
 
-	b, _ = openFake(t, func(f *fakeBlk) { f.serial = "01234567890123456789" })
+	b, _ = openFakeOver(t, open, func(f *fakeBlk) { f.serial = "01234567890123456789" })
 	assert.Equal(t, "01234567890123456789", b.ID(), "20 bytes: no NUL")
-	b, _ = openFake(t, func(f *fakeBlk) { f.noID = true; f.features &^= BlkFBlkSize })
+	b, _ = openFakeOver(t, open, func(f *fakeBlk) { f.noID = true; f.features &^= BlkFBlkSize })
 	assert.Equal(t, "", b.ID(), "GET_ID unsupported: no ID")
 	assert.Equal(t, 512, b.BlockSize())
 }
@@ -331,6 +354,12 @@ func (m idBus) Read32(addr uint64) uint32 {
 func (idBus) Write32(uint64, uint32) {}
 
 func TestBlkReadWrite(t *testing.T) {
+	for _, tr := range blkTransports {
+		t.Run(tr.name, func(t *testing.T) { testBlkReadWrite(t, tr.open) })
+	}
+}
+
+func testBlkReadWrite(t *testing.T, open func(*testing.T, *fakeBlk, *fakeMem) (*Blk, error)) {
 	for _, tc := range []struct {
 		name   string
 		setup  func(f *fakeBlk)
@@ -352,7 +381,7 @@ func TestBlkReadWrite(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(f)
 			}
-			b, err := OpenBlk(f, mem, base)
+			b, err := open(t, f, mem)
 			require.NoError(t, err)
 			f.async = tc.async
 			idles := 0

@@ -235,13 +235,30 @@ func txSound(t *testing.T, q *Queue) {
 	require.Equal(t, q.num, len(q.free)+held, "transmit buffers lost")
 }
 
+// netTransports open a fakeNet as a virtio-mmio device and as a
+// virtio-pci one (pciFront).
+var netTransports = []struct {
+	name string
+	open func(t *testing.T, f *fakeNet, mem *fakeMem) (*Net, error)
+}{
+	{"mmio", func(_ *testing.T, f *fakeNet, mem *fakeMem) (*Net, error) { return OpenNet(f, mem, base) }},
+	{"pci", func(t *testing.T, f *fakeNet, mem *fakeMem) (*Net, error) {
+		front := newPCIFront(t, f, pciModernBase+mmioreg.DeviceNet, 2)
+		return OpenNetPCI(front.open(), front, mem)
+	}},
+}
+
 func openFakeNet(t *testing.T, setup func(f *fakeNet)) (*Net, *fakeNet) {
+	return openFakeNetOver(t, netTransports[0].open, setup)
+}
+
+func openFakeNetOver(t *testing.T, open func(*testing.T, *fakeNet, *fakeMem) (*Net, error), setup func(f *fakeNet)) (*Net, *fakeNet) {
 	mem := &fakeMem{next: 0x4800_0000, bufs: map[uint64][]byte{}}
 	f := newFakeNet(t, mem)
 	if setup != nil {
 		setup(f)
 	}
-	n, err := OpenNet(f, mem, base)
+	n, err := open(t, f, mem)
 	require.NoError(t, err)
 	return n, f
 }
@@ -256,7 +273,13 @@ func frame(size int, seed byte) []byte {
 }
 
 func TestNetOpen(t *testing.T) {
-	n, f := openFakeNet(t, nil)
+	for _, tr := range netTransports {
+		t.Run(tr.name, func(t *testing.T) { testNetOpen(t, tr.open) })
+	}
+}
+
+func testNetOpen(t *testing.T, open func(*testing.T, *fakeNet, *fakeMem) (*Net, error)) {
+	n, f := openFakeNetOver(t, open, nil)
 	assert.Equal(t, uint64(mmioreg.FeatureVersion1|NetFMAC), f.driver,
 		"no checksum offload, GSO, mergeable buffers, control queue, MQ, indirect descriptors or event idx")
 	assert.Equal(t, uint32(mmioreg.StatusAcknowledge|mmioreg.StatusDriver|mmioreg.StatusFeaturesOK|mmioreg.StatusDriverOK), f.status)
@@ -280,14 +303,14 @@ func TestNetOpen(t *testing.T) {
 	}
 
 	// A small queue: as many buffers as it allows.
-	n, f = openFakeNet(t, func(f *fakeNet) { f.qmax = [2]uint32{8, 4} })
+	n, f = openFakeNetOver(t, open, func(f *fakeNet) { f.qmax = [2]uint32{8, 4} })
 	assert.Equal(t, [2]uint32{8, 4}, [2]uint32{f.q[0].num, f.q[1].num})
 	assert.Len(t, n.rx.bufs, 8)
 	assert.Len(t, n.tx.bufs, 4)
 	rxSound(t, n, f)
 
 	// The configuration changes once while it is read: it is read again.
-	n, f = openFakeNet(t, func(f *fakeNet) { f.bumps = 1 })
+	n, f = openFakeNetOver(t, open, func(f *fakeNet) { f.bumps = 1 })
 	assert.Equal(t, testMAC, n.MAC())
 	assert.Equal(t, 4, f.configRds)
 }

@@ -25,10 +25,11 @@ const (
 	pciModernBase  = 0x1040
 	pciTransFirst  = 0x1000
 	pciTransLast   = 0x103f
-	pciCapVendor   = 0x09
-	pciCapCommon   = 1
-	pciCapNotify   = 2
-	pciCapDevice   = 4
+	pciCapVendor   = 0x09 // a vendor-specific capability: struct virtio_pci_cap
+	pciCapCommon   = 1    // VIRTIO_PCI_CAP_COMMON_CFG
+	pciCapNotify   = 2    // VIRTIO_PCI_CAP_NOTIFY_CFG
+	pciCapISR      = 3    // VIRTIO_PCI_CAP_ISR_CFG: not used, the drivers poll
+	pciCapDevice   = 4    // VIRTIO_PCI_CAP_DEVICE_CFG
 	pciCapMinLen   = 16
 	pciNotifyExtra = 4 // notify_off_multiplier after the capability
 )
@@ -59,7 +60,7 @@ func PCIType(f *pci.Function) (uint32, bool) {
 	case d >= pciModernBase && d < pciModernBase+0x40:
 		return d - pciModernBase, true
 	case d >= pciTransFirst && d <= pciTransLast:
-		return uint32(f.Read16(pci.SubsystemID + 2)), true
+		return uint32(f.Read16(pci.SubsystemID)), true
 	}
 	return 0, false
 }
@@ -82,6 +83,7 @@ func FindPCI(fs []*pci.Function, id uint32) []*pci.Function {
 type pciTransport struct {
 	bus            WideBus
 	common, device uint64
+	deviceLen      uint64
 	notifyBase     uint64
 	notifyLen      uint64
 	notifyMul      uint32
@@ -130,7 +132,7 @@ func findStructures(f *pci.Function, bus WideBus) (*pciTransport, error) {
 		case typ == pciCapNotify && !haveNotify && f.Read8(c+2) >= pciCapMinLen+pciNotifyExtra:
 			t.notifyBase, t.notifyLen, t.notifyMul, haveNotify = addr, n, f.Read32(c+pciCapMinLen), true
 		case typ == pciCapDevice && !haveDevice:
-			t.device, haveDevice = addr, true
+			t.device, t.deviceLen, haveDevice = addr, n, true
 		}
 	}
 	if !haveCommon || !haveNotify {
@@ -186,8 +188,8 @@ func (t *pciTransport) notify(i uint32) {
 	}
 }
 func (t *pciTransport) config32(off uint64) uint32 {
-	if t.device == 0 {
-		return 0
+	if off+4 > t.deviceLen {
+		return 0 // past the structure: another one's registers, or none
 	}
 	return t.bus.Read32(t.device + off)
 }

@@ -19,6 +19,10 @@ type Space struct {
 	Funcs []*Func
 	// Writes counts configuration writes, to see what sizing touched.
 	Writes int
+	// SizedDecoding counts BARs written with all ones while the function
+	// decoded memory, which sizing must not do (PCI Local Bus 3.0,
+	// 6.2.5.1): the device would answer at the probe's address.
+	SizedDecoding int
 }
 
 // NewFunc returns a function with the vendor and device IDs, a type 0
@@ -63,6 +67,9 @@ func (s *Space) Write32(addr uint64, v uint32) {
 	}
 	if w >= 4 && w < 10 {
 		i := w - 4
+		if v == ^uint32(0) && f.Regs[1]&(1<<1) != 0 {
+			s.SizedDecoding++
+		}
 		switch {
 		case f.BARSize[i] != 0:
 			// The low bits read back the size's alignment; the type bits
