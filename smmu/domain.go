@@ -88,12 +88,6 @@ func (d *Domain) Unmap(pa, size uint64) error {
 	return d.invalErr
 }
 
-// Translate walks the domain's tables (for tests and reports).
-func (d *Domain) Translate(va uint64) (pa uint64, ok bool) {
-	pa, _, _, ok = d.t.Translate(va)
-	return pa, ok
-}
-
 // domainTLB invalidates a removed entry in the SMMU (mmu.TLB), under the
 // SMMU's lock, which Map and Unmap hold.
 type domainTLB struct{ d *Domain }

@@ -60,8 +60,6 @@ type SMMU struct {
 	cons    uint32   // EVENTQ_CONS as last written
 	// OAS is the SMMU's output address size code (SMMU_IDR5.OAS).
 	OAS uint64
-	// S2 says the SMMU translates stage 2 as well as stage 1.
-	S2  bool
 	hyp bool // IDR0.HYP
 
 	faults, lost atomic.Uint64
@@ -102,7 +100,6 @@ func New(bus Bus, base uint64, mem Memory, sidBits int) (*SMMU, error) {
 	s.sidBits = sidBits
 	s.hyp = idr0&IDR0_HYP != 0
 	s.OAS = uint64(min(idr5&IDR5_OAS_MASK, idr5OASMaxSupported))
-	s.S2 = idr0&IDR0_S2P != 0
 
 	// Off, aborting what arrives meanwhile.
 	if err := s.setCR0(0); err != nil {

@@ -43,7 +43,7 @@ func (a *arena) word(pa uint64) uint64 { return a.mem[(pa-a.base)/8] }
 // model plays an SMMUv3 as QEMU's virt has one: stage 1 only, 16-bit
 // stream IDs, 44-bit output. It consumes commands when CMDQ_PROD is
 // written, caches translations until a TLBI removes them, and records
-// events for the faults of Translate.
+// events for the faults of translate.
 type model struct {
 	t         *testing.T
 	mem       *arena

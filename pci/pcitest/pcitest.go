@@ -17,8 +17,6 @@ type Func struct {
 type Space struct {
 	Base  uint64
 	Funcs []*Func
-	// Writes counts configuration writes, to see what sizing touched.
-	Writes int
 	// SizedDecoding counts BARs written with all ones while the function
 	// decoded memory, which sizing must not do (PCI Local Bus 3.0,
 	// 6.2.5.1): the device would answer at the probe's address.
@@ -60,7 +58,6 @@ func (s *Space) Read32(addr uint64) uint32 {
 }
 
 func (s *Space) Write32(addr uint64, v uint32) {
-	s.Writes++
 	f, w := s.find(addr)
 	if f == nil {
 		return
