@@ -85,18 +85,25 @@ build: $(HYP) $(HYP_EFI) $(CONTROL) $(GUEST_IMAGES) $(CLI) $(SHIM) $(CONTAINERIN
 images: $(HYP) $(HYP_EFI) $(HYP_CRASHTEST) $(CONTROL) $(CONTROL_FUZZ) $(CONTROL_CRASH) $(CONTROL_DMA) $(GUEST_IMAGES) \
         $(CLI) $(SHIM) $(CONTAINERINIT)
 
+# The EL2 kernel's runtime takes its waits to the CPU multiplexer (cpumux):
+# cmd/mkoverlay writes TamaGo's runtime with those hooks as a build overlay.
+OVERLAY := $(BUILD)/_overlay/overlay.json
+
+$(OVERLAY): toolchain FORCE
+	@$(GO) run ./cmd/mkoverlay -goroot "$$($(TAMAGO_ENV) $(TAMAGO) env GOROOT)" -o $(BUILD)/_overlay
+
 # Go decides what to rebuild; make always asks it.
-$(HYP): toolchain FORCE
+$(HYP): $(OVERLAY) toolchain FORCE
 	@mkdir -p $(BUILD)
-	$(TAMAGO_ENV) $(TAMAGO) build -tags $(TAGS) -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/hyp
+	$(TAMAGO_ENV) $(TAMAGO) build -overlay $(OVERLAY) -tags $(TAGS) -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/hyp
 
 $(HYP_EFI): $(HYP)
 	$(GO) run ./cmd/mkefi -entry efiEntry -o $@ $(HYP)
 
 # A second image with faults on purpose, for the crash report tests.
-$(HYP_CRASHTEST): toolchain FORCE
+$(HYP_CRASHTEST): $(OVERLAY) toolchain FORCE
 	@mkdir -p $(BUILD)
-	$(TAMAGO_ENV) $(TAMAGO) build -tags $(TAGS),crashtest -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/hyp
+	$(TAMAGO_ENV) $(TAMAGO) build -overlay $(OVERLAY) -tags $(TAGS),crashtest -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/hyp
 
 # The host CLI.
 $(CLI): FORCE

@@ -134,6 +134,11 @@ const (
 	// bytes written) hands the chain back to the guest on the used ring;
 	// the caller reaches none of it from then on.
 	VM_VIRTQ_PUSH = base | 0x24
+	// CPU_STATS(x1 = physical CPU, x2 = PA) writes StatsWords words about
+	// that CPU into the caller's buffer, as the CPUStat* indices say: the
+	// exits it handled, the vCPUs homed there, the ticks guests ran there.
+	// Returns x1 = the words that mean something (the rest are zero).
+	CPU_STATS = base | 0x25
 )
 
 // VM_MMIO_MAP's flags.
@@ -215,19 +220,28 @@ var ExitReasons = [NumExitReasons]string{"hvc", "smc", "stage2-fault", "wfx", "s
 
 // Words of VM_STATS for the machine (x1 = 0): the ledger's page counts.
 const (
-	MachinePages      = iota // pages of RAM the ledger tracks
-	MachineFree              // owned by no one
-	MachineHypervisor        // the hypervisor's
-	MachineControl           // the control partition's
-	MachineGuests            // all guests'
-	MachineShared            // guest pages lent to the control partition
-	MachineVMs               // guests that exist (created, running or stopped)
-	MachineTablePages        // stage 2 table pages free in the hypervisor's pool
-	MachineChecks            // invariant checks the hypervisor has run (hyp.CheckInvariants)
-	MachineViolations        // of which found the invariant broken
-	MachineRestarts          // times the control partition was restarted after it crashed
-	MachineDMAFaults         // DMA transactions the IOMMU stopped and reported
-	MachineDMAConfined       // 1 if an IOMMU confines the control partition's devices
+	MachinePages       = iota // pages of RAM the ledger tracks
+	MachineFree               // owned by no one
+	MachineHypervisor         // the hypervisor's
+	MachineControl            // the control partition's
+	MachineGuests             // all guests'
+	MachineShared             // guest pages lent to the control partition
+	MachineVMs                // guests that exist (created, running or stopped)
+	MachineTablePages         // stage 2 table pages free in the hypervisor's pool
+	MachineChecks             // invariant checks the hypervisor has run (hyp.CheckInvariants)
+	MachineViolations         // of which found the invariant broken
+	MachineRestarts           // times the control partition was restarted after it crashed
+	MachineDMAFaults          // DMA transactions the IOMMU stopped and reported
+	MachineDMAConfined        // 1 if an IOMMU confines the control partition's devices
+	MachineCPUs               // physical CPUs the hypervisor runs guests on (CPU_STATS)
+)
+
+// Words of CPU_STATS.
+const (
+	CPUStatExits    = iota // guest exits this CPU handled
+	CPUStatVCPUs           // vCPUs of VMs that exist homed on it, the control partition's among them
+	CPUStatRunTicks        // counter ticks guests ran on it
+	NumCPUStats
 )
 
 // NumExitReasons is the number of exit counters.
@@ -348,6 +362,7 @@ var Calls = []Call{
 	{"VM_VIRTQ_READ", VM_VIRTQ_READ, false},
 	{"VM_VIRTQ_WRITE", VM_VIRTQ_WRITE, false},
 	{"VM_VIRTQ_PUSH", VM_VIRTQ_PUSH, false},
+	{"CPU_STATS", CPU_STATS, false},
 }
 
 // PSCI functions the hypervisor emulates for guests over SMC (Arm DEN0022,

@@ -19,8 +19,9 @@ type SecondaryBoot struct {
 	Up                      uint64 // set to 1 once it runs with the MMU on
 	MPIDR                   uint64 // what it read from MPIDR_EL1
 
-	// The mailbox through which the parked CPU is handed a Go M (see
-	// Give): its g0's stack top, the g0 and where to start (mstart).
+	// The mailbox through which the parked CPU is handed what it runs
+	// from then on (see Give), its idle thread (cpumux): a stack top, a
+	// value for g and where to start.
 	// TaskPC is written last, with release semantics, and the parked
 	// loop reads it first, with acquire: once it is non-zero the other
 	// two are valid.
@@ -31,9 +32,6 @@ type SecondaryBoot struct {
 func saveEL2(b *SecondaryBoot)
 func sendEvent()
 
-// WaitForEvent idles until an event: a SEV from another CPU, or the
-// generic timer's event stream when EnableEventStream has turned it on.
-func WaitForEvent()
 func secondaryEntryAddr() uint64
 
 // CleanDCache cleans [addr, addr+size) to the point of coherency, where
@@ -56,12 +54,10 @@ func SecondaryEntry() uint64 { return secondaryEntryAddr() }
 // IsUp reports whether the secondary has come up.
 func (b *SecondaryBoot) IsUp() bool { return atomic.LoadUint64(&b.Up) == 1 }
 
-// Give hands the parked CPU a Go M: it starts running fn (the runtime's
-// mstart) on stack sp with g, Go's R28, set to the M's g0, once the caller
-// has woken it with an SGI (WakeSGI). It reports false if the CPU already
-// has one: an M never exits, so a CPU runs at most one for its lifetime.
-// It is called from the runtime's newosproc, possibly without a P, so it
-// must not allocate or split its stack.
+// Give hands the parked CPU what it runs for good: it starts running fn
+// on stack sp (SP_EL0) with g, Go's R28, set to g, once the caller has
+// woken it with an SGI (WakeSGI). It reports false if the CPU was given
+// something already.
 //
 //go:nosplit
 func (b *SecondaryBoot) Give(sp, g, fn uint64) bool {
@@ -75,42 +71,8 @@ func (b *SecondaryBoot) Give(sp, g, fn uint64) bool {
 }
 
 // WakeSGI is the SGI that wakes a parked CPU (from WFI) to look at its
-// mailbox.
+// mailbox, and an idle one (cpumux) to look at its threads.
 const WakeSGI = 8
 
-// Running reports whether the CPU has been given an M.
+// Running reports whether the CPU has been given what it runs.
 func (b *SecondaryBoot) Running() bool { return atomic.LoadUint64(&b.TaskPC) != 0 }
-
-// Generic timer event stream controls in CNTHCTL_EL2 (E2H = 0): an event
-// on each 0 to 1 transition of counter bit EVNTI.
-const (
-	cnthctlEVNTEN    = 1 << 2
-	cnthctlEVNTIMask = 0xf << 4
-)
-
-// EventStreamBit picks the counter bit whose 0 to 1 transitions come
-// about every period counter ticks: bit n rises every 2^(n+1) ticks.
-// EVNTI has four bits, so on a fast counter the stream runs faster than
-// asked (1 GHz: every 65 us rather than 100).
-func EventStreamBit(period uint64) uint64 {
-	n := uint64(0)
-	for n < 15 && uint64(2)<<n < period {
-		n++
-	}
-	return n
-}
-
-// EnableEventStream turns this CPU's event stream on, so WaitForEvent
-// returns at least every period counter ticks without another CPU
-// having to send an event. It leaves CNTHCTL_EL2's other bits (the
-// guests' access to the EL1 timer and counter) alone and does nothing if
-// the stream is already on.
-//
-//go:nosplit
-func EnableEventStream(period uint64) {
-	v := ReadCNTHCTL()
-	if v&cnthctlEVNTEN != 0 {
-		return
-	}
-	WriteCNTHCTL(v&^cnthctlEVNTIMask | EventStreamBit(period)<<4 | cnthctlEVNTEN)
-}

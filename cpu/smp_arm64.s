@@ -135,7 +135,3 @@ TEXT ·sendEvent(SB),NOSPLIT,$0-0
 	DSB	$11	// ish
 	SEV
 	RET
-
-TEXT ·WaitForEvent(SB),NOSPLIT,$0-0
-	WFE
-	RET

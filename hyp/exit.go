@@ -292,7 +292,7 @@ func (h *Hyp) hypercall(v *VCPU, imm uint16) Action {
 	case abi.VM_CREATE, abi.VM_DONATE, abi.VCPU_CREATE, abi.VM_START, abi.VM_STATUS, abi.VM_WAIT, abi.VM_DESTROY,
 		abi.VM_STOP, abi.VM_CONSOLE_READ, abi.VM_CONSOLE_WRITE, abi.VM_STATS,
 		abi.VM_MMIO_MAP, abi.VM_MMIO_NEXT, abi.VM_MMIO_REPLY, abi.VCPU_MOVE, abi.VM_IRQ_LINE, abi.VM_LIST,
-		abi.VM_VIRTQ_POP, abi.VM_VIRTQ_READ, abi.VM_VIRTQ_WRITE, abi.VM_VIRTQ_PUSH:
+		abi.VM_VIRTQ_POP, abi.VM_VIRTQ_READ, abi.VM_VIRTQ_WRITE, abi.VM_VIRTQ_PUSH, abi.CPU_STATS:
 		return h.manage(v, fid)
 	}
 	if abi.IsPSCI(fid) {

@@ -133,6 +133,7 @@ type script struct {
 }
 
 func (s *script) SyncSys(c *vcpu.Context)           {}
+func (s *script) Release(c *vcpu.Context)           {}
 func (s *script) ReadLR(i int) uint64               { return s.lrs[i] }
 func (s *script) WriteLR(i int, v uint64)           { s.lrs[i] = v }
 func (s *script) WriteICHHCR(v uint64)              { s.hcr = v }

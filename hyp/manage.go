@@ -167,6 +167,14 @@ func (h *Hyp) manage(v *VCPU, fid uint32) Action {
 		}
 		h.writeWords(c.X[2], w[:])
 		return ret(abi.SUCCESS, abi.StatsWords)
+	case abi.CPU_STATS:
+		if c.X[1] >= uint64(len(h.pcpus)) || !h.callerBuffer(c.X[2], abi.StatsWords*8) {
+			return ret(abi.INVALID_PARAMETER)
+		}
+		var w [abi.StatsWords]uint64
+		h.cpuStats(h.pcpus[c.X[1]], &w)
+		h.writeWords(c.X[2], w[:])
+		return ret(abi.SUCCESS, abi.NumCPUStats)
 	case abi.VM_MMIO_MAP:
 		vm := target()
 		if vm == nil || vm.torn || c.X[4]&^abi.MapVirtio != 0 || h.ForwardMMIO(vm, c.X[2], c.X[3], c.X[4] == abi.MapVirtio) != nil {
@@ -364,6 +372,17 @@ func (h *Hyp) vmStats(vm *VM, w *[abi.StatsWords]uint64) {
 	}
 }
 
+func (h *Hyp) cpuStats(p *pcpu, w *[abi.StatsWords]uint64) {
+	w[abi.CPUStatExits], w[abi.CPUStatRunTicks] = p.exits, p.runTicks
+	for _, vm := range h.VMs() {
+		for _, v := range vm.VCPUs {
+			if v.home == p.id {
+				w[abi.CPUStatVCPUs]++
+			}
+		}
+	}
+}
+
 func (h *Hyp) machineStats(w *[abi.StatsWords]uint64) {
 	c := h.Ledger.Count()
 	w[abi.MachinePages] = uint64(c.Free + c.Hypervisor + c.Control)
@@ -384,6 +403,7 @@ func (h *Hyp) machineStats(w *[abi.StatsWords]uint64) {
 	h.CheckInvariants()
 	w[abi.MachineChecks], w[abi.MachineViolations] = h.checks, h.violations
 	w[abi.MachineRestarts] = h.restarts
+	w[abi.MachineCPUs] = uint64(len(h.pcpus))
 	if h.dma != nil {
 		w[abi.MachineDMAFaults], w[abi.MachineDMAConfined] = h.dma.Faults(), 1
 	}

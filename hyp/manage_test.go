@@ -246,6 +246,28 @@ func TestConsoleStatsStop(t *testing.T) {
 			assert.Equal(t, uint64(hypPages), word(abi.MachineHypervisor))
 			assert.Equal(t, uint64(1), word(abi.MachineVMs))
 			assert.Equal(t, word(abi.MachinePages), word(abi.MachineFree)+word(abi.MachineHypervisor)+word(abi.MachineControl)+word(abi.MachineGuests))
+			assert.Equal(t, uint64(1), word(abi.MachineCPUs))
+			hvc(abi.CPU_STATS, 0, buf)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.SUCCESS, "CPU stats")
+			assert.Equal(t, uint64(abi.NumCPUStats), c.X[1])
+			w := make([]byte, abi.StatsWords*8)
+			r.phys.Read(buf, w)
+			word := func(i int) uint64 { return binary.LittleEndian.Uint64(w[8*i:]) }
+			// Every exit so far was on CPU 0: the control partition's
+			// calls, at least the ten above, and the guest's.
+			assert.GreaterOrEqual(t, word(abi.CPUStatExits), uint64(10))
+			assert.Equal(t, uint64(2), word(abi.CPUStatVCPUs), "the control partition's vCPU and the guest's")
+			assert.Equal(t, vm.RunTicks+r.h.Control().RunTicks, word(abi.CPUStatRunTicks))
+			hvc(abi.CPU_STATS, 1, buf)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.INVALID_PARAMETER, "no CPU 1")
+			hvc(abi.CPU_STATS, 0, pa)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			wantRet(t, c, abi.INVALID_PARAMETER, "CPU stats into the hypervisor's page")
 			hvc(abi.VM_STOP, h, abi.StatusStopped)(c)
 		}),
 		check(func(c *vcpu.Context) {

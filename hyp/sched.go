@@ -3,6 +3,7 @@ package hyp
 import (
 	"fmt"
 	"sync/atomic"
+	_ "unsafe" // go:linkname
 
 	"github.com/bulkhead-hv/bulkhead/hyp/vgic"
 	"github.com/bulkhead-hv/bulkhead/mmu"
@@ -17,6 +18,9 @@ type CPU interface {
 	Run(c *vcpu.Context)
 	// SyncSys makes c.Sys current before Go code reads or changes it.
 	SyncSys(c *vcpu.Context)
+	// Release makes c wholly in memory and forgets it, as c runs on
+	// another CPU next. Only the CPU itself can release what it holds.
+	Release(c *vcpu.Context)
 
 	// The virtual CPU interface: list registers, ICH_HCR_EL2, and the
 	// state switched with the vCPU (ICH_VMCR_EL2, ICH_AP0R0/AP1R0_EL2).
@@ -87,6 +91,11 @@ type pcpu struct {
 	// vtimerMasked: the virtual timer's physical interrupt is disabled
 	// here (CPU.MaskVTimer), as the running vCPU's timer line is high.
 	vtimerMasked bool
+	// exits counts the guest exits this CPU handled, runTicks the
+	// counter ticks guests ran here (CPU_STATS): under the lock.
+	exits, runTicks uint64
+	// moving: a vCPU homed here is to move (VCPU_MOVE from another CPU).
+	moving bool
 }
 
 // pop takes the first vCPU off the run queue, by slicing it off: no copy.
@@ -143,6 +152,9 @@ func (h *Hyp) Run(id int, cpu CPU) {
 	for {
 		if h.restartPending {
 			h.restartControl()
+		}
+		if p.moving {
+			h.rehomeMoving(p)
 		}
 		if id == 0 && h.cfg.Poll != nil {
 			if now := cpu.Counter(); now-polled >= h.cfg.Slice {
@@ -264,7 +276,9 @@ func (h *Hyp) runVCPU(cpu CPU, p *pcpu, v *VCPU) {
 	v.running, p.running = true, v
 	defer func() {
 		v.running, p.running = false, nil
-		vm.RunTicks += cpu.Counter() - now
+		ran := cpu.Counter() - now
+		vm.RunTicks += ran
+		p.runTicks += ran
 		v.timer.ctl, v.timer.cval = cpu.SaveVTimer()
 		// Off the CPU the vCPU's timer is the scheduler's to watch: the
 		// hardware one must not fire for it.
@@ -304,12 +318,17 @@ func (h *Hyp) runVCPU(cpu CPU, p *pcpu, v *VCPU) {
 		if h.smp() {
 			h.holder = nil
 			h.sched.Unlock()
-		}
-		cpu.Run(&v.Ctx)
-		if h.smp() {
+			cpu.Run(&v.Ctx)
 			h.sched.Lock()
 			h.holder = p
+		} else {
+			// Held, but not pinned while the guest runs: the collector
+			// can stop this goroutine at the guest's exit.
+			procUnpin()
+			cpu.Run(&v.Ctx)
+			procPin()
 		}
+		p.exits++
 		if p.hwLRs > 0 {
 			vm.vgic.Sync(v.gic, p.lrs, p.hwLRs)
 		}
@@ -359,23 +378,39 @@ func (h *Hyp) move(v *VCPU, to int) {
 		return
 	}
 	v.moveTo = to
-	if v.running {
-		h.kick(h.pcpus[v.home])
+	old := h.pcpus[v.home]
+	if v.running || (old != h.holder && old.cpu != nil) {
+		// Its registers may be on its CPU, which alone can save them:
+		// that CPU moves it, at its exit or its next turn.
+		old.moving = true
+		h.kick(old)
 		return
 	}
 	h.rehome(v)
 }
 
+// rehomeMoving moves the vCPUs homed on p that are to move and not in the
+// guest; p is the calling CPU.
+func (h *Hyp) rehomeMoving(p *pcpu) {
+	p.moving = false
+	for _, vm := range h.VMs() {
+		for _, v := range vm.VCPUs {
+			if v.home == p.id && v.moveTo >= 0 && !v.running {
+				h.rehome(v)
+			}
+		}
+	}
+}
+
 // rehome moves v, which is not in the guest, to CPU v.moveTo: its EL1
-// registers are synced from its old CPU (all Go runs on CPU 0, see
-// docs/architecture.md, "CPUs", and only CPU 0 keeps a context's
-// registers between runs, so this is done on the right CPU), and it goes
-// from the old CPU's run queue to the new one's; its timer and virtual
-// interrupt state are in memory already.
+// registers are released by its old CPU (each CPU keeps a context's
+// registers between runs; the caller is that CPU, or the CPU never ran),
+// and it goes from the old CPU's run queue to the new one's; its timer and
+// virtual interrupt state are in memory already.
 func (h *Hyp) rehome(v *VCPU) {
 	old := h.pcpus[v.home]
 	if old.cpu != nil {
-		old.cpu.SyncSys(&v.Ctx)
+		old.cpu.Release(&v.Ctx)
 	}
 	queued := false
 	for i, q := range old.runq {
@@ -593,14 +628,36 @@ func (h *Hyp) kick(p *pcpu) {
 // spinLock is the scheduler lock. It spins rather than parks: on the
 // hypervisor's CPUs a goroutine pinned to its CPU (for the per-CPU
 // hardware it drives) must never wait in Go's scheduler.
+//
+// Its holder is not preempted (procPin): otherwise the collector could
+// park it, lock held, until some other M hands its P back, while every
+// other CPU's loop spins for the lock (each CPU's loop is a goroutine
+// locked to an M there; docs/architecture.md, "CPUs"). A spinner that
+// does not hold it stays preemptible in spinWait. So the holder must not
+// block in Go's scheduler either (channels, contended mutexes): what it
+// takes under the lock, h.mu, it alone takes.
 type spinLock struct{ held atomic.Uint32 }
 
+//go:linkname procPin runtime.procPin
+func procPin() int
+
+//go:linkname procUnpin runtime.procUnpin
+func procUnpin()
+
 func (l *spinLock) Lock() {
-	for !l.held.CompareAndSwap(0, 1) {
+	for {
+		procPin()
+		if l.held.CompareAndSwap(0, 1) {
+			return
+		}
+		procUnpin()
 		for l.held.Load() != 0 {
 			spinWait()
 		}
 	}
 }
 
-func (l *spinLock) Unlock() { l.held.Store(0) }
+func (l *spinLock) Unlock() {
+	l.held.Store(0)
+	procUnpin()
+}

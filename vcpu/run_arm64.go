@@ -82,3 +82,12 @@ func (p *PerCPU) SyncSys(c *Context) {
 	}
 	c.sysInMemory = true
 }
+
+// Release saves c's registers, if this CPU holds them, and forgets them: c
+// runs on another CPU next. Call it on this CPU.
+func (p *PerCPU) Release(c *Context) {
+	p.SyncSys(c)
+	if p.loaded == c {
+		p.loaded = nil
+	}
+}

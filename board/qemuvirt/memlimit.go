@@ -4,8 +4,8 @@ package qemuvirt
 
 import "runtime/debug"
 
-// The runtime takes all its memory (heap, goroutine stacks, the 8 MiB
-// block newosproc sets aside for each M) from the heap region by sbrk,
+// The runtime takes all its memory (heap, goroutine stacks, each M's g0
+// stack) from the heap region by sbrk,
 // and has no other bound: it learns it is out only when sbrk fails, and
 // then it throws. Told the region's size as its memory limit, the
 // collector paces itself to stay below it: it runs earlier and makes

@@ -209,7 +209,8 @@ func TestUnitStatsTable(t *testing.T) {
 		{Name: "b", VM: 2, State: "stopped", Status: 143, Pages: 512, VCPUs: 2,
 			Disks: []client.Disk{{Drive: "root", Dev: "vda", Reads: 5, ReadBytes: 2 << 20, Writes: 1, WrittenBytes: 4096, Flushes: 1}},
 			Net:   &client.NIC{Dev: "eth0", MAC: "02:b1:4b:00:00:02", TxFrames: 3, TxBytes: 300, RxFrames: 4, RxBytes: 400, RxDropped: 1}},
-	}, machineStats{Pages: 262144, Free: 100, Hypervisor: 16384, Control: 241564, Guests: 4096, VMs: 2, TablePages: 60, Checks: 7})
+	}, machineStats{Pages: 262144, Free: 100, Hypervisor: 16384, Control: 241564, Guests: 4096, VMs: 2, TablePages: 60, Checks: 7},
+		[]cpuStats{{CPU: 0, Exits: 5000, VCPUs: 2, RunMS: 1500}, {CPU: 1, Exits: 12, VCPUs: 1, RunMS: 20}})
 	out := b.String()
 	assert.Contains(t, out, "invariants: hold; 7 checks, 0 violations")
 	assert.Contains(t, out, "NAME  VM  STATE    STATUS  RUN TIME  PAGES  MIB  FAULTS  VCPUS  EXITS")
@@ -221,9 +222,11 @@ func TestUnitStatsTable(t *testing.T) {
 	assert.Contains(t, out, "  hypervisor  16384 pages   64 MiB")
 	assert.Contains(t, out, "  free        100 pages     0.39 MiB")
 	assert.NotContains(t, out, "restarted", "no restart, no line")
+	assert.Contains(t, out, "  CPU 0  5000 exits  2 vCPU(s)  guests ran 1.5s\n")
+	assert.Contains(t, out, "  CPU 1  12 exits    1 vCPU(s)  guests ran 20ms\n")
 
 	b.Reset()
-	printStats(&b, nil, machineStats{Pages: 256, Checks: 9, Violations: 1, Restarts: 2})
+	printStats(&b, nil, machineStats{Pages: 256, Checks: 9, Violations: 1, Restarts: 2}, nil)
 	assert.Contains(t, b.String(), "invariants: BROKEN (the hypervisor's log says where); 9 checks, 1 violations")
 	assert.Contains(t, b.String(), "control partition: restarted 2 time(s) after a crash")
 	assert.True(t, strings.HasPrefix(b.String(), "no VMs\n"))

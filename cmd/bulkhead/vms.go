@@ -223,12 +223,24 @@ type machineStats struct {
 	DMAFaults   int64 `json:"dma_faults"`
 }
 
+// cpuStats is one physical CPU's figures: the guest exits it handled (each
+// CPU handles its own vCPUs' exits), the vCPUs homed there and the time
+// guests ran on it.
+type cpuStats struct {
+	CPU   int   `json:"cpu"`
+	Exits int64 `json:"exits"`
+	VCPUs int   `json:"vcpus"`
+	RunMS int64 `json:"run_ms"`
+}
+
 const statsUsage = `Usage: bulkhead stats [flags]
 
 Shows each VM's state, exit status, run time, pages (and MiB), stage 2
 faults, vCPUs and exits by reason, then the machine's page ledger: how many
 pages are free, the hypervisor's, the control partition's, the guests' and
-shared, how many VMs exist and how many stage 2 table pages are free. When
+shared, how many VMs exist and how many stage 2 table pages are free, and
+for each physical CPU the guest exits it handled, the vCPUs homed there
+and how long guests ran on it. When
 every VM has stopped, guests is 0 and the rest is back at its boot figures.
 Last, whether the invariants the proofs state hold on the live machine: the
 hypervisor checks them for each report and after each VM is destroyed, and
@@ -244,7 +256,7 @@ Examples:
 
 func cmdStats(args []string, stdout, stderr io.Writer) int {
 	fs, name := commandFlags("stats", statsUsage, stderr)
-	asJSON := fs.Bool("json", false, "print JSON: {instance, vms, machine} as the control partition reports them")
+	asJSON := fs.Bool("json", false, "print JSON: {instance, vms, machine, cpus} as the control partition reports them")
 	if _, err := parseArgs(fs, args); err != nil {
 		return failed("stats", err, exitUsage, stderr)
 	}
@@ -260,13 +272,14 @@ func cmdStats(args []string, stdout, stderr io.Writer) int {
 	var raw struct {
 		VMs     json.RawMessage `json:"vms"`
 		Machine json.RawMessage `json:"machine"`
+		CPUs    []cpuStats      `json:"cpus"`
 	}
 	json.Unmarshal(m.Raw(), &raw)
 	if len(raw.VMs) == 0 || string(raw.VMs) == "null" {
 		raw.VMs = json.RawMessage("[]")
 	}
 	if *asJSON {
-		json.NewEncoder(stdout).Encode(map[string]any{"instance": *name, "vms": raw.VMs, "machine": raw.Machine})
+		json.NewEncoder(stdout).Encode(map[string]any{"instance": *name, "vms": raw.VMs, "machine": raw.Machine, "cpus": raw.CPUs})
 		return 0
 	}
 	var vms []vmStats
@@ -277,11 +290,11 @@ func cmdStats(args []string, stdout, stderr io.Writer) int {
 	if err := json.Unmarshal(raw.Machine, &mach); err != nil {
 		return failed("stats", fmt.Errorf("the control partition's ledger figures: %v", err), exitInternal, stderr)
 	}
-	printStats(stdout, vms, mach)
+	printStats(stdout, vms, mach, raw.CPUs)
 	return 0
 }
 
-func printStats(w io.Writer, vms []vmStats, m machineStats) {
+func printStats(w io.Writer, vms []vmStats, m machineStats, cpus []cpuStats) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if len(vms) == 0 {
 		fmt.Fprintln(w, "no VMs")
@@ -309,6 +322,11 @@ func printStats(w io.Writer, vms []vmStats, m machineStats) {
 		n    int64
 	}{{"free", m.Free}, {"hypervisor", m.Hypervisor}, {"control", m.Control}, {"guests", m.Guests}, {"shared", m.Shared}} {
 		fmt.Fprintf(tw, "  %s\t%d pages\t%s MiB\n", r.what, r.n, pageMiB(r.n))
+	}
+	tw.Flush()
+	for _, c := range cpus {
+		fmt.Fprintf(tw, "  CPU %d\t%d exits\t%d vCPU(s)\tguests ran %v\n", c.CPU, c.Exits, c.VCPUs,
+			(time.Duration(c.RunMS) * time.Millisecond).Round(10*time.Millisecond))
 	}
 	tw.Flush()
 	verdict := "hold"

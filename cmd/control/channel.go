@@ -322,7 +322,14 @@ func (c *control) sendStats(id int) {
 		e := map[string]any{"name": d.name, "bytes": d.blk.Size(), "ro": d.blk.ReadOnly(), "attached": users}
 		ds = append(ds, e)
 	}
-	c.ch.send(map[string]any{"id": id, "ok": true, "vms": list, "machine": map[string]uint64{
+	var cpus []map[string]uint64
+	for i := uint64(0); i < m[abi.MachineCPUs]; i++ {
+		if w, ok := cpuStats(i); ok {
+			cpus = append(cpus, map[string]uint64{"cpu": i, "exits": w[abi.CPUStatExits],
+				"vcpus": w[abi.CPUStatVCPUs], "run_ms": w[abi.CPUStatRunTicks] * 1000 / freq})
+		}
+	}
+	c.ch.send(map[string]any{"id": id, "ok": true, "vms": list, "cpus": cpus, "machine": map[string]uint64{
 		"pages": m[abi.MachinePages], "free": m[abi.MachineFree], "hypervisor": m[abi.MachineHypervisor],
 		"control": m[abi.MachineControl], "guests": m[abi.MachineGuests], "shared": m[abi.MachineShared],
 		"vms": m[abi.MachineVMs], "table_pages": m[abi.MachineTablePages],

@@ -227,6 +227,19 @@ func stats(handle uint64) ([abi.StatsWords]uint64, bool) {
 	return w, true
 }
 
+// cpuStats reads CPU_STATS for physical CPU i.
+func cpuStats(i uint64) ([abi.NumCPUStats]uint64, bool) {
+	var w [abi.NumCPUStats]uint64
+	code, _ := call(abi.CPU_STATS, i, addr(conBuf))
+	if code != abi.SUCCESS {
+		return w, false
+	}
+	for j := range w {
+		w[j] = binary.LittleEndian.Uint64(conBuf[8*j:])
+	}
+	return w, true
+}
+
 // hostEpoch is the host's clock, in seconds, when the counter read zero:
 // run requests carry the host's time.
 var hostEpoch uint64

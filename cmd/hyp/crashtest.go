@@ -11,7 +11,9 @@ import (
 
 	"github.com/bulkhead-hv/bulkhead/board/qemuvirt"
 	"github.com/bulkhead-hv/bulkhead/cpu"
+	"github.com/bulkhead-hv/bulkhead/cpumux"
 	"github.com/bulkhead-hv/bulkhead/gic"
+	"github.com/bulkhead-hv/bulkhead/vcpu"
 )
 
 // Faults on purpose, so tests can check the crash report. Only images built
@@ -68,8 +70,8 @@ var crashTests = map[string]func(){
 	// A fault on a secondary CPU running a Go M: the report comes from
 	// that CPU's own exception stack.
 	"secondary-null-read": crashOnSecondary,
-	// A fault on a secondary CPU that runs no goroutine, as its remote
-	// loop does: the boot CPU reports it.
+	// A fault on a secondary CPU that runs no goroutine, as its idle
+	// thread does: the boot CPU reports it.
 	"remote-null-read": crashRemote,
 	// The handler always faults: the machine must power off, not hang.
 	"double-fault": func() {
@@ -92,10 +94,13 @@ func crashTest(name string) {
 
 func brk()
 
-// crashNoG reads the null page with g zero, as a secondary's remote loop
-// would if it faulted.
+// crashNoG reads the null page with g zero, as an idle thread would if it
+// faulted.
 func crashNoG()
 func crashNoGAddr() uint64
+
+// noGStack is crashNoG's stack.
+var noGStack [1024]byte
 
 // crashRemote has the last parked secondary run crashNoG, and waits in
 // the boot CPU's interrupt handling (hwCPU.Ack) for the report.
@@ -112,13 +117,15 @@ func crashRemote() {
 	}
 	s := ss[len(ss)-1]
 	fmt.Printf("bulkhead: crashtest faulting on CPU %d with no goroutine\n", s.index)
-	s.boot.Give(s.loopTop(), 0, crashNoGAddr())
+	top := (uint64(uintptrOf(&noGStack[len(noGStack)-1])) + 1) &^ 15
+	s.boot.Give(top, 0, crashNoGAddr())
 	gic.SendSGI(cpu.WakeSGI, s.boot.MPIDR)
+	c := hwCPU{vcpu.InitCPU(0)}
 	deadline := cpu.ReadCNTPCT() + 5*qemuvirt.TimerFrequency()
 	for cpu.ReadCNTPCT() < deadline {
 		cpu.WaitForInterrupt()
-		if id := (hwCPU{}).Ack(); id < 1020 {
-			hwCPU{}.EOI(id)
+		if id := c.Ack(); id < 1020 {
+			c.EOI(id)
 		}
 	}
 	fmt.Println("bulkhead: crashtest: no report of the crashed CPU within 5 s")
@@ -129,7 +136,16 @@ func crashRemote() {
 // has the one on the last CPU read the null page; the others spin.
 func crashOnSecondary() {
 	m, _ := qemuvirt.Boot()
-	n := startMs()
+	if err := initInterrupts(m); err != nil {
+		fmt.Printf("bulkhead: crashtest: %v\n", err)
+		os.Exit(2)
+	}
+	mpidrs, err := startMux(m)
+	if err != nil {
+		fmt.Printf("bulkhead: crashtest: %v\n", err)
+		os.Exit(2)
+	}
+	n := len(mpidrs)
 	if n < 2 {
 		fmt.Println("bulkhead: crashtest secondary-null-read needs more than one CPU")
 		os.Exit(2)
@@ -138,8 +154,11 @@ func crashOnSecondary() {
 	for i := 0; i < n; i++ {
 		go func() {
 			runtime.LockOSThread()
+			cpumux.MoveTo(i)
 			arrived.Add(1)
 			for arrived.Load() < int32(n) {
+				// The goroutines still to start need CPU 0's threads.
+				cpumux.Yield()
 			}
 			if c := cpuIndex(m); c == n-1 {
 				print("bulkhead: crashtest faulting on CPU ", c, "\n")

@@ -11,32 +11,61 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/bulkhead-hv/bulkhead/board/fdt"
 	"github.com/bulkhead-hv/bulkhead/board/qemuvirt"
 	"github.com/bulkhead-hv/bulkhead/cpu"
+	"github.com/bulkhead-hv/bulkhead/cpumux"
 	"github.com/bulkhead-hv/bulkhead/fwcfg"
 	"github.com/bulkhead-hv/bulkhead/gic"
 	"github.com/bulkhead-hv/bulkhead/hyp"
 	"github.com/bulkhead-hv/bulkhead/hyp/ledger"
-	"github.com/bulkhead-hv/bulkhead/hyp/vgic"
 	"github.com/bulkhead-hv/bulkhead/vcpu"
 	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 )
 
-// hwCPU is this physical CPU as the scheduler drives it.
+// hwCPU is the physical CPU the calling scheduler loop runs on, as the
+// scheduler drives it. Every CPU's loop is a goroutine locked to an M that
+// stays on its CPU (startMux, cpumux.MoveTo).
 type hwCPU struct {
 	*vcpu.PerCPU
 }
 
-// hypTimerPPI is the EL2 physical timer's interrupt, and bootGIC the boot
-// CPU's physical GIC, with the virtual timer's interrupt vtimerPPI
-// (package variables rather than hwCPU's: a hwCPU of one word goes into
-// the scheduler's CPU interface without being copied on each call).
-var (
-	hypTimerPPI, vtimerPPI uint32
-	bootGIC                *gic.Physical
+// SGIs between the CPUs (cpu.WakeSGI, 8, ends an idle CPU's WFI).
+const (
+	kickSGI  = 9  // the scheduler's kick (hyp.Config.Kick)
+	crashSGI = 11 // the idle thread, which has no goroutine, crashed (cpu.RemoteCrash)
 )
+
+// The EL2 timer's interrupt, the virtual timer's and the EL1 physical
+// timer's (the multiplexer's deadlines: startMux).
+var hypTimerPPI, vtimerPPI, physTimerPPI uint32
+
+// goWaiting says the boot CPU's other threads should have it: the EL2
+// timer fired, or its loop has not given way for a time slice (giveBy).
+// Those threads run the goroutines that are not scheduler loops (the
+// collector's workers among them), with the P that startMux leaves spare,
+// and only when the boot CPU's loop gives way: a goroutine a mark assist
+// parked is readied only by the collector's worker, and the EL2 timer does
+// not fire once a slice when the vCPUs here all yield often (each turn
+// starts a new slice). The boot CPU's loop gives way before it next enters
+// a guest; it checks goWaiting first, inline, as that is on the hypercall
+// round trip's path.
+var goWaiting atomic.Bool
+
+// giveBy is the counter value by which the boot CPU's loop gives way even
+// if no one asked (hwCPU.SetEL2Timer), and giveEvery how long after giving
+// way that is (a time slice).
+var giveBy, giveEvery uint64
+
+// giveWay lets the boot CPU's other threads run. Only the boot CPU's loop
+// calls it, without the scheduler lock.
+func giveWay() {
+	goWaiting.Store(false)
+	cpumux.Yield()
+	giveBy = cpu.ReadCNTPCT() + giveEvery
+}
 
 func (hwCPU) ReadLR(i int) uint64               { return gic.ReadLR(i) }
 func (hwCPU) WriteLR(i int, v uint64)           { gic.WriteLR(i, v) }
@@ -45,42 +74,48 @@ func (hwCPU) LoadICH(vmcr, ap0r, ap1r uint64)   { gic.LoadICH(vmcr, ap0r, ap1r) 
 func (hwCPU) SaveICH() (uint64, uint64, uint64) { return gic.SaveICH() }
 func (hwCPU) Counter() uint64                   { return cpu.ReadCNTPCT() }
 
-// Run enters the guest, after the other goroutines have had their turn if
-// they want one (goWaiting).
+// Run enters the guest, on the boot CPU after its other threads have had
+// their turn if they want one (goWaiting).
 func (c hwCPU) Run(ctx *vcpu.Context) {
-	if goWaiting.Load() {
+	if c.ID == 0 && goWaiting.Load() {
 		giveWay()
 	}
 	c.PerCPU.Run(ctx)
 }
 
-// WaitForInterrupt idles, after the other goroutines have had their turn.
-func (hwCPU) WaitForInterrupt() {
-	giveWay()
-	cpu.WaitForInterrupt()
+// WaitForInterrupt idles until an interrupt is pending, letting the CPU's
+// other threads run meanwhile.
+func (c hwCPU) WaitForInterrupt() {
+	if c.ID == 0 {
+		goWaiting.Store(false)
+		giveBy = cpu.ReadCNTPCT() + giveEvery
+	}
+	cpumux.WaitForInterrupt()
 }
 
-// Ack takes the next interrupt for the scheduler. A secondary's report
-// that its command is done is for giveWay alone; the EL2 timer is also a
-// time for it. A secondary that crashed without a goroutine to report it
-// is reported from here, and the machine stops.
-func (hwCPU) Ack() uint32 {
+// Ack takes the next interrupt for the scheduler. The multiplexer's own
+// (a kick that ended an idle WFI, its deadline timer) are ended here. The
+// EL2 timer on the boot CPU is also a time for its other threads. An idle
+// thread that crashed, which has no goroutine to report it, is reported
+// from here, and the machine stops.
+func (c hwCPU) Ack() uint32 {
 	for {
 		id := gic.Ack()
-		if id == hypTimerPPI {
-			goWaiting.Store(true)
-		}
-		if id == crashSGI {
+		switch id {
+		case hypTimerPPI:
+			if c.ID == 0 {
+				goWaiting.Store(true)
+			}
+		case crashSGI:
 			if f := cpu.RemoteCrash(); f != nil {
 				cpu.FatalHandler(f)
 			}
+		case cpu.WakeSGI, physTimerPPI:
+			gic.EOI(id)
+			gic.Deactivate(id)
+			continue
 		}
-		if id != doneSGI {
-			return id
-		}
-		gic.EOI(id)
-		gic.Deactivate(id)
-		goWaiting.Store(true)
+		return id
 	}
 }
 
@@ -101,13 +136,13 @@ func (hwCPU) SaveVTimer() (ctl, cval uint64) {
 	return cpu.ReadCNTV_CTL() &^ hyp.CNT_CTL_ISTATUS, cpu.ReadCNTV_CVAL()
 }
 
-func (hwCPU) MaskVTimer(masked bool) { bootGIC.MaskPPI(vtimerPPI, masked) }
+func (c hwCPU) MaskVTimer(masked bool) { cpuGIC[c.ID].MaskPPI(vtimerPPI, masked) }
 
 // SetEL2Timer arms the EL2 timer, as every scheduler turn does: so it is
-// where the loop notices that the other goroutines have not had CPU 0 for
-// a slice (giveBy), off the hypercall round trip's path.
-func (hwCPU) SetEL2Timer(cval uint64) {
-	if cpu.ReadCNTPCT() >= giveBy {
+// where the boot CPU's loop notices that its other threads have not had
+// the CPU for a slice (giveBy), off the hypercall round trip's path.
+func (c hwCPU) SetEL2Timer(cval uint64) {
+	if c.ID == 0 && cpu.ReadCNTPCT() >= giveBy {
 		goWaiting.Store(true)
 	}
 	if cval == 0 {
@@ -147,13 +182,13 @@ func initInterrupts(m *qemuvirt.Machine) error {
 		return err
 	}
 	gic.InitCPUInterface()
-	for _, id := range []uint32{m.TimerHyp, m.TimerVirt, m.GICMaintenance, kickSGI, doneSGI, crashSGI} {
+	for _, id := range []uint32{m.TimerHyp, m.TimerVirt, m.GICMaintenance, kickSGI, crashSGI} {
 		p.EnablePPI(id, gic.HypervisorPriority)
 	}
-	// A secondary's remote loop runs no goroutine: a fault there is
-	// reported here (Ack).
+	// An idle thread runs no goroutine: a fault there is reported here
+	// (Ack).
 	cpu.SetCrashSGI(gic.SGI1R(crashSGI, cpu.ReadMPIDR()))
-	bootGIC, vtimerPPI = p, m.TimerVirt
+	hypTimerPPI, vtimerPPI, physTimerPPI = m.TimerHyp, m.TimerVirt, m.TimerPhys
 	cpu.WriteCNTHCTL(0)
 	cpu.WriteCNTHP_CTL(0)
 	cpu.WriteMDCR(cpu.ReadMDCR()&cpu.MDCR_HPMN_MASK | cpu.MDCRGuest)
@@ -215,10 +250,10 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec, control string) int {
 	}
 	// Physical CPU 0 is this one; the secondaries parked since they came
 	// up follow.
-	parked := parkedSecondaries()
-	mpidrs := []uint64{cpu.ReadMPIDR()}
-	for _, s := range parked {
-		mpidrs = append(mpidrs, s.boot.MPIDR)
+	mpidrs, err := startMux(m)
+	if err != nil {
+		fmt.Printf("bulkhead: CPUs: %v\n", err)
+		return 1
 	}
 	h := hyp.New(l, pool, qemuvirt.Phys{}, hwTLB{}, hyp.Config{
 		IPABits: ipaBits, VMID16: id.VMID16, MIDR: cpu.ReadMIDR(),
@@ -238,16 +273,10 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec, control string) int {
 	cpu.WriteVTCR(h.VTCR(parange))
 	percpu := hwCPU{vcpu.InitCPU(0)}
 	giveEvery = qemuvirt.TimerFrequency() / 100 // 10 ms
-	hypTimerPPI = m.TimerHyp
 	fmt.Printf("bulkhead: stage 2: %d-bit IPA space, %d-bit VMIDs, %d table pages; vGIC with %d list registers; 10 ms time slices\n",
 		ipaBits, map[bool]int{false: 8, true: 16}[id.VMID16], pages, gic.NumLRs())
-	remotes, err := startRemotes(m, parked, h.VTCR(parange), cpu.ReadMDCR())
-	if err != nil {
-		fmt.Printf("bulkhead: secondary CPUs: %v\n", err)
-		return 1
-	}
-	if len(remotes) > 0 {
-		fmt.Printf("bulkhead: guests run on %d CPUs: CPU 0 runs Go, CPUs 1-%d enter guests for it\n", len(mpidrs), len(remotes))
+	if len(mpidrs) > 1 {
+		fmt.Printf("bulkhead: guests run on %d CPUs, each handling its own guests' exits\n", len(mpidrs))
 	}
 
 	if control != "" {
@@ -281,35 +310,38 @@ func runGuests(m *qemuvirt.Machine, specs []hyp.GuestSpec, control string) int {
 		}
 	}
 
-	// A scheduler loop per CPU: CPU 0's here, the secondaries' as
-	// goroutines beside it (see remoteCPU), let in at once to queue
-	// their vCPUs.
+	// A scheduler loop per CPU, each a goroutine locked to an M on its
+	// CPU: the secondaries' move there, CPU 0's is this one. Each loads
+	// the EL2 state the boot CPU set after the secondaries came up.
+	vtcr, mdcr := h.VTCR(parange), cpu.ReadMDCR()
 	var finished atomic.Int32
-	for i, rc := range remotes {
+	for i := 1; i < len(mpidrs); i++ {
+		for _, id := range []uint32{m.TimerHyp, m.TimerVirt, m.GICMaintenance, kickSGI} {
+			cpuGIC[i].EnablePPI(id, gic.HypervisorPriority)
+		}
 		go func() {
-			h.Run(i+1, rc)
+			runtime.LockOSThread()
+			cpumux.MoveTo(i)
+			cpu.WriteVTCR(vtcr)
+			cpu.WriteMDCR(mdcr)
+			cpu.UnlockOSLock()
+			h.Run(i, hwCPU{vcpu.InitCPU(i)})
 			finished.Add(1)
+			// A goroutine that ends locked ends its M, which TamaGo
+			// cannot do.
+			runtime.UnlockOSThread()
 		}()
 	}
+	runtime.LockOSThread()
 	goWaiting.Store(true)
 	h.Run(0, percpu)
 	// Every VM has stopped: the secondaries' loops end at their next
-	// turn, which a kick brings at once. Meanwhile this CPU idles rather
-	// than spins, so that under QEMU's one-thread emulation they get to
-	// run at all.
-	for _, rc := range remotes {
-		gic.SendSGI(kickSGI, rc.mpidr)
+	// turn, which a kick brings at once.
+	for i := 1; i < len(mpidrs); i++ {
+		gic.SendSGI(kickSGI, mpidrs[i])
 	}
-	for int(finished.Load()) < len(remotes) {
-		percpu.SetEL2Timer(cpu.ReadCNTPCT() + qemuvirt.TimerFrequency()/1000)
-		cpu.WaitForInterrupt()
-		// Disarmed before its interrupt is ended: it is level-sensitive,
-		// and a fired timer left armed would raise it again at once.
-		percpu.SetEL2Timer(0)
-		for id := percpu.Ack(); id < vgic.Spurious; id = percpu.Ack() {
-			percpu.EOI(id)
-		}
-		runtime.Gosched()
+	for int(finished.Load()) < len(mpidrs)-1 {
+		time.Sleep(time.Millisecond)
 	}
 
 	status := 0

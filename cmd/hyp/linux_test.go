@@ -343,8 +343,17 @@ func TestTwoLinuxVMs(t *testing.T) {
 // kernel log reports nothing wrong.
 func (c *controlChannel) checkCPUs(vm string, cpus int) {
 	c.t.Helper()
-	if n := c.shell(vm, "grep -c ^processor /proc/cpuinfo"); strings.TrimSpace(n) != fmt.Sprint(cpus) {
-		c.t.Errorf("/proc/cpuinfo lists %q processors, want %d", n, cpus)
+	// The count is the answer's own line: the kernel's console messages
+	// may come between the command and its answer.
+	out := c.shell(vm, "grep -c ^processor /proc/cpuinfo")
+	n := ""
+	for _, l := range strings.Split(out, "\n") {
+		if l = strings.TrimSpace(l); l != "" && strings.Trim(l, "0123456789") == "" {
+			n = l
+		}
+	}
+	if n != fmt.Sprint(cpus) {
+		c.t.Errorf("/proc/cpuinfo lists %q processors, want %d (the answer: %q)", n, cpus, out)
 	}
 	dmesg := c.shell(vm, "dmesg")
 	for _, bad := range []string{"BUG:", "WARNING:", "Oops", "Call trace", "self-detected stall"} {
@@ -371,6 +380,23 @@ func (c *controlChannel) runMS(vm string) float64 {
 	return 0
 }
 
+// cpuExits returns the guest exits each physical CPU has handled, from the
+// control partition's stats (CPU_STATS).
+func (c *controlChannel) cpuExits() []float64 {
+	c.t.Helper()
+	st := c.call(map[string]any{"op": "stats"})
+	cpus, _ := st["cpus"].([]any)
+	var out []float64
+	for i, v := range cpus {
+		m := v.(map[string]any)
+		if m["cpu"] != float64(i) {
+			c.t.Fatalf("stats lists CPU %v at %d: %v", m["cpu"], i, st["cpus"])
+		}
+		out = append(out, m["exits"].(float64))
+	}
+	return out
+}
+
 // parallelJobs is a shell command that runs four CPU-bound jobs at once
 // and waits for them.
 const parallelJobs = `for j in 1 2 3 4; do (i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done) & done; wait; echo jobs done`
@@ -395,6 +421,7 @@ func TestLinuxOnFourCPUs(t *testing.T) {
 	}
 	c.checkCPUs("linux", 4)
 
+	exits0 := c.cpuExits()
 	before, start := c.runMS("linux"), time.Now()
 	if out := c.shell("linux", parallelJobs); !strings.Contains(out, "jobs done") {
 		t.Errorf("the jobs printed %q", out)
@@ -404,6 +431,18 @@ func TestLinuxOnFourCPUs(t *testing.T) {
 	t.Logf("four jobs: %.0f ms of vCPU time in %.0f ms", busy, wall)
 	if busy < 2*wall {
 		t.Errorf("four jobs took %.0f ms of vCPU time in %.0f ms: the vCPUs did not run in parallel", busy, wall)
+	}
+	// Each vCPU's timer ticks, IPIs and console output exit on its own
+	// CPU, and that CPU handles them: every CPU's count grows.
+	exits1 := c.cpuExits()
+	if len(exits0) != 4 || len(exits1) != 4 {
+		t.Fatalf("stats lists %d and %d CPUs, want 4", len(exits0), len(exits1))
+	}
+	for i := range exits1 {
+		t.Logf("CPU %d handled %.0f exits during the jobs", i, exits1[i]-exits0[i])
+		if exits1[i]-exits0[i] < 100 {
+			t.Errorf("CPU %d handled %.0f exits during the jobs, want at least 100", i, exits1[i]-exits0[i])
+		}
 	}
 
 	// The same jobs while the vCPUs move round the CPUs, from CPU 0 to

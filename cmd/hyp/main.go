@@ -28,7 +28,7 @@ var knownArgs = map[string]string{
 	"guestN":    "guestN=NAME:IMAGE_ADDR:IMAGE_SIZE[:ARG[:MEM[:CPUS[:PCPU]]]]: run the ELF image a boot loader put at IMAGE_ADDR as a guest, its vCPUs pinned to physical CPU PCPU if given",
 	"trace":     "trace=exits: print every guest exit",
 	"control":   "control=IMAGE_ADDR:IMAGE_SIZE or control=fw_cfg: run that ELF image (or QEMU's fw_cfg file opt/org.bulkhead/control) as the control partition, which starts the guests",
-	"smptest":   "smptest[=SECONDS]: run Go on every CPU (fixed work at once and in turn, then SECONDS (2) of GC stress) and power off",
+	"smptest":   "smptest[=SECONDS]: run Go on every CPU (fixed work at once and in turn, then SECONDS (2) of GC stress) and power off (images built with the crashtest tag only)",
 }
 
 func main() {

@@ -5,13 +5,13 @@ package main
 import (
 	"fmt"
 	"runtime"
-	"runtime/goos"
 	"time"
 	"unsafe"
 
 	"github.com/bulkhead-hv/bulkhead/abi"
 	"github.com/bulkhead-hv/bulkhead/board/qemuvirt"
 	"github.com/bulkhead-hv/bulkhead/cpu"
+	"github.com/bulkhead-hv/bulkhead/cpumux"
 	"github.com/bulkhead-hv/bulkhead/gic"
 	"github.com/bulkhead-hv/bulkhead/vcpu"
 )
@@ -24,18 +24,9 @@ type secondary struct {
 	boot  cpu.SecondaryBoot
 	index int // its place in the device tree's /cpus
 	stack [exceptionStack]byte
-	// The remote loop's stack (vcpu.Remote): it only calls the world
-	// switch.
-	loopStack [1024]byte
 }
 
 var secondaries []*secondary
-
-// loopTop is where the remote loop's stack starts: 16-byte aligned, 64
-// bytes below the top for its calls' arguments.
-func (s *secondary) loopTop() uint64 {
-	return (uint64(uintptrOf(&s.loopStack[len(s.loopStack)-1]))+1)&^15 - 64
-}
 
 // startCPUs brings up every CPU the device tree lists besides this one,
 // with PSCI CPU_ON through the firmware's conduit: each joins EL2 with the
@@ -108,72 +99,53 @@ func wakeRedistributor(m *qemuvirt.Machine, mpidr uint64) error {
 
 func uintptrOf[T any](p *T) uintptr { return uintptr(unsafe.Pointer(p)) }
 
-// startMs lets the Go runtime run an M on every secondary CPU that is up
-// and parked: the runtime creates Ms lazily, when a P is idle and work is
-// waiting, and each new M goes to the next parked CPU through task. It
-// returns GOMAXPROCS, the number of CPUs Go may now use.
-//
-// Ms never exit on GOOS=tamago, and no M is ever put aside for another
-// on a CPU, so an M that blocks outside the scheduler holds its CPU. The
-// runtime starts a further M when one is locked to a goroutine
-// (runtime.LockOSThread) and that goroutine blocks or is preempted with
-// work waiting; with every CPU taken that M has nowhere to run, and task
-// stops the machine. Locked goroutines must not block.
-func startMs() int {
-	n := 1
-	for _, s := range secondaries {
-		if s.boot.IsUp() {
-			n++
+// startMux lets Go run on every CPU that came up (package cpumux): each
+// parked secondary starts its idle thread, and the runtime's waits, new Ms
+// and idle Ms go to the multiplexer. New Ms start on the boot CPU; a
+// goroutine that locks its M moves it to another CPU with cpumux.MoveTo.
+// It returns the CPUs Go runs on, the boot CPU first; GOMAXPROCS is one
+// more, so that a P is left for the boot CPU's other goroutines while
+// every CPU's scheduler loop holds one. The boot CPU's redistributor must
+// be up (initInterrupts).
+func startMux(m *qemuvirt.Machine) ([]uint64, error) {
+	self := cpu.ReadMPIDR() & 0xff00ffffff
+	mpidrs := []uint64{self}
+	var gics []*gic.Physical
+	p, err := physicalGIC(m, gic.Affinity(self))
+	if err != nil {
+		return nil, err
+	}
+	gics = append(gics, p)
+	for _, s := range parkedSecondaries() {
+		p, err := physicalGIC(m, gic.Affinity(s.boot.MPIDR))
+		if err != nil {
+			return nil, err
 		}
+		mpidrs = append(mpidrs, s.boot.MPIDR)
+		gics = append(gics, p)
 	}
-	if n == 1 {
-		return 1
+	for i, p := range gics {
+		// What ends an idle CPU's WFI: a kick from another CPU, and the
+		// EL1 physical timer, which the multiplexer arms for deadlines.
+		p.EnablePPI(cpu.WakeSGI, gic.HypervisorPriority)
+		p.EnablePPI(m.TimerPhys, gic.HypervisorPriority)
+		cpumux.AddCPU(i, mpidrs[i], p.RD)
+		cpuGIC[i] = p
 	}
-	idleWake = qemuvirt.TimerFrequency() / 10000
-	goos.Task = task
-	goos.Idle = idle
-	runtime.GOMAXPROCS(n)
-	return n
-}
-
-// task is goos.Task: the runtime's newosproc asks for its new M, mp, to
-// run fn (mstart) with g0 gp. The M gets the next parked CPU.
-//
-// The runtime also passes sp, the top of an 8 MiB block it allocated for
-// the thread, but its stack checks on g0 compare against gp's own bounds
-// (a 16 KiB stack from the heap, as on Linux): running on the block would
-// put SP outside them and every check on that g0 would pass, or fail, by
-// where the allocator happened to place the two. So the M runs on g0's
-// stack, and the block is never used.
-//
-// It may run without a P, so it must not allocate: no fmt, no errors.
-//
-//go:nosplit
-func task(sp, mp, gp, fn unsafe.Pointer) {
-	// g.stack is the first field of the runtime's g: {lo, hi}.
-	hi := *(*uint64)(unsafe.Add(gp, 8))
-	for _, s := range secondaries {
-		if s.boot.Give(hi, uint64(uintptr(gp)), uint64(uintptr(fn))) {
-			gic.SendSGI(cpu.WakeSGI, s.boot.MPIDR)
-			return
+	cpumux.Start(qemuvirt.TimerFrequency())
+	for i, s := range parkedSecondaries() {
+		sp, pc := cpumux.IdleStart(i + 1)
+		if !s.boot.Give(sp, 0, pc) {
+			return nil, fmt.Errorf("CPU with MPIDR %#x is not parked", s.boot.MPIDR)
 		}
+		gic.SendSGI(cpu.WakeSGI, s.boot.MPIDR)
 	}
-	print("bulkhead: the Go runtime started more Ms than there are CPUs; stopping\n")
-	goos.Exit(70)
+	runtime.GOMAXPROCS(len(mpidrs) + 1)
+	return mpidrs, nil
 }
 
-// idleWake is how often an idle M looks for work without being woken:
-// 100 us, in counter ticks.
-var idleWake uint64
-
-// idle is goos.Idle: an M with nothing to run waits for an event. Each
-// CPU turns its own event stream on the first time it idles, so an idle
-// M finds work other CPUs queued within about 100 us, without IPIs.
-// (QEMU's TCG treats WFE as a yield, so there it spins.)
-func idle(until int64) {
-	cpu.EnableEventStream(idleWake)
-	cpu.WaitForEvent()
-}
+// cpuGIC is each CPU's redistributor, by the index startMux gave it.
+var cpuGIC [vcpu.MaxCPUs]*gic.Physical
 
 // parkedSecondaries lists the secondary CPUs that came up and still wait
 // for work, in device tree order.
@@ -185,31 +157,4 @@ func parkedSecondaries() []*secondary {
 		}
 	}
 	return out
-}
-
-// startRemotes gives each of the parked secondary CPUs ss the remote loop,
-// in that order: from then on it enters guests for the boot CPU
-// (remoteCPU). vtcr and mdcr are the boot CPU's VTCR_EL2 and MDCR_EL2,
-// set after the secondaries came up.
-func startRemotes(m *qemuvirt.Machine, ss []*secondary, vtcr, mdcr uint64) ([]*remoteCPU, error) {
-	var out []*remoteCPU
-	for _, s := range ss {
-		mpidr := s.boot.MPIDR
-		p, err := physicalGIC(m, gic.Affinity(mpidr))
-		if err != nil {
-			return nil, err
-		}
-		// The interrupts the scheduler takes on it (it is woken by
-		// cpu.WakeSGI already).
-		for _, id := range []uint32{m.TimerHyp, m.TimerVirt, m.GICMaintenance, kickSGI} {
-			p.EnablePPI(id, gic.HypervisorPriority)
-		}
-		rc := newRemoteCPU(mpidr, p, vtcr, mdcr)
-		if !s.boot.Give(s.loopTop(), uint64(uintptrOf(rc.r)), vcpu.RemoteLoop()) {
-			return nil, fmt.Errorf("CPU with MPIDR %#x is not parked", mpidr)
-		}
-		gic.SendSGI(cpu.WakeSGI, mpidr)
-		out = append(out, rc)
-	}
-	return out, nil
 }

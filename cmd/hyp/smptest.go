@@ -1,4 +1,4 @@
-//go:build tamago
+//go:build tamago && crashtest
 
 package main
 
@@ -13,16 +13,26 @@ import (
 
 	"github.com/bulkhead-hv/bulkhead/board/qemuvirt"
 	"github.com/bulkhead-hv/bulkhead/cpu"
+	"github.com/bulkhead-hv/bulkhead/cpumux"
 )
 
-// smpTest runs Go on every CPU (boot argument smptest): the same fixed
-// work on each CPU at once and then one after the other, and goroutines
-// that allocate hard enough for the garbage collector to run across all
-// CPUs while they do. It is the prototype's evidence that Ms on
-// secondary CPUs work; the hypervisor itself still runs on CPU 0.
+// smpTest runs Go on every CPU (boot argument smptest, in the crashtest
+// image): the same fixed work on each CPU at once and then one after the
+// other, and goroutines locked to Ms on every CPU that allocate hard
+// enough for the garbage collector to stop the world and park them while
+// they do, which is what the scheduler loops rely on.
 func smpTest(m *qemuvirt.Machine, arg string) {
-	n := startMs()
-	fmt.Printf("smptest: GOMAXPROCS %d\n", n)
+	if err := initInterrupts(m); err != nil {
+		fmt.Printf("smptest: FAIL: %v\n", err)
+		os.Exit(1)
+	}
+	mpidrs, err := startMux(m)
+	if err != nil {
+		fmt.Printf("smptest: FAIL: %v\n", err)
+		os.Exit(1)
+	}
+	n := len(mpidrs)
+	fmt.Printf("smptest: Go on %d CPUs, GOMAXPROCS %d\n", n, runtime.GOMAXPROCS(0))
 
 	// Fixed work, first one after the other on this CPU, then in parallel.
 	const rounds = 20_000_000
@@ -43,16 +53,17 @@ func smpTest(m *qemuvirt.Machine, arg string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// Locked so that the CPU it reports is the one it ran on; it
-			// neither blocks nor allocates while locked (see startMs).
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
+			cpumux.MoveTo(i)
 			start[i] = cpuIndex(m)
 			// Wait, spinning, until every goroutine holds a CPU, so
 			// that they run at once rather than one after another on
 			// fewer Ms. The runtime starts the Ms as they are needed.
 			arrived.Add(1)
 			for arrived.Load() < int32(n) && cpu.ReadCNTPCT() < barrier {
+				// The goroutines still to start need CPU 0's threads.
+				cpumux.Yield()
 			}
 			t0s[i] = cpu.ReadCNTPCT()
 			sums[i] = spin(uint64(i+1), rounds)
@@ -86,18 +97,10 @@ func smpTest(m *qemuvirt.Machine, arg string) {
 	}
 	gcStress(m, n, seconds)
 
-	// Every secondary CPU holds an M, and the runtime asked for no more:
-	// task stops the machine if it does.
-	ms := 1
-	for _, s := range secondaries {
-		if s.boot.Running() {
-			ms++
-		}
-	}
 	var st runtime.MemStats
 	runtime.ReadMemStats(&st)
-	fmt.Printf("smptest: %d Ms on %d CPUs; stacks %d MiB (each M's unused 8 MiB thread stack included), heap %d MiB of %d MiB obtained\n",
-		ms, n, st.StackSys>>20, st.HeapAlloc>>20, st.Sys>>20)
+	fmt.Printf("smptest: %d threads on %d CPUs (%d idle); stacks %d MiB (each M's unused 8 MiB thread stack included), heap %d MiB of %d MiB obtained\n",
+		cpumux.Threads(), n, n, st.StackSys>>20, st.HeapAlloc>>20, st.Sys>>20)
 }
 
 // spin is CPU-bound work with no calls, loads or stores: xorshift64.
@@ -125,6 +128,12 @@ func gcStress(m *qemuvirt.Machine, n, seconds int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Locked on CPU g, as a scheduler loop is: the collector's
+			// stop-the-world and its assists park it, and its M waits
+			// there while other Ms run.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			cpumux.MoveTo(g)
 			for r := 0; cpu.ReadCNTPCT() < deadline; r++ {
 				onCPU.Or(1 << cpuIndex(m))
 				mp := map[int][]byte{}
@@ -148,6 +157,10 @@ func gcStress(m *qemuvirt.Machine, n, seconds int) {
 					}
 				}
 				rounds.Add(1)
+				// As a scheduler loop gives way once a slice: on CPU 0
+				// the collector's workers and the goroutines that are no
+				// loop's run only then.
+				cpumux.Yield()
 			}
 		}()
 	}
