@@ -279,7 +279,7 @@ func TestHypercallsAndExit(t *testing.T) {
 	assert.Equal(t, "hello, world\n", vm.Console())
 	assert.Contains(t, r.out.String(), "hello| hello, world\n")
 	assert.Contains(t, r.out.String(), "bulkhead: vm hello stopped: exited with status 42")
-	assert.Equal(t, 7, vm.Exits[ExitHVC])
+	assert.Equal(t, 7, vm.exits()[ExitHVC])
 	assert.Equal(t, map[string]int{"hvc": 7}, vm.ExitCounts())
 }
 

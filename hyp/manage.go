@@ -367,13 +367,13 @@ func (h *Hyp) vmStats(vm *VM, w *[abi.StatsWords]uint64) {
 		w[abi.StatConsoleOut] = uint64(vm.uart.Pending())
 	}
 	w[abi.StatVCPUs] = uint64(len(vm.VCPUs))
-	for i, n := range vm.Exits {
+	for i, n := range vm.exits() {
 		w[abi.StatExits+i] = uint64(n)
 	}
 }
 
 func (h *Hyp) cpuStats(p *pcpu, w *[abi.StatsWords]uint64) {
-	w[abi.CPUStatExits], w[abi.CPUStatRunTicks] = p.exits, p.runTicks
+	w[abi.CPUStatExits], w[abi.CPUStatRunTicks] = p.exits+p.fastExits.Load(), p.runTicks
 	for _, vm := range h.VMs() {
 		for _, v := range vm.VCPUs {
 			if v.home == p.id {

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	_ "unsafe" // go:linkname
 
+	"github.com/bulkhead-hv/bulkhead/abi"
 	"github.com/bulkhead-hv/bulkhead/hyp/vgic"
 	"github.com/bulkhead-hv/bulkhead/mmu"
 	"github.com/bulkhead-hv/bulkhead/vcpu"
@@ -94,6 +95,9 @@ type pcpu struct {
 	// exits counts the guest exits this CPU handled, runTicks the
 	// counter ticks guests ran here (CPU_STATS): under the lock.
 	exits, runTicks uint64
+	// fastExits counts the exits it answered without the lock
+	// (Hyp.lockFree).
+	fastExits atomic.Uint64
 	// moving: a vCPU homed here is to move (VCPU_MOVE from another CPU).
 	moving bool
 }
@@ -181,6 +185,47 @@ func (h *Hyp) Run(id int, cpu CPU) {
 	p.hwEL2Timer = 0
 }
 
+// runGuest enters the guest and returns at its first exit that needs the
+// scheduler lock: hypercalls that read and write nothing shared are
+// answered here (lockFree), and the guest goes on. An interrupt for the
+// vCPU, a kick or the end of its slice make it exit with an IRQ, which
+// takes the lock.
+func (h *Hyp) runGuest(cpu CPU, p *pcpu, v *VCPU) {
+	for {
+		cpu.Run(&v.Ctx)
+		if !h.lockFree(v) {
+			return
+		}
+		p.fastExits.Add(1)
+	}
+}
+
+// lockFree answers v's exit, if it is a hypercall whose answer is a
+// constant of the hypervisor's (SMCCC_VERSION, SMCCC_ARCH_FEATURES,
+// VENDOR_HYP_CALL_UID, VENDOR_HYP_REVISION), and reports whether it did.
+func (h *Hyp) lockFree(v *VCPU) bool {
+	c := &v.Ctx
+	esr, ok := h.hypercallExit(c)
+	if !ok || esr.ISS() != 0 {
+		return false
+	}
+	switch uint32(c.X[0]) {
+	case abi.SMCCC_VERSION:
+		c.X[0] = abi.SMCCCVersion1_1
+	case abi.SMCCC_ARCH_FEATURES:
+		c.X[0] = abi.Word(abi.NOT_SUPPORTED)
+	case abi.VENDOR_HYP_CALL_UID:
+		u := abi.CallUID
+		c.X[0], c.X[1], c.X[2], c.X[3] = uint64(u[0]), uint64(u[1]), uint64(u[2]), uint64(u[3])
+	case abi.VENDOR_HYP_REVISION:
+		c.X[0], c.X[1] = abi.VersionMajor, abi.VersionMinor
+	default:
+		return false
+	}
+	v.fastHVC.Add(1)
+	return true
+}
+
 // unlocked runs fn without the scheduler lock: the guest, or an idle wait.
 func (h *Hyp) unlocked(p *pcpu, fn func()) {
 	h.holder = nil
@@ -228,11 +273,12 @@ func (h *Hyp) idle(cpu CPU, p *pcpu) bool {
 		return true
 	}
 	if !armed && len(h.pcpus) > 1 {
-		// Nothing of this CPU's to wait for but a kick: wait no longer
-		// than a slice anyway, so that the CPU sees VMs stop elsewhere
-		// (the end of the last one kicks nobody), and so that a kick
-		// lost to a bug costs a slice rather than a vCPU.
-		next, armed = cpu.Counter()+h.cfg.Slice, true
+		// Nothing of this CPU's to wait for but a kick (a VM that stops
+		// kicks every CPU): wait no longer than a second anyway, so
+		// that a kick lost to a bug costs a second rather than a vCPU.
+		// Not a slice: an idle CPU that wakes takes the scheduler lock,
+		// which the other CPUs' exits want.
+		next, armed = cpu.Counter()+idleCheck*h.cfg.Slice, true
 	}
 	if armed {
 		cpu.SetEL2Timer(next)
@@ -248,6 +294,10 @@ func (h *Hyp) idle(cpu CPU, p *pcpu) bool {
 	h.serviceIRQs(cpu, p, nil)
 	return true
 }
+
+// idleCheck is how many slices a CPU with nothing to wait for waits at
+// most.
+const idleCheck = 100
 
 // runVCPU runs v for one time slice, or until it yields, blocks or stops.
 func (h *Hyp) runVCPU(cpu CPU, p *pcpu, v *VCPU) {
@@ -318,14 +368,14 @@ func (h *Hyp) runVCPU(cpu CPU, p *pcpu, v *VCPU) {
 		if h.smp() {
 			h.holder = nil
 			h.sched.Unlock()
-			cpu.Run(&v.Ctx)
+			h.runGuest(cpu, p, v)
 			h.sched.Lock()
 			h.holder = p
 		} else {
 			// Held, but not pinned while the guest runs: the collector
 			// can stop this goroutine at the guest's exit.
 			procUnpin()
-			cpu.Run(&v.Ctx)
+			h.runGuest(cpu, p, v)
 			procPin()
 		}
 		p.exits++

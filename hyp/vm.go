@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/bulkhead-hv/bulkhead/gic"
 	"github.com/bulkhead-hv/bulkhead/hyp/ledger"
@@ -72,7 +73,9 @@ type VM struct {
 	Reason string // why it stopped, for people
 	Why    uint64 // why it stopped, for programs: abi.Stop*
 
-	// Exits counts exits by reason; Faults counts contained stage 2 faults.
+	// Exits counts exits by reason, but for the hypercalls answered
+	// without the scheduler lock (ExitCounts has them all); Faults counts
+	// contained stage 2 faults.
 	Exits  [NumExitReasons]int
 	Faults int
 	// faultsInARow stops a guest that cannot make progress.
@@ -129,12 +132,25 @@ type VCPU struct {
 	running bool
 	// moveTo is the CPU it moves to at its next exit (-1: none).
 	moveTo int
+	// fastHVC counts the hypercalls answered without the scheduler lock
+	// (Hyp.lockFree), which VM.Exits does not.
+	fastHVC atomic.Uint64
+}
+
+// exits returns the exit counters, the hypercalls answered without the
+// scheduler lock included.
+func (vm *VM) exits() [NumExitReasons]int {
+	e := vm.Exits
+	for _, v := range vm.VCPUs {
+		e[ExitHVC] += int(v.fastHVC.Load())
+	}
+	return e
 }
 
 // ExitCounts names the non-zero exit counters.
 func (vm *VM) ExitCounts() map[string]int {
 	m := map[string]int{}
-	for i, n := range vm.Exits {
+	for i, n := range vm.exits() {
 		if n > 0 {
 			m[ExitReason(i).String()] = n
 		}
