@@ -172,6 +172,15 @@ bench: build qemu linux $(CLI) $(DISKBENCH)
 		| tr -d '\r' | sed -n 's/^bench| bench: \(.*instructions\)$$/bench: vCPU on CPU 0: \1/p; s/^bench| //p'
 	@$(QEMU) $(subst -smp $(SMP),-smp 2,$(QEMU_FLAGS)) -icount shift=0 $(call BENCH_GUEST,:1) \
 		| tr -d '\r' | sed -n 's/^bench| bench: \(.*instructions\)$$/bench: vCPU on CPU 1 (-smp 2): \1/p'
+	@# Scale: one VM of 8 vCPUs on -smp 8, one per CPU, N of them making
+	@# hypercalls at once; the machine's instructions per round trip.
+	@for n in 1 2 4 8; do \
+		out=$$(timeout 90 $(QEMU) $(subst -smp $(SMP),-smp 8,$(QEMU_FLAGS)) -icount shift=0 -kernel $(HYP) \
+			-device loader,file=$(BUILD)/guest-bench.elf,addr=$(BENCH_AT),force-raw=on \
+			-append "$(APPEND) guest0=bench:$(BENCH_AT):$$(stat -c %s $(BUILD)/guest-bench.elf):$$n:0x1000000:8" | \
+			tr -d '\r' | sed -n 's/^bench| bench: scale: /bench: scale (-smp 8): /p'); \
+		echo "$${out:-bench: scale (-smp 8): $$n vCPU(s) busy: did not finish within 90 s under -icount}"; \
+	done
 	@# Upload over the host channel: an instance that is up runs a guest.
 	@export XDG_RUNTIME_DIR=$$(mktemp -d) BULKHEAD_IMAGES=$(abspath $(BUILD)); \
 		$(CLI) up --name bench >/dev/null 2>&1 || { echo "bench: bulkhead up failed"; exit 1; }; \

@@ -102,3 +102,23 @@ TEXT ·store32(SB),NOSPLIT,$0-12
 TEXT ·dmb(SB),NOSPLIT,$0-0
 	DMB	$11	// ish
 	RET
+
+TEXT ·Pause(SB),NOSPLIT,$0-0
+	WFE
+	RET
+
+TEXT ·SendEvent(SB),NOSPLIT,$0-0
+	DSB	$11	// ish
+	SEV
+	RET
+
+TEXT ·readCNTHCTL(SB),NOSPLIT,$0-8
+	WORD	$0xd53ce100	// mrs x0, cnthctl_el2
+	MOVD	R0, ret+0(FP)
+	RET
+
+TEXT ·writeCNTHCTL(SB),NOSPLIT,$0-8
+	MOVD	v+0(FP), R0
+	WORD	$0xd51ce100	// msr cnthctl_el2, x0
+	ISB	$15
+	RET

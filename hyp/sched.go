@@ -3,7 +3,6 @@ package hyp
 import (
 	"fmt"
 	"sync/atomic"
-	_ "unsafe" // go:linkname
 
 	"github.com/bulkhead-hv/bulkhead/abi"
 	"github.com/bulkhead-hv/bulkhead/hyp/vgic"
@@ -688,12 +687,6 @@ func (h *Hyp) kick(p *pcpu) {
 // takes under the lock, h.mu, it alone takes.
 type spinLock struct{ held atomic.Uint32 }
 
-//go:linkname procPin runtime.procPin
-func procPin() int
-
-//go:linkname procUnpin runtime.procUnpin
-func procUnpin()
-
 func (l *spinLock) Lock() {
 	for {
 		procPin()
@@ -709,5 +702,6 @@ func (l *spinLock) Lock() {
 
 func (l *spinLock) Unlock() {
 	l.held.Store(0)
+	spinWake()
 	procUnpin()
 }

@@ -2,7 +2,19 @@
 
 package hyp
 
-import "github.com/bulkhead-hv/bulkhead/cpumux"
+import (
+	_ "unsafe" // go:linkname
+
+	"github.com/bulkhead-hv/bulkhead/cpumux"
+)
+
+// The scheduler lock's holder is not preempted (spinLock).
+//
+//go:linkname procPin runtime.procPin
+func procPin() int
+
+//go:linkname procUnpin runtime.procUnpin
+func procUnpin()
 
 // spinWait is the pause in the scheduler lock's spin loop. The holder is a
 // goroutine on another CPU, or one of this CPU's other threads, which runs
@@ -14,7 +26,15 @@ import "github.com/bulkhead-hv/bulkhead/cpumux"
 // and a locked goroutine that yields hands its P to another M and waits
 // for one to hand it back, through the boot CPU.
 //
+// Then it waits for an event (the holder's Unlock sends one), so that a
+// spinner neither floods the interconnect nor, under QEMU, spends its
+// emulated time while the holder waits for its own.
+//
 //go:noinline
 func spinWait() {
 	cpumux.Yield()
+	cpumux.Pause()
 }
+
+// spinWake is the Unlock's event for the CPUs in spinWait.
+func spinWake() { cpumux.SendEvent() }

@@ -77,3 +77,24 @@ uart:
 	SUBS	$1, R2, R2
 	BNE	uart
 	END
+
+// hvcForever: HVC SMCCC_VERSION in a loop, adding each round trip to this
+// vCPU's word of counts (Aff0 * 64 bytes in). It never returns.
+TEXT ·hvcForever(SB),NOSPLIT|NOFRAME,$0
+	MRS	MPIDR_EL1, R1
+	AND	$0xff, R1, R1
+	LSL	$6, R1, R1
+	MOVD	$·counts(SB), R2
+	ADD	R1, R2, R2
+forever:
+	MOVD	$0x80000000, R0	// SMCCC_VERSION
+	WORD	$0xd4000002	// hvc #0x0
+	MOVD	(R2), R3
+	ADD	$1, R3, R3
+	MOVD	R3, (R2)
+	B	forever
+
+TEXT ·hvcForeverPC(SB),NOSPLIT,$0-8
+	MOVD	$·hvcForever(SB), R0
+	MOVD	R0, ret+0(FP)
+	RET
