@@ -216,26 +216,23 @@ func (g *guest) feed() {
 
 // stats reads VM_STATS for handle (0: the machine).
 func stats(handle uint64) ([abi.StatsWords]uint64, bool) {
+	return statsCall(abi.VM_STATS, handle)
+}
+
+// cpuStats reads CPU_STATS for physical CPU i.
+func cpuStats(i uint64) ([abi.StatsWords]uint64, bool) {
+	return statsCall(abi.CPU_STATS, i)
+}
+
+// statsCall makes a call that writes StatsWords words into conBuf.
+func statsCall(fid uint32, arg uint64) ([abi.StatsWords]uint64, bool) {
 	var w [abi.StatsWords]uint64
-	code, _ := call(abi.VM_STATS, handle, addr(conBuf))
+	code, _ := call(fid, arg, addr(conBuf))
 	if code != abi.SUCCESS {
 		return w, false
 	}
 	for i := range w {
 		w[i] = binary.LittleEndian.Uint64(conBuf[8*i:])
-	}
-	return w, true
-}
-
-// cpuStats reads CPU_STATS for physical CPU i.
-func cpuStats(i uint64) ([abi.NumCPUStats]uint64, bool) {
-	var w [abi.NumCPUStats]uint64
-	code, _ := call(abi.CPU_STATS, i, addr(conBuf))
-	if code != abi.SUCCESS {
-		return w, false
-	}
-	for j := range w {
-		w[j] = binary.LittleEndian.Uint64(conBuf[8*j:])
 	}
 	return w, true
 }
