@@ -39,6 +39,7 @@ var (
 type percpu struct {
 	mpidr    uint64 // Aff3-Aff0
 	icpendr0 uint64 // its redistributor's GICR_ICPENDR0
+	id       int32  // its index
 	cur      int32  // the thread running
 	idle     int32  // its idle thread
 	// Threads started or moved here, pushed by any CPU, taken by this one.
@@ -117,6 +118,7 @@ func enableEventStream() {
 // Start.
 func AddCPU(i int, mpidr, rd uint64) {
 	c := &cpus[i]
+	c.id = int32(i)
 	c.mpidr = mpidr & affMask
 	c.icpendr0 = rd + gic.GICR_ICPENDR0
 	c.inbox.Store(none)
@@ -228,11 +230,6 @@ func (c *percpu) drain(i int32) {
 	}
 }
 
-//go:nosplit
-func (c *percpu) index() int32 {
-	return int32((uintptr(unsafe.Pointer(c)) - uintptr(unsafe.Pointer(&cpus[0]))) / unsafe.Sizeof(cpus[0]))
-}
-
 // giveWay switches from the running thread to the next on its CPU's ring;
 // d is the running one's deadline meanwhile.
 //
@@ -241,7 +238,7 @@ func giveWay(d int64) {
 	c := self()
 	t := c.cur
 	deadline[t] = d
-	c.drain(c.index())
+	c.drain(c.id)
 	nx := rings.next[t]
 	if nx == t {
 		return
@@ -337,7 +334,7 @@ func MoveTo(i int) {
 func idleLoop() {
 	enableEventStream()
 	c := self()
-	i := c.index()
+	i := c.id
 	me := c.idle
 	for {
 		// A thread may be woken after its turn in the round below has

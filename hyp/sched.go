@@ -202,6 +202,9 @@ func (h *Hyp) runGuest(cpu CPU, p *pcpu, v *VCPU) {
 // lockFree answers v's exit, if it is a hypercall whose answer is a
 // constant of the hypervisor's (SMCCC_VERSION, SMCCC_ARCH_FEATURES,
 // VENDOR_HYP_CALL_UID, VENDOR_HYP_REVISION), and reports whether it did.
+// The same answers are in Hyp.hypercall, which the other paths take
+// (HandleExit, the trace): written out here rather than called, as a call
+// costs this path, the null hypercall's, 14 instructions of 182.
 func (h *Hyp) lockFree(v *VCPU) bool {
 	c := &v.Ctx
 	esr, ok := h.hypercallExit(c)

@@ -116,7 +116,8 @@ func startMux(m *qemuvirt.Machine) ([]uint64, error) {
 		return nil, err
 	}
 	gics = append(gics, p)
-	for _, s := range parkedSecondaries() {
+	parked := parkedSecondaries()
+	for _, s := range parked {
 		p, err := physicalGIC(m, gic.Affinity(s.boot.MPIDR))
 		if err != nil {
 			return nil, err
@@ -133,7 +134,7 @@ func startMux(m *qemuvirt.Machine) ([]uint64, error) {
 		cpuGIC[i] = p
 	}
 	cpumux.Start(qemuvirt.TimerFrequency())
-	for i, s := range parkedSecondaries() {
+	for i, s := range parked {
 		sp, pc := cpumux.IdleStart(i + 1)
 		if !s.boot.Give(sp, 0, pc) {
 			return nil, fmt.Errorf("CPU with MPIDR %#x is not parked", s.boot.MPIDR)

@@ -38,7 +38,13 @@ func TestGoOnEveryCPU(t *testing.T) {
 	if n, _ := strconv.Atoi(gc[4]); n < 1 {
 		t.Errorf("no garbage collection ran during the GC stress")
 	}
-	r.Contains(t, "threads on 4 CPUs (4 idle)")
+	// Each CPU has its idle thread and at least the M that a goroutine
+	// locked and moved there.
+	if m := regexp.MustCompile(`smptest: (\d+) threads on 4 CPUs`).FindStringSubmatch(r.Console); m == nil {
+		t.Errorf("no thread count")
+	} else if n, _ := strconv.Atoi(m[1]); n < 8 {
+		t.Errorf("%d threads on 4 CPUs, want at least 8: an idle thread and an M on each", n)
+	}
 	if strings.Contains(r.Console, "FAIL") {
 		t.Errorf("smptest failed")
 	}

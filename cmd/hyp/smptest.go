@@ -99,8 +99,8 @@ func smpTest(m *qemuvirt.Machine, arg string) {
 
 	var st runtime.MemStats
 	runtime.ReadMemStats(&st)
-	fmt.Printf("smptest: %d threads on %d CPUs (%d idle); stacks %d MiB (each M's unused 8 MiB thread stack included), heap %d MiB of %d MiB obtained\n",
-		cpumux.Threads(), n, n, st.StackSys>>20, st.HeapAlloc>>20, st.Sys>>20)
+	fmt.Printf("smptest: %d threads on %d CPUs; stacks %d MiB, heap %d MiB of %d MiB obtained\n",
+		cpumux.Threads(), n, st.StackSys>>20, st.HeapAlloc>>20, st.Sys>>20)
 }
 
 // spin is CPU-bound work with no calls, loads or stores: xorshift64.
