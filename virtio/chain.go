@@ -82,6 +82,10 @@ func (q *Queue) chain(ids []uint16, segs []Seg) {
 	q.d.mem.Barrier()
 	le.PutUint16(q.avail[2:], idx+1)
 	q.d.mem.Barrier()
+	if q.batch {
+		q.owed = true
+		return
+	}
 	q.d.t.notify(q.index)
 }
 

@@ -137,6 +137,8 @@ func (n *Net) MAC() [6]byte { return n.mac }
 // header in it is given back without calling fn.
 func (n *Net) Receive(fn func(frame []byte)) int {
 	q, frames := n.rx, 0
+	q.Batch()
+	defer q.Flush()
 	for _, u := range q.reap(false) {
 		b := q.bufs[u.Head]
 		if u.Len >= NetHdrSize {
@@ -149,6 +151,13 @@ func (n *Net) Receive(fn func(frame []byte)) int {
 	}
 	return frames
 }
+
+// Batch defers the device's notification of frames sent until Flush:
+// one trap to the device model for a burst.
+func (n *Net) Batch() { n.tx.Batch() }
+
+// Flush notifies the device of the frames sent since Batch.
+func (n *Net) Flush() { n.tx.Flush() }
 
 // Send copies frame, 14 to 1514 bytes, after a virtio_net_hdr of zeros
 // into a free transmit buffer and posts it (5.1.6.2). It does not wait

@@ -34,6 +34,21 @@ type Queue struct {
 	held []uint16
 	next []uint16
 	wlen []uint32
+	// batch defers the notification of chains posted to Flush: one
+	// QueueNotify write, a trap to the device model, for many buffers.
+	batch, owed bool
+}
+
+// Batch defers notifications until Flush.
+func (q *Queue) Batch() { q.batch = true }
+
+// Flush ends a batch, notifying the device if anything was posted.
+func (q *Queue) Flush() {
+	q.batch = false
+	if q.owed {
+		q.owed = false
+		q.d.t.notify(q.index)
+	}
 }
 
 // Queue sets up virtqueue index with up to num descriptors and as many
@@ -99,12 +114,15 @@ func (q *Queue) Fill() {
 	q.free = q.free[:0]
 }
 
-// Receive returns what the device has written, and gives the buffers back.
+// Receive returns what the device has written, and gives the buffers
+// back, notifying the device once.
 func (q *Queue) Receive() []byte {
 	var out []byte
+	q.Batch()
 	for _, u := range q.reap(false) {
 		out = append(out, q.bufs[u.Head][:u.Len]...)
 		q.post(u.Head, len(q.bufs[u.Head]), true)
 	}
+	q.Flush()
 	return out
 }
