@@ -37,7 +37,12 @@ type Switch struct {
 	Uplink Port
 	// UplinkCounters counts the uplink's traffic.
 	UplinkCounters Counters
-	guests         map[MAC]*guest
+	// Local, if set, is the control partition's own stack, on the
+	// uplink with LocalMAC; LocalCounters count what it is given.
+	Local         Port
+	LocalMAC      MAC
+	LocalCounters Counters
+	guests        map[MAC]*guest
 }
 
 // MinFrame is the shortest frame forwarded: an Ethernet header.
@@ -122,6 +127,11 @@ func (s *Switch) FromUplink(frame []byte) {
 	s.UplinkCounters.InFrames++
 	s.UplinkCounters.InBytes += uint64(len(frame))
 	d := dst(frame)
+	if s.Local != nil && (d == s.LocalMAC || group(d)) {
+		s.LocalCounters.OutFrames++
+		s.LocalCounters.OutBytes += uint64(len(frame))
+		s.Local.Send(frame)
+	}
 	if !group(d) {
 		if g := s.guests[d]; g != nil {
 			s.out(g, frame)

@@ -86,3 +86,23 @@ func TestPeers(t *testing.T) {
 	assert.Equal(t, [][]byte{frame(broadcast, mc, "arp"), frame(mb, mc, "to b"), frame(ma, mb, "b to a")}, up.frames,
 		"the uplink gets the broadcast and what is for no peer")
 }
+
+func TestTheLocalStackHearsTheUplinkAndNoGuest(t *testing.T) {
+	up, local, a := &wire{}, &wire{}, &wire{}
+	nic := MAC{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}
+	s := &Switch{Uplink: up, Local: local, LocalMAC: nic}
+	ma := GuestMAC(3)
+	assert.True(t, s.Attach(ma, a, ""))
+	host := MAC{0x52, 0x55, 0x0a, 0x00, 0x02, 0x02}
+
+	s.FromUplink(frame(nic, host, "to the control plane"))
+	s.FromUplink(frame(broadcast, host, "arp?"))
+	s.FromUplink(frame(ma, host, "to a"))
+	s.FromGuest(ma, frame(nic, ma, "a guest knocks"))
+	s.FromGuest(ma, frame(broadcast, ma, "a guest's arp"))
+
+	assert.Equal(t, [][]byte{frame(nic, host, "to the control plane"), frame(broadcast, host, "arp?")}, local.frames)
+	assert.Equal(t, [][]byte{frame(broadcast, host, "arp?"), frame(ma, host, "to a")}, a.frames)
+	assert.Len(t, up.frames, 2, "a guest's frames go to the uplink only")
+	assert.Equal(t, uint64(2), s.LocalCounters.OutFrames)
+}
