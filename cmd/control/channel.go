@@ -3,8 +3,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 
 	"github.com/bulkhead-hv/bulkhead/abi"
@@ -15,17 +13,24 @@ import (
 	"github.com/bulkhead-hv/bulkhead/virtio/mmioreg"
 )
 
-// The host channel: a virtio console, carrying one JSON object per line.
-// Requests carry an "id" the answer repeats, so several can share it.
-type channel struct {
-	rx, tx  *virtio.Queue
-	pending []byte
-	// upload is a run request whose image and initrd are still arriving.
-	upload *request
-	// active says the last requests call received bytes, or an upload
-	// is under way.
-	active bool
+// The host channel: a virtio console, a transport of the line protocol
+// (docs/protocol.md) to the host's broker.
+type hostChannel struct {
+	rx, tx *virtio.Queue
 }
+
+func (h *hostChannel) receive() []byte { return h.rx.Receive() }
+
+func (h *hostChannel) write(line []byte) bool {
+	h.tx.Send(line, func() { vm.Hypercall(abi.YIELD) })
+	return true
+}
+
+func (h *hostChannel) close(string) {}
+
+func (h *hostChannel) ended() bool { return false }
+
+func (h *hostChannel) String() string { return "the host channel" }
 
 // virtio-mmio transports on QEMU virt, which the hypervisor passes through.
 func transports() []uint64 {
@@ -38,7 +43,7 @@ func transports() []uint64 {
 
 var dma vm.DMA
 
-func openChannel() *channel {
+func openChannel() *session {
 	devs := hostDevices(mmioreg.DeviceConsole)
 	if len(devs) == 0 {
 		fmt.Printf("control: no host channel: no virtio console (QEMU: -device virtconsole on a virtio-serial-device, or virtio-serial-pci with -machine virt,iommu=smmuv3)\n")
@@ -59,12 +64,7 @@ func openChannel() *channel {
 	d.Ready()
 	rx.Fill()
 	fmt.Printf("control: host channel on the virtio console at %v\n", devs[0])
-	return &channel{rx: rx, tx: tx}
-}
-
-func (c *channel) send(v any) {
-	b, _ := json.Marshal(v)
-	c.tx.Send(append(b, '\n'), func() { vm.Hypercall(abi.YIELD) })
+	return &session{t: &hostChannel{rx: rx, tx: tx}}
 }
 
 type request struct {
@@ -95,6 +95,8 @@ type request struct {
 	// move: which vCPU, and the physical CPU it moves to.
 	VCPU int `json:"vcpu,omitempty"`
 	PCPU int `json:"pcpu,omitempty"`
+	// revoke: a client certificate's serial, in hex.
+	Serial string `json:"serial,omitempty"`
 
 	// An upload lands in pool memory (staging, at got bytes so far), not
 	// in the heap: a 30 MB kernel does not fit there. refused says why it
@@ -105,64 +107,11 @@ type request struct {
 	refused string
 }
 
-// requests returns the complete requests received so far.
-func (c *channel) requests() []request {
-	got := c.rx.Receive()
-	c.active = len(got) > 0 || c.upload != nil
-	c.pending = append(c.pending, got...)
-	var out []request
-	for {
-		if u := c.upload; u != nil {
-			n := min(uint64(len(c.pending)), u.Size+u.InitrdSize-u.got)
-			if u.staging != nil {
-				copy(u.staging[u.got:], c.pending[:n])
-			}
-			u.got += n
-			c.pending = c.pending[n:]
-			if u.got < u.Size+u.InitrdSize {
-				return out
-			}
-			out = append(out, *u)
-			c.upload = nil
-		}
-		i := bytes.IndexByte(c.pending, '\n')
-		if i < 0 {
-			return out
-		}
-		line := c.pending[:i]
-		c.pending = c.pending[i+1:]
-		var r request
-		if err := json.Unmarshal(line, &r); err != nil {
-			c.send(map[string]any{"ok": false, "error": "not a JSON request: " + err.Error()})
-			continue
-		}
-		if r.Op == "run" {
-			total := r.Size + r.InitrdSize
-			if r.Size == 0 || total > abi.MaxUpload || total < r.Size {
-				c.send(map[string]any{"id": r.ID, "ok": false, "error": fmt.Sprintf("image size %d, initrd size %d: want an image of 1 byte to %d MiB in all", r.Size, r.InitrdSize, abi.MaxUpload>>20)})
-				// The bytes that follow cannot be told from requests.
-				c.pending = nil
-				continue
-			}
-			pa, err := placer.Place((total + 2<<20 - 1) &^ (2<<20 - 1))
-			if err != nil {
-				r.refused = fmt.Sprintf("no room to receive %d MiB: %v", total>>20, err)
-			} else {
-				r.stagePA, r.staging = pa, mem(pa, total)
-			}
-			c.upload = &r
-			continue
-		}
-		out = append(out, r)
-	}
-}
-
 // testOps are requests that test builds add (crash.go).
-var testOps map[string]func(c *control, r request)
+var testOps map[string]func(c *control, ch *session, r request)
 
-// serve answers one request.
-func (c *control) serve(r request) {
-	ch := c.ch
+// serve answers one request from session ch.
+func (c *control) serve(ch *session, r request) {
 	fail := func(format string, args ...any) {
 		ch.send(map[string]any{"id": r.ID, "ok": false, "error": fmt.Sprintf(format, args...)})
 	}
@@ -218,9 +167,33 @@ func (c *control) serve(r request) {
 		}
 		g.stagePA, kept = r.stagePA, true
 		c.guests = append(c.guests, g)
+		ch.attach(s.Name)
 		ch.send(map[string]any{"id": r.ID, "ok": true, "vm": g.handle})
 	case "ping":
-		ch.send(map[string]any{"id": r.ID, "ok": true, "abi": fmt.Sprintf("%d.%d", abi.VersionMajor, abi.VersionMinor)})
+		ch.send(map[string]any{"id": r.ID, "ok": true, "abi": fmt.Sprintf("%d.%d", abi.VersionMajor, abi.VersionMinor),
+			"protocol": protocolVersion, "identity": identityPin()})
+	case "attach", "detach":
+		// A network client's console follows the VMs it attaches to; the
+		// host's broker does this for its own clients.
+		if r.Name == "" {
+			fail("%s: no VM name", r.Op)
+			return
+		}
+		if r.Op == "attach" {
+			ch.attach(r.Name)
+			if g := c.find(r.Name); g != nil && len(g.tail) > 0 && ch.vms != nil {
+				ch.send(map[string]any{"event": "console", "vm": r.Name, "data": g.tail, "replay": true})
+			}
+		} else if ch.vms != nil {
+			delete(ch.vms, r.Name)
+		}
+		ch.send(map[string]any{"id": r.ID, "ok": true})
+	case "revoke":
+		if err := c.revoke(r.Serial); err != nil {
+			fail("revoke: %v", err)
+			return
+		}
+		ch.send(map[string]any{"id": r.ID, "ok": true})
 	case "ps":
 		list := []map[string]any{}
 		for _, g := range c.guests {
@@ -272,7 +245,7 @@ func (c *control) serve(r request) {
 		g.feed()
 		ch.send(map[string]any{"id": r.ID, "ok": true})
 	case "stats":
-		c.sendStats(r.ID)
+		c.sendStats(ch, r.ID)
 	case "time":
 		if r.Time == 0 {
 			fail("time: no time given")
@@ -283,16 +256,17 @@ func (c *control) serve(r request) {
 	case "shutdown":
 		ch.send(map[string]any{"id": r.ID, "ok": true})
 		c.shutdown = true
+		c.broadcast("shutdown", "", map[string]any{"event": "shutdown"})
 	default:
 		if op := testOps[r.Op]; op != nil {
-			op(c, r)
+			op(c, ch, r)
 			return
 		}
-		fail("unknown op %q (known: ping, ps, run, stop, move, input, stats, time, shutdown)", r.Op)
+		fail("unknown op %q (known: ping, ps, run, stop, move, input, attach, detach, stats, time, revoke, shutdown)", r.Op)
 	}
 }
 
-func (c *control) sendStats(id int) {
+func (c *control) sendStats(ch *session, id int) {
 	freq := cpu.ReadCNTFRQ()
 	list := []map[string]any{}
 	for _, g := range c.guests {
@@ -329,7 +303,7 @@ func (c *control) sendStats(id int) {
 				"vcpus": w[abi.CPUStatVCPUs], "run_ms": w[abi.CPUStatRunTicks] * 1000 / freq})
 		}
 	}
-	c.ch.send(map[string]any{"id": id, "ok": true, "vms": list, "cpus": cpus, "machine": map[string]uint64{
+	ch.send(map[string]any{"id": id, "ok": true, "vms": list, "cpus": cpus, "net": c.netStats(), "machine": map[string]uint64{
 		"pages": m[abi.MachinePages], "free": m[abi.MachineFree], "hypervisor": m[abi.MachineHypervisor],
 		"control": m[abi.MachineControl], "guests": m[abi.MachineGuests], "shared": m[abi.MachineShared],
 		"vms": m[abi.MachineVMs], "table_pages": m[abi.MachineTablePages],

@@ -15,18 +15,18 @@ import (
 )
 
 func init() {
-	testOps = map[string]func(c *control, r request){"crash": crash}
+	testOps = map[string]func(c *control, ch *session, r request){"crash": crash}
 }
 
-func crash(c *control, r request) {
+func crash(c *control, ch *session, r request) {
 	var target *guest
 	if r.Name != "" {
 		if target = c.find(r.Name); target == nil {
-			c.ch.send(map[string]any{"id": r.ID, "ok": false, "error": fmt.Sprintf("no VM named %q", r.Name)})
+			ch.send(map[string]any{"id": r.ID, "ok": false, "error": fmt.Sprintf("no VM named %q", r.Name)})
 			return
 		}
 	}
-	c.ch.send(map[string]any{"id": r.ID, "ok": true})
+	ch.send(map[string]any{"id": r.ID, "ok": true})
 	if target == nil {
 		panic("control: crash requested")
 	}

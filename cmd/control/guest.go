@@ -46,6 +46,8 @@ type guest struct {
 	// line collects console output into lines when there is no host
 	// channel to send it to.
 	line []byte
+	// tail is its recent console, for a network client that attaches.
+	tail []byte
 }
 
 // placer hands out pool memory for guests and takes it back when they are

@@ -70,6 +70,7 @@ func main() {
 	openDrives()
 	openUplink()
 	c := &control{}
+	openNetControl()
 	restart := args["restart"]
 	if restart != "" {
 		// The hypervisor restarted this partition after its predecessor
@@ -100,13 +101,15 @@ func main() {
 	if afterStart != nil {
 		afterStart(c)
 	}
-	c.ch = openChannel()
-	if c.ch != nil {
-		ready := map[string]any{"event": "ready", "version": abi.VersionMajor*1000 + abi.VersionMinor, "guests": len(c.guests)}
+	c.host = openChannel()
+	if c.host != nil {
+		c.sessions = append(c.sessions, c.host)
+		ready := map[string]any{"event": "ready", "version": abi.VersionMajor*1000 + abi.VersionMinor, "guests": len(c.guests),
+			"protocol": protocolVersion, "identity": identityPin()}
 		if restart != "" {
 			ready["restart"] = restart
 		}
-		c.ch.send(ready)
+		c.host.send(ready)
 	}
 	os.Exit(c.loop())
 }
@@ -115,16 +118,20 @@ func main() {
 // arguments' guests are started.
 var afterStart func(c *control)
 
-// control is the control partition's state: its guests and the channel.
+// control is the control partition's state: its guests, and the
+// sessions that manage it: the host channel and network clients.
 type control struct {
 	guests   []*guest
-	ch       *channel
+	host     *session // the host channel, if there is one
+	sessions []*session
 	shutdown bool
 	status   int
 	// active is the counter when the loop last had something to do: a
 	// request's bytes, console output, a forwarded access. For a while
 	// after it the loop polls; then it naps between rounds.
 	active uint64
+	// now is the counter at the start of this round.
+	now uint64
 }
 
 // pollFor is how long the loop keeps polling after it last had work, as
@@ -133,20 +140,37 @@ type control struct {
 const (
 	pollFor   = 500 // 2 ms
 	napMicros = 1000
+	// talking is how long after a network client's last bytes the loop
+	// polls, as a fraction of a second: the NIC raises no interrupt that
+	// would end a nap, and a nap's timer is late when the emulator's
+	// main thread is busy with the traffic.
+	talking = 10 // 100 ms
 )
 
 // loop serves the host and the guests until the host asks to shut down,
 // or, without a host channel, until every guest has stopped.
 func (c *control) loop() int {
-	for len(c.guests) > 0 || (c.ch != nil && !c.shutdown) {
-		if c.ch != nil {
-			for _, req := range c.ch.requests() {
-				c.serve(req)
+	for len(c.guests) > 0 || ((c.host != nil || netctl != nil) && !c.shutdown) {
+		// One read of the counter a round: under emulation each read can
+		// wait on the device model's lock, which network traffic holds.
+		c.now = vm.Counter()
+		if c.pollNet() {
+			c.busy()
+		}
+		for _, s := range c.sessions {
+			for _, req := range s.requests(c.now) {
+				c.serve(s, req)
 			}
-			if c.ch.active {
+			// A client in conversation is answered at once: no nap while
+			// its next segment may be on the way.
+			if s.active || s.network && c.now-s.lastRecv < cpu.ReadCNTFRQ()/talking {
 				c.busy()
 			}
+			if s.stalled(c.now) {
+				s.shut(fmt.Sprintf("stopped for %ds in the middle of a request", stallSeconds))
+			}
 		}
+		c.reap()
 		if c.serveMMIO() {
 			c.busy()
 		}
@@ -168,25 +192,28 @@ func (c *control) loop() int {
 				c.destroy(g)
 			}
 		}
-		if vm.Counter()-c.active < cpu.ReadCNTFRQ()/pollFor {
+		if c.now-c.active < cpu.ReadCNTFRQ()/pollFor {
 			call(abi.YIELD)
 		} else {
 			call(abi.YIELD, napMicros)
 		}
 	}
+	c.closeNet()
 	fmt.Printf("control: all guests done\n")
 	return c.status
 }
 
-// busy notes that the loop had work.
-func (c *control) busy() { c.active = vm.Counter() }
+// busy notes that the loop had work this round.
+func (c *control) busy() { c.active = c.now }
 
 // console passes a guest's output on: to the host, or line by line to
 // the control partition's own console when there is no host channel.
 func (c *control) console(g *guest, b []byte) {
 	c.busy()
-	if c.ch != nil {
-		c.ch.send(map[string]any{"event": "console", "vm": g.boot.Name, "data": b})
+	t := append(g.tail, b...)
+	g.tail = t[max(0, len(t)-tailSize):]
+	if len(c.sessions) > 0 {
+		c.broadcast("console", g.boot.Name, map[string]any{"event": "console", "vm": g.boot.Name, "data": b})
 		return
 	}
 	for _, ch := range b {
@@ -239,9 +266,7 @@ func (c *control) destroy(g *guest) {
 			n.stagePA = g.stagePA
 			c.guests[i] = n
 			fmt.Printf("control: %s reset\n", g.boot.Name)
-			if c.ch != nil {
-				c.ch.send(map[string]any{"event": "reset", "vm": g.boot.Name})
-			}
+			c.broadcast("reset", g.boot.Name, map[string]any{"event": "reset", "vm": g.boot.Name})
 			return
 		}
 		fmt.Printf("control: %s: reset failed: %v\n", g.boot.Name, err)
@@ -250,9 +275,7 @@ func (c *control) destroy(g *guest) {
 		placer.Free(g.stagePA)
 	}
 	c.guests = append(c.guests[:i], c.guests[i+1:]...)
-	if c.ch != nil {
-		c.ch.send(map[string]any{"event": "exit", "vm": g.boot.Name, "status": g.status})
-	}
+	c.broadcast("exit", g.boot.Name, map[string]any{"event": "exit", "vm": g.boot.Name, "status": g.status})
 }
 
 func (c *control) find(name string) *guest {
