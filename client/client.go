@@ -47,8 +47,13 @@ func (m *Message) VMName() string { s, _ := m.VM.(string); return s }
 // Message does not decode.
 func (m *Message) Raw() []byte { return m.raw }
 
-// Connect connects to the broker of an instance that is up.
+// Connect connects to the broker of an instance that is up, or to its
+// network control plane if it is remote.
 func Connect(in *Instance) (*Client, error) {
+	if in.Remote != nil {
+		c, _, err := DialRemote(*in.Remote)
+		return c, err
+	}
 	conn, err := net.Dial("unix", in.API)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach instance %q's broker at %s: %v (its log: %s)", in.Name, in.API, err, in.BrokerLog)

@@ -24,6 +24,9 @@ type Instance struct {
 	API       string `json:"api"`        // the broker's socket, which CLIs talk to
 	BrokerLog string `json:"broker_log"`
 	Private   bool   `json:"private,omitempty"` // booted for one run, gone after it
+	// Remote, when set, is how to reach an instance over its network
+	// control plane instead of its broker.
+	Remote *Remote `json:"-"`
 }
 
 // StateDir is the directory of the instance named name.

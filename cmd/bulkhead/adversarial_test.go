@@ -215,7 +215,7 @@ func TestControlCrash(t *testing.T) {
 	consoleLog := func() string { b, _ := os.ReadFile(in.Log); return string(b) }
 	crash := func(restart int, vm, why string) {
 		t.Helper()
-		_, cl, _, err := instanceClient("cc")
+		_, cl, _, err := instanceClient(&[]string{"cc"}[0])
 		require.NoError(t, err)
 		defer cl.Close()
 		req := map[string]any{"op": "crash"}

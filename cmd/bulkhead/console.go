@@ -45,7 +45,7 @@ func cmdConsole(args []string, stdout, stderr io.Writer) int {
 		return failed("console", err, exitUsage, stderr)
 	}
 	vm := pos[0]
-	_, cl, code, err := instanceClient(*name)
+	_, cl, code, err := instanceClient(name)
 	if err != nil {
 		return failed("console", err, code, stderr)
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+
+	"github.com/bulkhead-hv/bulkhead/ctlstate"
 	"os"
 	"regexp"
 	"strings"
@@ -13,6 +15,7 @@ import (
 type drive struct {
 	name, file string
 	ro         bool
+	state      bool // the control plane's state drive (up --listen)
 }
 
 // driveName is what a drive may be called: the virtio-blk serial holds 20
@@ -43,6 +46,9 @@ func cutRO(v string) (string, bool) {
 func (d drive) check() error {
 	if !driveName.MatchString(d.name) {
 		return fmt.Errorf("--disk %s: name it with 1 to 20 letters, digits, '_' or '-'", d.name)
+	}
+	if d.name == ctlstate.DriveName && !d.state {
+		return fmt.Errorf("--disk %s: the name is the instance's state drive's (up --listen): pick another", d.name)
 	}
 	fi, err := os.Stat(d.file)
 	switch {

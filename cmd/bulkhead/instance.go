@@ -314,31 +314,7 @@ func bootInstance(m *machineConfig, name string, private bool, abort <-chan os.S
 // (-1 if it did not say) and the last lines of its console.
 func teardown(in *client.Instance, stderr io.Writer) (int, string) {
 	if cl, err := client.Connect(in); err == nil {
-		// The control partition shuts down once its VMs have stopped.
-		if vms, _, err := cl.PS(); err == nil {
-			running := map[string]bool{}
-			for _, v := range vms {
-				if v.State == "running" {
-					running[v.Name] = true
-					cl.Send(map[string]any{"op": "stop", "name": v.Name})
-				}
-			}
-			for timeout := time.After(10 * time.Second); len(running) > 0; {
-				select {
-				case m, ok := <-cl.Msgs():
-					if !ok {
-						running = nil
-					} else if m.Event == "exit" {
-						delete(running, m.VMName())
-					}
-				case <-timeout:
-					running = nil
-				}
-			}
-		}
-		if _, err := cl.Call(map[string]any{"op": "shutdown"}, client.AnswerTimeout); err != nil {
-			fmt.Fprintf(stderr, "bulkhead: instance %q: shutdown: %v; stopping QEMU\n", in.Name, err)
-		}
+		shutdown(in, cl, stderr)
 		cl.Close()
 	}
 	if !waitGone(in.PID, 10*time.Second) {
@@ -352,6 +328,67 @@ func teardown(in *client.Instance, stderr io.Writer) (int, string) {
 	status, last := hypervisorStatus(in.Log), tail(in.Log, 30)
 	os.RemoveAll(client.StateDir(in.Name))
 	return status, last
+}
+
+// shutdown stops the instance's running VMs, waiting up to 10 s for
+// them, and asks the control partition to end: it does once they have
+// stopped.
+func shutdown(in *client.Instance, cl *client.Client, stderr io.Writer) error {
+	if vms, _, err := cl.PS(); err == nil {
+		running := map[string]bool{}
+		for _, v := range vms {
+			if v.State == "running" {
+				running[v.Name] = true
+				cl.Send(map[string]any{"op": "stop", "name": v.Name})
+			}
+		}
+		for timeout := time.After(10 * time.Second); len(running) > 0; {
+			select {
+			case m, ok := <-cl.Msgs():
+				if !ok {
+					running = nil
+				} else if m.Event == "exit" {
+					delete(running, m.VMName())
+				}
+			case <-timeout:
+				running = nil
+			}
+		}
+	}
+	if _, err := cl.Call(map[string]any{"op": "shutdown"}, client.AnswerTimeout); err != nil {
+		fmt.Fprintf(stderr, "bulkhead: instance %q: shutdown: %v\n", in.Name, err)
+		return err
+	}
+	return nil
+}
+
+// remoteDown shuts a remote instance down and waits for its connection
+// to close, which it does as the machine ends.
+func remoteDown(stdout, stderr io.Writer) int {
+	in, code, err := targetInstance("")
+	if err != nil {
+		return failed("down", err, code, stderr)
+	}
+	cl, err := client.Connect(in)
+	if err != nil {
+		return failed("down", err, exitInternal, stderr)
+	}
+	defer cl.Close()
+	if err := shutdown(in, cl, stderr); err != nil {
+		return exitInternal
+	}
+	for timeout := time.After(30 * time.Second); ; {
+		select {
+		case _, ok := <-cl.Msgs():
+			if !ok {
+				fmt.Fprintf(stdout, "instance %s is down\n", in.Name)
+				return 0
+			}
+		case <-timeout:
+			fmt.Fprintf(stderr, "bulkhead down: instance %s acknowledged the shutdown but kept its connection open for 30s\n", in.Name)
+			return exitInternal
+		}
+	}
 }
 
 func waitGone(pid int, timeout time.Duration) bool {
@@ -475,9 +512,21 @@ func cmdUp(args []string, stdout, stderr io.Writer) int {
 	fs.Var(driveFlag{&m.drives}, "disk", "a raw disk image the instance's guests can attach, as `NAME=FILE` or NAME=FILE,ro\n(repeatable; bulkhead run --disk NAME gives it to a guest)")
 	fs.Var(uplinkFlag{&m.uplink}, "net", "the instance's uplink, which guests' network devices are switched onto (bulkhead run --net):\n"+
 		"`user`[,hostfwd=tcp:HOSTPORT-:GUESTPORT]... (QEMU's user network, its forwards on 127.0.0.1) or tap,ifname=NAME")
+	listen := fs.Int("listen", 0, "also serve the instance's commands over the network on 127.0.0.1:`PORT` (TLS 1.3, client\n"+
+		"certificates): bulkhead --remote 127.0.0.1:PORT reaches it; the credentials are in ~/.config/bulkhead/instances/NAME")
 	asJSON := fs.Bool("json", false, "print the instance's state as JSON")
 	if _, err := parseArgs(fs, args); err != nil {
 		return failed("up", err, exitUsage, stderr)
+	}
+	if remote.addr != "" {
+		return failed("up", errors.New("up boots an instance on this host: drop --remote"), exitUsage, stderr)
+	}
+	var credDir string
+	if *listen != 0 {
+		var err error
+		if credDir, err = prepareListen(m, *name, *listen); err != nil {
+			return failed("up", err, exitUsage, stderr)
+		}
 	}
 	if err := m.check("mem"); err != nil {
 		return failed("up", err, exitUsage, stderr)
@@ -499,10 +548,19 @@ func cmdUp(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return failed("up", fmt.Errorf("instance %q failed to boot: %v", *name, err), exitInternal, stderr)
 	}
+	if credDir != "" {
+		if err := listenReady(in, credDir, *listen); err != nil {
+			teardown(in, stderr)
+			return failed("up", fmt.Errorf("instance %q: its network control plane: %v; it was brought down", *name, err), exitInternal, stderr)
+		}
+	}
 	if *asJSON {
 		json.NewEncoder(stdout).Encode(in)
 	} else {
 		fmt.Fprintf(stdout, "instance %q is up: QEMU pid %d, broker pid %d, console log %s\n", *name, in.PID, in.BrokerPID, in.Log)
+		if credDir != "" {
+			fmt.Fprintf(stdout, "its network API is on 127.0.0.1:%d: bulkhead --remote 127.0.0.1:%d ps (credentials in %s)\n", *listen, *listen, credDir)
+		}
 	}
 	return 0
 }
@@ -522,6 +580,9 @@ func cmdDown(args []string, stdout, stderr io.Writer) int {
 	fs, name := commandFlags("down", downUsage, stderr)
 	if _, err := parseArgs(fs, args); err != nil {
 		return failed("down", err, exitUsage, stderr)
+	}
+	if remote.addr != "" {
+		return remoteDown(stdout, stderr)
 	}
 	in, err := client.ReadInstance(*name)
 	if err != nil {

@@ -28,6 +28,7 @@ Usage:
 	bulkhead move [flags] VM VCPU CPU  move a vCPU to another physical CPU
 	bulkhead stats [flags]         VMs' counters and the machine's page ledger
 	bulkhead down [flags]          shut an instance down
+	bulkhead credentials [flags]   issue or revoke a client certificate for --remote
 	bulkhead version               print the version
 	bulkhead help [COMMAND]        print a command's help, with examples
 
@@ -45,7 +46,15 @@ one, "run" boots a private instance for its image and brings it down after.
 
 Every instance command takes --name (or --instance) for the instance, and
 --json where its output is data.
-`
+
+An instance booted with up --listen PORT also serves its commands over the
+network, TLS 1.3 with client certificates, as a server with no host beside
+it does; bulkhead --remote HOST:PORT COMMAND reaches it there.
+
+	bulkhead up --listen 7443
+	bulkhead --remote 127.0.0.1:7443 ps
+
+` + remoteHelp
 
 func main() {
 	os.Exit(cli(os.Args[1:], os.Stdout, os.Stderr))
@@ -53,18 +62,25 @@ func main() {
 
 // commands, by name; each takes its arguments and returns the exit status.
 var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
-	"run":     cmdRun,
-	"up":      cmdUp,
-	"ps":      cmdPs,
-	"console": cmdConsole,
-	"stop":    cmdStop,
-	"move":    cmdMove,
-	"stats":   cmdStats,
-	"down":    cmdDown,
+	"run":         cmdRun,
+	"up":          cmdUp,
+	"ps":          cmdPs,
+	"console":     cmdConsole,
+	"stop":        cmdStop,
+	"move":        cmdMove,
+	"stats":       cmdStats,
+	"down":        cmdDown,
+	"credentials": cmdCredentials,
 }
 
 // cli runs one command and returns the process exit status.
 func cli(args []string, stdout, stderr io.Writer) int {
+	remote, notices = remoteFlags{}, stderr
+	args, err := parseGlobal(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "bulkhead: %v\n", err)
+		return exitUsage
+	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage

@@ -250,7 +250,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) (code int) {
 	// One path for both: a private instance is booted, used like one that
 	// is up, and brought down after, whatever happened.
 	var in *client.Instance
-	if !c.private {
+	if remote.addr != "" {
+		if c.private {
+			return failed("run", fmt.Errorf("--private boots an instance on this host: drop --remote"), exitUsage, stderr)
+		}
+		if in, _, err = targetInstance(c.instance); err != nil {
+			return failed("run", err, exitUsage, stderr)
+		}
+	} else if !c.private {
 		in, _ = client.LoadInstance(c.instance)
 	}
 	if in != nil && c.net != "" && c.net != "user" {

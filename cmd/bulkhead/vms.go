@@ -13,12 +13,14 @@ import (
 	"github.com/bulkhead-hv/bulkhead/client"
 )
 
-// instanceClient loads the instance a command names and connects to it.
-func instanceClient(name string) (*client.Instance, *client.Client, int, error) {
-	in, err := client.LoadInstance(name)
+// instanceClient loads the instance a command names (or --remote, whose
+// address then becomes the name) and connects to it.
+func instanceClient(name *string) (*client.Instance, *client.Client, int, error) {
+	in, code, err := targetInstance(*name)
 	if err != nil {
-		return nil, nil, exitUsage, err
+		return nil, nil, code, err
 	}
+	*name = in.Name
 	cl, err := client.Connect(in)
 	if err != nil {
 		return nil, nil, exitInternal, err
@@ -43,7 +45,7 @@ func cmdPs(args []string, stdout, stderr io.Writer) int {
 	if _, err := parseArgs(fs, args); err != nil {
 		return failed("ps", err, exitUsage, stderr)
 	}
-	_, cl, code, err := instanceClient(*name)
+	_, cl, code, err := instanceClient(name)
 	if err != nil {
 		return failed("ps", err, code, stderr)
 	}
@@ -122,7 +124,7 @@ func cmdStop(args []string, stdout, stderr io.Writer) int {
 		return failed("stop", err, exitUsage, stderr)
 	}
 	vm := pos[0]
-	_, cl, code, err := instanceClient(*name)
+	_, cl, code, err := instanceClient(name)
 	if err != nil {
 		return failed("stop", err, code, stderr)
 	}
@@ -260,7 +262,7 @@ func cmdStats(args []string, stdout, stderr io.Writer) int {
 	if _, err := parseArgs(fs, args); err != nil {
 		return failed("stats", err, exitUsage, stderr)
 	}
-	_, cl, code, err := instanceClient(*name)
+	_, cl, code, err := instanceClient(name)
 	if err != nil {
 		return failed("stats", err, code, stderr)
 	}
@@ -396,7 +398,7 @@ func cmdMove(args []string, stdout, stderr io.Writer) int {
 	if err1 != nil || err2 != nil || vcpu < 0 || pcpu < 0 || pcpu >= maxPCPUs {
 		return failed("move", fmt.Errorf("VCPU and CPU must be numbers from 0 (CPU below %d); got %q and %q", maxPCPUs, pos[1], pos[2]), exitUsage, stderr)
 	}
-	_, cl, code, err := instanceClient(*name)
+	_, cl, code, err := instanceClient(name)
 	if err != nil {
 		return failed("move", err, code, stderr)
 	}
