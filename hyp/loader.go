@@ -33,11 +33,15 @@ func (h *Hyp) LoadELF(vm *VM, image []byte) (entry uint64, err error) {
 		if p.Paddr+p.Memsz < p.Paddr || !vm.contains(p.Paddr, p.Memsz) {
 			return 0, fmt.Errorf("ELF segment [%#x, +%#x) lies outside the VM's memory", p.Paddr, p.Memsz)
 		}
-		data := make([]byte, p.Memsz)
-		if _, err := p.ReadAt(data[:p.Filesz], 0); err != nil {
+		data := make([]byte, p.Filesz)
+		if _, err := p.ReadAt(data, 0); err != nil {
 			return 0, fmt.Errorf("ELF segment at %#x: %w", p.Paddr, err)
 		}
 		h.writeGuest(vm, p.Paddr, data)
+		// The rest, its bss, is zeroed in place, not allocated here: Go's
+		// crypto has a 32 MiB one (the FIPS entropy source's scratch
+		// buffer), more than the hypervisor's heap has to spare.
+		h.zeroGuest(vm, p.Paddr+p.Filesz, p.Memsz-p.Filesz)
 		loaded = true
 	}
 	if !loaded {
@@ -66,6 +70,23 @@ func (h *Hyp) writeGuest(vm *VM, ipa uint64, data []byte) {
 		h.phys.Write(pa, data[:n])
 		ipa += n
 		data = data[n:]
+	}
+}
+
+// zeroGuest zeroes n bytes of guest memory at ipa: the partial pages at
+// either end by writing, the pages between whole.
+func (h *Hyp) zeroGuest(vm *VM, ipa, n uint64) {
+	var zeros [mmu.PageSize]byte
+	for n > 0 {
+		pa, _ := vm.IPAToPA(ipa)
+		k := min(mmu.PageSize-ipa%mmu.PageSize, n)
+		if k == mmu.PageSize {
+			h.phys.Zero(pa)
+		} else {
+			h.phys.Write(pa, zeros[:k])
+		}
+		ipa += k
+		n -= k
 	}
 }
 
