@@ -113,9 +113,10 @@ func New(cfg Config) (*Stack, error) {
 		{Destination: sub, NIC: nicID},
 		{Destination: header.IPv4EmptySubnet, Gateway: tcpip.AddrFrom4(cfg.Gateway.As4()), NIC: nicID},
 	})
-	// Large windows: an upload of a kernel is the common transfer, and
-	// under emulation each round trip is dear.
-	rcv := tcpip.TCPReceiveBufferSizeRangeOption{Min: 4 << 10, Default: 1 << 20, Max: 4 << 20}
+	// Windows large enough for an upload of a kernel, the common
+	// transfer, and small enough that the control plane's 16 connections
+	// fit the control partition's heap at once.
+	rcv := tcpip.TCPReceiveBufferSizeRangeOption{Min: 4 << 10, Default: 256 << 10, Max: 1 << 20}
 	s.SetTransportProtocolOption(tcp.ProtocolNumber, &rcv)
 	sack := tcpip.TCPSACKEnabled(true)
 	s.SetTransportProtocolOption(tcp.ProtocolNumber, &sack)

@@ -66,7 +66,7 @@ func (m *machineConfig) virtioDevice(kind, props string) string {
 
 func (m *machineConfig) check(memFlag string) error {
 	if m.mem < 512<<20 {
-		return fmt.Errorf("--%s %s: at least 512M (the hypervisor keeps 64M, the control partition's runtime 64M at 0x48000000, images go above 0x50000000)", memFlag, sizeFlag{&m.mem})
+		return fmt.Errorf("--%s %s: at least 512M (the hypervisor keeps 64M, the control partition's runtime 128M at 0x48000000, images go above 0x50000000)", memFlag, sizeFlag{&m.mem})
 	}
 	if m.smp < 1 || m.smp > 64 {
 		return fmt.Errorf("--smp %d: want 1 to 64", m.smp)
@@ -495,8 +495,17 @@ partition's memory and nothing a guest was given (bulkhead stats says so,
 and counts what the SMMU stopped). Without it they are on virtio-mmio, and
 a control partition that misbehaved could have them reach any page.
 
+With --listen PORT the control partition also serves every command over
+the network, TLS 1.3 with client certificates, on the uplink (one is
+added if --net gives none), and the host forwards 127.0.0.1:PORT to it:
+bulkhead --remote 127.0.0.1:PORT COMMAND. The operator's CA, a client
+certificate and the instance's state drive (its identity, made at its
+first boot) are kept in ~/.config/bulkhead/instances/NAME and outlive
+the instance; bulkhead credentials issues more certificates.
+
 Examples:
 	bulkhead up
+	bulkhead up --listen 7443 && bulkhead --remote 127.0.0.1:7443 ps
 	bulkhead up --name big --mem 4G --smp 4
 	bulkhead up --disk root=build/linux/rootfs.ext4 --disk data=data.img,ro
 	bulkhead up --net user,hostfwd=tcp:8080-:80   # guests on QEMU's user network
