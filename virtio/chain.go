@@ -86,7 +86,7 @@ func (q *Queue) chain(ids []uint16, segs []Seg) {
 		q.owed = true
 		return
 	}
-	q.d.t.notify(q.index)
+	q.kick()
 }
 
 // reap takes the chains the device has finished with off the used ring

@@ -424,6 +424,20 @@ func TestNetReceive(t *testing.T) {
 	assert.Equal(t, 3, n.Receive(collect))
 	assert.Equal(t, want, got, "in order, header stripped, cut to the length written")
 	assert.Equal(t, notifies+1, f.rxNotify, "the buffers given back, with one notification")
+
+	// A device that says it needs no notification (VIRTQ_USED_F_NO_NOTIFY)
+	// gets none; it gets them again once it clears the flag.
+	used := f.mem.at(f.q[netReceiveq].used)
+	le.PutUint16(used[0:], 1)
+	require.Equal(t, 2, f.deliver(frame(60, 4), frame(60, 5)))
+	notifies = f.rxNotify
+	assert.Equal(t, 2, n.Receive(collect))
+	assert.Equal(t, notifies, f.rxNotify, "no notification while the device asks for none")
+	le.PutUint16(used[0:], 0)
+	require.Equal(t, 1, f.deliver(frame(60, 6)))
+	assert.Equal(t, 1, n.Receive(collect))
+	assert.Equal(t, notifies+1, f.rxNotify, "notified again once it asks")
+	got = got[:3]
 	rxSound(t, n, f)
 	assert.Len(t, f.outstanding(), netBufs)
 

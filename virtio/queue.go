@@ -39,6 +39,24 @@ type Queue struct {
 	batch, owed bool
 }
 
+// usedFNoNotify is the used ring's flag by which the device says it
+// needs no notification (VIRTQ_USED_F_NO_NOTIFY, 2.7.10): without
+// VIRTIO_F_EVENT_IDX, a driver that sees it should not notify
+// (2.7.7.2). QEMU sets it while its device model works through a queue:
+// each notification skipped is a trap to it, which takes its big lock.
+const usedFNoNotify = 1
+
+// kick notifies the device of new buffers unless it said it needs no
+// notification; the avail idx it covers was written before (the
+// barrier in chain). The flag is the device's word: set, it only
+// starves its own queue.
+func (q *Queue) kick() {
+	if le.Uint16(q.used[0:])&usedFNoNotify != 0 {
+		return
+	}
+	q.d.t.notify(q.index)
+}
+
 // Batch defers notifications until Flush.
 func (q *Queue) Batch() { q.batch = true }
 
@@ -47,7 +65,8 @@ func (q *Queue) Flush() {
 	q.batch = false
 	if q.owed {
 		q.owed = false
-		q.d.t.notify(q.index)
+		q.d.mem.Barrier()
+		q.kick()
 	}
 }
 
