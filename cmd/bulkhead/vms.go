@@ -275,13 +275,18 @@ func cmdStats(args []string, stdout, stderr io.Writer) int {
 		VMs     json.RawMessage `json:"vms"`
 		Machine json.RawMessage `json:"machine"`
 		CPUs    []cpuStats      `json:"cpus"`
+		Net     *netStats       `json:"net"`
 	}
 	json.Unmarshal(m.Raw(), &raw)
 	if len(raw.VMs) == 0 || string(raw.VMs) == "null" {
 		raw.VMs = json.RawMessage("[]")
 	}
 	if *asJSON {
-		json.NewEncoder(stdout).Encode(map[string]any{"instance": *name, "vms": raw.VMs, "machine": raw.Machine, "cpus": raw.CPUs})
+		out := map[string]any{"instance": *name, "vms": raw.VMs, "machine": raw.Machine, "cpus": raw.CPUs}
+		if raw.Net != nil {
+			out["net"] = raw.Net
+		}
+		json.NewEncoder(stdout).Encode(out)
 		return 0
 	}
 	var vms []vmStats
@@ -293,7 +298,23 @@ func cmdStats(args []string, stdout, stderr io.Writer) int {
 		return failed("stats", fmt.Errorf("the control partition's ledger figures: %v", err), exitInternal, stderr)
 	}
 	printStats(stdout, vms, mach, raw.CPUs)
+	if n := raw.Net; n != nil {
+		fmt.Fprintf(stdout, "network control plane: %s port %d, identity %s: %d connection(s) open; %d accepted, %d refused, %d cut; %d certificate(s) revoked\n",
+			n.Addr, n.Port, n.Identity, n.Open, n.Accepted, n.Refused, n.Cut, n.Revoked)
+	}
 	return 0
+}
+
+// netStats is the network control plane's line of stats.
+type netStats struct {
+	Addr     string `json:"addr"`
+	Port     int    `json:"port"`
+	Identity string `json:"identity"`
+	Open     int    `json:"open"`
+	Accepted int    `json:"accepted"`
+	Refused  int    `json:"refused"`
+	Cut      int    `json:"cut"`
+	Revoked  int    `json:"revoked"`
 }
 
 func printStats(w io.Writer, vms []vmStats, m machineStats, cpus []cpuStats) {
