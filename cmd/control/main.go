@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 	"unsafe"
 
@@ -33,6 +34,11 @@ func call(fid uint32, args ...uint64) (int64, uint64) {
 }
 
 func main() {
+	// The heap is fixed (the runtime's 128 MiB less the image): the
+	// collector may let it grow four times what is live, the network's
+	// per-segment garbage being the most of it, but not past the limit.
+	debug.SetGCPercent(400)
+	debug.SetMemoryLimit(48 << 20)
 	info := vm.Arg()
 	fmt.Printf("control partition at EL1: runtime %d MiB at %#x, pool [%#x, %#x)\n",
 		vm.RAMSize>>20, vm.RAMBase, vm.PoolBase, vm.PoolEnd)

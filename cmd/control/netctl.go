@@ -242,7 +242,7 @@ func (n *netControl) handshake(conn net.Conn) {
 	leaf := tc.ConnectionState().PeerCertificates[0]
 	nc := &netConn{c: tc, n: n, serial: leaf.SerialNumber,
 		peer: fmt.Sprintf("%v (%s, serial %s)", conn.RemoteAddr(), leaf.Subject.CommonName, hex.EncodeToString(leaf.SerialNumber.Bytes())),
-		in:   make(chan []byte, 16), out: make(chan []byte, outQueue), done: make(chan struct{}), flushed: make(chan struct{})}
+		in:   make(chan []byte, 16), free: make(chan []byte, 17), out: make(chan []byte, outQueue), done: make(chan struct{}), flushed: make(chan struct{})}
 	go nc.reader()
 	go nc.writer()
 	s := &session{t: nc, vms: map[string]bool{}, network: true, lastRecv: vm.Counter()}
@@ -347,6 +347,8 @@ type netConn struct {
 	peer   string
 	serial *big.Int
 	in     chan []byte // what the reader received; closed when it ends
+	free   chan []byte // chunks the loop is done with, to read into again
+	last   []byte      // the chunk receive returned last
 	out    chan []byte
 	done   chan struct{}
 	// flushed closes when the writer has sent what was queued and
@@ -360,8 +362,13 @@ func (nc *netConn) String() string { return nc.peer }
 
 func (nc *netConn) reader() {
 	for {
-		buf := make([]byte, 16<<10)
-		k, err := nc.c.Read(buf)
+		var buf []byte
+		select {
+		case buf = <-nc.free:
+		default:
+			buf = make([]byte, chunk)
+		}
+		k, err := nc.c.Read(buf[:chunk])
 		if k > 0 {
 			select {
 			case nc.in <- buf[:k]:
@@ -411,23 +418,31 @@ func (nc *netConn) put(line []byte, timeout time.Duration) bool {
 	return true
 }
 
-// receive takes what the reader has, up to a bound, so the loop moves on.
+// receive takes the reader's next chunk, and gives the last one back
+// for it to read into again.
 func (nc *netConn) receive() []byte {
-	var got []byte
-	for len(got) < 512<<10 {
+	if nc.last != nil {
 		select {
-		case b, ok := <-nc.in:
-			if !ok {
-				nc.eof = true
-				return got
-			}
-			got = append(got, b...)
+		case nc.free <- nc.last[:cap(nc.last)]:
 		default:
-			return got
 		}
+		nc.last = nil
 	}
-	return got
+	select {
+	case b, ok := <-nc.in:
+		if !ok {
+			nc.eof = true
+			return nil
+		}
+		nc.last = b
+		return b
+	default:
+		return nil
+	}
 }
+
+// chunk is what the reader reads at most at once: a TLS record.
+const chunk = 16 << 10
 
 func (nc *netConn) ended() bool { return nc.eof }
 

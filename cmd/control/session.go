@@ -28,8 +28,9 @@ const (
 )
 
 // A transport carries a session's bytes: the host channel, or a network
-// client's TLS connection (netctl.go). receive does not block; write
-// reports false once the other end is gone.
+// client's TLS connection (netctl.go). receive does not block, and what
+// it returns is the session's until its next call; write reports false
+// once the other end is gone.
 type transport interface {
 	receive() []byte
 	write(line []byte) bool
@@ -106,51 +107,88 @@ func (s *session) refuse(id int, msg string) {
 	}
 }
 
-// requests returns the complete requests received so far.
+// requests returns the complete requests received so far: up to
+// receiveBudget bytes a round, so that the loop goes on to its other work.
 func (s *session) requests(now uint64) []request {
 	if s.closed {
 		return nil
 	}
-	got := s.t.receive()
-	if len(got) > 0 {
-		s.lastRecv = now
-	}
-	s.active = len(got) > 0 || s.upload != nil
-	s.pending = append(s.pending, got...)
+	s.active = s.upload != nil
 	var out []request
+	for budget := receiveBudget; budget > 0 && !s.closed; {
+		got := s.t.receive()
+		if len(got) == 0 {
+			break
+		}
+		s.lastRecv, s.active = now, true
+		budget -= len(got)
+		got = s.stage(got)
+		s.pending = append(s.pending, got...)
+		out = s.parse(out)
+	}
+	if !s.closed && s.t.ended() {
+		out = s.parse(out)
+		if !s.closed {
+			s.shut("hung up")
+		}
+	}
+	return out
+}
+
+// receiveBudget is how many bytes a session takes in a round.
+const receiveBudget = 512 << 10
+
+// stage copies what got holds of an upload under way straight into its
+// staging memory, and returns the rest. Only bytes that follow a whole
+// request line go through pending.
+func (s *session) stage(got []byte) []byte {
+	u := s.upload
+	if u == nil || len(s.pending) > 0 {
+		return got
+	}
+	n := min(uint64(len(got)), u.Size+u.InitrdSize-u.got)
+	if u.staging != nil {
+		copy(u.staging[u.got:], got[:n])
+	}
+	s.advance(u, n)
+	return got[n:]
+}
+
+// advance counts n more bytes of upload u, reporting its progress to a
+// network client.
+func (s *session) advance(u *request, n uint64) {
+	before := u.got
+	u.got += n
+	total := u.Size + u.InitrdSize
+	if n > 0 && s.network && (u.got/progressEvery != before/progressEvery || u.got == total) {
+		s.send(map[string]any{"event": "upload", "id": u.ID, "sent": u.got, "total": total})
+	}
+}
+
+// parse takes the requests out of pending, and an upload's bytes into
+// its staging memory.
+func (s *session) parse(out []request) []request {
 	for !s.closed {
 		if u := s.upload; u != nil {
 			n := min(uint64(len(s.pending)), u.Size+u.InitrdSize-u.got)
 			if u.staging != nil {
 				copy(u.staging[u.got:], s.pending[:n])
 			}
-			before := u.got
-			u.got += n
 			s.pending = s.pending[n:]
-			total := u.Size + u.InitrdSize
-			if s.network && (u.got/progressEvery != before/progressEvery || u.got == total) {
-				s.send(map[string]any{"event": "upload", "id": u.ID, "sent": u.got, "total": total})
-			}
-			if u.got < total {
-				if s.t.ended() {
-					s.shut("hung up")
-				}
-				return out
+			s.advance(u, n)
+			if u.got < u.Size+u.InitrdSize {
+				return s.compact(out)
 			}
 			out = append(out, *u)
 			s.upload = nil
 		}
 		i := bytes.IndexByte(s.pending, '\n')
-		if i < 0 && s.t.ended() {
-			s.shut("hung up")
-			return out
-		}
 		if i < 0 {
 			if len(s.pending) > maxLine {
 				s.pending = nil
 				s.refuse(0, fmt.Sprintf("a request line of more than %d bytes", maxLine))
 			}
-			return out
+			return s.compact(out)
 		}
 		line := s.pending[:i]
 		s.pending = s.pending[i+1:]
@@ -184,6 +222,15 @@ func (s *session) requests(now uint64) []request {
 			continue
 		}
 		out = append(out, r)
+	}
+	return out
+}
+
+// compact lets go of pending's consumed front once nothing is left in it,
+// so that the next bytes do not grow a slice that only ever moves on.
+func (s *session) compact(out []request) []request {
+	if len(s.pending) == 0 {
+		s.pending = nil
 	}
 	return out
 }
