@@ -34,10 +34,10 @@ type remoteWorld struct {
 	console func() string
 }
 
-func upListening(t *testing.T, name string) *remoteWorld {
+func upListening(t *testing.T, name string, args ...string) *remoteWorld {
 	t.Helper()
 	port := freePort(t)
-	in := upInstance(t, name, "--listen", fmt.Sprint(port))
+	in := upInstance(t, name, append([]string{"--listen", fmt.Sprint(port)}, args...)...)
 	w := &remoteWorld{in: in, addr: fmt.Sprintf("127.0.0.1:%d", port)}
 	var err error
 	w.dir, err = configDir(name)
@@ -273,8 +273,11 @@ func TestRemoteControlPlane(t *testing.T) {
 	require.True(t, waitGone(w.in.PID, 30*time.Second), "QEMU ends")
 
 	// The same instance up again keeps its identity: the state drive has
-	// it, and the revoked serial.
-	w2 := upListening(t, "rc")
+	// it, and the revoked serial. This time its NIC and drives are PCI
+	// functions behind the SMMU.
+	w2 := upListening(t, "rc", "--iommu")
+	assert.Regexp(t, `DMA: SMMUv3 at 0x[0-9a-f]+ confines PCIe streams`, w2.console())
+	assert.Regexp(t, `control: uplink [0-9a-f:]+ at PCI `, w2.console(), "the NIC is a PCI function")
 	assert.Equal(t, w.ctx.Pin, w2.ctx.Pin, "the instance's key outlives it")
 	code, _, errb = bh("--remote", w2.addr, "--credentials", cdir, "ps")
 	assert.NotEqual(t, 0, code, "bob stays revoked")
