@@ -85,12 +85,12 @@ func (w *remoteWorld) dial(t *testing.T, cfg *tls.Config) (*tls.Conn, string, er
 	return c, line, nil
 }
 
-// refused checks that the instance logged a refusal or a cut that
-// matches why, after the count it had logged before.
+// logged checks that the instance's console has, within a minute, a
+// line that matches why: the reason it gave for a refusal or a cut.
 func (w *remoteWorld) logged(t *testing.T, why string) {
 	t.Helper()
 	re := regexp.MustCompile(why)
-	if !assert.Eventually(t, func() bool { return re.MatchString(w.console()) }, 30*time.Second, 100*time.Millisecond,
+	if !assert.Eventually(t, func() bool { return re.MatchString(w.console()) }, time.Minute, 100*time.Millisecond,
 		"the instance logs %q", why) {
 		var net []string
 		for _, l := range strings.Split(w.console(), "\n") {
@@ -98,7 +98,8 @@ func (w *remoteWorld) logged(t *testing.T, why string) {
 				net = append(net, l)
 			}
 		}
-		t.Fatalf("what it logged of the network:\n%s", strings.Join(net, "\n"))
+		_, stats, errb := bh("stats", "--name", w.in.Name, "--json")
+		t.Fatalf("what it logged of the network:\n%s\nits stats: %s%s", strings.Join(net, "\n"), stats, errb)
 	}
 }
 
@@ -199,7 +200,7 @@ func TestRemoteControlPlane(t *testing.T) {
 			w.logged(t, `its upload of half ends \d+ of 8388608 bytes in: dropped\r?\ncontrol\| control: net: [^\n]*: hung up`)
 			continue
 		}
-		c.SetDeadline(time.Now().Add(60 * time.Second))
+		c.SetDeadline(time.Now().Add(90 * time.Second))
 		io.ReadAll(c) // until the instance cuts it
 		c.Close()
 		w.logged(t, `its upload of half ends 1048576 of 8388608 bytes in: dropped`)

@@ -60,6 +60,12 @@ func upInstance(t *testing.T, name string, args ...string) *client.Instance {
 		killPID(in.BrokerPID)
 		if t.Failed() {
 			t.Logf("%s's console:\n%s\nbroker:\n%s", name, tail(in.Log, 40), tail(in.BrokerLog, 40))
+			// A goroutine dump pushes the reason out of the tail.
+			b, _ := os.ReadFile(in.Log)
+			if i := regexp.MustCompile(`(?m)^(fatal error|panic|bulkhead: exception)`).FindIndex(b); i != nil {
+				end := min(len(b), i[0]+2000)
+				t.Logf("%s's console, where it failed:\n%s", name, b[max(0, i[0]-1000):end])
+			}
 		}
 	})
 	return in

@@ -159,7 +159,9 @@ func (c *control) loop() int {
 	for len(c.guests) > 0 || ((c.host != nil || netctl != nil) && !c.shutdown) {
 		// One read of the counter a round: under emulation each read can
 		// wait on the device model's lock, which network traffic holds.
-		c.now = vm.Counter()
+		// The physical count: the virtual one stops while guests use the
+		// CPU, and a client's time-outs are the world's time.
+		c.now = cpu.ReadCNTPCT()
 		if c.pollNet() {
 			c.busy()
 		}

@@ -245,7 +245,7 @@ func (n *netControl) handshake(conn net.Conn) {
 		in:   make(chan []byte, 16), free: make(chan []byte, 17), out: make(chan []byte, outQueue), done: make(chan struct{}), flushed: make(chan struct{})}
 	go nc.reader()
 	go nc.writer()
-	s := &session{t: nc, vms: map[string]bool{}, network: true, lastRecv: vm.Counter()}
+	s := &session{t: nc, vms: map[string]bool{}, network: true, lastRecv: cpu.ReadCNTPCT()}
 	n.mu.Lock()
 	n.accepted++
 	n.incoming = append(n.incoming, s)
@@ -295,9 +295,9 @@ func (c *control) closeNet() {
 			conns = append(conns, nc)
 		}
 	}
-	deadline := vm.Counter() + cpu.ReadCNTFRQ()
-	for vm.Counter() < deadline {
-		c.now = vm.Counter()
+	deadline := cpu.ReadCNTPCT() + cpu.ReadCNTFRQ()
+	for cpu.ReadCNTPCT() < deadline {
+		c.now = cpu.ReadCNTPCT()
 		c.pollNet()
 		c.pollUplink()
 		done := netctl.st.Pending() == 0
