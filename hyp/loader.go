@@ -33,14 +33,17 @@ func (h *Hyp) LoadELF(vm *VM, image []byte) (entry uint64, err error) {
 		if p.Paddr+p.Memsz < p.Paddr || !vm.contains(p.Paddr, p.Memsz) {
 			return 0, fmt.Errorf("ELF segment [%#x, +%#x) lies outside the VM's memory", p.Paddr, p.Memsz)
 		}
-		data := make([]byte, p.Filesz)
-		if _, err := p.ReadAt(data, 0); err != nil {
-			return 0, fmt.Errorf("ELF segment at %#x: %w", p.Paddr, err)
+		if p.Filesz > 0 && (p.Off > uint64(len(image)) || p.Filesz > uint64(len(image))-p.Off) {
+			return 0, fmt.Errorf("ELF segment at %#x: file bytes [%#x, +%#x) past the image's %d", p.Paddr, p.Off, p.Filesz, len(image))
 		}
-		h.writeGuest(vm, p.Paddr, data)
-		// The rest, its bss, is zeroed in place, not allocated here: Go's
-		// crypto has a 32 MiB one (the FIPS entropy source's scratch
-		// buffer), more than the hypervisor's heap has to spare.
+		// Copied from the image as it lies, and the rest, its bss,
+		// zeroed in place: nothing of a segment is allocated here. Go's
+		// crypto alone has a 32 MiB bss (the FIPS entropy source's
+		// scratch buffer), more than the hypervisor's heap has to spare,
+		// and a restart of the control partition must not need room.
+		if p.Filesz > 0 {
+			h.writeGuest(vm, p.Paddr, image[p.Off:p.Off+p.Filesz])
+		}
 		h.zeroGuest(vm, p.Paddr+p.Filesz, p.Memsz-p.Filesz)
 		loaded = true
 	}

@@ -66,7 +66,7 @@ func FuzzLoadELF(f *testing.F) {
 		}
 		for _, p := range loads {
 			want := make([]byte, p.Memsz)
-			if _, err := p.ReadAt(want[:p.Filesz], 0); err != nil {
+			if _, err := p.ReadAt(want[:p.Filesz], 0); err != nil && p.Filesz > 0 {
 				t.Fatal(err)
 			}
 			got := make([]byte, p.Memsz)
