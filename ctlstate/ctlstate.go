@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 )
 
 const (
@@ -119,7 +120,7 @@ func (s *State) Revoke(sn string) error {
 // normal is a hex serial in lower case, with no colons and no leading
 // zero bytes, as hex.EncodeToString(big.Int.Bytes()) gives it.
 func normal(s string) string {
-	s = string(bytes.ToLower(bytes.ReplaceAll([]byte(s), []byte(":"), nil)))
+	s = strings.ToLower(strings.ReplaceAll(s, ":", ""))
 	if len(s)%2 == 1 {
 		s = "0" + s
 	}

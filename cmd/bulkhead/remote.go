@@ -116,10 +116,9 @@ type remoteContext struct {
 	Key  string `json:"key"`
 }
 
-// configDir is where an instance's network credentials live: they
-// outlive the instance (its identity is on the state drive here), unlike
-// its state directory.
-func configDir(name string) (string, error) {
+// configBase is the CLI's configuration directory,
+// $XDG_CONFIG_HOME/bulkhead or ~/.config/bulkhead.
+func configBase() (string, error) {
 	base := os.Getenv("XDG_CONFIG_HOME")
 	if base == "" {
 		h, err := os.UserHomeDir()
@@ -128,15 +127,21 @@ func configDir(name string) (string, error) {
 		}
 		base = filepath.Join(h, ".config")
 	}
-	return filepath.Join(base, "bulkhead", "instances", name), nil
+	return filepath.Join(base, "bulkhead"), nil
 }
 
+// configDir is where an instance's network credentials live: they
+// outlive the instance (its identity is on the state drive here), unlike
+// its state directory.
+func configDir(name string) (string, error) {
+	base, err := configBase()
+	return filepath.Join(base, "instances", name), err
+}
+
+// knownFile holds the pins first contact recorded, by address.
 func knownFile() (string, error) {
-	d, err := configDir("x")
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(filepath.Dir(filepath.Dir(d)), "known_instances.json"), nil
+	base, err := configBase()
+	return filepath.Join(base, "known_instances.json"), err
 }
 
 func readContext(dir string) (*remoteContext, error) {
@@ -153,11 +158,11 @@ func readContext(dir string) (*remoteContext, error) {
 
 // findContext is the context for addr among the instances' directories.
 func findContext(addr string) *remoteContext {
-	d, err := configDir("x")
+	base, err := configBase()
 	if err != nil {
 		return nil
 	}
-	dirs, _ := filepath.Glob(filepath.Join(filepath.Dir(d), "*"))
+	dirs, _ := filepath.Glob(filepath.Join(base, "instances", "*"))
 	for _, dir := range dirs {
 		if c, err := readContext(dir); err == nil && c.Addr == addr {
 			return c
