@@ -1,7 +1,7 @@
 // Package netstack is the control partition's TCP/IP: gVisor's netstack
 // (gvisor.dev/gvisor/pkg/tcpip), on an Ethernet port of the switch, with
 // one static IPv4 address and a default route. Frames move by polling, in
-// the caller's loop: Deliver takes a frame from the wire, Transmit hands
+// the caller's loop: Send takes a frame from the wire, Transmit hands
 // the stack's outgoing frames to the NIC. Nothing here touches a device,
 // so it runs under go test on the host as it does at EL1.
 package netstack
@@ -126,19 +126,18 @@ func New(cfg Config) (*Stack, error) {
 // Config is the stack's configuration.
 func (st *Stack) Config() Config { return st.cfg }
 
-// Deliver gives the stack a frame from the wire; it copies the frame. A
-// frame shorter than an Ethernet header is dropped.
-func (st *Stack) Deliver(frame []byte) {
+// Send gives the stack a frame from the wire, as a port of the switch;
+// it copies the frame. A frame shorter than an Ethernet header is
+// dropped.
+func (st *Stack) Send(frame []byte) error {
 	if len(frame) < header.EthernetMinimumSize {
-		return
+		return nil
 	}
 	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(frame)})
 	st.ep.InjectInbound(0, pkt)
 	pkt.DecRef()
+	return nil
 }
-
-// Send is Deliver, so that the stack is a port of the switch.
-func (st *Stack) Send(frame []byte) error { st.Deliver(frame); return nil }
 
 // Transmit hands each frame the stack has queued to send, at most max of
 // them, and returns how many it handed. send must not keep the frame; a

@@ -127,10 +127,7 @@ func (s *session) requests(now uint64) []request {
 		out = s.parse(out)
 	}
 	if !s.closed && s.t.ended() {
-		out = s.parse(out)
-		if !s.closed {
-			s.shut("hung up")
-		}
+		s.shut("hung up") // what it sent before is parsed already
 	}
 	return out
 }
@@ -142,27 +139,27 @@ const receiveBudget = 512 << 10
 // staging memory, and returns the rest. Only bytes that follow a whole
 // request line go through pending.
 func (s *session) stage(got []byte) []byte {
-	u := s.upload
-	if u == nil || len(s.pending) > 0 {
+	if s.upload == nil || len(s.pending) > 0 {
 		return got
 	}
-	n := min(uint64(len(got)), u.Size+u.InitrdSize-u.got)
-	if u.staging != nil {
-		copy(u.staging[u.got:], got[:n])
-	}
-	s.advance(u, n)
-	return got[n:]
+	return got[s.take(s.upload, got):]
 }
 
-// advance counts n more bytes of upload u, reporting its progress to a
-// network client.
-func (s *session) advance(u *request, n uint64) {
+// take copies what b holds of upload u into its staging memory (nothing,
+// if it is being read only to be thrown away), reports its progress to a
+// network client, and returns how many bytes of b it took.
+func (s *session) take(u *request, b []byte) uint64 {
+	n := min(uint64(len(b)), u.Size+u.InitrdSize-u.got)
+	if u.staging != nil {
+		copy(u.staging[u.got:], b[:n])
+	}
 	before := u.got
 	u.got += n
 	total := u.Size + u.InitrdSize
 	if n > 0 && s.network && (u.got/progressEvery != before/progressEvery || u.got == total) {
 		s.send(map[string]any{"event": "upload", "id": u.ID, "sent": u.got, "total": total})
 	}
+	return n
 }
 
 // parse takes the requests out of pending, and an upload's bytes into
@@ -170,12 +167,7 @@ func (s *session) advance(u *request, n uint64) {
 func (s *session) parse(out []request) []request {
 	for !s.closed {
 		if u := s.upload; u != nil {
-			n := min(uint64(len(s.pending)), u.Size+u.InitrdSize-u.got)
-			if u.staging != nil {
-				copy(u.staging[u.got:], s.pending[:n])
-			}
-			s.pending = s.pending[n:]
-			s.advance(u, n)
+			s.pending = s.pending[s.take(u, s.pending):]
 			if u.got < u.Size+u.InitrdSize {
 				return s.compact(out)
 			}
