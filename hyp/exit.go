@@ -404,13 +404,15 @@ func (h *Hyp) flushConsole(vm *VM) {
 	vm.consoleLine = vm.consoleLine[:0]
 }
 
-// System registers the hypervisor emulates (op0, op1, CRn, CRm, op2).
-var (
-	regICC_SGI1R  = cpu.SysReg{Op0: 3, Op1: 0, CRn: 12, CRm: 11, Op2: 5}
-	regICC_ASGI1R = cpu.SysReg{Op0: 3, Op1: 0, CRn: 12, CRm: 11, Op2: 6}
-	regICC_SGI0R  = cpu.SysReg{Op0: 3, Op1: 0, CRn: 12, CRm: 11, Op2: 7}
-	regCNTPCT     = cpu.SysReg{Op0: 3, Op1: 3, CRn: 14, CRm: 0, Op2: 1}
-)
+// System registers the hypervisor emulates (op0, op1, CRn, CRm, op2),
+// compared as literals: the compiler folds a comparison with one into a
+// few instructions, where a variable's fields are each loaded.
+//
+// ICC_SGI1R_EL1, ICC_ASGI1R_EL1 and ICC_SGI0R_EL1 are op2 5, 6 and 7 of
+// 3, 0, C12, C11 (IHI 0069, 12.2).
+func isSGIR(r cpu.SysReg) bool {
+	return r.Op0 == 3 && r.Op1 == 0 && r.CRn == 12 && r.CRm == 11 && r.Op2 >= 5
+}
 
 // razWI reports the trapped registers of features guests are told are
 // absent, which read as zero and ignore writes, so that a guest probing
@@ -449,14 +451,18 @@ func (h *Hyp) emulateSysReg(r CPU, v *VCPU, reg cpu.SysReg, write bool, xt int) 
 		return c.X[xt]
 	}
 	switch {
-	case write && (reg == regICC_SGI1R || reg == regICC_ASGI1R || reg == regICC_SGI0R):
+	case write && isSGIR(reg):
 		if v.VM.vgic == nil {
 			return false
 		}
 		vm := v.VM
-		vm.vgic.SGI(v.Index, val(), func(t *vgic.CPU) { h.notify(vm.VCPUs[t.Index]) })
+		vm.vgic.SGI(v.Index, val(), func(t *vgic.CPU) {
+			if t != v.gic { // the sender flushes before it runs again
+				h.notify(vm.VCPUs[t.Index])
+			}
+		})
 		return true
-	case !write && reg == regCNTPCT:
+	case !write && reg == (cpu.SysReg{Op0: 3, Op1: 3, CRn: 14, CRm: 0, Op2: 1}): // CNTPCT_EL0
 		if xt != 31 {
 			c.X[xt] = r.Counter() - v.VM.cntvoff
 		}

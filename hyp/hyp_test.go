@@ -130,9 +130,11 @@ type script struct {
 	eois     []uint32
 	drops    []uint32
 	idles    int
+	last     *vcpu.Context // the context the last Run or Resume entered
+	synced   bool          // SyncSys since then
 }
 
-func (s *script) SyncSys(c *vcpu.Context)           {}
+func (s *script) SyncSys(c *vcpu.Context)           { s.synced = true }
 func (s *script) Release(c *vcpu.Context)           {}
 func (s *script) ReadLR(i int) uint64               { return s.lrs[i] }
 func (s *script) WriteLR(i int, v uint64)           { s.lrs[i] = v }
@@ -167,7 +169,17 @@ func (s *script) WaitForInterrupt() {
 	s.irqs = append(s.irqs, 26)
 }
 
+// Resume may only enter again the context that has just exited, with its
+// registers untouched since.
+func (s *script) Resume(c *vcpu.Context) {
+	if c != s.last || s.synced {
+		s.t.Fatalf("Resume of a context that did not just exit untouched")
+	}
+	s.Run(c)
+}
+
 func (s *script) Run(c *vcpu.Context) {
+	s.last, s.synced = c, false
 	s.now += 100
 	if s.el2Timer != 0 && s.now >= s.el2Timer {
 		// The EL2 timer fires while the guest runs: an IRQ exit.

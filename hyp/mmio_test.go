@@ -8,7 +8,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/bulkhead-hv/bulkhead/abi"
 	"github.com/bulkhead-hv/bulkhead/cpu"
+	"github.com/bulkhead-hv/bulkhead/hyp/vuart"
 	"github.com/bulkhead-hv/bulkhead/vcpu"
 )
 
@@ -117,4 +119,46 @@ func TestMMIORegionsBounded(t *testing.T) {
 	if err := r.h.ForwardMMIO(vm2, 1<<40, mmu.PageSize, false); err == nil {
 		t.Errorf("a range past the IPA space was accepted")
 	}
+}
+
+// Reads of the UART's flag register are answered without the scheduler
+// lock (Hyp.lockFree) from the flags the PL011 model publishes: they see
+// what the rings hold, count as MMIO exits, and leave every other UART
+// access, and the trace, to the locked path.
+func TestUARTFlagsLockFree(t *testing.T) {
+	r := newRig(t)
+	vm, v := r.guest(t, "uart", ramBase+0x20_0000)
+	fr := uint64(vuart.Base + vuart.UARTFR)
+	pc := v.Ctx.PC
+	s := &script{t: t, steps: map[*vcpu.Context][]func(*vcpu.Context){}}
+	s.steps[&v.Ctx] = []func(*vcpu.Context){
+		access(fr, false, 4, 3, false, false), // ldr w3, [UARTFR]
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, pc+4, c.PC, "the load is skipped")
+			assert.Equal(t, uint64(vuart.FR_RXFE|vuart.FR_TXFE), c.X[3], "nothing to receive, room to send")
+			assert.Equal(t, 1, int(v.fastMMIO.Load()), "answered without the lock")
+			vm.uart.Input([]byte("k"))
+			access(fr, false, 4, 4, false, false)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, uint64(vuart.FR_TXFE), c.X[4], "a byte to receive")
+			access(vuart.Base+vuart.UARTDR, false, 4, 5, false, false)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, uint64('k'), c.X[5], "UARTDR takes the byte, on the locked path")
+			assert.Equal(t, 2, int(v.fastMMIO.Load()))
+			access(fr, true, 4, 5, false, false)(c) // a store to UARTFR: locked path, ignored
+		}),
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, 2, int(v.fastMMIO.Load()))
+			access(fr, false, 4, 6, false, false)(c)
+		}),
+		check(func(c *vcpu.Context) {
+			assert.Equal(t, uint64(vuart.FR_RXFE|vuart.FR_TXFE), c.X[6], "drained by the guest")
+			hvc(abi.EXIT, 0)(c)
+		}),
+	}
+	r.h.RunAll(s)
+	assert.Equal(t, 3, int(v.fastMMIO.Load()))
+	assert.Equal(t, 5, vm.exits()[ExitMMIO], "locked and lock-free exits both counted")
 }

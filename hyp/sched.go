@@ -5,7 +5,9 @@ import (
 	"sync/atomic"
 
 	"github.com/bulkhead-hv/bulkhead/abi"
+	"github.com/bulkhead-hv/bulkhead/cpu"
 	"github.com/bulkhead-hv/bulkhead/hyp/vgic"
+	"github.com/bulkhead-hv/bulkhead/hyp/vuart"
 	"github.com/bulkhead-hv/bulkhead/mmu"
 	"github.com/bulkhead-hv/bulkhead/vcpu"
 )
@@ -16,6 +18,11 @@ import (
 type CPU interface {
 	// Run enters the guest and returns at its next exit.
 	Run(c *vcpu.Context)
+	// Resume enters c again straight after an exit that changed nothing
+	// but c's general registers and PC (the lock-free hypercalls): what
+	// Run does first on this CPU (another context's registers, the boot
+	// CPU's other threads) was done by the Run before it.
+	Resume(c *vcpu.Context)
 	// SyncSys makes c.Sys current before Go code reads or changes it.
 	SyncSys(c *vcpu.Context)
 	// Release makes c wholly in memory and forgets it, as c runs on
@@ -95,7 +102,7 @@ type pcpu struct {
 	// counter ticks guests ran here (CPU_STATS): under the lock.
 	exits, runTicks uint64
 	// fastExits counts the exits it answered without the lock
-	// (Hyp.lockFree).
+	// (Hyp.lockFree): written by this CPU alone (bump).
 	fastExits atomic.Uint64
 	// moving: a vCPU homed here is to move (VCPU_MOVE from another CPU).
 	moving bool
@@ -190,25 +197,38 @@ func (h *Hyp) Run(id int, cpu CPU) {
 // vCPU, a kick or the end of its slice make it exit with an IRQ, which
 // takes the lock.
 func (h *Hyp) runGuest(cpu CPU, p *pcpu, v *VCPU) {
-	for {
-		cpu.Run(&v.Ctx)
-		if !h.lockFree(v) {
-			return
-		}
-		p.fastExits.Add(1)
+	cpu.Run(&v.Ctx)
+	for h.lockFree(v) {
+		bump(&p.fastExits)
+		cpu.Resume(&v.Ctx)
 	}
 }
 
-// lockFree answers v's exit, if it is a hypercall whose answer is a
+// lockFree answers v's exit if it needs nothing the scheduler lock
+// guards, and reports whether it did: a hypercall whose answer is a
 // constant of the hypervisor's (SMCCC_VERSION, SMCCC_ARCH_FEATURES,
-// VENDOR_HYP_CALL_UID, VENDOR_HYP_REVISION), and reports whether it did.
-// The same answers are in Hyp.hypercall, which the other paths take
-// (HandleExit, the trace): written out here rather than called, as a call
-// costs this path, the null hypercall's, 14 instructions of 182.
+// VENDOR_HYP_CALL_UID, VENDOR_HYP_REVISION), or a read of the UART's flag
+// register (lockFreeUART). The hypercalls' answers are also in
+// Hyp.hypercall, which the other paths take (HandleExit, the trace):
+// written out here rather than called, as a call costs this path, the
+// null hypercall's, 14 instructions of 143. Its
+// frame is small, so it skips the stack check (go:nosplit): 3 more.
+//
+//go:nosplit
 func (h *Hyp) lockFree(v *VCPU) bool {
 	c := &v.Ctx
-	esr, ok := h.hypercallExit(c)
-	if !ok || esr.ISS() != 0 {
+	esr := cpu.ESR(c.Exit.ESR)
+	if c.Exit.Vector != vcpu.VectorSync64 || h.cfg.Trace {
+		return false
+	}
+	switch esr.EC() {
+	case cpu.EC_HVC64:
+	case cpu.EC_DABT_LOW:
+		return h.lockFreeUART(v, esr)
+	default:
+		return false
+	}
+	if esr.ISS() != 0 {
 		return false
 	}
 	switch uint32(c.X[0]) {
@@ -224,9 +244,35 @@ func (h *Hyp) lockFree(v *VCPU) bool {
 	default:
 		return false
 	}
-	v.fastHVC.Add(1)
+	bump(&v.fastHVC)
 	return true
 }
+
+// lockFreeUART answers a guest's read of UARTFR, which a driver polls
+// around every byte it writes, from the flags the PL011 model publishes
+// for readers without its lock (vuart.PL011.Flags): a lock taken here
+// could make the scheduler lock's holder, the control partition draining
+// the console, wait in Go's scheduler. The UART's region is the VM's from
+// its creation to its end and overlaps no other (AddMMIO), so this finds
+// what emulateMMIO would.
+func (h *Hyp) lockFreeUART(v *VCPU, esr cpu.ESR) bool {
+	c, u := &v.Ctx, v.VM.uart
+	size, reg, ok := esr.Access()
+	ipa := (c.Exit.HPFAR>>4)<<12 | c.Exit.FAR&0xfff
+	if !ok || esr.Write() || u == nil || ipa != vuart.Base+vuart.UARTFR {
+		return false
+	}
+	complete(c, &pendingMMIO{size: size, reg: reg, value: uint64(u.Flags()),
+		sse: esr.ISS()&cpu.ISS_DA_SSE != 0, sf: esr.ISS()&cpu.ISS_DA_SF != 0})
+	bump(&v.fastMMIO)
+	return true
+}
+
+// bump adds one to a counter that only the CPU running this code writes
+// (its own, or its running vCPU's) and others read with Load: a load and
+// a store, where Add is a read-modify-write loop, 8 instructions of the
+// null hypercall's path for each counter.
+func bump(n *atomic.Uint64) { n.Store(n.Load() + 1) }
 
 // unlocked runs fn without the scheduler lock: the guest, or an idle wait.
 func (h *Hyp) unlocked(p *pcpu, fn func()) {

@@ -83,6 +83,8 @@ func (s *smpCPU) WaitForInterrupt() {
 	}
 }
 
+func (s *smpCPU) Resume(c *vcpu.Context) { s.Run(c) }
+
 func (s *smpCPU) Run(c *vcpu.Context) {
 	s.runs.Add(1)
 	select {

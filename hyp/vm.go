@@ -132,17 +132,19 @@ type VCPU struct {
 	running bool
 	// moveTo is the CPU it moves to at its next exit (-1: none).
 	moveTo int
-	// fastHVC counts the hypercalls answered without the scheduler lock
-	// (Hyp.lockFree), which VM.Exits does not.
-	fastHVC atomic.Uint64
+	// fastHVC and fastMMIO count the hypercalls and UART reads answered
+	// without the scheduler lock (Hyp.lockFree), which VM.Exits does not:
+	// written by the CPU the vCPU runs on (bump).
+	fastHVC, fastMMIO atomic.Uint64
 }
 
-// exits returns the exit counters, the hypercalls answered without the
+// exits returns the exit counters, the exits answered without the
 // scheduler lock included.
 func (vm *VM) exits() [NumExitReasons]int {
 	e := vm.Exits
 	for _, v := range vm.VCPUs {
 		e[ExitHVC] += int(v.fastHVC.Load())
+		e[ExitMMIO] += int(v.fastMMIO.Load())
 	}
 	return e
 }

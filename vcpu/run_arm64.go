@@ -55,10 +55,16 @@ func (p *PerCPU) Run(c *Context) {
 	run(c, restore)
 }
 
+// Resume enters c again after an exit that left its EL1 and FP/SIMD
+// registers on this CPU and changed none of them in memory: the last Run
+// here was c's, and nothing called SyncSys since.
+func (p *PerCPU) Resume(c *Context) { run(c, false) }
+
 // load makes c the context whose registers the CPU holds: another
 // context's EL1 and FP/SIMD registers still on it are saved, and the
 // vectors are pointed at c. (Kept off the path of a context that simply
 // runs again.)
+//go:noinline
 func (p *PerCPU) load(c *Context) {
 	if o := p.loaded; o != nil {
 		p.SyncSys(o)

@@ -83,6 +83,13 @@ func (c hwCPU) Run(ctx *vcpu.Context) {
 	c.PerCPU.Run(ctx)
 }
 
+// Resume enters the guest again after a lock-free exit: goWaiting is set
+// only by exits that are not (an interrupt, a scheduler turn). No stack
+// check (go:nosplit): the world switch's frame is on the exit stack.
+//
+//go:nosplit
+func (c hwCPU) Resume(ctx *vcpu.Context) { c.PerCPU.Resume(ctx) }
+
 // WaitForInterrupt idles until an interrupt is pending, letting the CPU's
 // other threads run meanwhile.
 func (c hwCPU) WaitForInterrupt() {

@@ -243,18 +243,27 @@ func (g *VGIC) SGI(from int, sgi1r uint64, wake func(*CPU)) {
 	targets := sgi1r & 0xffff
 	rs := (sgi1r >> 44) & 0xf
 	aff321 := (sgi1r>>48&0xff)<<16 | (sgi1r>>32&0xff)<<8 | sgi1r>>16&0xff
-	for _, c := range g.CPUs {
-		hit := false
-		if irm {
-			hit = c.Index != from
-		} else if c.Aff>>8 == aff321 {
-			aff0 := c.Aff & 0xff
-			hit = aff0/16 == rs && targets>>(aff0%16)&1 == 1
+	if irm {
+		for _, c := range g.CPUs {
+			if c.Index != from {
+				g.Inject(c.Index, intid)
+				wake(c)
+			}
 		}
-		if hit {
-			g.Inject(c.Index, intid)
-			wake(c)
+		return
+	}
+	// A vCPU's affinity is its index (New), so the target list names
+	// them: vCPUs rs*16 to rs*16+15 of Aff3.Aff2.Aff1 zero.
+	if aff321 != 0 {
+		return
+	}
+	for ; targets != 0; targets &= targets - 1 {
+		i := int(rs)*16 + bits.TrailingZeros64(targets)
+		if i >= len(g.CPUs) {
+			return
 		}
+		g.Inject(i, intid)
+		wake(g.CPUs[i])
 	}
 }
 
@@ -348,8 +357,9 @@ func (g *VGIC) flush(c *CPU) (used int) {
 	c.dirty = false
 	// A level-sensitive interrupt whose line dropped before the guest took
 	// it is no longer pending: it leaves its list register. What stays
-	// counts in used, which filling below only raises.
-	for i, v := range c.lrs {
+	// counts in used, which filling below only raises. Only the first
+	// c.used can hold anything (the common injection finds none).
+	for i, v := range c.lrs[:c.used] {
 		if v&LR_STATE_MASK == LR_PENDING && v&LR_EOI != 0 {
 			if ir := g.irqOf(c, uint32(v&LR_vINTID_MASK)); ir != nil && !ir.level && !ir.pending {
 				c.lrs[i], ir.lr, ir.byLevel = 0, -1, false

@@ -145,6 +145,10 @@ func TestSGIRouting(t *testing.T) {
 	assert.Empty(t, sgi(g, 0, 1<<24|1<<16|0xffff))
 	// Range selector 1 means Aff0 16-31: nobody here either.
 	assert.Empty(t, sgi(g, 0, 1<<24|1<<44|0xffff))
+	// Aff0 4 and 15 of four vCPUs, and vCPU 2: only vCPU 2.
+	got = sgi(g, 1, 1<<24|1<<15|1<<4|1<<2)
+	require.Len(t, got, 1)
+	assert.Equal(t, 2, got[0].Index)
 }
 
 // GICR_WAKER.ProcessorSleep is the PE's power handshake with its

@@ -1,6 +1,9 @@
 package vuart
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // PL011 register offsets (Arm DDI 0183, PrimeCell UART (PL011) TRM, 3.2
 // "Summary of registers").
@@ -72,6 +75,9 @@ type PL011 struct {
 	tx    [1]byte                 // the byte being written (under mu: no allocation per byte)
 	imsc  uint32
 	level bool
+	// flags is UARTFR as the last update left it, for readers without
+	// the lock (Flags): every change to the rings updates it.
+	flags atomic.Uint32
 }
 
 // NewPL011 makes a UART with rings of the given sizes.
@@ -81,6 +87,7 @@ func NewPL011(out, in int, raise func()) *PL011 {
 	// triggers (DDI 0183, 3.3).
 	u.regs[UARTCR/4] = 0x300
 	u.regs[UARTIFLS/4] = 0x12
+	u.flags.Store(u.fr())
 	return u
 }
 
@@ -118,6 +125,7 @@ func (u *PL011) fr() uint32 {
 
 // update re-evaluates the interrupt line and reports a rising edge.
 func (u *PL011) update() bool {
+	u.flags.Store(u.fr())
 	l := u.ris()&u.imsc != 0
 	rise := l && !u.level
 	u.level = l
@@ -133,6 +141,11 @@ func (u *PL011) raiseIf(rise bool) {
 // Update re-evaluates the interrupt line after the rings changed from the
 // control partition's side.
 func (u *PL011) Update() { u.change(func() int { return 0 }) }
+
+// Flags reads UARTFR without the UART's lock, which a caller that must
+// not wait (the hypervisor's lock-free exits) cannot take: the value the
+// last change to the rings left, which is what a locked read would see.
+func (u *PL011) Flags() uint32 { return u.flags.Load() }
 
 // Read emulates a register read. Unknown offsets read as zero.
 func (u *PL011) Read(off uint64, size int) uint64 {

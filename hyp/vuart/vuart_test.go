@@ -114,3 +114,28 @@ func TestPL011PlainRegisters(t *testing.T) {
 	u.Write(0x800, 4, 1) // nothing there
 	assert.Zero(t, u.Read(0x800, 4))
 }
+
+// Flags, read without the lock, follows every change to the rings: it is
+// what a register read of UARTFR says.
+func TestPL011FlagsFollowTheRings(t *testing.T) {
+	u := NewPL011(2, 2, nil)
+	same := func(why string) {
+		t.Helper()
+		assert.Equal(t, uint64(u.Flags()), u.Read(UARTFR, 4), why)
+	}
+	same("at reset")
+	assert.Equal(t, uint32(FR_RXFE|FR_TXFE), u.Flags())
+	u.Input([]byte("ab"))
+	same("input ring full")
+	assert.NotZero(t, u.Flags()&FR_RXFF)
+	u.Read(UARTDR, 4)
+	same("a byte taken")
+	u.Write(UARTDR, 4, 'x')
+	u.Write(UARTDR, 4, 'y')
+	same("output ring full")
+	assert.NotZero(t, u.Flags()&FR_TXFF)
+	var b [2]byte
+	u.Drain(b[:])
+	same("output drained")
+	assert.Zero(t, u.Flags()&FR_TXFF)
+}
