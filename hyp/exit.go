@@ -75,7 +75,7 @@ func (h *Hyp) HandleExit(r CPU, v *VCPU) Action {
 		c.SkipInstruction() // a trapped SMC returns to the SMC itself
 		return h.psci(v, uint16(esr.ISS()))
 	case cpu.EC_DABT_LOW, cpu.EC_IABT_LOW:
-		ipa := (c.Exit.HPFAR>>4)<<12 | c.Exit.FAR&0xfff
+		ipa := faultIPA(c)
 		if vm.vgic != nil && ipa-vgic.RedistBase-uint64(v.Index)*vgic.RedistStride < vgic.RedistStride {
 			h.sampleVTimer(r, v) // its own redistributor: the timer PPI's state
 		}
@@ -207,6 +207,10 @@ func (h *Hyp) stage2Fault(r CPU, v *VCPU, esr cpu.ESR, ipa uint64) Action {
 	c.InjectExternalAbort(instr, c.Exit.FAR, esr.Write())
 	return Resume
 }
+
+// faultIPA is the IPA a stage 2 abort was taken at: the page from
+// HPFAR_EL2.FIPA, the offset from FAR_EL2 (Arm ARM D19.2).
+func faultIPA(c *vcpu.Context) uint64 { return (c.Exit.HPFAR>>4)<<12 | c.Exit.FAR&0xfff }
 
 // hypercallExit reports whether c exited with a hypercall that HandleExit
 // would pass straight to hvc (it traces nothing).

@@ -258,7 +258,7 @@ func (h *Hyp) lockFree(v *VCPU) bool {
 func (h *Hyp) lockFreeUART(v *VCPU, esr cpu.ESR) bool {
 	c, u := &v.Ctx, v.VM.uart
 	size, reg, ok := esr.Access()
-	ipa := (c.Exit.HPFAR>>4)<<12 | c.Exit.FAR&0xfff
+	ipa := faultIPA(c)
 	if !ok || esr.Write() || u == nil || ipa != vuart.Base+vuart.UARTFR {
 		return false
 	}

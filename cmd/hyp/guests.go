@@ -50,8 +50,8 @@ var hypTimerPPI, vtimerPPI, physTimerPPI uint32
 // parked is readied only by the collector's worker, and the EL2 timer does
 // not fire once a slice when the vCPUs here all yield often (each turn
 // starts a new slice). The boot CPU's loop gives way before it next enters
-// a guest; it checks goWaiting first, inline, as that is on the hypercall
-// round trip's path.
+// a guest (Run; Resume, the lock-free exits' re-entry, need not check, as
+// only the other exits set it).
 var goWaiting atomic.Bool
 
 // giveBy is the counter value by which the boot CPU's loop gives way even
