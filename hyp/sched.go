@@ -734,15 +734,63 @@ func (h *Hyp) kick(p *pcpu) {
 // does not hold it stays preemptible in spinWait. So the holder must not
 // block in Go's scheduler either (channels, contended mutexes): what it
 // takes under the lock, h.mu, it alone takes.
-type spinLock struct{ held atomic.Uint32 }
+type spinLock struct {
+	held atomic.Uint32
+	// wanted is the claim of a waiter that has lost the lock at least once
+	// (0: none), and tokens numbers the claims. A free lock goes to the
+	// claimant first: a test-and-set lock alone goes to whichever CPU
+	// tries first, which under QEMU's one-thread emulation is the CPU
+	// that just released it (a spinner's WFE hands the emulator on at
+	// once, so it sees the lock only while it is held), and a CPU whose
+	// guest exits in a loop (a PSCI AFFINITY_INFO poll) then keeps it
+	// from the others for good. The others defer for a bounded time only:
+	// a claimant the collector has parked must not stop them.
+	wanted, tokens atomic.Uint32
+}
+
+// deferLimit bounds how many spin waits a taker lets a claimant have the
+// free lock first (each is a WFE, which the event stream ends within
+// about 130 us, or, under QEMU, one turn of every other CPU). A claim
+// still standing after that is taken as stale and dropped.
+const deferLimit = 16
 
 func (l *spinLock) Lock() {
+	procPin()
+	if l.wanted.Load() == 0 && l.held.CompareAndSwap(0, 1) {
+		return
+	}
+	procUnpin()
+	l.lockSlow()
+}
+
+// lockSlow is Lock's wait, out of line so that the uncontended path
+// keeps a small frame: it is on every locked exit's.
+func (l *spinLock) lockSlow() {
+	var me uint32 // this call's claim, once it has lost the lock
+	deferred := 0
 	for {
+		if w := l.wanted.Load(); w != 0 && w != me {
+			if deferred < deferLimit {
+				deferred++
+				spinWait()
+				continue
+			}
+			l.wanted.CompareAndSwap(w, 0)
+		}
 		procPin()
 		if l.held.CompareAndSwap(0, 1) {
+			if me != 0 {
+				l.wanted.CompareAndSwap(me, 0)
+			}
 			return
 		}
 		procUnpin()
+		if me == 0 {
+			if me = l.tokens.Add(1); me == 0 {
+				me = l.tokens.Add(1)
+			}
+		}
+		l.wanted.CompareAndSwap(0, me)
 		for l.held.Load() != 0 {
 			spinWait()
 		}

@@ -23,6 +23,12 @@ func loopUART(n uint64) uint64
 
 const iterations = 1 << 16
 
+// scaleIterations is the scale benchmark's timed loop: long enough (some
+// 150 million instructions) to span many of the emulator's turns, which
+// under -icount run the CPUs one at a time; 2^16 fit in one turn of
+// vCPU 0, and the others made no round trip inside it.
+const scaleIterations = 1 << 20
+
 // hvcForever is what the other busy vCPUs of the scale benchmark run:
 // HVC SMCCC_VERSION for good, counting its round trips in counts.
 func hvcForever()
@@ -94,8 +100,8 @@ func scale(n int, perTick float64) {
 	for i := 1; i < n; i++ {
 		before[i] = atomic.LoadUint64(&counts[8*i])
 	}
-	ticks := loopHVC(iterations)
-	total := uint64(iterations)
+	ticks := loopHVC(scaleIterations)
+	total := uint64(scaleIterations)
 	for i := 1; i < n; i++ {
 		total += atomic.LoadUint64(&counts[8*i]) - before[i]
 	}
