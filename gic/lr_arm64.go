@@ -84,15 +84,3 @@ func NumLRs() int { return int(readICH_VTR()&0x1f) + 1 }
 
 // WriteICHHCR sets ICH_HCR_EL2.
 func WriteICHHCR(v uint64) { writeICH_HCR(v) }
-
-// LoadICH restores a vCPU's ICH_VMCR_EL2 and active priorities.
-func LoadICH(vmcr, ap0r, ap1r uint64) {
-	writeICH_VMCR(vmcr)
-	writeICH_AP0R0(ap0r)
-	writeICH_AP1R0(ap1r)
-}
-
-// SaveICH reads a vCPU's ICH_VMCR_EL2 and active priorities.
-func SaveICH() (vmcr, ap0r, ap1r uint64) {
-	return readICH_VMCR(), readICH_AP0R0(), readICH_AP1R0()
-}

@@ -21,12 +21,6 @@ func writeICH_HCR(v uint64)
 func readICH_VTR() uint64
 func readICH_MISR() uint64
 func readICH_ELRSR() uint64
-func readICH_VMCR() uint64
-func writeICH_VMCR(v uint64)
-func readICH_AP0R0() uint64
-func writeICH_AP0R0(v uint64)
-func readICH_AP1R0() uint64
-func writeICH_AP1R0(v uint64)
 func readICH_LR0() uint64
 func writeICH_LR0(v uint64)
 func readICH_LR1() uint64

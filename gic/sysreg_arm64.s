@@ -98,39 +98,6 @@ TEXT ·readICH_ELRSR(SB),NOSPLIT,$0-8
 	MOVD	R0, ret+0(FP)
 	RET
 
-TEXT ·readICH_VMCR(SB),NOSPLIT,$0-8
-	WORD	$0xd53ccbe0	// mrs x0, ich_vmcr_el2
-	MOVD	R0, ret+0(FP)
-	RET
-
-TEXT ·writeICH_VMCR(SB),NOSPLIT,$0-8
-	MOVD	v+0(FP), R0
-	WORD	$0xd51ccbe0	// msr ich_vmcr_el2, x0
-	ISB	$15
-	RET
-
-TEXT ·readICH_AP0R0(SB),NOSPLIT,$0-8
-	WORD	$0xd53cc800	// mrs x0, ich_ap0r0_el2
-	MOVD	R0, ret+0(FP)
-	RET
-
-TEXT ·writeICH_AP0R0(SB),NOSPLIT,$0-8
-	MOVD	v+0(FP), R0
-	WORD	$0xd51cc800	// msr ich_ap0r0_el2, x0
-	ISB	$15
-	RET
-
-TEXT ·readICH_AP1R0(SB),NOSPLIT,$0-8
-	WORD	$0xd53cc900	// mrs x0, ich_ap1r0_el2
-	MOVD	R0, ret+0(FP)
-	RET
-
-TEXT ·writeICH_AP1R0(SB),NOSPLIT,$0-8
-	MOVD	v+0(FP), R0
-	WORD	$0xd51cc900	// msr ich_ap1r0_el2, x0
-	ISB	$15
-	RET
-
 TEXT ·readICH_LR0(SB),NOSPLIT,$0-8
 	WORD	$0xd53ccc00	// mrs x0, ich_lr0_el2
 	MOVD	R0, ret+0(FP)

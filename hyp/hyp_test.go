@@ -134,13 +134,19 @@ type script struct {
 	synced   bool          // SyncSys since then
 }
 
-func (s *script) SyncSys(c *vcpu.Context)           { s.synced = true }
-func (s *script) Release(c *vcpu.Context)           {}
-func (s *script) ReadLR(i int) uint64               { return s.lrs[i] }
-func (s *script) WriteLR(i int, v uint64)           { s.lrs[i] = v }
-func (s *script) WriteICHHCR(v uint64)              { s.hcr = v }
-func (s *script) LoadICH(vmcr, ap0r, ap1r uint64)   {}
-func (s *script) SaveICH() (uint64, uint64, uint64) { return 0, 0, 0 }
+func (s *script) SyncSys(c *vcpu.Context) { s.synced = true }
+func (s *script) Release(c *vcpu.Context) {}
+func (s *script) ReadLR(i int) uint64     { return s.lrs[i] }
+func (s *script) WriteLR(i int, v uint64) { s.lrs[i] = v }
+func (s *script) WriteICHHCR(v uint64)    { s.hcr = v }
+func (s *script) EnterVCPU(ctl, cval, cntvoff, vmcr, ap0r, ap1r uint64) {
+	s.vctl, s.vcval, s.cntvoff = ctl, cval, cntvoff
+}
+func (s *script) LeaveVCPU() (ctl, cval, vmcr, ap0r, ap1r uint64) {
+	ctl, cval = s.vctl, s.vcval
+	s.vctl, s.hcr = 0, 0
+	return ctl, cval, 0, 0, 0
+}
 func (s *script) LoadVTimer(ctl, cval, cntvoff uint64) {
 	s.vctl, s.vcval, s.cntvoff = ctl, cval, cntvoff
 }

@@ -29,12 +29,17 @@ type CPU interface {
 	// another CPU next. Only the CPU itself can release what it holds.
 	Release(c *vcpu.Context)
 
-	// The virtual CPU interface: list registers, ICH_HCR_EL2, and the
-	// state switched with the vCPU (ICH_VMCR_EL2, ICH_AP0R0/AP1R0_EL2).
+	// The virtual CPU interface: list registers and ICH_HCR_EL2.
 	vgic.LRs
 	WriteICHHCR(hcr uint64)
-	LoadICH(vmcr, ap0r, ap1r uint64)
-	SaveICH() (vmcr, ap0r, ap1r uint64)
+
+	// EnterVCPU loads the state switched with a vCPU beside its context:
+	// its virtual timer, its VM's CNTVOFF_EL2, and ICH_VMCR_EL2 and
+	// ICH_AP0R0/AP1R0_EL2. LeaveVCPU saves it (the timer's control without
+	// ISTATUS) and leaves the virtual timer off and ICH_HCR_EL2 zero. One
+	// call each way: the vCPU switch's path.
+	EnterVCPU(ctl, cval, cntvoff, vmcr, ap0r, ap1r uint64)
+	LeaveVCPU() (ctl, cval, vmcr, ap0r, ap1r uint64)
 
 	// The running vCPU's virtual timer and its VM's CNTVOFF_EL2.
 	LoadVTimer(ctl, cval, cntvoff uint64)
@@ -367,28 +372,11 @@ func (h *Hyp) runVCPU(cpu CPU, p *pcpu, v *VCPU) {
 		v.Ctx.EL2.VTTBR = t
 		cpu.SyncSys(&v.Ctx)
 	}
-	cpu.LoadVTimer(v.timer.ctl, v.timer.cval, vm.cntvoff)
-	cpu.LoadICH(v.gic.VMCR, v.gic.AP0R, v.gic.AP1R)
+	cpu.EnterVCPU(v.timer.ctl, v.timer.cval, vm.cntvoff, v.gic.VMCR, v.gic.AP0R, v.gic.AP1R)
 	p.sliceEnd = now + h.cfg.Slice
 	h.armEL2Timer(cpu, p)
 	v.running, p.running = true, v
-	defer func() {
-		v.running, p.running = false, nil
-		ran := cpu.Counter() - now
-		vm.RunTicks += ran
-		p.runTicks += ran
-		v.timer.ctl, v.timer.cval = cpu.SaveVTimer()
-		// Off the CPU the vCPU's timer is the scheduler's to watch: the
-		// hardware one must not fire for it.
-		cpu.LoadVTimer(0, 0, vm.cntvoff)
-		v.gic.VMCR, v.gic.AP0R, v.gic.AP1R = cpu.SaveICH()
-		cpu.WriteICHHCR(0)
-		p.hwHCR = 0
-		for i := 0; i < p.hwLRs; i++ {
-			cpu.WriteLR(i, 0)
-		}
-		p.hwLRs = 0
-	}()
+slice:
 	for {
 		n := vm.vgic.Flush(v.gic)
 		if n > 0 || p.hwLRs > 0 {
@@ -451,21 +439,34 @@ func (h *Hyp) runVCPU(cpu CPU, p *pcpu, v *VCPU) {
 			nap := v.nap // this YIELD's only: a trapped WFE yields too
 			v.nap = 0
 			if !v.On || vm.State != Running {
-				return
+				break slice
 			}
 			if len(p.runq) == 0 && nap > 0 && (vm.vgic == nil || !vm.vgic.HasPending(v.gic)) {
 				// Nobody else wants this CPU and the guest said it may
 				// nap: rather than spin through its polling loop, let the
 				// CPU idle until it takes an interrupt or the nap ends.
 				v.blocked, v.napUntil = true, cpu.Counter()+nap
-				return
+				break slice
 			}
 			p.push(v)
 		case Block:
 			v.blocked = true
 		}
-		return
+		break slice
 	}
+	// v leaves the CPU.
+	v.running, p.running = false, nil
+	ran := cpu.Counter() - now
+	vm.RunTicks += ran
+	p.runTicks += ran
+	// Off the CPU the vCPU's timer is the scheduler's to watch: the
+	// hardware one must not fire for it (LeaveVCPU turns it off).
+	v.timer.ctl, v.timer.cval, v.gic.VMCR, v.gic.AP0R, v.gic.AP1R = cpu.LeaveVCPU()
+	p.hwHCR = 0
+	for i := 0; i < p.hwLRs; i++ {
+		cpu.WriteLR(i, 0)
+	}
+	p.hwLRs = 0
 }
 
 // move pins v to CPU to. A vCPU in the guest is kicked out and moves at
@@ -556,7 +557,11 @@ func (h *Hyp) armEL2Timer(cpu CPU, p *pcpu) {
 			}
 		}
 	}
-	if next != p.hwEL2Timer {
+	// A timer already armed a little earlier (by up to an eighth of a
+	// slice) is left as it is: if it fires, nothing is due yet, and
+	// serviceIRQs arms it again. Rearming it at every vCPU switch, each
+	// of which starts a slice, cost the switch some 40 instructions.
+	if hw := p.hwEL2Timer; hw == 0 || hw > next || next-hw > h.cfg.Slice/8 {
 		cpu.SetEL2Timer(next)
 		p.hwEL2Timer = next
 	}

@@ -64,6 +64,7 @@ func (p *PerCPU) Resume(c *Context) { run(c, false) }
 // context's EL1 and FP/SIMD registers still on it are saved, and the
 // vectors are pointed at c. (Kept off the path of a context that simply
 // runs again.)
+//
 //go:noinline
 func (p *PerCPU) load(c *Context) {
 	if o := p.loaded; o != nil {

@@ -67,12 +67,10 @@ func giveWay() {
 	giveBy = cpu.ReadCNTPCT() + giveEvery
 }
 
-func (hwCPU) ReadLR(i int) uint64               { return gic.ReadLR(i) }
-func (hwCPU) WriteLR(i int, v uint64)           { gic.WriteLR(i, v) }
-func (hwCPU) WriteICHHCR(v uint64)              { gic.WriteICHHCR(v) }
-func (hwCPU) LoadICH(vmcr, ap0r, ap1r uint64)   { gic.LoadICH(vmcr, ap0r, ap1r) }
-func (hwCPU) SaveICH() (uint64, uint64, uint64) { return gic.SaveICH() }
-func (hwCPU) Counter() uint64                   { return cpu.ReadCNTPCT() }
+func (hwCPU) ReadLR(i int) uint64     { return gic.ReadLR(i) }
+func (hwCPU) WriteLR(i int, v uint64) { gic.WriteLR(i, v) }
+func (hwCPU) WriteICHHCR(v uint64)    { gic.WriteICHHCR(v) }
+func (hwCPU) Counter() uint64         { return cpu.ReadCNTPCT() }
 
 // Run enters the guest, on the boot CPU after its other threads have had
 // their turn if they want one (goWaiting).
@@ -138,6 +136,12 @@ func (hwCPU) LoadVTimer(ctl, cval, cntvoff uint64) {
 	cpu.WriteCNTV_CVAL(cval)
 	cpu.WriteCNTV_CTL(ctl)
 }
+
+func (hwCPU) EnterVCPU(ctl, cval, cntvoff, vmcr, ap0r, ap1r uint64) {
+	vcpu.LoadSwitched(ctl, cval, cntvoff, vmcr, ap0r, ap1r)
+}
+
+func (hwCPU) LeaveVCPU() (ctl, cval, vmcr, ap0r, ap1r uint64) { return vcpu.SaveSwitched() }
 
 func (hwCPU) SaveVTimer() (ctl, cval uint64) {
 	return cpu.ReadCNTV_CTL() &^ hyp.CNT_CTL_ISTATUS, cpu.ReadCNTV_CVAL()
