@@ -139,8 +139,8 @@ func (s *script) Release(c *vcpu.Context) {}
 func (s *script) ReadLR(i int) uint64     { return s.lrs[i] }
 func (s *script) WriteLR(i int, v uint64) { s.lrs[i] = v }
 func (s *script) WriteICHHCR(v uint64)    { s.hcr = v }
-func (s *script) EnterVCPU(ctl, cval, cntvoff, vmcr, ap0r, ap1r uint64) {
-	s.vctl, s.vcval, s.cntvoff = ctl, cval, cntvoff
+func (s *script) EnterVCPU(ctl, cval, cntvoff, vmcr, ap0r, ap1r, hcr uint64) {
+	s.vctl, s.vcval, s.cntvoff, s.hcr = ctl, cval, cntvoff, hcr
 }
 func (s *script) LeaveVCPU() (ctl, cval, vmcr, ap0r, ap1r uint64) {
 	ctl, cval = s.vctl, s.vcval

@@ -34,11 +34,11 @@ type CPU interface {
 	WriteICHHCR(hcr uint64)
 
 	// EnterVCPU loads the state switched with a vCPU beside its context:
-	// its virtual timer, its VM's CNTVOFF_EL2, and ICH_VMCR_EL2 and
-	// ICH_AP0R0/AP1R0_EL2. LeaveVCPU saves it (the timer's control without
-	// ISTATUS) and leaves the virtual timer off and ICH_HCR_EL2 zero. One
-	// call each way: the vCPU switch's path.
-	EnterVCPU(ctl, cval, cntvoff, vmcr, ap0r, ap1r uint64)
+	// its virtual timer, its VM's CNTVOFF_EL2, ICH_VMCR_EL2,
+	// ICH_AP0R0/AP1R0_EL2 and ICH_HCR_EL2. LeaveVCPU saves it (the timer's
+	// control without ISTATUS) and leaves the virtual timer off and
+	// ICH_HCR_EL2 zero. One call each way: the vCPU switch's path.
+	EnterVCPU(ctl, cval, cntvoff, vmcr, ap0r, ap1r, hcr uint64)
 	LeaveVCPU() (ctl, cval, vmcr, ap0r, ap1r uint64)
 
 	// The running vCPU's virtual timer and its VM's CNTVOFF_EL2.
@@ -372,7 +372,8 @@ func (h *Hyp) runVCPU(cpu CPU, p *pcpu, v *VCPU) {
 		v.Ctx.EL2.VTTBR = t
 		cpu.SyncSys(&v.Ctx)
 	}
-	cpu.EnterVCPU(v.timer.ctl, v.timer.cval, vm.cntvoff, v.gic.VMCR, v.gic.AP0R, v.gic.AP1R)
+	cpu.EnterVCPU(v.timer.ctl, v.timer.cval, vm.cntvoff, v.gic.VMCR, v.gic.AP0R, v.gic.AP1R, v.gic.HCR)
+	p.hwHCR = v.gic.HCR
 	p.sliceEnd = now + h.cfg.Slice
 	h.armEL2Timer(cpu, p)
 	v.running, p.running = true, v

@@ -37,20 +37,20 @@ type smpCPU struct {
 
 const kickSGI = 8
 
-func (s *smpCPU) SyncSys(c *vcpu.Context)                               {}
-func (s *smpCPU) Release(c *vcpu.Context)                               {}
-func (s *smpCPU) ReadLR(i int) uint64                                   { return s.lrs[i] }
-func (s *smpCPU) WriteLR(i int, v uint64)                               { s.lrs[i] = v }
-func (s *smpCPU) WriteICHHCR(v uint64)                                  {}
-func (s *smpCPU) EnterVCPU(ctl, cval, cntvoff, vmcr, ap0r, ap1r uint64) {}
-func (s *smpCPU) LeaveVCPU() (ctl, cval, vmcr, ap0r, ap1r uint64)       { return }
-func (s *smpCPU) LoadVTimer(ctl, cval, cntvoff uint64)                  {}
-func (s *smpCPU) SaveVTimer() (uint64, uint64)                          { return 0, 0 }
-func (s *smpCPU) MaskVTimer(bool)                                       {}
-func (s *smpCPU) Counter() uint64                                       { return clock.Add(10) }
-func (s *smpCPU) SetEL2Timer(cval uint64)                               { s.el2Timer = cval }
-func (s *smpCPU) EOI(intid uint32)                                      {}
-func (s *smpCPU) PriorityDrop(intid uint32)                             {}
+func (s *smpCPU) SyncSys(c *vcpu.Context)                                    {}
+func (s *smpCPU) Release(c *vcpu.Context)                                    {}
+func (s *smpCPU) ReadLR(i int) uint64                                        { return s.lrs[i] }
+func (s *smpCPU) WriteLR(i int, v uint64)                                    { s.lrs[i] = v }
+func (s *smpCPU) WriteICHHCR(v uint64)                                       {}
+func (s *smpCPU) EnterVCPU(ctl, cval, cntvoff, vmcr, ap0r, ap1r, hcr uint64) {}
+func (s *smpCPU) LeaveVCPU() (ctl, cval, vmcr, ap0r, ap1r uint64)            { return }
+func (s *smpCPU) LoadVTimer(ctl, cval, cntvoff uint64)                       {}
+func (s *smpCPU) SaveVTimer() (uint64, uint64)                               { return 0, 0 }
+func (s *smpCPU) MaskVTimer(bool)                                            {}
+func (s *smpCPU) Counter() uint64                                            { return clock.Add(10) }
+func (s *smpCPU) SetEL2Timer(cval uint64)                                    { s.el2Timer = cval }
+func (s *smpCPU) EOI(intid uint32)                                           {}
+func (s *smpCPU) PriorityDrop(intid uint32)                                  {}
 func (s *smpCPU) interrupt(id uint32) {
 	if id == kickSGI {
 		s.kicks.Add(1)

@@ -40,8 +40,12 @@ func NewVMIDs(vmid16 bool, flush func()) *VMIDs {
 // without the lock: the generation only grows.
 func (a *VMIDs) Refresh(v VMID) VMID {
 	if v.ID != 0 && v.Gen == a.gen.Load() {
-		return v
+		return v // every vCPU switch's case: inlined, with no call
 	}
+	return a.refresh(v)
+}
+
+func (a *VMIDs) refresh(v VMID) VMID {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if v.Gen == a.gen.Load() && v.ID != 0 {

@@ -49,6 +49,8 @@ func InitCPU(id int) *PerCPU {
 func (p *PerCPU) Run(c *Context) {
 	if p.loaded != c {
 		p.load(c)
+		run(c, true)
+		return
 	}
 	restore := c.sysInMemory
 	c.sysInMemory = false
@@ -68,11 +70,18 @@ func (p *PerCPU) Resume(c *Context) { run(c, false) }
 //go:noinline
 func (p *PerCPU) load(c *Context) {
 	if o := p.loaded; o != nil {
-		p.SyncSys(o)
+		// SyncSys(o), written out: this is every vCPU switch's path.
+		if !o.sysInMemory {
+			saveSys(o)
+		}
+		if o.fpLive {
+			saveFP(o)
+		}
+		o.sysInMemory = true
 	}
 	p.loaded = c
 	p.Current = c
-	c.sysInMemory = true
+	c.sysInMemory = false
 }
 
 // SyncSys makes c.Sys and c.FP current, so Go code may read or change

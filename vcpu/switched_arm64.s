@@ -2,8 +2,8 @@
 
 #include "textflag.h"
 
-// func LoadSwitched(ctl, cval, cntvoff, vmcr, ap0r, ap1r uint64)
-TEXT ·LoadSwitched(SB),NOSPLIT,$0-48
+// func LoadSwitched(ctl, cval, cntvoff, vmcr, ap0r, ap1r, hcr uint64)
+TEXT ·LoadSwitched(SB),NOSPLIT,$0-56
 	MOVD	cntvoff+16(FP), R0
 	WORD	$0xd51ce060	// msr cntvoff_el2, x0
 	MOVD	cval+8(FP), R0
@@ -16,6 +16,8 @@ TEXT ·LoadSwitched(SB),NOSPLIT,$0-48
 	WORD	$0xd51cc800	// msr ich_ap0r0_el2, x0
 	MOVD	ap1r+40(FP), R0
 	WORD	$0xd51cc900	// msr ich_ap1r0_el2, x0
+	MOVD	hcr+48(FP), R0
+	WORD	$0xd51ccb00	// msr ich_hcr_el2, x0
 	ISB	$15
 	RET
 

@@ -137,8 +137,8 @@ func (hwCPU) LoadVTimer(ctl, cval, cntvoff uint64) {
 	cpu.WriteCNTV_CTL(ctl)
 }
 
-func (hwCPU) EnterVCPU(ctl, cval, cntvoff, vmcr, ap0r, ap1r uint64) {
-	vcpu.LoadSwitched(ctl, cval, cntvoff, vmcr, ap0r, ap1r)
+func (hwCPU) EnterVCPU(ctl, cval, cntvoff, vmcr, ap0r, ap1r, hcr uint64) {
+	vcpu.LoadSwitched(ctl, cval, cntvoff, vmcr, ap0r, ap1r, hcr)
 }
 
 func (hwCPU) LeaveVCPU() (ctl, cval, vmcr, ap0r, ap1r uint64) { return vcpu.SaveSwitched() }
