@@ -111,6 +111,14 @@ type pcpu struct {
 	fastExits atomic.Uint64
 	// moving: a vCPU homed here is to move (VCPU_MOVE from another CPU).
 	moving bool
+	// sleepNext is the earliest deadline of the vCPUs blocked here as the
+	// last walk of them found it (^0: none), if sleepKnown. It can only
+	// be early, never late, as long as sleepKnown is unset whenever a vCPU
+	// blocks here or moves here blocked: a woken vCPU's deadline goes
+	// away, and the others' do not come nearer (their timers do not run,
+	// CNTVOFF_EL2 only grows). An early one is walked again (armEL2Timer).
+	sleepNext  uint64
+	sleepKnown bool
 }
 
 // pop takes the first vCPU off the run queue, by slicing it off: no copy.
@@ -154,8 +162,8 @@ func (h *Hyp) Run(id int, cpu CPU) {
 		p.runqStore = make([]*VCPU, 0, 64)
 		p.runq = append(p.runqStore, p.runq...)
 	}
-	h.holder = p
-	defer func() { h.holder = nil }()
+	h.holder = p.id + 1
+	defer func() { h.holder = 0 }()
 	for _, vm := range h.VMs() {
 		for _, v := range vm.VCPUs {
 			if v.home == id && v.On && !v.blocked {
@@ -163,33 +171,47 @@ func (h *Hyp) Run(id int, cpu CPU) {
 			}
 		}
 	}
-	var polled uint64
+	// now is the counter as the last vCPU left the CPU, which the next
+	// one's slice starts from if nothing took time between (0: read it);
+	// a read costs a vCPU switch 15 instructions.
+	var polled, now uint64
 	for {
 		if h.restartPending {
 			h.restartControl()
+			now = 0
 		}
 		if p.moving {
 			h.rehomeMoving(p)
+			now = 0
 		}
 		if id == 0 && h.cfg.Poll != nil {
-			if now := cpu.Counter(); now-polled >= h.cfg.Slice {
+			if now == 0 {
+				now = cpu.Counter()
+			}
+			if now-polled >= h.cfg.Slice {
 				polled = now
 				h.cfg.Poll()
+				now = 0
 			}
 		}
 		if len(p.runq) == 0 {
 			if !h.idle(cpu, p) {
 				break
 			}
+			now = 0
 			continue
 		}
 		v := p.pop()
 		if v.VM.State != Running || !v.On || v.blocked || v.running || v.home != p.id {
 			continue // a stale entry: it stopped, or moved, since it was queued
 		}
-		h.runVCPU(cpu, p, v)
+		if now == 0 {
+			now = cpu.Counter()
+		}
+		now = h.runVCPU(cpu, p, v, now)
 		if v.moveTo >= 0 {
 			h.rehome(v)
+			now = 0
 		}
 	}
 	cpu.SetEL2Timer(0)
@@ -281,11 +303,11 @@ func bump(n *atomic.Uint64) { n.Store(n.Load() + 1) }
 
 // unlocked runs fn without the scheduler lock: the guest, or an idle wait.
 func (h *Hyp) unlocked(p *pcpu, fn func()) {
-	h.holder = nil
+	h.holder = 0
 	h.sched.Unlock()
 	fn()
 	h.sched.Lock()
-	h.holder = p
+	h.holder = p.id + 1
 }
 
 // idle waits for an interrupt when nothing can run here. It returns false
@@ -352,10 +374,10 @@ func (h *Hyp) idle(cpu CPU, p *pcpu) bool {
 // most.
 const idleCheck = 100
 
-// runVCPU runs v for one time slice, or until it yields, blocks or stops.
-func (h *Hyp) runVCPU(cpu CPU, p *pcpu, v *VCPU) {
+// runVCPU runs v for one time slice, or until it yields, blocks or stops,
+// from counter value now (a moment ago), and returns the value as v left.
+func (h *Hyp) runVCPU(cpu CPU, p *pcpu, v *VCPU, now uint64) (left uint64) {
 	vm := v.VM
-	now := cpu.Counter()
 	if vm.stolenSince != 0 {
 		// Time the VM could have run but did not does not pass for it.
 		// (Only for a VM on one CPU: a VM whose vCPUs run elsewhere
@@ -403,11 +425,11 @@ slice:
 		// The guest runs without the lock, which on one CPU nobody else
 		// wants (this is the hypercall round trip's path).
 		if h.smp() {
-			h.holder = nil
+			h.holder = 0
 			h.sched.Unlock()
 			h.runGuest(cpu, p, v)
 			h.sched.Lock()
-			h.holder = p
+			h.holder = p.id + 1
 		} else {
 			// Held, but not pinned while the guest runs: the collector
 			// can stop this goroutine at the guest's exit.
@@ -447,17 +469,20 @@ slice:
 				// nap: rather than spin through its polling loop, let the
 				// CPU idle until it takes an interrupt or the nap ends.
 				v.blocked, v.napUntil = true, cpu.Counter()+nap
+				p.sleepKnown = false
 				break slice
 			}
 			p.push(v)
 		case Block:
 			v.blocked = true
+			p.sleepKnown = false
 		}
 		break slice
 	}
 	// v leaves the CPU.
 	v.running, p.running = false, nil
-	ran := cpu.Counter() - now
+	left = cpu.Counter()
+	ran := left - now
 	vm.RunTicks += ran
 	p.runTicks += ran
 	// Off the CPU the vCPU's timer is the scheduler's to watch: the
@@ -468,6 +493,7 @@ slice:
 		cpu.WriteLR(i, 0)
 	}
 	p.hwLRs = 0
+	return left
 }
 
 // move pins v to CPU to. A vCPU in the guest is kicked out and moves at
@@ -479,7 +505,7 @@ func (h *Hyp) move(v *VCPU, to int) {
 	}
 	v.moveTo = to
 	old := h.pcpus[v.home]
-	if v.running || (old != h.holder && old.cpu != nil) {
+	if v.running || (!h.holds(old) && old.cpu != nil) {
 		// Its registers may be on its CPU, which alone can save them:
 		// that CPU moves it, at its exit or its next turn.
 		old.moving = true
@@ -526,9 +552,12 @@ func (h *Hyp) rehome(v *VCPU) {
 	if queued {
 		p.push(v)
 	}
+	if v.blocked {
+		p.sleepKnown = false
+	}
 	// Its new CPU may wait with a deadline that does not count v's: a kick
 	// makes it look again, or, if it is this CPU, its timer is set now.
-	if p == h.holder && p.running != nil {
+	if h.holds(p) && p.running != nil {
 		h.armEL2Timer(p.cpu, p)
 	}
 	h.kick(p)
@@ -548,16 +577,23 @@ func (h *Hyp) oneHome(vm *VM) bool {
 // deadline of a blocked vCPU, whichever comes first.
 func (h *Hyp) armEL2Timer(cpu CPU, p *pcpu) {
 	next := p.sliceEnd
-	for _, vm := range h.vms {
-		for _, v := range vm.VCPUs {
-			if !v.blocked || vm.State != Running || v.home != p.id {
-				continue
-			}
-			if d, ok := h.deadline(v); ok && d < next {
-				next = d
+	if !p.sleepKnown || p.sleepNext < next {
+		// Walked only when a sleeper may be due within the slice: not at
+		// every vCPU switch, where it cost some 50 instructions with two
+		// VMs, and more with each VM the machine holds.
+		p.sleepNext, p.sleepKnown = ^uint64(0), true
+		for _, vm := range h.vms {
+			for _, v := range vm.VCPUs {
+				if !v.blocked || vm.State != Running || v.home != p.id {
+					continue
+				}
+				if d, ok := h.deadline(v); ok && d < p.sleepNext {
+					p.sleepNext = d
+				}
 			}
 		}
 	}
+	next = min(next, p.sleepNext)
 	// A timer already armed a little earlier (by up to an eighth of a
 	// slice) is left as it is: if it fires, nothing is due yet, and
 	// serviceIRQs arms it again. Rearming it at every vCPU switch, each
@@ -703,6 +739,9 @@ func (h *Hyp) wake(v *VCPU) {
 	h.kick(p)
 }
 
+// holds reports whether CPU p holds the scheduler lock.
+func (h *Hyp) holds(p *pcpu) bool { return h.holder == p.id+1 }
+
 // enqueue makes a vCPU that was off runnable on its CPU.
 func (h *Hyp) enqueue(v *VCPU) {
 	p := h.pcpus[v.home]
@@ -723,7 +762,7 @@ func (h *Hyp) notify(v *VCPU) {
 // kick interrupts CPU p, unless it is the caller (who will look at its
 // run queue anyway) or has nothing to be interrupted from.
 func (h *Hyp) kick(p *pcpu) {
-	if p == h.holder || h.cfg.Kick == nil || !p.idle && p.running == nil {
+	if h.holds(p) || h.cfg.Kick == nil || !p.idle && p.running == nil {
 		return
 	}
 	h.cfg.Kick(p.id)

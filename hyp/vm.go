@@ -250,9 +250,11 @@ type Hyp struct {
 	// sched is the scheduler lock (sched.go): it covers the run queues,
 	// the vCPUs' and VMs' run state and everything an exit handler
 	// touches, and is held by a CPU except while a guest runs there or it
-	// idles; holder is the CPU holding it. It is taken before mu.
+	// idles; holder is the CPU holding it, by its index plus one (0:
+	// none; an index, as a pointer's store costs the vCPU switch a write
+	// barrier's check). It is taken before mu.
 	sched  spinLock
-	holder *pcpu
+	holder int
 	pcpus  []*pcpu
 
 	// scratch is the page console bytes pass through between the
