@@ -794,7 +794,7 @@ type spinLock struct {
 }
 
 // deferLimit bounds how many spin waits a taker lets a claimant have the
-// free lock first (each is a WFE, which the event stream ends within
+// free lock first (counted while it is free, for each claim anew) (each is a WFE, which the event stream ends within
 // about 130 us, or, under QEMU, one turn of every other CPU). A claim
 // still standing after that is taken as stale and dropped.
 const deferLimit = 16
@@ -812,10 +812,19 @@ func (l *spinLock) Lock() {
 // keeps a small frame: it is on every locked exit's.
 func (l *spinLock) lockSlow() {
 	var me uint32 // this call's claim, once it has lost the lock
-	deferred := 0
+	var seen uint32
+	deferred := 0 // spin waits the free lock was left to claim seen
 	for {
 		if w := l.wanted.Load(); w != 0 && w != me {
-			if deferred < deferLimit {
+			switch {
+			case l.held.Load() != 0:
+				// Held: only a free lock's wait counts against the claim.
+				spinWait()
+				continue
+			case w != seen:
+				seen, deferred = w, 0
+				fallthrough
+			case deferred < deferLimit:
 				deferred++
 				spinWait()
 				continue
