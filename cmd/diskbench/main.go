@@ -29,7 +29,8 @@ import (
 func main() {
 	serial := flag.String("serial", "", "the virtio-blk serial of the disk to measure")
 	mb := flag.Int("mb", 32, "MiB read and written sequentially")
-	ops := flag.Int("ops", 2000, "4 KiB random reads")
+	ops := flag.Int("ops", 2000, "4 KiB random reads a round")
+	rounds := flag.Int("rounds", 3, "rounds of random reads, each measured: the host takes the median")
 	flag.Parse()
 	dev, err := find(*serial)
 	if err != nil {
@@ -65,14 +66,17 @@ func main() {
 		return nil
 	})
 	r := rand.New(rand.NewSource(1))
-	measure("randread", int64(*ops)*4096, func() error {
-		for i := 0; i < *ops; i++ {
-			if _, err := f.ReadAt(buf[:4096], r.Int63n(total/4096)*4096); err != nil {
-				return err
+	for round := 0; round < *rounds; round++ {
+		measure("randread", int64(*ops)*4096, func() error {
+			for i := 0; i < *ops; i++ {
+				if _, err := f.ReadAt(buf[:4096], r.Int63n(total/4096)*4096); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
-	})
+			return nil
+		})
+	}
+	fmt.Printf("diskbench: done\n")
 }
 
 func measure(what string, n int64, fn func() error) {
