@@ -149,7 +149,8 @@ func (hwCPU) SaveVTimer() (ctl, cval uint64) {
 
 func (c hwCPU) MaskVTimer(masked bool) { cpuGIC[c.ID].MaskPPI(vtimerPPI, masked) }
 
-// SetEL2Timer arms the EL2 timer, as every scheduler turn does: so it is
+// SetEL2Timer arms the EL2 timer, as scheduler turns do (while vCPUs
+// switch, at least once an eighth of a slice: Hyp.armEL2Timer): so it is
 // where the boot CPU's loop notices that its other threads have not had
 // the CPU for a slice (giveBy), off the hypercall round trip's path.
 func (c hwCPU) SetEL2Timer(cval uint64) {
