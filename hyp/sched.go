@@ -794,9 +794,10 @@ type spinLock struct {
 }
 
 // deferLimit bounds how many spin waits a taker lets a claimant have the
-// free lock first (counted while it is free, for each claim anew) (each is a WFE, which the event stream ends within
-// about 130 us, or, under QEMU, one turn of every other CPU). A claim
-// still standing after that is taken as stale and dropped.
+// free lock first, counted while it is free and anew for each claim. Each
+// is a WFE, which the event stream ends within about 130 us, or, under
+// QEMU, one turn of every other CPU. A claim still standing after that is
+// taken as stale and dropped.
 const deferLimit = 16
 
 func (l *spinLock) Lock() {

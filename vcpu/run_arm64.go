@@ -70,7 +70,9 @@ func (p *PerCPU) Resume(c *Context) { run(c, false) }
 //go:noinline
 func (p *PerCPU) load(c *Context) {
 	if o := p.loaded; o != nil {
-		// SyncSys(o), written out: this is every vCPU switch's path.
+		// SyncSys(o), written out: this is every vCPU switch's path, and
+		// a call (SyncSys, or a helper both share, which has two calls
+		// of its own and so is not inlined) costs it 9 instructions.
 		if !o.sysInMemory {
 			saveSys(o)
 		}
